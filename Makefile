@@ -1,0 +1,41 @@
+# callrec: `make demo` runs the appliance with simulated seats; `make test` runs every test.
+# Both install what is missing first (apt packages when run as root, otherwise the one line to run).
+
+APT_PKGS := pkg-config libasound2-dev cmake opus-tools ffmpeg sqlite3 espeak-ng sox alsa-utils
+CARGO ?= cargo
+JOBS ?= 2
+
+.PHONY: deps build demo test lint bench clean
+
+deps:
+	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing: $$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/dev/null || exit 1; \
+	  else \
+	    echo "missing packages; run:  sudo apt-get install -y $$missing"; exit 1; \
+	  fi; \
+	fi
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install the Rust toolchain (rustup)"; exit 1; }
+
+build: deps
+	$(CARGO) build --release -j$(JOBS) --locked
+
+demo: build
+	@scripts/demo.sh
+
+test: deps
+	$(CARGO) build --release -j$(JOBS) --locked --all-targets
+	$(CARGO) test --release -j$(JOBS) --locked -- --test-threads=2
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --all-targets -- -D warnings
+
+bench: build
+	benches/encode_vs_opusenc.sh
+	benches/seat_capacity.sh
+
+clean:
+	$(CARGO) clean

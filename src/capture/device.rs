@@ -1,0 +1,239 @@
+//! Capture devices through cpal's ALSA host: listing, opening with an explicit `StreamConfig`
+//! and `BufferSize::Fixed`, and a supervisor thread that notices errors and stalls and reopens
+//! devices without restarting the daemon (unplugged USB headset, line adapter reset).
+//!
+//! cpal streams are owned by the supervisor thread only. The data callback does nothing but
+//! `RingWriter::push`; the error callback only raises an atomic flag.
+
+use super::ring::{InputShared, RingWriter};
+use crate::config::InputConfig;
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::{FromSample, SampleFormat, SizedSample};
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// No frames for this long means the device has stalled or gone.
+pub const STALL_MS: u64 = 500;
+/// How often a down device is retried.
+const REOPEN_EVERY_MS: u64 = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("device id {id:?} is malformed ({message}); ids look like \"alsa:hw:CARD=seat01,DEV=0\" (see `callrec devices`)")]
+    BadId { id: String, message: String },
+    #[error("capture device {0:?} not found; is it plugged in? `callrec devices` lists what is present")]
+    NotFound(String),
+    #[error("capture device {id:?} does not offer {channels} channel(s) at {rate_hz} Hz; it offers: {offers}")]
+    Unsupported { id: String, channels: u16, rate_hz: u32, offers: String },
+    #[error("capture device {id:?}: {message}")]
+    Device { id: String, message: String },
+}
+
+fn dev_err(id: &str, e: impl std::fmt::Display) -> CaptureError {
+    CaptureError::Device { id: id.to_owned(), message: e.to_string() }
+}
+
+/// One line per input device: id, description and what it supports.
+pub fn list_devices() -> Result<Vec<DeviceInfo>, CaptureError> {
+    let host = cpal::default_host();
+    let devices = host.input_devices().map_err(|e| dev_err("(host)", e))?;
+    let mut out = Vec::new();
+    for d in devices {
+        let Ok(id) = d.id() else { continue };
+        let description = d.description().map(|x| x.to_string()).unwrap_or_default();
+        let configs = d
+            .supported_input_configs()
+            .map(|c| summarize(c.collect()))
+            .unwrap_or_else(|e| vec![format!("(cannot query: {e})")]);
+        out.push(DeviceInfo { id: id.to_string(), description, configs });
+    }
+    Ok(out)
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct DeviceInfo {
+    pub id: String,
+    pub description: String,
+    pub configs: Vec<String>,
+}
+
+/// Collapses cpal's one-entry-per-(channels, format) list into "channels 1-64 @ 4000-192000 Hz: I16 F32".
+fn summarize(ranges: Vec<cpal::SupportedStreamConfigRange>) -> Vec<String> {
+    let mut by_rate: BTreeMap<(u32, u32), (Vec<u16>, Vec<String>)> = BTreeMap::new();
+    for r in ranges {
+        let e = by_rate.entry((r.min_sample_rate(), r.max_sample_rate())).or_default();
+        if !e.0.contains(&r.channels()) {
+            e.0.push(r.channels());
+        }
+        let f = format!("{:?}", r.sample_format());
+        if !e.1.contains(&f) {
+            e.1.push(f);
+        }
+    }
+    by_rate
+        .into_iter()
+        .map(|((lo, hi), (mut ch, fmts))| {
+            ch.sort_unstable();
+            let chs = match (ch.first(), ch.last()) {
+                (Some(a), Some(b)) if a != b && ch.len() == usize::from(b - a + 1) => format!("{a}-{b}"),
+                _ => ch.iter().map(u16::to_string).collect::<Vec<_>>().join(","),
+            };
+            let hi = if hi > 768_000 { "any".to_string() } else { format!("{hi}") };
+            format!("channels {chs} @ {lo}-{hi} Hz: {}", fmts.join(" "))
+        })
+        .collect()
+}
+
+fn find_device(id: &str) -> Result<cpal::Device, CaptureError> {
+    let parsed = cpal::DeviceId::from_str(id).map_err(|e| CaptureError::BadId { id: id.into(), message: e.to_string() })?;
+    let host = cpal::host_from_id(parsed.host()).map_err(|e| dev_err(id, e))?;
+    host.device_by_id(&parsed).ok_or_else(|| CaptureError::NotFound(id.into()))
+}
+
+/// Picks the best sample format the device offers for this channel count and rate.
+fn pick_format(dev: &cpal::Device, id: &str, cfg: &InputConfig) -> Result<SampleFormat, CaptureError> {
+    let ranges: Vec<_> = dev.supported_input_configs().map_err(|e| dev_err(id, e))?.collect();
+    let fits = |f: SampleFormat| {
+        ranges.iter().any(|r| {
+            r.channels() == cfg.channels && r.sample_format() == f && (r.min_sample_rate()..=r.max_sample_rate()).contains(&cfg.rate_hz)
+        })
+    };
+    [SampleFormat::I16, SampleFormat::F32, SampleFormat::I32]
+        .into_iter()
+        .find(|f| fits(*f))
+        .ok_or_else(|| CaptureError::Unsupported {
+            id: id.into(),
+            channels: cfg.channels,
+            rate_hz: cfg.rate_hz,
+            offers: summarize(ranges).join("; "),
+        })
+}
+
+/// Opens and starts a capture stream that pushes into a fresh ring; returns the stream.
+pub fn open(cfg: &InputConfig, shared: &Arc<InputShared>) -> Result<cpal::Stream, CaptureError> {
+    let id = cfg.device.as_deref().unwrap_or_default();
+    let dev = find_device(id)?;
+    let format = pick_format(&dev, id, cfg)?;
+    let map = cfg.party_channels().iter().map(|(_, c)| usize::from(*c)).collect();
+    let (writer, consumer) = RingWriter::new(cfg.rate_hz, usize::from(cfg.channels), map, shared.clone());
+    let stream_cfg = cpal::StreamConfig {
+        channels: cfg.channels,
+        sample_rate: cfg.rate_hz,
+        buffer_size: cpal::BufferSize::Fixed(cfg.buffer_frames),
+    };
+    let stream = match format {
+        SampleFormat::I16 => build::<i16>(&dev, stream_cfg, writer, shared),
+        SampleFormat::I32 => build::<i32>(&dev, stream_cfg, writer, shared),
+        _ => build::<f32>(&dev, stream_cfg, writer, shared),
+    }
+    .map_err(|e| dev_err(id, e))?;
+    stream.play().map_err(|e| dev_err(id, e))?;
+    if let Ok(mut slot) = shared.new_consumer.lock() {
+        *slot = Some(consumer);
+    }
+    Ok(stream)
+}
+
+fn build<T>(dev: &cpal::Device, cfg: cpal::StreamConfig, mut writer: RingWriter, shared: &Arc<InputShared>) -> Result<cpal::Stream, cpal::Error>
+where
+    T: SizedSample + Send + 'static,
+    f32: FromSample<T>,
+{
+    let flag = shared.clone();
+    dev.build_input_stream::<T, _, _>(
+        cfg,
+        move |data: &[T], _info| writer.push(data, f32::from_sample_),
+        // Error callback: raise a flag only; the supervisor decides what to do.
+        move |_e| flag.error_flag.store(true, Ordering::Relaxed),
+        Some(Duration::from_secs(5)),
+    )
+}
+
+/// Supervises device inputs: opens them, watches for errors and stalls, reopens when they return.
+pub struct Supervisor {
+    inputs: Vec<Supervised>,
+}
+
+struct Supervised {
+    label: String,
+    cfg: InputConfig,
+    shared: Arc<InputShared>,
+    stream: Option<cpal::Stream>,
+    last_frames: u64,
+    last_change: Instant,
+    next_try: Instant,
+}
+
+impl Supervisor {
+    pub fn new() -> Self {
+        Supervisor { inputs: Vec::new() }
+    }
+
+    /// Registers a device input; the first open happens on the supervisor thread.
+    pub fn add(&mut self, label: String, cfg: InputConfig, shared: Arc<InputShared>) {
+        shared.down.store(true, Ordering::Relaxed);
+        let now = Instant::now();
+        self.inputs.push(Supervised { label, cfg, shared, stream: None, last_frames: 0, last_change: now, next_try: now });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inputs.is_empty()
+    }
+
+    /// Runs until `stop`; opens every device once before signalling `ready`.
+    pub fn run(mut self, stop: Arc<AtomicBool>, ready: std::sync::mpsc::Sender<()>) {
+        self.tick();
+        let _ = ready.send(());
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+            self.tick();
+        }
+    }
+
+    fn tick(&mut self) {
+        let now = Instant::now();
+        for s in &mut self.inputs {
+            let frames = s.shared.frames_in.load(Ordering::Relaxed);
+            if frames != s.last_frames {
+                s.last_frames = frames;
+                s.last_change = now;
+                if s.stream.is_some() && s.shared.down.swap(false, Ordering::Relaxed) {
+                    tracing::info!(input = %s.label, "capture device delivering again");
+                }
+            }
+            let stalled = s.stream.is_some() && now.duration_since(s.last_change) > Duration::from_millis(STALL_MS);
+            let errored = s.shared.error_flag.swap(false, Ordering::Relaxed);
+            if (stalled || errored) && s.stream.is_some() {
+                let why = if errored { "device reported an error" } else { "no audio for 500 ms" };
+                tracing::warn!(input = %s.label, "capture device down: {why}; will reopen");
+                s.shared.set_error(why.into());
+                s.shared.down.store(true, Ordering::Relaxed);
+                s.stream = None; // drops and closes the cpal stream
+                s.next_try = now + Duration::from_millis(REOPEN_EVERY_MS);
+            }
+            if s.stream.is_none() && now >= s.next_try {
+                match open(&s.cfg, &s.shared) {
+                    Ok(stream) => {
+                        tracing::info!(input = %s.label, "capture device open");
+                        s.stream = Some(stream);
+                        s.last_change = now;
+                    }
+                    Err(e) => {
+                        s.shared.set_error(e.to_string());
+                        s.next_try = now + Duration::from_millis(REOPEN_EVERY_MS);
+                        tracing::warn!(input = %s.label, "cannot open capture device: {e}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Default for Supervisor {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,488 @@
+//! The appliance's TOML configuration: box identity, storage, encoder, seats and their inputs.
+//!
+//! Parsing rejects unknown keys (serde `deny_unknown_fields`) and `validate` checks every value a
+//! serde type cannot express, naming the offending key (`seat[2].input[0].rate_hz`) so a floor
+//! technician can fix the file without reading code. Nothing here touches devices or the disk
+//! beyond reading the config file itself.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// Where the daemon looks when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/callrec/callrec.toml";
+
+/// Sample rates libopus accepts for encoding (RFC 6716 §2: 8, 12, 16, 24 and 48 kHz).
+pub const OPUS_RATES_HZ: [u32; 5] = [8000, 12000, 16000, 24000, 48000];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}. Pass --config PATH or create the file (see hw/callrec.example.toml)")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config {path}: key `{key}`: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(rename = "box")]
+    pub box_: BoxConfig,
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub encoder: EncoderConfig,
+    #[serde(default, rename = "seat")]
+    pub seats: Vec<SeatConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoxConfig {
+    /// Names this recorder in every call row and file tag (e.g. "floor-3").
+    pub id: String,
+    /// Unix socket for `callrec call ...`; default `<storage.dir>/control.sock`.
+    pub control_socket: Option<PathBuf>,
+    /// Encoder worker threads; 0 means one per CPU core.
+    #[serde(default)]
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    pub dir: PathBuf,
+    /// Upper bound on audio lost to a power cut (invariant 3).
+    #[serde(default = "default_fsync_interval_ms")]
+    pub fsync_interval_ms: u64,
+}
+
+fn default_fsync_interval_ms() -> u64 {
+    2000
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncoderConfig {
+    #[serde(default = "default_rate_hz")]
+    pub rate_hz: u32,
+    /// Per party: each of the two uncoupled mono streams gets this bitrate.
+    #[serde(default = "default_bitrate_bps")]
+    pub bitrate_bps: u32,
+    #[serde(default = "default_complexity")]
+    pub complexity: u32,
+    #[serde(default = "default_frame_ms")]
+    pub frame_ms: u32,
+}
+
+fn default_rate_hz() -> u32 {
+    16000
+}
+fn default_bitrate_bps() -> u32 {
+    16000
+}
+fn default_complexity() -> u32 {
+    5
+}
+fn default_frame_ms() -> u32 {
+    20
+}
+
+impl Default for EncoderConfig {
+    fn default() -> Self {
+        EncoderConfig {
+            rate_hz: default_rate_hz(),
+            bitrate_bps: default_bitrate_bps(),
+            complexity: default_complexity(),
+            frame_ms: default_frame_ms(),
+        }
+    }
+}
+
+impl EncoderConfig {
+    pub fn frame_samples(&self) -> usize {
+        (self.rate_hz * self.frame_ms / 1000) as usize
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SeatMode {
+    /// Calls start and stop on commands (control socket / CTI).
+    Control,
+    /// Voice-activated: starts on activity, stops after silence on both channels.
+    Vox,
+    /// Always recording; files roll every `roll_interval_s`.
+    Continuous,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeatConfig {
+    pub id: String,
+    #[serde(default = "default_mode")]
+    pub mode: SeatMode,
+    /// One input carrying both parties, or two inputs (agent headset + customer line tap).
+    #[serde(rename = "input")]
+    pub inputs: Vec<InputConfig>,
+    /// Activity threshold for `vox` mode, dBFS RMS over a 20 ms frame.
+    #[serde(default = "default_vox_threshold_dbfs")]
+    pub vox_threshold_dbfs: f32,
+    /// Audio kept before the first active frame so the first word is not clipped.
+    #[serde(default = "default_vox_pre_roll_ms")]
+    pub vox_pre_roll_ms: u32,
+    /// A vox call ends after this much silence on both channels.
+    #[serde(default = "default_vox_stop_after_ms")]
+    pub vox_stop_after_ms: u32,
+    /// Length of each file in `continuous` mode.
+    #[serde(default = "default_roll_interval_s")]
+    pub roll_interval_s: u32,
+}
+
+fn default_mode() -> SeatMode {
+    SeatMode::Control
+}
+fn default_vox_threshold_dbfs() -> f32 {
+    -45.0
+}
+fn default_vox_pre_roll_ms() -> u32 {
+    2000
+}
+fn default_vox_stop_after_ms() -> u32 {
+    8000
+}
+fn default_roll_interval_s() -> u32 {
+    3600
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputKind {
+    /// A capture device through cpal (ALSA).
+    Device,
+    /// A WAV file played in real time, looping (tests, demos, replaying a tap).
+    File,
+    /// Generated speech-like two-party audio (demo and capacity benches).
+    Synthetic,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputConfig {
+    pub kind: InputKind,
+    /// cpal device id for `device` inputs, e.g. "alsa:hw:CARD=seat01,DEV=0" (see `callrec devices`).
+    pub device: Option<String>,
+    /// WAV path for `file` inputs.
+    pub path: Option<PathBuf>,
+    #[serde(default = "default_input_rate_hz")]
+    pub rate_hz: u32,
+    #[serde(default = "default_channels")]
+    pub channels: u16,
+    /// Which channel of this input carries the agent (absent: this input has no agent audio).
+    pub agent_channel: Option<u16>,
+    /// Which channel of this input carries the customer.
+    pub customer_channel: Option<u16>,
+    /// Device period in frames (cpal `BufferSize::Fixed`).
+    #[serde(default = "default_buffer_frames")]
+    pub buffer_frames: u32,
+    /// Synthetic inputs only: clock error to simulate, parts per million.
+    #[serde(default)]
+    pub drift_ppm: f64,
+    /// Synthetic inputs only: seed of the conversation generator.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_input_rate_hz() -> u32 {
+    48000
+}
+fn default_channels() -> u16 {
+    2
+}
+fn default_buffer_frames() -> u32 {
+    960
+}
+
+impl InputConfig {
+    /// Party channels carried by this input, in ring order (agent first).
+    pub fn party_channels(&self) -> Vec<(Party, u16)> {
+        let mut v = Vec::new();
+        if let Some(c) = self.agent_channel {
+            v.push((Party::Agent, c));
+        }
+        if let Some(c) = self.customer_channel {
+            v.push((Party::Customer, c));
+        }
+        v
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Party {
+    Agent,
+    Customer,
+}
+
+impl Party {
+    /// Channel index in the Ogg Opus file (DESIGN: agent = 0, customer = 1).
+    pub fn index(self) -> usize {
+        match self {
+            Party::Agent => 0,
+            Party::Customer => 1,
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().replace('\n', " | "),
+        })?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    pub fn control_socket(&self) -> PathBuf {
+        self.box_
+            .control_socket
+            .clone()
+            .unwrap_or_else(|| self.storage.dir.join("control.sock"))
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.storage.dir.join("callrec.db")
+    }
+
+    pub fn worker_count(&self) -> usize {
+        if self.box_.workers == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            self.box_.workers
+        }
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |key: String, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key,
+            message,
+        };
+        if self.box_.id.trim().is_empty() {
+            return Err(bad("box.id".into(), "must not be empty".into()));
+        }
+        if self.storage.fsync_interval_ms == 0 || self.storage.fsync_interval_ms > 60_000 {
+            return Err(bad(
+                "storage.fsync_interval_ms".into(),
+                "must be between 1 and 60000 ms".into(),
+            ));
+        }
+        self.encoder.validate().map_err(|(k, m)| bad(k, m))?;
+        let mut seen = HashSet::new();
+        for (i, seat) in self.seats.iter().enumerate() {
+            let key = |field: &str| format!("seat[{i}].{field}");
+            if !valid_seat_id(&seat.id) {
+                return Err(bad(
+                    key("id"),
+                    format!("{:?} must be 1-64 characters of a-z, A-Z, 0-9, '-', '_'", seat.id),
+                ));
+            }
+            if !seen.insert(seat.id.clone()) {
+                return Err(bad(key("id"), format!("seat id {:?} is used twice", seat.id)));
+            }
+            if seat.mode == SeatMode::Continuous && seat.roll_interval_s < 10 {
+                return Err(bad(key("roll_interval_s"), "must be at least 10 s".into()));
+            }
+            if seat.mode == SeatMode::Vox && !(-100.0..0.0).contains(&seat.vox_threshold_dbfs) {
+                return Err(bad(
+                    key("vox_threshold_dbfs"),
+                    "must be between -100 and 0 dBFS".into(),
+                ));
+            }
+            validate_inputs(seat).map_err(|(k, m)| bad(key(&k), m))?;
+        }
+        Ok(())
+    }
+}
+
+impl EncoderConfig {
+    fn validate(&self) -> Result<(), (String, String)> {
+        if !OPUS_RATES_HZ.contains(&self.rate_hz) {
+            return Err((
+                "encoder.rate_hz".into(),
+                format!("{} Hz is not an Opus rate; use one of {OPUS_RATES_HZ:?}", self.rate_hz),
+            ));
+        }
+        if !(6000..=128_000).contains(&self.bitrate_bps) {
+            return Err((
+                "encoder.bitrate_bps".into(),
+                "must be between 6000 and 128000 bit/s per channel".into(),
+            ));
+        }
+        if self.complexity > 10 {
+            return Err(("encoder.complexity".into(), "must be 0..=10".into()));
+        }
+        if ![10, 20, 40, 60].contains(&self.frame_ms) {
+            return Err(("encoder.frame_ms".into(), "must be 10, 20, 40 or 60".into()));
+        }
+        Ok(())
+    }
+}
+
+fn valid_seat_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn validate_inputs(seat: &SeatConfig) -> Result<(), (String, String)> {
+    if seat.inputs.is_empty() || seat.inputs.len() > 2 {
+        return Err((
+            "input".into(),
+            "a seat needs one input carrying both parties or two inputs (agent, customer)".into(),
+        ));
+    }
+    let mut agents = 0;
+    let mut customers = 0;
+    for (j, input) in seat.inputs.iter().enumerate() {
+        let key = |field: &str| format!("input[{j}].{field}");
+        if !(4000..=192_000).contains(&input.rate_hz) {
+            return Err((key("rate_hz"), format!("{} Hz is not a usable capture rate (4000-192000)", input.rate_hz)));
+        }
+        if input.channels == 0 || input.channels > 32 {
+            return Err((key("channels"), "must be 1..=32".into()));
+        }
+        if !(16..=96_000).contains(&input.buffer_frames) {
+            return Err((key("buffer_frames"), "must be 16..=96000 frames".into()));
+        }
+        if !(-1000.0..=1000.0).contains(&input.drift_ppm) {
+            return Err((key("drift_ppm"), "must be within ±1000 ppm".into()));
+        }
+        for (name, ch) in [("agent_channel", input.agent_channel), ("customer_channel", input.customer_channel)] {
+            if let Some(c) = ch {
+                if c >= input.channels {
+                    return Err((key(name), format!("channel {c} does not exist on a {}-channel input", input.channels)));
+                }
+            }
+        }
+        agents += usize::from(input.agent_channel.is_some());
+        customers += usize::from(input.customer_channel.is_some());
+        match input.kind {
+            InputKind::Device => match &input.device {
+                Some(d) if !d.trim().is_empty() => {}
+                _ => return Err((key("device"), "a `device` input needs `device = \"alsa:...\"` (list them with `callrec devices`)".into())),
+            },
+            InputKind::File => {
+                let Some(p) = &input.path else {
+                    return Err((key("path"), "a `file` input needs `path = \"...wav\"`".into()));
+                };
+                if !p.is_file() {
+                    return Err((key("path"), format!("{} does not exist or is not a file", p.display())));
+                }
+            }
+            InputKind::Synthetic => {}
+        }
+        if input.kind != InputKind::Device && input.device.is_some() {
+            return Err((key("device"), "only `device` inputs take a device".into()));
+        }
+        if input.kind != InputKind::Synthetic && (input.drift_ppm != 0.0 || input.seed != 0) {
+            return Err((key("drift_ppm"), "drift_ppm and seed apply to synthetic inputs only".into()));
+        }
+    }
+    if agents != 1 || customers != 1 {
+        return Err((
+            "input".into(),
+            format!("exactly one input must set agent_channel and exactly one customer_channel (found {agents} and {customers})"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[box]
+id = "floor-1"
+[storage]
+dir = "/tmp/x"
+[[seat]]
+id = "s1"
+[[seat.input]]
+kind = "synthetic"
+agent_channel = 0
+customer_channel = 1
+"#;
+
+    fn err(text: &str) -> String {
+        Config::parse(text, Path::new("t.toml")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn defaults_applied() {
+        let c = Config::parse(GOOD, Path::new("t.toml")).unwrap();
+        assert_eq!(c.encoder.rate_hz, 16000);
+        assert_eq!(c.encoder.bitrate_bps, 16000);
+        assert_eq!(c.encoder.frame_samples(), 320);
+        assert_eq!(c.storage.fsync_interval_ms, 2000);
+        assert_eq!(c.seats[0].mode, SeatMode::Control);
+        assert_eq!(c.control_socket(), PathBuf::from("/tmp/x/control.sock"));
+    }
+
+    #[test]
+    fn unknown_key_named() {
+        let e = err(&GOOD.replace("[storage]", "[storage]\nfsync_every = 3"));
+        assert!(e.contains("fsync_every"), "{e}");
+        let e = err(&GOOD.replace("kind = \"synthetic\"", "kind = \"synthetic\"\ncolour = 1"));
+        assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn bad_rate_named() {
+        let e = err(&format!("{GOOD}\n[encoder]\nrate_hz = 44100\n"));
+        assert!(e.contains("encoder.rate_hz") && e.contains("44100"), "{e}");
+        let e = err(&GOOD.replace("agent_channel = 0", "agent_channel = 0\nrate_hz = 100"));
+        assert!(e.contains("seat[0].input[0].rate_hz"), "{e}");
+    }
+
+    #[test]
+    fn missing_device_named() {
+        let e = err(&GOOD.replace("\"synthetic\"", "\"device\""));
+        assert!(e.contains("seat[0].input[0].device"), "{e}");
+    }
+
+    #[test]
+    fn channel_map_checked() {
+        let e = err(&GOOD.replace("customer_channel = 1", "customer_channel = 2"));
+        assert!(e.contains("customer_channel") && e.contains("2-channel"), "{e}");
+        let e = err(&GOOD.replace("customer_channel = 1", ""));
+        assert!(e.contains("seat[0].input") && e.contains("customer_channel"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_seat_named() {
+        let twice = format!("{GOOD}{}", &GOOD[GOOD.find("[[seat]]").unwrap()..]);
+        let e = err(&twice);
+        assert!(e.contains("seat[1].id") && e.contains("twice"), "{e}");
+    }
+}

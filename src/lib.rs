@@ -1,0 +1,12 @@
+//! callrec: a call-recording and QA appliance. Seats are captured (cpal/ALSA), encoded to Ogg
+//! Opus (two uncoupled mono streams: agent, customer), and indexed in SQLite, crash-safely.
+//! The binary in `main.rs` is a thin CLI over this library.
+
+pub mod capture;
+pub mod clock;
+pub mod codec;
+pub mod config;
+pub mod dsp;
+pub mod store;
+pub mod record;
+pub mod encode;

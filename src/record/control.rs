@@ -1,0 +1,175 @@
+//! The local control socket: one JSON request per connection, one JSON reply.
+//!
+//! `callrec call start|stop|pause|resume|tag|status` and CTI glue on the box talk to the running
+//! recorder through it. The socket file is created mode 0660 so only root and the callrec group
+//! can drive recordings. Requests are routed to the worker that owns the seat.
+
+use crate::store::CallMeta;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Request {
+    Start {
+        seat: String,
+        #[serde(default)]
+        meta: CallMeta,
+        #[serde(default)]
+        tags: Vec<String>,
+    },
+    Stop { seat: String },
+    Pause {
+        seat: String,
+        by: Option<String>,
+        reason: Option<String>,
+    },
+    Resume { seat: String },
+    Tag {
+        seat: String,
+        #[serde(default)]
+        tags: Vec<String>,
+        #[serde(default)]
+        meta: CallMeta,
+    },
+    Status,
+}
+
+impl Request {
+    pub fn seat(&self) -> Option<&str> {
+        match self {
+            Request::Start { seat, .. }
+            | Request::Stop { seat }
+            | Request::Pause { seat, .. }
+            | Request::Resume { seat }
+            | Request::Tag { seat, .. } => Some(seat),
+            Request::Status => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SeatStatus {
+    pub seat: String,
+    pub mode: String,
+    pub state: String,
+    pub call_id: Option<i64>,
+    pub call_duration_ms: u64,
+    pub dropped_frames: u64,
+    pub lag_ms: u64,
+    pub max_lag_ms: u64,
+    pub agent_dbfs: f32,
+    pub customer_dbfs: f32,
+    pub drift_correction_ppm: f64,
+    pub inputs_down: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Response {
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seats: Vec<SeatStatus>,
+}
+
+impl Response {
+    pub fn from_result(r: Result<i64, String>) -> Self {
+        match r {
+            Ok(id) => Response { ok: true, call_id: Some(id), ..Default::default() },
+            Err(e) => Response { ok: false, error: Some(e), ..Default::default() },
+        }
+    }
+}
+
+pub type Routed = (Request, Sender<Response>);
+
+/// Everything the control thread needs to answer.
+pub struct Router {
+    pub workers: HashMap<String, Sender<Routed>>,
+    pub status: Vec<Arc<Mutex<SeatStatus>>>,
+}
+
+/// Serves the socket until `stop` is set.
+pub fn serve(listener: UnixListener, router: Router, stop: Arc<AtomicBool>) {
+    if let Err(e) = listener.set_nonblocking(true) {
+        tracing::error!("control socket: {e}");
+        return;
+    }
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                if let Err(e) = handle(stream, &router) {
+                    tracing::warn!("control request: {e}");
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => tracing::warn!("control socket accept: {e}"),
+        }
+    }
+}
+
+fn handle(stream: UnixStream, router: &Router) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut line = String::new();
+    BufReader::new(&stream).take(64 * 1024).read_line(&mut line)?;
+    let resp = match serde_json::from_str::<Request>(&line) {
+        Err(e) => Response { ok: false, error: Some(format!("malformed request: {e}")), ..Default::default() },
+        Ok(Request::Status) => Response {
+            ok: true,
+            seats: router.status.iter().filter_map(|s| s.lock().ok().map(|g| g.clone())).collect(),
+            ..Default::default()
+        },
+        Ok(req) => route(req, router),
+    };
+    let mut out = serde_json::to_vec(&resp).unwrap_or_default();
+    out.push(b'\n');
+    (&stream).write_all(&out)
+}
+
+use std::io::Read as _;
+
+fn route(req: Request, router: &Router) -> Response {
+    let seat = req.seat().unwrap_or_default().to_owned();
+    let Some(tx) = router.workers.get(&seat) else {
+        return Response::from_result(Err(format!("no seat {seat:?} on this box")));
+    };
+    let (rtx, rrx) = mpsc::channel();
+    if tx.send((req, rtx)).is_err() {
+        return Response::from_result(Err("the recorder is shutting down".into()));
+    }
+    rrx.recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| Response::from_result(Err("the seat's worker did not answer within 10 s".into())))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the recorder at {path}: {source}. Is `callrec record` running with this config?")]
+    Connect { path: String, source: std::io::Error },
+    #[error("talking to the recorder: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the recorder sent an unreadable reply: {0}")]
+    Reply(#[from] serde_json::Error),
+}
+
+/// Sends one request and waits for the reply.
+pub fn request(socket: &Path, req: &Request) -> Result<Response, ClientError> {
+    let stream = UnixStream::connect(socket).map_err(|source| ClientError::Connect { path: socket.display().to_string(), source })?;
+    stream.set_read_timeout(Some(Duration::from_secs(15)))?;
+    let mut body = serde_json::to_vec(req)?;
+    body.push(b'\n');
+    (&stream).write_all(&body)?;
+    let mut line = String::new();
+    BufReader::new(&stream).read_line(&mut line)?;
+    Ok(serde_json::from_str(&line)?)
+}

@@ -1,0 +1,181 @@
+//! The recording daemon (`callrec record`): recovery, inputs, workers, fsync thread, control
+//! socket, systemd notification and signal handling, wired together.
+//!
+//! Start-up order matters: crash recovery runs before any new call can start, so a `recording`
+//! row always belongs to this process. First SIGTERM/SIGINT finishes every open call cleanly; a
+//! second one exits immediately (the next start recovers whatever was open).
+
+pub mod call;
+pub mod control;
+pub mod seat;
+pub mod syncer;
+pub mod worker;
+
+use crate::capture::device::Supervisor;
+use crate::capture::ring::InputShared;
+use crate::capture::sim::Simulator;
+use crate::config::{Config, InputKind, Party};
+use crate::dsp::align::Aligner;
+use crate::store;
+use anyhow::Context;
+use call::CallContext;
+use seat::{Seat, SeatInput};
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Tells systemd about readiness and liveness (sd_notify protocol), if run under it.
+fn sd_notify(state: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else { return };
+    let _ = sock.send_to(state.as_bytes(), path);
+}
+
+fn build_seat(cfg: &Config, seat_cfg: &crate::config::SeatConfig, sim: &mut Simulator, sup: &mut Supervisor) -> anyhow::Result<Seat> {
+    let mut inputs = Vec::new();
+    let mut rates = [0u32; 2];
+    for (j, inp) in seat_cfg.inputs.iter().enumerate() {
+        let shared = Arc::new(InputShared::default());
+        let label = format!("{}.input[{j}]", seat_cfg.id);
+        let parties = inp.party_channels();
+        for (p, _) in &parties {
+            rates[p.index()] = inp.rate_hz;
+        }
+        match inp.kind {
+            InputKind::Device => sup.add(label.clone(), inp.clone(), shared.clone()),
+            InputKind::File | InputKind::Synthetic => sim.add(inp, &shared).with_context(|| format!("seat {}", seat_cfg.id))?,
+        }
+        inputs.push(SeatInput::new(label, shared, &parties, inp.rate_hz));
+    }
+    let two_clocks = seat_cfg.inputs.len() == 2;
+    let aligner = Aligner::new(rates[Party::Agent.index()], rates[Party::Customer.index()], cfg.encoder.rate_hz, cfg.encoder.frame_samples(), two_clocks)
+        .with_context(|| format!("seat {}", seat_cfg.id))?;
+    Ok(Seat::new(seat_cfg.clone(), inputs, aligner, cfg.encoder.frame_ms))
+}
+
+/// Runs the recorder until SIGTERM/SIGINT.
+pub fn run(cfg: Config) -> anyhow::Result<()> {
+    let dir = &cfg.storage.dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating storage dir {}", dir.display()))?;
+    let conn = store::open_rw(&cfg.db_path())?;
+    let recovered = store::recovery::recover_all(&conn, dir)?;
+    if !recovered.is_empty() {
+        tracing::warn!("recovered {} call(s) interrupted by the previous run", recovered.len());
+    }
+    let db = Arc::new(Mutex::new(conn));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let term = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        // Second signal: exit at once (status 1); first: set the flag for a clean stop.
+        signal_hook::flag::register_conditional_shutdown(sig, 1, term.clone())?;
+        signal_hook::flag::register(sig, term.clone())?;
+    }
+
+    let mut sim = Simulator::new();
+    let mut sup = Supervisor::new();
+    let mut seats = Vec::new();
+    for s in &cfg.seats {
+        seats.push(build_seat(&cfg, s, &mut sim, &mut sup)?);
+    }
+
+    let (sync_tx, sync_rx) = mpsc::channel();
+    let sync_db = db.clone();
+    let syncer = std::thread::Builder::new().name("fsync".into()).spawn(move || syncer::run(sync_rx, sync_db))?;
+    let ctx = Arc::new(CallContext {
+        box_id: cfg.box_.id.clone(),
+        storage_dir: dir.clone(),
+        encoder: cfg.encoder.clone(),
+        fsync_interval: Duration::from_millis(cfg.storage.fsync_interval_ms),
+        db: db.clone(),
+        syncer: sync_tx,
+    });
+
+    let mut threads = Vec::new();
+    if !sup.is_empty() {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let st = stop.clone();
+        threads.push(std::thread::Builder::new().name("devices".into()).spawn(move || sup.run(st, ready_tx))?);
+        let _ = ready_rx.recv_timeout(Duration::from_secs(10));
+    }
+    if !sim.is_empty() {
+        let st = stop.clone();
+        threads.push(std::thread::Builder::new().name("simulated-inputs".into()).spawn(move || sim.run(st))?);
+    }
+
+    // Deal seats to a fixed pool of workers.
+    let n_workers = cfg.worker_count().min(seats.len()).max(1);
+    let mut per_worker: Vec<Vec<Seat>> = (0..n_workers).map(|_| Vec::new()).collect();
+    let mut routes = HashMap::new();
+    let mut status = Vec::new();
+    let mut senders = Vec::new();
+    let mut receivers = Vec::new();
+    for _ in 0..n_workers {
+        let (tx, rx) = mpsc::channel();
+        senders.push(tx);
+        receivers.push(rx);
+    }
+    for (i, seat) in seats.into_iter().enumerate() {
+        routes.insert(seat.cfg.id.clone(), senders[i % n_workers].clone());
+        status.push(seat.status.clone());
+        per_worker[i % n_workers].push(seat);
+    }
+    drop(senders);
+    let worker_stop = Arc::new(AtomicBool::new(false));
+    let mut workers = Vec::new();
+    let mut heartbeats = Vec::new();
+    for (i, (seats, rx)) in per_worker.into_iter().zip(receivers).enumerate() {
+        let (c, st, hb) = (ctx.clone(), worker_stop.clone(), Arc::new(AtomicU64::new(0)));
+        heartbeats.push(hb.clone());
+        workers.push(std::thread::Builder::new().name(format!("worker-{i}")).spawn(move || worker::run(seats, c, rx, st, hb))?);
+    }
+
+    let sock_path = cfg.control_socket();
+    let _ = std::fs::remove_file(&sock_path);
+    if let Some(parent) = sock_path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let listener = std::os::unix::net::UnixListener::bind(&sock_path).with_context(|| format!("binding control socket {}", sock_path.display()))?;
+    std::fs::set_permissions(&sock_path, std::fs::Permissions::from_mode(0o660))?;
+    let router = control::Router { workers: routes, status };
+    let control_stop = Arc::new(AtomicBool::new(false));
+    let cs = control_stop.clone();
+    let control = std::thread::Builder::new().name("control".into()).spawn(move || control::serve(listener, router, cs))?;
+
+    tracing::info!(seats = cfg.seats.len(), workers = n_workers, storage = %dir.display(), socket = %sock_path.display(), "recorder running");
+    sd_notify("READY=1");
+    let mut last_beats: Vec<u64> = vec![0; heartbeats.len()];
+    let mut last_watchdog = Instant::now();
+    while !term.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        if last_watchdog.elapsed() >= Duration::from_secs(2) {
+            // Only tell the watchdog we are alive if every worker made progress.
+            let beats: Vec<u64> = heartbeats.iter().map(|h| h.load(Ordering::Relaxed)).collect();
+            if beats.iter().zip(&last_beats).all(|(now, before)| now > before) {
+                sd_notify("WATCHDOG=1");
+            }
+            last_beats = beats;
+            last_watchdog = Instant::now();
+        }
+    }
+
+    tracing::info!("stopping: finishing open calls");
+    sd_notify("STOPPING=1");
+    control_stop.store(true, Ordering::Relaxed);
+    let _ = control.join();
+    worker_stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        let _ = w.join();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    drop(ctx);
+    let _ = syncer.join();
+    let _ = std::fs::remove_file(&sock_path);
+    tracing::info!("stopped cleanly");
+    Ok(())
+}

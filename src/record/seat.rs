@@ -1,0 +1,312 @@
+//! One seat on a worker thread: drains its input rings, aligns the parties, and runs the seat
+//! state machine (idle / recording / paused) for its mode: `control` (commands), `vox` (voice
+//! activated with pre-roll) or `continuous` (files rolled on a fixed interval).
+//!
+//! Runs on a worker, never on the audio thread. It may take the index lock briefly at call start
+//! and stop; fsyncs happen on the syncer thread.
+
+use super::call::{ActiveCall, CallContext, CallError};
+use super::control::SeatStatus;
+use crate::capture::device::STALL_MS;
+use crate::capture::ring::InputShared;
+use crate::config::{Party, SeatConfig, SeatMode};
+use crate::dsp::align::Aligner;
+use crate::dsp::level::rms_dbfs;
+use crate::store::{self, CallMeta};
+use rtrb::Consumer;
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub struct SeatInput {
+    pub label: String,
+    pub shared: Arc<InputShared>,
+    pub consumer: Option<Consumer<f32>>,
+    /// Party index (0 agent, 1 customer) of each ring channel, in ring order.
+    pub parties: Vec<usize>,
+    pub rate_hz: u32,
+    scratch: [Vec<f32>; 2],
+    was_down: bool,
+}
+
+impl SeatInput {
+    pub fn new(label: String, shared: Arc<InputShared>, parties: &[(Party, u16)], rate_hz: u32) -> Self {
+        SeatInput {
+            label,
+            shared,
+            consumer: None,
+            parties: parties.iter().map(|(p, _)| p.index()).collect(),
+            rate_hz,
+            scratch: [Vec::new(), Vec::new()],
+            was_down: false,
+        }
+    }
+}
+
+pub struct Seat {
+    pub cfg: SeatConfig,
+    inputs: Vec<SeatInput>,
+    aligner: Aligner,
+    frame: Vec<f32>,
+    call: Option<ActiveCall>,
+    preroll: VecDeque<Vec<f32>>,
+    vox_silent_ms: u32,
+    frame_ms: u32,
+    /// While every input is down: when audio stopped, and how much silence was added since.
+    fill: Option<(Instant, usize)>,
+    pub status: Arc<Mutex<SeatStatus>>,
+    max_lag_ms: u64,
+}
+
+fn mode_name(m: SeatMode) -> &'static str {
+    match m {
+        SeatMode::Control => "control",
+        SeatMode::Vox => "vox",
+        SeatMode::Continuous => "continuous",
+    }
+}
+
+impl Seat {
+    pub fn new(cfg: SeatConfig, inputs: Vec<SeatInput>, aligner: Aligner, frame_ms: u32) -> Self {
+        let status = Arc::new(Mutex::new(SeatStatus { seat: cfg.id.clone(), mode: mode_name(cfg.mode).into(), state: "idle".into(), ..Default::default() }));
+        let frame = vec![0.0; aligner.frame_samples() * 2];
+        Seat { cfg, inputs, aligner, frame, call: None, preroll: VecDeque::new(), vox_silent_ms: 0, frame_ms, fill: None, status, max_lag_ms: 0 }
+    }
+
+    fn dropped_total(&self) -> u64 {
+        self.inputs.iter().map(|i| i.shared.dropped_frames.load(Ordering::Relaxed)).sum()
+    }
+
+    /// One pass: drain rings, fill gaps, run frames through the state machine.
+    pub fn tick(&mut self, ctx: &CallContext) {
+        let mut agent_s = 0.0;
+        let mut lag_ms = 0u64;
+        for inp in &mut self.inputs {
+            if let Some(fresh) = inp.shared.new_consumer.lock().ok().and_then(|mut s| s.take()) {
+                inp.consumer = Some(fresh);
+                self.aligner.reset_drift();
+            }
+            let Some(cons) = inp.consumer.as_mut() else { continue };
+            let n = inp.parties.len();
+            let avail = cons.slots() / n * n;
+            lag_ms = lag_ms.max((avail / n) as u64 * 1000 / u64::from(inp.rate_hz));
+            let Ok(chunk) = cons.read_chunk(avail) else { continue };
+            let (a, b) = chunk.as_slices();
+            for s in &mut inp.scratch {
+                s.clear();
+            }
+            for (i, &v) in a.iter().chain(b.iter()).enumerate() {
+                inp.scratch[inp.parties[i % n]].push(v);
+            }
+            chunk.commit_all();
+            for &p in &inp.parties {
+                self.aligner.push(p, &inp.scratch[p]);
+                if p == 0 {
+                    agent_s = inp.scratch[0].len() as f64 / f64::from(inp.rate_hz);
+                }
+            }
+        }
+        self.aligner.steer(agent_s);
+        self.fill_gaps(ctx);
+        while self.aligner.pop_frame(&mut self.frame) {
+            let frame = std::mem::take(&mut self.frame);
+            self.on_frame(ctx, &frame);
+            self.frame = frame;
+        }
+        self.max_lag_ms = self.max_lag_ms.max(lag_ms);
+        self.publish(lag_ms);
+    }
+
+    /// Keeps the timeline whole while a device is down: silence of the same length (invariant 8).
+    fn fill_gaps(&mut self, ctx: &CallContext) {
+        let down: Vec<bool> = self.inputs.iter().map(|i| i.shared.down.load(Ordering::Relaxed)).collect();
+        let all_down = down.iter().all(|d| *d);
+        if all_down {
+            let (since, padded) = *self.fill.get_or_insert((Instant::now() - Duration::from_millis(STALL_MS), 0));
+            let due = (since.elapsed().as_secs_f64() * f64::from(ctx.encoder.rate_hz)) as usize;
+            self.aligner.pad_both(due.saturating_sub(padded));
+            self.fill = Some((since, due.max(padded)));
+        } else {
+            self.fill = None;
+            for (inp, d) in self.inputs.iter().zip(&down) {
+                if *d {
+                    for &p in &inp.parties {
+                        self.aligner.pad_to_match(p);
+                    }
+                }
+            }
+        }
+        let any_down = down.iter().any(|d| *d);
+        let reason = self
+            .inputs
+            .iter()
+            .zip(&down)
+            .filter(|(_, d)| **d)
+            .map(|(i, _)| format!("{} down: {}", i.label, i.shared.last_error.lock().ok().and_then(|g| g.clone()).unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join("; ");
+        for (inp, d) in self.inputs.iter_mut().zip(&down) {
+            inp.was_down = *d;
+        }
+        let Some(call) = self.call.as_mut() else { return };
+        let at = call.duration_ms();
+        let Ok(db) = ctx.db() else { return };
+        match (any_down, call.gap_interval) {
+            (true, None) => call.gap_interval = store::open_interval(&db, call.id, "gap", at, Some("device"), Some(&reason)).ok(),
+            (false, Some(iv)) => {
+                let _ = store::close_interval(&db, iv, at);
+                call.gap_interval = None;
+            }
+            _ => {}
+        }
+    }
+
+    fn on_frame(&mut self, ctx: &CallContext, frame: &[f32]) {
+        let agent: Vec<f32> = frame.iter().step_by(2).copied().collect();
+        let customer: Vec<f32> = frame.iter().skip(1).step_by(2).copied().collect();
+        let (la, lc) = (rms_dbfs(&agent), rms_dbfs(&customer));
+        if let Ok(mut st) = self.status.lock() {
+            st.agent_dbfs = la;
+            st.customer_dbfs = lc;
+        }
+        let active = la.max(lc) > self.cfg.vox_threshold_dbfs;
+        match self.cfg.mode {
+            SeatMode::Control => {}
+            SeatMode::Vox if self.call.is_none() => {
+                let keep = (self.cfg.vox_pre_roll_ms / self.frame_ms) as usize;
+                self.preroll.push_back(frame.to_vec());
+                while self.preroll.len() > keep.max(1) {
+                    self.preroll.pop_front();
+                }
+                if active {
+                    self.vox_silent_ms = 0;
+                    if self.start(ctx, CallMeta::default()).is_ok() {
+                        // The current frame is the last pre-roll frame; write them all.
+                        let pre: Vec<Vec<f32>> = self.preroll.drain(..).collect();
+                        for f in pre {
+                            self.write(ctx, &f);
+                        }
+                    }
+                }
+                return;
+            }
+            SeatMode::Vox => {
+                self.vox_silent_ms = if active { 0 } else { self.vox_silent_ms + self.frame_ms };
+                if self.vox_silent_ms >= self.cfg.vox_stop_after_ms {
+                    self.vox_silent_ms = 0;
+                    let _ = self.stop(ctx, "vox_silence");
+                    return;
+                }
+            }
+            SeatMode::Continuous => {
+                let roll = self.call.as_ref().is_some_and(|c| c.duration_ms() >= u64::from(self.cfg.roll_interval_s) * 1000);
+                if roll {
+                    let _ = self.stop(ctx, "roll");
+                }
+                if self.call.is_none() {
+                    let _ = self.start(ctx, CallMeta::default());
+                }
+            }
+        }
+        self.write(ctx, frame);
+    }
+
+    fn write(&mut self, ctx: &CallContext, frame: &[f32]) {
+        let dropped = self.dropped_total();
+        let Some(call) = self.call.as_mut() else { return };
+        call.dropped_now = dropped;
+        let silent = call.pause_interval.is_some();
+        if let Err(e) = call.write(ctx, frame, silent) {
+            if let Some(c) = self.call.take() {
+                c.abandon(ctx, &e.to_string());
+            }
+        }
+    }
+
+    pub fn start(&mut self, ctx: &CallContext, meta: CallMeta) -> Result<i64, String> {
+        if let Some(c) = &self.call {
+            return Err(format!("seat {} is already recording call {}; stop it first", self.cfg.id, c.id));
+        }
+        let call = ActiveCall::start(ctx, &self.cfg.id, mode_name(self.cfg.mode), meta, self.dropped_total()).map_err(|e: CallError| {
+            tracing::error!(seat = %self.cfg.id, "cannot start a call: {e}");
+            e.to_string()
+        })?;
+        let id = call.id;
+        tracing::info!(seat = %self.cfg.id, call_id = id, "call started");
+        self.call = Some(call);
+        Ok(id)
+    }
+
+    pub fn stop(&mut self, ctx: &CallContext, reason: &str) -> Result<i64, String> {
+        let call = self.call.take().ok_or_else(|| format!("seat {} is not recording", self.cfg.id))?;
+        let id = call.id;
+        call.finish(ctx, reason).map_err(|e| {
+            tracing::error!(seat = %self.cfg.id, call_id = id, "finishing the call: {e}");
+            e.to_string()
+        })?;
+        tracing::info!(seat = %self.cfg.id, call_id = id, reason, "call finished");
+        Ok(id)
+    }
+
+    fn active(&mut self) -> Result<&mut ActiveCall, String> {
+        let id = self.cfg.id.clone();
+        self.call.as_mut().ok_or_else(|| format!("seat {id} is not recording"))
+    }
+
+    /// PCI pause: from the next frame on, silence is written instead of audio (invariant 6).
+    pub fn pause(&mut self, ctx: &CallContext, by: Option<&str>, reason: Option<&str>) -> Result<i64, String> {
+        let call = self.active()?;
+        if call.pause_interval.is_some() {
+            return Err(format!("call {} is already paused", call.id));
+        }
+        let db = ctx.db().map_err(|e| e.to_string())?;
+        call.pause_interval = Some(store::open_interval(&db, call.id, "pause", call.duration_ms(), by, reason).map_err(|e| e.to_string())?);
+        Ok(call.id)
+    }
+
+    pub fn resume(&mut self, ctx: &CallContext) -> Result<i64, String> {
+        let call = self.active()?;
+        let iv = call.pause_interval.take().ok_or_else(|| format!("call {} is not paused", call.id))?;
+        let db = ctx.db().map_err(|e| e.to_string())?;
+        store::close_interval(&db, iv, call.duration_ms()).map_err(|e| e.to_string())?;
+        Ok(call.id)
+    }
+
+    pub fn tag(&mut self, ctx: &CallContext, tags: &[String], meta: &CallMeta) -> Result<i64, String> {
+        let call = self.active()?;
+        let db = ctx.db().map_err(|e| e.to_string())?;
+        store::add_tags(&db, call.id, tags).map_err(|e| e.to_string())?;
+        store::update_meta(&db, call.id, meta).map_err(|e| e.to_string())?;
+        Ok(call.id)
+    }
+
+    /// Clean shutdown: finish the open call (SIGTERM, invariant 2's happy path).
+    pub fn shutdown(&mut self, ctx: &CallContext) {
+        if self.call.is_some() {
+            let _ = self.stop(ctx, "shutdown");
+        }
+        self.publish(0);
+    }
+
+    fn publish(&mut self, lag_ms: u64) {
+        let dropped = self.dropped_total();
+        let correction = self.aligner.correction_ppm();
+        let down: Vec<String> = self.inputs.iter().filter(|i| i.was_down).map(|i| i.label.clone()).collect();
+        if let Ok(mut st) = self.status.lock() {
+            st.state = match &self.call {
+                None => "idle",
+                Some(c) if c.pause_interval.is_some() => "paused",
+                Some(_) => "recording",
+            }
+            .into();
+            st.call_id = self.call.as_ref().map(|c| c.id);
+            st.call_duration_ms = self.call.as_ref().map_or(0, ActiveCall::duration_ms);
+            st.dropped_frames = dropped;
+            st.lag_ms = lag_ms;
+            st.max_lag_ms = self.max_lag_ms;
+            st.drift_correction_ppm = correction;
+            st.inputs_down = down;
+        }
+    }
+}

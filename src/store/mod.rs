@@ -1,0 +1,424 @@
+//! The SQLite call index: schema and one-way migrations, call rows, pause/gap intervals, tags.
+//!
+//! WAL mode, `synchronous = FULL`, foreign keys on. One process writes (the recorder); the CLI
+//! opens the same file read-only. A call row exists from the moment recording starts
+//! (invariant 2). Timestamps are UTC text with milliseconds (`2026-11-27T17:20:00.123Z`), which
+//! sorts and compares correctly as text.
+
+pub mod recovery;
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use serde::Serialize;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}. Check the path and permissions; `callrec check` verifies the index")]
+    Open { path: String, source: rusqlite::Error },
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("database schema version {found} is newer than this callrec ({supported}); upgrade callrec")]
+    TooNew { found: i64, supported: i64 },
+    #[error("no call with id {0}")]
+    NoSuchCall(i64),
+}
+
+/// Migrations, applied in order; index i upgrades schema version i to i + 1. Never edit one that
+/// has shipped: append a new one.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE calls (
+    id               INTEGER PRIMARY KEY,
+    box_id           TEXT NOT NULL,
+    seat_id          TEXT NOT NULL,
+    mode             TEXT NOT NULL CHECK (mode IN ('control', 'vox', 'continuous')),
+    status           TEXT NOT NULL CHECK (status IN ('recording', 'complete', 'interrupted')),
+    started_at_utc   TEXT NOT NULL,
+    started_mono_ms  INTEGER NOT NULL,
+    ended_at_utc     TEXT,
+    duration_ms      INTEGER NOT NULL DEFAULT 0,
+    bytes            INTEGER NOT NULL DEFAULT 0,
+    sha256           TEXT,
+    dropped_frames   INTEGER NOT NULL DEFAULT 0,
+    rate_hz          INTEGER NOT NULL,
+    bitrate_bps      INTEGER NOT NULL,
+    agent            TEXT,
+    direction        TEXT CHECK (direction IN ('inbound', 'outbound')),
+    remote_number    TEXT,
+    campaign         TEXT,
+    external_id      TEXT,
+    rel_path         TEXT NOT NULL UNIQUE,
+    end_reason       TEXT,
+    note             TEXT
+);
+CREATE INDEX calls_started ON calls (started_at_utc);
+CREATE INDEX calls_seat ON calls (seat_id, started_at_utc);
+CREATE INDEX calls_agent ON calls (agent, started_at_utc);
+CREATE INDEX calls_status ON calls (status);
+CREATE TABLE call_intervals (
+    id        INTEGER PRIMARY KEY,
+    call_id   INTEGER NOT NULL REFERENCES calls (id),
+    kind      TEXT NOT NULL CHECK (kind IN ('pause', 'gap')),
+    start_ms  INTEGER NOT NULL,
+    end_ms    INTEGER,
+    by        TEXT,
+    reason    TEXT
+);
+CREATE INDEX call_intervals_call ON call_intervals (call_id);
+CREATE TABLE call_tags (
+    call_id  INTEGER NOT NULL REFERENCES calls (id),
+    tag      TEXT NOT NULL,
+    PRIMARY KEY (call_id, tag)
+);
+"#];
+
+pub fn schema_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+/// Opens (creating if needed) the index read-write and brings the schema up to date.
+pub fn open_rw(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(|source| StoreError::Open {
+        path: path.display().to_string(),
+        source,
+    })?;
+    configure(&conn)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    migrate(&conn)?;
+    Ok(conn)
+}
+
+/// Opens the index for reading only (CLI queries while the recorder runs).
+pub fn open_ro(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+    configure(&conn)?;
+    let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if v > schema_version() {
+        return Err(StoreError::TooNew { found: v, supported: schema_version() });
+    }
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if v > schema_version() {
+        return Err(StoreError::TooNew { found: v, supported: schema_version() });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(v as usize) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// What is known when a call starts.
+#[derive(Debug, Clone, Default)]
+pub struct NewCall {
+    pub box_id: String,
+    pub seat_id: String,
+    pub mode: String,
+    pub started_at_utc: String,
+    pub started_mono_ms: i64,
+    pub rate_hz: u32,
+    pub bitrate_bps: u32,
+    pub meta: CallMeta,
+}
+
+/// Metadata supplied by the control API / CTI.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct CallMeta {
+    pub agent: Option<String>,
+    pub direction: Option<String>,
+    pub remote_number: Option<String>,
+    pub campaign: Option<String>,
+    pub external_id: Option<String>,
+}
+
+/// Inserts the row (status `recording`) and returns its id; the file path follows from the id.
+pub fn insert_call(conn: &Connection, c: &NewCall) -> Result<(i64, String), StoreError> {
+    let tx = conn.unchecked_transaction()?;
+    tx.execute(
+        "INSERT INTO calls (box_id, seat_id, mode, status, started_at_utc, started_mono_ms, rate_hz,
+             bitrate_bps, agent, direction, remote_number, campaign, external_id, rel_path)
+         VALUES (?1, ?2, ?3, 'recording', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 'pending:' || hex(randomblob(8)))",
+        params![
+            c.box_id, c.seat_id, c.mode, c.started_at_utc, c.started_mono_ms, c.rate_hz, c.bitrate_bps,
+            c.meta.agent, c.meta.direction, c.meta.remote_number, c.meta.campaign, c.meta.external_id
+        ],
+    )?;
+    let id = tx.last_insert_rowid();
+    let day = c.started_at_utc.get(0..10).unwrap_or("0000-00-00").replace('-', "/");
+    let rel = format!("calls/{day}/{id}.opus");
+    tx.execute("UPDATE calls SET rel_path = ?1 WHERE id = ?2", params![rel, id])?;
+    tx.commit()?;
+    Ok((id, rel))
+}
+
+pub struct Progress {
+    pub call_id: i64,
+    pub duration_ms: u64,
+    pub bytes: u64,
+    pub dropped_frames: u64,
+}
+
+/// Records how much of a call is durable (called after each fsync), in one transaction.
+pub fn update_progress(conn: &Connection, batch: &[Progress]) -> Result<(), StoreError> {
+    let tx = conn.unchecked_transaction()?;
+    {
+        let mut st = tx.prepare_cached(
+            "UPDATE calls SET duration_ms = ?2, bytes = ?3, dropped_frames = ?4 WHERE id = ?1 AND status = 'recording'",
+        )?;
+        for p in batch {
+            st.execute(params![p.call_id, p.duration_ms as i64, p.bytes as i64, p.dropped_frames as i64])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+pub struct Finalized<'a> {
+    pub call_id: i64,
+    pub status: &'a str,
+    pub ended_at_utc: &'a str,
+    pub duration_ms: u64,
+    pub bytes: u64,
+    pub sha256: Option<&'a str>,
+    pub dropped_frames: u64,
+    pub end_reason: &'a str,
+    pub note: Option<&'a str>,
+}
+
+/// Closes a call: final figures, hash, and any interval left open at the end of the audio.
+pub fn finalize_call(conn: &Connection, f: &Finalized) -> Result<(), StoreError> {
+    let tx = conn.unchecked_transaction()?;
+    tx.execute(
+        "UPDATE calls SET status = ?2, ended_at_utc = ?3, duration_ms = ?4, bytes = ?5, sha256 = ?6,
+             dropped_frames = ?7, end_reason = ?8, note = COALESCE(?9, note) WHERE id = ?1",
+        params![
+            f.call_id, f.status, f.ended_at_utc, f.duration_ms as i64, f.bytes as i64, f.sha256,
+            f.dropped_frames as i64, f.end_reason, f.note
+        ],
+    )?;
+    tx.execute(
+        "UPDATE call_intervals SET end_ms = ?2 WHERE call_id = ?1 AND end_ms IS NULL",
+        params![f.call_id, f.duration_ms as i64],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub fn open_interval(conn: &Connection, call_id: i64, kind: &str, start_ms: u64, by: Option<&str>, reason: Option<&str>) -> Result<i64, StoreError> {
+    conn.execute(
+        "INSERT INTO call_intervals (call_id, kind, start_ms, by, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![call_id, kind, start_ms as i64, by, reason],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+pub fn close_interval(conn: &Connection, interval_id: i64, end_ms: u64) -> Result<(), StoreError> {
+    conn.execute("UPDATE call_intervals SET end_ms = ?2 WHERE id = ?1", params![interval_id, end_ms as i64])?;
+    Ok(())
+}
+
+pub fn add_tags(conn: &Connection, call_id: i64, tags: &[String]) -> Result<(), StoreError> {
+    for t in tags {
+        conn.execute("INSERT OR IGNORE INTO call_tags (call_id, tag) VALUES (?1, ?2)", params![call_id, t])?;
+    }
+    Ok(())
+}
+
+pub fn update_meta(conn: &Connection, call_id: i64, m: &CallMeta) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE calls SET agent = COALESCE(?2, agent), direction = COALESCE(?3, direction),
+             remote_number = COALESCE(?4, remote_number), campaign = COALESCE(?5, campaign),
+             external_id = COALESCE(?6, external_id) WHERE id = ?1",
+        params![call_id, m.agent, m.direction, m.remote_number, m.campaign, m.external_id],
+    )?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Interval {
+    pub kind: String,
+    pub start_ms: i64,
+    pub end_ms: Option<i64>,
+    pub by: Option<String>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CallRow {
+    pub id: i64,
+    pub box_id: String,
+    pub seat_id: String,
+    pub mode: String,
+    pub status: String,
+    pub started_at_utc: String,
+    pub started_mono_ms: i64,
+    pub ended_at_utc: Option<String>,
+    pub duration_ms: i64,
+    pub bytes: i64,
+    pub sha256: Option<String>,
+    pub dropped_frames: i64,
+    pub rate_hz: i64,
+    pub bitrate_bps: i64,
+    #[serde(flatten)]
+    pub meta: CallMeta,
+    pub rel_path: String,
+    pub end_reason: Option<String>,
+    pub note: Option<String>,
+    pub tags: Vec<String>,
+    pub intervals: Vec<Interval>,
+}
+
+const CALL_COLUMNS: &str = "id, box_id, seat_id, mode, status, started_at_utc, started_mono_ms, ended_at_utc,
+    duration_ms, bytes, sha256, dropped_frames, rate_hz, bitrate_bps, agent, direction, remote_number,
+    campaign, external_id, rel_path, end_reason, note";
+
+fn row_to_call(r: &rusqlite::Row) -> rusqlite::Result<CallRow> {
+    Ok(CallRow {
+        id: r.get(0)?,
+        box_id: r.get(1)?,
+        seat_id: r.get(2)?,
+        mode: r.get(3)?,
+        status: r.get(4)?,
+        started_at_utc: r.get(5)?,
+        started_mono_ms: r.get(6)?,
+        ended_at_utc: r.get(7)?,
+        duration_ms: r.get(8)?,
+        bytes: r.get(9)?,
+        sha256: r.get(10)?,
+        dropped_frames: r.get(11)?,
+        rate_hz: r.get(12)?,
+        bitrate_bps: r.get(13)?,
+        meta: CallMeta {
+            agent: r.get(14)?,
+            direction: r.get(15)?,
+            remote_number: r.get(16)?,
+            campaign: r.get(17)?,
+            external_id: r.get(18)?,
+        },
+        rel_path: r.get(19)?,
+        end_reason: r.get(20)?,
+        note: r.get(21)?,
+        tags: Vec::new(),
+        intervals: Vec::new(),
+    })
+}
+
+fn fill_details(conn: &Connection, c: &mut CallRow) -> Result<(), StoreError> {
+    let mut st = conn.prepare_cached("SELECT tag FROM call_tags WHERE call_id = ?1 ORDER BY tag")?;
+    c.tags = st.query_map([c.id], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let mut st = conn.prepare_cached(
+        "SELECT kind, start_ms, end_ms, by, reason FROM call_intervals WHERE call_id = ?1 ORDER BY start_ms, id",
+    )?;
+    c.intervals = st
+        .query_map([c.id], |r| {
+            Ok(Interval { kind: r.get(0)?, start_ms: r.get(1)?, end_ms: r.get(2)?, by: r.get(3)?, reason: r.get(4)? })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(())
+}
+
+pub fn get_call(conn: &Connection, id: i64) -> Result<CallRow, StoreError> {
+    let mut c = conn
+        .query_row(&format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = ?1"), [id], row_to_call)
+        .optional()?
+        .ok_or(StoreError::NoSuchCall(id))?;
+    fill_details(conn, &mut c)?;
+    Ok(c)
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct CallFilter {
+    pub seat: Option<String>,
+    pub agent: Option<String>,
+    pub status: Option<String>,
+    pub since_utc: Option<String>,
+    pub until_utc: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// Calls matching the filter, newest first. Values are bound as parameters, never spliced.
+pub fn list_calls(conn: &Connection, f: &CallFilter) -> Result<Vec<CallRow>, StoreError> {
+    let sql = format!(
+        "SELECT {CALL_COLUMNS} FROM calls
+         WHERE (?1 IS NULL OR seat_id = ?1) AND (?2 IS NULL OR agent = ?2) AND (?3 IS NULL OR status = ?3)
+           AND (?4 IS NULL OR started_at_utc >= ?4) AND (?5 IS NULL OR started_at_utc < ?5)
+         ORDER BY started_at_utc DESC, id DESC LIMIT ?6"
+    );
+    let mut st = conn.prepare(&sql)?;
+    let limit = i64::from(f.limit.unwrap_or(1000));
+    let mut rows: Vec<CallRow> = st
+        .query_map(params![f.seat, f.agent, f.status, f.since_utc, f.until_utc, limit], row_to_call)?
+        .collect::<Result<_, _>>()?;
+    for c in &mut rows {
+        fill_details(conn, c)?;
+    }
+    Ok(rows)
+}
+
+/// Rows still marked `recording` (crash recovery input).
+pub fn recording_calls(conn: &Connection) -> Result<Vec<CallRow>, StoreError> {
+    let mut st = conn.prepare(&format!("SELECT {CALL_COLUMNS} FROM calls WHERE status = 'recording' ORDER BY id"))?;
+    let rows = st.query_map([], row_to_call)?.collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_and_round_trips() {
+        let dir = std::env::temp_dir().join(format!("callrec-store-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.db");
+        let _ = std::fs::remove_file(&path);
+        let conn = open_rw(&path).unwrap();
+        let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v, schema_version());
+        let nc = NewCall {
+            box_id: "b".into(),
+            seat_id: "s1".into(),
+            mode: "control".into(),
+            started_at_utc: "2026-11-27T10:00:00.000Z".into(),
+            started_mono_ms: 5,
+            rate_hz: 16000,
+            bitrate_bps: 16000,
+            meta: CallMeta { agent: Some("alice".into()), direction: Some("inbound".into()), ..Default::default() },
+        };
+        let (id, rel) = insert_call(&conn, &nc).unwrap();
+        assert_eq!(rel, format!("calls/2026/11/27/{id}.opus"));
+        let iv = open_interval(&conn, id, "pause", 1000, Some("cti"), Some("card")).unwrap();
+        close_interval(&conn, iv, 4000).unwrap();
+        add_tags(&conn, id, &["vip".into(), "vip".into()]).unwrap();
+        let c = get_call(&conn, id).unwrap();
+        assert_eq!(c.status, "recording");
+        assert_eq!(c.tags, vec!["vip"]);
+        assert_eq!(c.intervals[0].end_ms, Some(4000));
+        let found = list_calls(&conn, &CallFilter { agent: Some("alice".into()), ..Default::default() }).unwrap();
+        assert_eq!(found.len(), 1);
+        let none = list_calls(&conn, &CallFilter { agent: Some("x' OR 1=1 --".into()), ..Default::default() }).unwrap();
+        assert!(none.is_empty());
+        let bad = conn.execute("UPDATE calls SET direction = 'sideways' WHERE id = ?1", [id]);
+        assert!(bad.is_err(), "CHECK constraint must reject an unknown direction");
+        // Reopening does not re-run migrations.
+        drop(conn);
+        let conn = open_rw(&path).unwrap();
+        assert_eq!(get_call(&conn, id).unwrap().id, id);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
