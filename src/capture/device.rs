@@ -211,7 +211,11 @@ impl Supervisor {
                 tracing::warn!(input = %s.label, "capture device down: {why}; will reopen");
                 s.shared.set_error(why.into());
                 s.shared.down.store(true, Ordering::Relaxed);
-                s.stream = None; // drops and closes the cpal stream
+                // Closing a stalled stream can block until the device wakes up (a read in
+                // progress); close it on its own thread so other seats stay supervised.
+                if let Some(stream) = s.stream.take() {
+                    let _ = std::thread::Builder::new().name("close-device".into()).spawn(move || drop(stream));
+                }
                 s.next_try = now + Duration::from_millis(REOPEN_EVERY_MS);
             }
             if s.stream.is_none() && now >= s.next_try {

@@ -78,6 +78,10 @@ pub struct ActiveCall {
     pub gap_interval: Option<i64>,
     dropped_at_start: u64,
     pub dropped_now: u64,
+    /// When the oldest sample of the page being filled entered its ring.
+    page_oldest: Option<Instant>,
+    /// Longest time from a sample entering the ring to its page reaching the OS.
+    pub max_page_latency_ms: u64,
 }
 
 fn fsync_dir(dir: &Path) -> std::io::Result<()> {
@@ -111,6 +115,8 @@ impl ActiveCall {
                 gap_interval: None,
                 dropped_at_start: dropped_now,
                 dropped_now,
+                page_oldest: None,
+                max_page_latency_ms: 0,
             }),
             Err(e) => {
                 // The row must not claim a recording that never started.
@@ -171,8 +177,15 @@ impl ActiveCall {
     }
 
     /// Writes one frame (or silence while paused: invariant 6) and schedules fsyncs.
-    pub fn write(&mut self, ctx: &CallContext, frame: &[f32], silent: bool) -> Result<(), CallError> {
+    /// `captured_at` is when the frame's oldest sample entered its ring.
+    pub fn write(&mut self, ctx: &CallContext, frame: &[f32], silent: bool, captured_at: Instant) -> Result<(), CallError> {
+        self.page_oldest.get_or_insert(captured_at);
         let page_done = if silent { self.writer.push_silence() } else { self.writer.push_frame(frame) }.map_err(|e| self.enc_err(e))?;
+        if page_done {
+            if let Some(t) = self.page_oldest.take() {
+                self.max_page_latency_ms = self.max_page_latency_ms.max(t.elapsed().as_millis() as u64);
+            }
+        }
         if page_done && self.last_sync.elapsed() >= ctx.fsync_interval {
             self.last_sync = Instant::now();
             if let Ok(handle) = self.sync_handle.try_clone() {

@@ -65,6 +65,8 @@ pub struct SeatStatus {
     pub dropped_frames: u64,
     pub lag_ms: u64,
     pub max_lag_ms: u64,
+    /// Longest time from a sample entering its ring to its Ogg page reaching the OS.
+    pub max_page_latency_ms: u64,
     pub agent_dbfs: f32,
     pub customer_dbfs: f32,
     pub drift_correction_ppm: f64,

@@ -57,6 +57,9 @@ pub struct Seat {
     fill: Option<(Instant, usize)>,
     pub status: Arc<Mutex<SeatStatus>>,
     max_lag_ms: u64,
+    max_page_latency_ms: u64,
+    /// When the oldest sample drained in this pass entered its ring (tick start minus backlog).
+    captured_at: Instant,
 }
 
 fn mode_name(m: SeatMode) -> &'static str {
@@ -71,7 +74,7 @@ impl Seat {
     pub fn new(cfg: SeatConfig, inputs: Vec<SeatInput>, aligner: Aligner, frame_ms: u32) -> Self {
         let status = Arc::new(Mutex::new(SeatStatus { seat: cfg.id.clone(), mode: mode_name(cfg.mode).into(), state: "idle".into(), ..Default::default() }));
         let frame = vec![0.0; aligner.frame_samples() * 2];
-        Seat { cfg, inputs, aligner, frame, call: None, preroll: VecDeque::new(), vox_silent_ms: 0, frame_ms, fill: None, status, max_lag_ms: 0 }
+        Seat { cfg, inputs, aligner, frame, call: None, preroll: VecDeque::new(), vox_silent_ms: 0, frame_ms, fill: None, status, max_lag_ms: 0, max_page_latency_ms: 0, captured_at: Instant::now() }
     }
 
     fn dropped_total(&self) -> u64 {
@@ -107,6 +110,7 @@ impl Seat {
                 }
             }
         }
+        self.captured_at = Instant::now() - Duration::from_millis(lag_ms);
         self.aligner.steer(agent_s);
         self.fill_gaps(ctx);
         while self.aligner.pop_frame(&mut self.frame) {
@@ -217,7 +221,9 @@ impl Seat {
         let Some(call) = self.call.as_mut() else { return };
         call.dropped_now = dropped;
         let silent = call.pause_interval.is_some();
-        if let Err(e) = call.write(ctx, frame, silent) {
+        let result = call.write(ctx, frame, silent, self.captured_at);
+        self.max_page_latency_ms = self.max_page_latency_ms.max(call.max_page_latency_ms);
+        if let Err(e) = result {
             if let Some(c) = self.call.take() {
                 c.abandon(ctx, &e.to_string());
             }
@@ -305,6 +311,7 @@ impl Seat {
             st.dropped_frames = dropped;
             st.lag_ms = lag_ms;
             st.max_lag_ms = self.max_lag_ms;
+            st.max_page_latency_ms = self.max_page_latency_ms;
             st.drift_correction_ppm = correction;
             st.inputs_down = down;
         }

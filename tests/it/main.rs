@@ -1,0 +1,10 @@
+//! End-to-end tests of the `callrec` binary with real parts: cpal/ALSA capture (the ALSA `file`
+//! plugin reading a FIFO fed in real time), libopus, a real SQLite file, and output checked by
+//! tools nobody here wrote (`opusinfo`, `ffprobe`, `sqlite3`, `sha256sum`).
+//! One test binary with a module per concern keeps link time down.
+
+mod alsa;
+mod cli;
+mod common;
+mod crash;
+mod modes;
