@@ -25,11 +25,11 @@ build: deps
 demo: build
 	@scripts/demo.sh
 
-test: deps
+test: deps lint
 	$(CARGO) build --release -j$(JOBS) --locked --all-targets
 	$(CARGO) test --release -j$(JOBS) --locked -- --test-threads=2
 
-lint:
+lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
 

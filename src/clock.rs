@@ -22,7 +22,10 @@ pub fn utc_plus_ms(start: &str, ms: u64) -> String {
 
 /// CLOCK_MONOTONIC in milliseconds (steady since boot, immune to wall-clock steps).
 pub fn mono_ms() -> i64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes one timespec; CLOCK_MONOTONIC always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
@@ -45,9 +48,18 @@ mod tests {
 
     #[test]
     fn formats_and_adds() {
-        assert_eq!(utc_plus_ms("2026-11-27T23:59:59.500Z", 1500), "2026-11-28T00:00:01.000Z");
-        assert_eq!(parse_bound("2026-11-27").as_deref(), Some("2026-11-27T00:00:00.000Z"));
-        assert_eq!(parse_bound("2026-11-27T10:00:00+01:00").as_deref(), Some("2026-11-27T09:00:00.000Z"));
+        assert_eq!(
+            utc_plus_ms("2026-11-27T23:59:59.500Z", 1500),
+            "2026-11-28T00:00:01.000Z"
+        );
+        assert_eq!(
+            parse_bound("2026-11-27").as_deref(),
+            Some("2026-11-27T00:00:00.000Z")
+        );
+        assert_eq!(
+            parse_bound("2026-11-27T10:00:00+01:00").as_deref(),
+            Some("2026-11-27T09:00:00.000Z")
+        );
         assert_eq!(parse_bound("yesterday"), None);
         assert_eq!(utc_now().len(), 24);
     }

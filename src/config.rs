@@ -301,11 +301,17 @@ impl Config {
             if !valid_seat_id(&seat.id) {
                 return Err(bad(
                     key("id"),
-                    format!("{:?} must be 1-64 characters of a-z, A-Z, 0-9, '-', '_'", seat.id),
+                    format!(
+                        "{:?} must be 1-64 characters of a-z, A-Z, 0-9, '-', '_'",
+                        seat.id
+                    ),
                 ));
             }
             if !seen.insert(seat.id.clone()) {
-                return Err(bad(key("id"), format!("seat id {:?} is used twice", seat.id)));
+                return Err(bad(
+                    key("id"),
+                    format!("seat id {:?} is used twice", seat.id),
+                ));
             }
             if seat.mode == SeatMode::Continuous && seat.roll_interval_s < 10 {
                 return Err(bad(key("roll_interval_s"), "must be at least 10 s".into()));
@@ -327,7 +333,10 @@ impl EncoderConfig {
         if !OPUS_RATES_HZ.contains(&self.rate_hz) {
             return Err((
                 "encoder.rate_hz".into(),
-                format!("{} Hz is not an Opus rate; use one of {OPUS_RATES_HZ:?}", self.rate_hz),
+                format!(
+                    "{} Hz is not an Opus rate; use one of {OPUS_RATES_HZ:?}",
+                    self.rate_hz
+                ),
             ));
         }
         if !(6000..=128_000).contains(&self.bitrate_bps) {
@@ -366,7 +375,13 @@ fn validate_inputs(seat: &SeatConfig) -> Result<(), (String, String)> {
     for (j, input) in seat.inputs.iter().enumerate() {
         let key = |field: &str| format!("input[{j}].{field}");
         if !(4000..=192_000).contains(&input.rate_hz) {
-            return Err((key("rate_hz"), format!("{} Hz is not a usable capture rate (4000-192000)", input.rate_hz)));
+            return Err((
+                key("rate_hz"),
+                format!(
+                    "{} Hz is not a usable capture rate (4000-192000)",
+                    input.rate_hz
+                ),
+            ));
         }
         if input.channels == 0 || input.channels > 32 {
             return Err((key("channels"), "must be 1..=32".into()));
@@ -377,10 +392,19 @@ fn validate_inputs(seat: &SeatConfig) -> Result<(), (String, String)> {
         if !(-1000.0..=1000.0).contains(&input.drift_ppm) {
             return Err((key("drift_ppm"), "must be within ±1000 ppm".into()));
         }
-        for (name, ch) in [("agent_channel", input.agent_channel), ("customer_channel", input.customer_channel)] {
+        for (name, ch) in [
+            ("agent_channel", input.agent_channel),
+            ("customer_channel", input.customer_channel),
+        ] {
             if let Some(c) = ch {
                 if c >= input.channels {
-                    return Err((key(name), format!("channel {c} does not exist on a {}-channel input", input.channels)));
+                    return Err((
+                        key(name),
+                        format!(
+                            "channel {c} does not exist on a {}-channel input",
+                            input.channels
+                        ),
+                    ));
                 }
             }
         }
@@ -405,7 +429,10 @@ fn validate_inputs(seat: &SeatConfig) -> Result<(), (String, String)> {
             return Err((key("device"), "only `device` inputs take a device".into()));
         }
         if input.kind != InputKind::Synthetic && (input.drift_ppm != 0.0 || input.seed != 0) {
-            return Err((key("drift_ppm"), "drift_ppm and seed apply to synthetic inputs only".into()));
+            return Err((
+                key("drift_ppm"),
+                "drift_ppm and seed apply to synthetic inputs only".into(),
+            ));
         }
     }
     if agents != 1 || customers != 1 {
@@ -435,7 +462,9 @@ customer_channel = 1
 "#;
 
     fn err(text: &str) -> String {
-        Config::parse(text, Path::new("t.toml")).unwrap_err().to_string()
+        Config::parse(text, Path::new("t.toml"))
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -474,9 +503,15 @@ customer_channel = 1
     #[test]
     fn channel_map_checked() {
         let e = err(&GOOD.replace("customer_channel = 1", "customer_channel = 2"));
-        assert!(e.contains("customer_channel") && e.contains("2-channel"), "{e}");
+        assert!(
+            e.contains("customer_channel") && e.contains("2-channel"),
+            "{e}"
+        );
         let e = err(&GOOD.replace("customer_channel = 1", ""));
-        assert!(e.contains("seat[0].input") && e.contains("customer_channel"), "{e}");
+        assert!(
+            e.contains("seat[0].input") && e.contains("customer_channel"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -7,6 +7,6 @@ pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod dsp;
-pub mod store;
-pub mod record;
 pub mod encode;
+pub mod record;
+pub mod store;

@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
-#[command(name = "callrec", version, about = "Call recorder: seats -> Ogg Opus -> SQLite")]
+#[command(
+    name = "callrec",
+    version,
+    about = "Call recorder: seats -> Ogg Opus -> SQLite"
+)]
 struct Cli {
     /// Configuration file.
     #[arg(long, global = true, env = "CALLREC_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
@@ -113,7 +117,13 @@ struct MetaArgs {
 
 impl MetaArgs {
     fn meta(self) -> CallMeta {
-        CallMeta { agent: self.agent, direction: self.direction, remote_number: self.number, campaign: self.campaign, external_id: self.external_id }
+        CallMeta {
+            agent: self.agent,
+            direction: self.direction,
+            remote_number: self.number,
+            campaign: self.campaign,
+            external_id: self.external_id,
+        }
     }
 }
 
@@ -164,7 +174,9 @@ enum CallCmd {
 
 fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -179,14 +191,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Record => callrec::record::run(Config::load(&cli.config)?),
         Cmd::Devices { json } => devices(json),
-        Cmd::Config { cmd: ConfigCmd::Check } => {
+        Cmd::Config {
+            cmd: ConfigCmd::Check,
+        } => {
             let c = Config::load(&cli.config)?;
-            println!("{}: ok ({} seat(s), storage {})", cli.config.display(), c.seats.len(), c.storage.dir.display());
+            println!(
+                "{}: ok ({} seat(s), storage {})",
+                cli.config.display(),
+                c.seats.len(),
+                c.storage.dir.display()
+            );
             Ok(())
         }
         Cmd::Calls { cmd } => calls(&Config::load(&cli.config)?, cmd),
         Cmd::Call { cmd } => call(&Config::load(&cli.config)?, cmd),
-        Cmd::Encode { input, output, rate_hz, bitrate_bps, complexity, json } => {
+        Cmd::Encode {
+            input,
+            output,
+            rate_hz,
+            bitrate_bps,
+            complexity,
+            json,
+        } => {
             let mut enc = encoder_defaults(&cli.config)?;
             enc.rate_hz = rate_hz.unwrap_or(enc.rate_hz);
             enc.bitrate_bps = bitrate_bps.unwrap_or(enc.bitrate_bps);
@@ -195,7 +221,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string(&r)?);
             } else {
-                println!("{}: {} ms, {} bytes, sha256 {}", output.display(), r.duration_ms, r.bytes, r.sha256);
+                println!(
+                    "{}: {} ms, {} bytes, sha256 {}",
+                    output.display(),
+                    r.duration_ms,
+                    r.bytes,
+                    r.sha256
+                );
             }
             Ok(())
         }
@@ -232,27 +264,52 @@ fn devices(json: bool) -> anyhow::Result<()> {
 fn calls(cfg: &Config, cmd: CallsCmd) -> anyhow::Result<()> {
     let db = cfg.db_path();
     if !db.exists() {
-        bail!("no index at {} yet: start `callrec record` with this config first", db.display());
+        bail!(
+            "no index at {} yet: start `callrec record` with this config first",
+            db.display()
+        );
     }
     let conn = store::open_ro(&db)?;
     match cmd {
-        CallsCmd::List { seat, agent, status, since, until, limit, json } => {
+        CallsCmd::List {
+            seat,
+            agent,
+            status,
+            since,
+            until,
+            limit,
+            json,
+        } => {
             let bound = |s: Option<String>, name: &str| -> anyhow::Result<Option<String>> {
-                s.map(|v| callrec::clock::parse_bound(&v).with_context(|| format!("--{name} {v:?}: use RFC 3339 (2026-11-27T10:00:00Z) or YYYY-MM-DD")))
-                    .transpose()
+                s.map(|v| {
+                    callrec::clock::parse_bound(&v).with_context(|| {
+                        format!("--{name} {v:?}: use RFC 3339 (2026-11-27T10:00:00Z) or YYYY-MM-DD")
+                    })
+                })
+                .transpose()
             };
             if let Some(s) = &status {
                 if !["recording", "complete", "interrupted"].contains(&s.as_str()) {
                     bail!("--status {s:?}: use recording, complete or interrupted");
                 }
             }
-            let f = CallFilter { seat, agent, status, since_utc: bound(since, "since")?, until_utc: bound(until, "until")?, limit: Some(limit) };
+            let f = CallFilter {
+                seat,
+                agent,
+                status,
+                since_utc: bound(since, "since")?,
+                until_utc: bound(until, "until")?,
+                limit: Some(limit),
+            };
             let rows = store::list_calls(&conn, &f)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
                 return Ok(());
             }
-            println!("{:>6}  {:<24}  {:<10}  {:<11}  {:>10}  {:<12}  file", "id", "started (UTC)", "seat", "status", "duration", "agent");
+            println!(
+                "{:>6}  {:<24}  {:<10}  {:<11}  {:>10}  {:<12}  file",
+                "id", "started (UTC)", "seat", "status", "duration", "agent"
+            );
             for c in rows {
                 println!(
                     "{:>6}  {:<24}  {:<10}  {:<11}  {:>9.1}s  {:<12}  {}",
@@ -272,7 +329,10 @@ fn calls(cfg: &Config, cmd: CallsCmd) -> anyhow::Result<()> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&c)?);
             } else {
-                println!("{}", serde_json::to_string_pretty(&c)?.trim_matches(['{', '}', '\n']));
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&c)?.trim_matches(['{', '}', '\n'])
+                );
                 println!("  file: {}", cfg.storage.dir.join(&c.rel_path).display());
             }
             Ok(())
@@ -282,16 +342,34 @@ fn calls(cfg: &Config, cmd: CallsCmd) -> anyhow::Result<()> {
 
 fn call(cfg: &Config, cmd: CallCmd) -> anyhow::Result<()> {
     let (req, json) = match cmd {
-        CallCmd::Start { seat, meta, tags } => (Request::Start { seat, meta: meta.meta(), tags }, false),
+        CallCmd::Start { seat, meta, tags } => (
+            Request::Start {
+                seat,
+                meta: meta.meta(),
+                tags,
+            },
+            false,
+        ),
         CallCmd::Stop { seat } => (Request::Stop { seat }, false),
         CallCmd::Pause { seat, by, reason } => (Request::Pause { seat, by, reason }, false),
         CallCmd::Resume { seat } => (Request::Resume { seat }, false),
-        CallCmd::Tag { seat, tags, meta } => (Request::Tag { seat, tags, meta: meta.meta() }, false),
+        CallCmd::Tag { seat, tags, meta } => (
+            Request::Tag {
+                seat,
+                tags,
+                meta: meta.meta(),
+            },
+            false,
+        ),
         CallCmd::Status { json } => (Request::Status, json),
     };
     let resp = control::request(&cfg.control_socket(), &req)?;
     if !resp.ok {
-        bail!("{}", resp.error.unwrap_or_else(|| "the recorder refused the request".into()));
+        bail!(
+            "{}",
+            resp.error
+                .unwrap_or_else(|| "the recorder refused the request".into())
+        );
     }
     if matches!(req, Request::Status) {
         if json {

@@ -24,16 +24,26 @@ const REOPEN_EVERY_MS: u64 = 1000;
 pub enum CaptureError {
     #[error("device id {id:?} is malformed ({message}); ids look like \"alsa:hw:CARD=seat01,DEV=0\" (see `callrec devices`)")]
     BadId { id: String, message: String },
-    #[error("capture device {0:?} not found; is it plugged in? `callrec devices` lists what is present")]
+    #[error(
+        "capture device {0:?} not found; is it plugged in? `callrec devices` lists what is present"
+    )]
     NotFound(String),
     #[error("capture device {id:?} does not offer {channels} channel(s) at {rate_hz} Hz; it offers: {offers}")]
-    Unsupported { id: String, channels: u16, rate_hz: u32, offers: String },
+    Unsupported {
+        id: String,
+        channels: u16,
+        rate_hz: u32,
+        offers: String,
+    },
     #[error("capture device {id:?}: {message}")]
     Device { id: String, message: String },
 }
 
 fn dev_err(id: &str, e: impl std::fmt::Display) -> CaptureError {
-    CaptureError::Device { id: id.to_owned(), message: e.to_string() }
+    CaptureError::Device {
+        id: id.to_owned(),
+        message: e.to_string(),
+    }
 }
 
 /// One line per input device: id, description and what it supports.
@@ -48,7 +58,11 @@ pub fn list_devices() -> Result<Vec<DeviceInfo>, CaptureError> {
             .supported_input_configs()
             .map(|c| summarize(c.collect()))
             .unwrap_or_else(|e| vec![format!("(cannot query: {e})")]);
-        out.push(DeviceInfo { id: id.to_string(), description, configs });
+        out.push(DeviceInfo {
+            id: id.to_string(),
+            description,
+            configs,
+        });
     }
     Ok(out)
 }
@@ -64,7 +78,9 @@ pub struct DeviceInfo {
 fn summarize(ranges: Vec<cpal::SupportedStreamConfigRange>) -> Vec<String> {
     let mut by_rate: BTreeMap<(u32, u32), (Vec<u16>, Vec<String>)> = BTreeMap::new();
     for r in ranges {
-        let e = by_rate.entry((r.min_sample_rate(), r.max_sample_rate())).or_default();
+        let e = by_rate
+            .entry((r.min_sample_rate(), r.max_sample_rate()))
+            .or_default();
         if !e.0.contains(&r.channels()) {
             e.0.push(r.channels());
         }
@@ -78,27 +94,46 @@ fn summarize(ranges: Vec<cpal::SupportedStreamConfigRange>) -> Vec<String> {
         .map(|((lo, hi), (mut ch, fmts))| {
             ch.sort_unstable();
             let chs = match (ch.first(), ch.last()) {
-                (Some(a), Some(b)) if a != b && ch.len() == usize::from(b - a + 1) => format!("{a}-{b}"),
+                (Some(a), Some(b)) if a != b && ch.len() == usize::from(b - a + 1) => {
+                    format!("{a}-{b}")
+                }
                 _ => ch.iter().map(u16::to_string).collect::<Vec<_>>().join(","),
             };
-            let hi = if hi > 768_000 { "any".to_string() } else { format!("{hi}") };
+            let hi = if hi > 768_000 {
+                "any".to_string()
+            } else {
+                format!("{hi}")
+            };
             format!("channels {chs} @ {lo}-{hi} Hz: {}", fmts.join(" "))
         })
         .collect()
 }
 
 fn find_device(id: &str) -> Result<cpal::Device, CaptureError> {
-    let parsed = cpal::DeviceId::from_str(id).map_err(|e| CaptureError::BadId { id: id.into(), message: e.to_string() })?;
+    let parsed = cpal::DeviceId::from_str(id).map_err(|e| CaptureError::BadId {
+        id: id.into(),
+        message: e.to_string(),
+    })?;
     let host = cpal::host_from_id(parsed.host()).map_err(|e| dev_err(id, e))?;
-    host.device_by_id(&parsed).ok_or_else(|| CaptureError::NotFound(id.into()))
+    host.device_by_id(&parsed)
+        .ok_or_else(|| CaptureError::NotFound(id.into()))
 }
 
 /// Picks the best sample format the device offers for this channel count and rate.
-fn pick_format(dev: &cpal::Device, id: &str, cfg: &InputConfig) -> Result<SampleFormat, CaptureError> {
-    let ranges: Vec<_> = dev.supported_input_configs().map_err(|e| dev_err(id, e))?.collect();
+fn pick_format(
+    dev: &cpal::Device,
+    id: &str,
+    cfg: &InputConfig,
+) -> Result<SampleFormat, CaptureError> {
+    let ranges: Vec<_> = dev
+        .supported_input_configs()
+        .map_err(|e| dev_err(id, e))?
+        .collect();
     let fits = |f: SampleFormat| {
         ranges.iter().any(|r| {
-            r.channels() == cfg.channels && r.sample_format() == f && (r.min_sample_rate()..=r.max_sample_rate()).contains(&cfg.rate_hz)
+            r.channels() == cfg.channels
+                && r.sample_format() == f
+                && (r.min_sample_rate()..=r.max_sample_rate()).contains(&cfg.rate_hz)
         })
     };
     [SampleFormat::I16, SampleFormat::F32, SampleFormat::I32]
@@ -117,8 +152,13 @@ pub fn open(cfg: &InputConfig, shared: &Arc<InputShared>) -> Result<cpal::Stream
     let id = cfg.device.as_deref().unwrap_or_default();
     let dev = find_device(id)?;
     let format = pick_format(&dev, id, cfg)?;
-    let map = cfg.party_channels().iter().map(|(_, c)| usize::from(*c)).collect();
-    let (writer, consumer) = RingWriter::new(cfg.rate_hz, usize::from(cfg.channels), map, shared.clone());
+    let map = cfg
+        .party_channels()
+        .iter()
+        .map(|(_, c)| usize::from(*c))
+        .collect();
+    let (writer, consumer) =
+        RingWriter::new(cfg.rate_hz, usize::from(cfg.channels), map, shared.clone());
     let stream_cfg = cpal::StreamConfig {
         channels: cfg.channels,
         sample_rate: cfg.rate_hz,
@@ -137,7 +177,12 @@ pub fn open(cfg: &InputConfig, shared: &Arc<InputShared>) -> Result<cpal::Stream
     Ok(stream)
 }
 
-fn build<T>(dev: &cpal::Device, cfg: cpal::StreamConfig, mut writer: RingWriter, shared: &Arc<InputShared>) -> Result<cpal::Stream, cpal::Error>
+fn build<T>(
+    dev: &cpal::Device,
+    cfg: cpal::StreamConfig,
+    mut writer: RingWriter,
+    shared: &Arc<InputShared>,
+) -> Result<cpal::Stream, cpal::Error>
 where
     T: SizedSample + Send + 'static,
     f32: FromSample<T>,
@@ -176,7 +221,15 @@ impl Supervisor {
     pub fn add(&mut self, label: String, cfg: InputConfig, shared: Arc<InputShared>) {
         shared.down.store(true, Ordering::Relaxed);
         let now = Instant::now();
-        self.inputs.push(Supervised { label, cfg, shared, stream: None, last_frames: 0, last_change: now, next_try: now });
+        self.inputs.push(Supervised {
+            label,
+            cfg,
+            shared,
+            stream: None,
+            last_frames: 0,
+            last_change: now,
+            next_try: now,
+        });
     }
 
     pub fn is_empty(&self) -> bool {
@@ -204,17 +257,24 @@ impl Supervisor {
                     tracing::info!(input = %s.label, "capture device delivering again");
                 }
             }
-            let stalled = s.stream.is_some() && now.duration_since(s.last_change) > Duration::from_millis(STALL_MS);
+            let stalled = s.stream.is_some()
+                && now.duration_since(s.last_change) > Duration::from_millis(STALL_MS);
             let errored = s.shared.error_flag.swap(false, Ordering::Relaxed);
             if (stalled || errored) && s.stream.is_some() {
-                let why = if errored { "device reported an error" } else { "no audio for 500 ms" };
+                let why = if errored {
+                    "device reported an error"
+                } else {
+                    "no audio for 500 ms"
+                };
                 tracing::warn!(input = %s.label, "capture device down: {why}; will reopen");
                 s.shared.set_error(why.into());
                 s.shared.down.store(true, Ordering::Relaxed);
                 // Closing a stalled stream can block until the device wakes up (a read in
                 // progress); close it on its own thread so other seats stay supervised.
                 if let Some(stream) = s.stream.take() {
-                    let _ = std::thread::Builder::new().name("close-device".into()).spawn(move || drop(stream));
+                    let _ = std::thread::Builder::new()
+                        .name("close-device".into())
+                        .spawn(move || drop(stream));
                 }
                 s.next_try = now + Duration::from_millis(REOPEN_EVERY_MS);
             }

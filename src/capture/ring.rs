@@ -56,7 +56,15 @@ impl RingWriter {
     ) -> (RingWriter, Consumer<f32>) {
         let cap = (rate_hz as usize * RING_MS as usize / 1000) * map.len();
         let (producer, consumer) = RingBuffer::new(cap);
-        (RingWriter { producer, map, device_channels, shared }, consumer)
+        (
+            RingWriter {
+                producer,
+                map,
+                device_channels,
+                shared,
+            },
+            consumer,
+        )
     }
 
     /// Audio thread: converts interleaved device samples and pushes the party channels.
@@ -72,7 +80,9 @@ impl RingWriter {
                 chunk.fill_from_iter(it);
             }
         }
-        self.shared.frames_in.fetch_add(frames as u64, Ordering::Relaxed);
+        self.shared
+            .frames_in
+            .fetch_add(frames as u64, Ordering::Relaxed);
         if fit < frames {
             self.shared
                 .dropped_frames

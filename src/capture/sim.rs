@@ -34,7 +34,10 @@ struct SimInput {
 
 /// Reads a WAV file fully (fixtures are small) as interleaved f32.
 fn load_wav(path: &Path, cfg: &InputConfig) -> Result<Vec<f32>, SimError> {
-    let err = |message: String| SimError::File { path: path.display().to_string(), message };
+    let err = |message: String| SimError::File {
+        path: path.display().to_string(),
+        message,
+    };
     let mut r = hound::WavReader::open(path).map_err(|e| err(e.to_string()))?;
     let spec = r.spec();
     if spec.sample_rate != cfg.rate_hz || spec.channels != cfg.channels {
@@ -47,7 +50,9 @@ fn load_wav(path: &Path, cfg: &InputConfig) -> Result<Vec<f32>, SimError> {
         hound::SampleFormat::Float => r.samples::<f32>().collect(),
         hound::SampleFormat::Int => {
             let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32;
-            r.samples::<i32>().map(|s| s.map(|v| v as f32 * scale)).collect()
+            r.samples::<i32>()
+                .map(|s| s.map(|v| v as f32 * scale))
+                .collect()
         }
     };
     let samples = samples.map_err(|e| err(e.to_string()))?;
@@ -75,12 +80,20 @@ impl Simulator {
         let source = match cfg.kind {
             InputKind::File => {
                 let path = cfg.path.clone().unwrap_or_default();
-                Source::File { samples: load_wav(&path, cfg)?, pos: 0 }
+                Source::File {
+                    samples: load_wav(&path, cfg)?,
+                    pos: 0,
+                }
             }
             _ => Source::Synthetic(Conversation::new(cfg.seed, cfg.rate_hz)),
         };
-        let map = cfg.party_channels().iter().map(|(_, c)| usize::from(*c)).collect();
-        let (writer, consumer) = RingWriter::new(cfg.rate_hz, usize::from(cfg.channels), map, shared.clone());
+        let map = cfg
+            .party_channels()
+            .iter()
+            .map(|(_, c)| usize::from(*c))
+            .collect();
+        let (writer, consumer) =
+            RingWriter::new(cfg.rate_hz, usize::from(cfg.channels), map, shared.clone());
         if let Ok(mut slot) = shared.new_consumer.lock() {
             *slot = Some(consumer);
         }
@@ -130,7 +143,7 @@ impl SimInput {
             }
             Source::Synthetic(conv) => {
                 for f in 0..frames {
-                    let (a, c) = conv.next();
+                    let (a, c) = conv.next_pair();
                     if let Some(ch) = self.agent_ch {
                         self.scratch[f * self.channels + ch] = a;
                     }

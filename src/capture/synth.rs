@@ -31,7 +31,14 @@ struct Voice {
     base_hz: f32,
     syllable_s: f32,
     phase: f32,
+    /// Pitch step and syllable gain, recomputed every `CONTROL_EVERY` samples (they move slowly).
+    step: f32,
+    gain: f32,
+    counter: u32,
 }
+
+/// Control-rate decimation for the pitch and envelope (≈ 0.7 ms at 48 kHz).
+const CONTROL_EVERY: u32 = 32;
 
 impl Voice {
     fn new(base_hz: f32, syllable_s: f32, formant_hz: f32) -> Self {
@@ -48,18 +55,34 @@ impl Voice {
         for v in &mut table {
             *v *= 0.25 / peak;
         }
-        Voice { table, base_hz, syllable_s, phase: 0.0 }
+        Voice {
+            table,
+            base_hz,
+            syllable_s,
+            phase: 0.0,
+            step: 0.0,
+            gain: 0.0,
+            counter: 0,
+        }
     }
 
     fn sample(&mut self, t_in_turn_s: f32, rate_hz: f32) -> f32 {
-        let f0 = self.base_hz * (1.0 + 0.08 * (2.0 * PI * 0.6 * t_in_turn_s).sin());
-        self.phase = (self.phase + f0 / rate_hz).fract();
+        if self.counter == 0 {
+            let f0 = self.base_hz * (1.0 + 0.08 * (2.0 * PI * 0.6 * t_in_turn_s).sin());
+            self.step = f0 / rate_hz;
+            let syl = (PI * (t_in_turn_s / self.syllable_s).fract()).sin();
+            self.gain = syl * syl;
+        }
+        self.counter = (self.counter + 1) % CONTROL_EVERY;
+        self.phase += self.step;
+        if self.phase >= 1.0 {
+            self.phase -= 1.0;
+        }
         let pos = self.phase * TABLE_LEN as f32;
-        let i = pos as usize % TABLE_LEN;
-        let frac = pos - pos.floor();
+        let i = (pos as usize).min(TABLE_LEN - 1);
+        let frac = pos - i as f32;
         let v = self.table[i] * (1.0 - frac) + self.table[(i + 1) % TABLE_LEN] * frac;
-        let syl = (PI * (t_in_turn_s / self.syllable_s).fract()).sin();
-        v * syl * syl
+        v * self.gain
     }
 }
 
@@ -87,20 +110,35 @@ impl Conversation {
             rng: Rng(seed ^ 0x5eed),
             rate_hz,
             t: 0,
-            turns: vec![Turn { agent: true, start: rate_hz as u64 / 2, end: rate_hz as u64 * 3 }],
+            turns: vec![Turn {
+                agent: true,
+                start: rate_hz as u64 / 2,
+                end: rate_hz as u64 * 3,
+            }],
             agent: Voice::new(120.0, 0.19, 700.0),
             customer: Voice::new(205.0, 0.23, 1100.0),
         }
     }
 
     fn extend_schedule(&mut self) {
-        while self.turns.last().is_some_and(|l| l.end <= self.t + self.rate_hz as u64) {
-            let Some(last) = self.turns.last().copied() else { return };
+        while self
+            .turns
+            .last()
+            .is_some_and(|l| l.end <= self.t + self.rate_hz as u64)
+        {
+            let Some(last) = self.turns.last().copied() else {
+                return;
+            };
             let r = f64::from(self.rate_hz);
-            let agent = if self.rng.range(0.0, 1.0) < 0.15 { last.agent } else { !last.agent };
+            let agent = if self.rng.range(0.0, 1.0) < 0.15 {
+                last.agent
+            } else {
+                !last.agent
+            };
             let overlap = agent != last.agent && self.rng.range(0.0, 1.0) < 0.1;
             let start = if overlap {
-                last.end.saturating_sub((self.rng.range(0.3, 1.0) * r) as u64)
+                last.end
+                    .saturating_sub((self.rng.range(0.3, 1.0) * r) as u64)
             } else {
                 last.end + (self.rng.range(0.2, 1.5) * r) as u64
             };
@@ -112,11 +150,15 @@ impl Conversation {
         }
     }
 
-    pub fn next(&mut self) -> (f32, f32) {
+    pub fn next_pair(&mut self) -> (f32, f32) {
         self.extend_schedule();
         let (mut a, mut c) = (0.0, 0.0);
         let rate = self.rate_hz as f32;
-        for turn in self.turns.iter().filter(|tr| tr.start <= self.t && self.t < tr.end) {
+        for turn in self
+            .turns
+            .iter()
+            .filter(|tr| tr.start <= self.t && self.t < tr.end)
+        {
             let in_turn = (self.t - turn.start) as f32 / rate;
             if turn.agent {
                 a = self.agent.sample(in_turn, rate);
@@ -139,8 +181,8 @@ mod tests {
         let mut b = Conversation::new(7, 16000);
         let (mut ea, mut ec, mut both_silent) = (0f64, 0f64, 0usize);
         for _ in 0..16000 * 60 {
-            let x = a.next();
-            assert_eq!(x, b.next());
+            let x = a.next_pair();
+            assert_eq!(x, b.next_pair());
             ea += f64::from(x.0 * x.0);
             ec += f64::from(x.1 * x.1);
             both_silent += usize::from(x.0 == 0.0 && x.1 == 0.0);

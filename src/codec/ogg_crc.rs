@@ -10,7 +10,11 @@ const fn table() -> [u32; 256] {
         let mut r = (i as u32) << 24;
         let mut j = 0;
         while j < 8 {
-            r = if r & 0x8000_0000 != 0 { (r << 1) ^ 0x04c1_1db7 } else { r << 1 };
+            r = if r & 0x8000_0000 != 0 {
+                (r << 1) ^ 0x04c1_1db7
+            } else {
+                r << 1
+            };
             j += 1;
         }
         t[i] = r;

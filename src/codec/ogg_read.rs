@@ -13,7 +13,10 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
     #[error("reading {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{0}: not an Ogg Opus file (no valid OpusHead on the first page)")]
     NotOpus(String),
     #[error("{path}: {message}")]
@@ -96,10 +99,10 @@ pub fn scan_pages(data: &[u8]) -> Vec<Page> {
 }
 
 /// Splits pages into packets, joining packets that continue across pages.
-pub fn packets<'a>(data: &'a [u8], pages: &[Page]) -> Vec<(Vec<u8>, usize)> {
+pub fn packets(data: &[u8], pages: &[Page]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut partial: Vec<u8> = Vec::new();
-    for (pi, p) in pages.iter().enumerate() {
+    for p in pages {
         if !p.is_continued() {
             partial.clear();
         }
@@ -108,7 +111,7 @@ pub fn packets<'a>(data: &'a [u8], pages: &[Page]) -> Vec<(Vec<u8>, usize)> {
             partial.extend_from_slice(&data[pos..pos + l as usize]);
             pos += l as usize;
             if l < 255 {
-                out.push((std::mem::take(&mut partial), pi));
+                out.push(std::mem::take(&mut partial));
             }
         }
     }
@@ -179,17 +182,29 @@ pub fn inspect(data: &[u8]) -> Result<FileInfo, ReadError> {
     let pk = packets(data, &pages);
     let head = pk
         .first()
-        .and_then(|(p, _)| parse_head(p))
+        .and_then(|p| parse_head(p))
         .ok_or_else(|| ReadError::NotOpus(String::new()))?;
-    let comments = pk.get(1).map(|(p, _)| parse_tags(p)).unwrap_or_default();
+    let comments = pk.get(1).map(|p| parse_tags(p)).unwrap_or_default();
     let valid_bytes = pages.last().map_or(0, |p| p.offset + p.len);
-    let last_granule = pages.iter().rev().find(|p| p.granule >= 0).map_or(0, |p| p.granule as u64);
+    let last_granule = pages
+        .iter()
+        .rev()
+        .find(|p| p.granule >= 0)
+        .map_or(0, |p| p.granule as u64);
     let samples_48k = last_granule.saturating_sub(u64::from(head.pre_skip));
-    Ok(FileInfo { head, comments, pages, valid_bytes, samples_48k })
+    Ok(FileInfo {
+        head,
+        comments,
+        pages,
+        valid_bytes,
+        samples_48k,
+    })
 }
 
 fn parse_tags(p: &[u8]) -> Vec<String> {
-    let rd = |o: usize| -> Option<usize> { Some(u32::from_le_bytes(p.get(o..o + 4)?.try_into().ok()?) as usize) };
+    let rd = |o: usize| -> Option<usize> {
+        Some(u32::from_le_bytes(p.get(o..o + 4)?.try_into().ok()?) as usize)
+    };
     let mut out = Vec::new();
     if p.len() < 16 || &p[0..8] != b"OpusTags" {
         return out;
@@ -200,7 +215,9 @@ fn parse_tags(p: &[u8]) -> Vec<String> {
     o += 4;
     for _ in 0..n {
         let Some(l) = rd(o) else { break };
-        let Some(s) = p.get(o + 4..o + 4 + l) else { break };
+        let Some(s) = p.get(o + 4..o + 4 + l) else {
+            break;
+        };
         out.push(String::from_utf8_lossy(s).into_owned());
         o += 4 + l;
     }
@@ -219,7 +236,12 @@ impl Decoded {
         self.samples.len() / self.channels
     }
     pub fn channel(&self, c: usize) -> Vec<f32> {
-        self.samples.iter().skip(c).step_by(self.channels).copied().collect()
+        self.samples
+            .iter()
+            .skip(c)
+            .step_by(self.channels)
+            .copied()
+            .collect()
     }
 }
 
@@ -227,19 +249,31 @@ impl Decoded {
 pub fn decode(data: &[u8], rate_hz: u32) -> Result<Decoded, ReadError> {
     let info = inspect(data)?;
     let channels = info.head.channels as usize;
-    let mut dec = MsDecoder::new(rate_hz, info.head.streams, info.head.coupled, &info.head.mapping)?;
+    let mut dec = MsDecoder::new(
+        rate_hz,
+        info.head.streams,
+        info.head.coupled,
+        &info.head.mapping,
+    )?;
     let scale = f64::from(rate_hz) / f64::from(GRANULE_RATE_HZ);
     let mut buf = vec![0f32; rate_hz as usize * 120 / 1000 * channels];
     let mut samples = Vec::new();
-    for (packet, _) in packets(data, &info.pages).into_iter().skip(2) {
+    for packet in packets(data, &info.pages).into_iter().skip(2) {
         let n = dec.decode(&packet, &mut buf, channels)?;
         samples.extend_from_slice(&buf[..n * channels]);
     }
     let skip = (f64::from(info.head.pre_skip) * scale).round() as usize * channels;
     let keep = (info.samples_48k as f64 * scale).round() as usize * channels;
     let end = (skip + keep).min(samples.len());
-    let samples = samples.get(skip..end).map(<[f32]>::to_vec).unwrap_or_default();
-    Ok(Decoded { channels, rate_hz, samples })
+    let samples = samples
+        .get(skip..end)
+        .map(<[f32]>::to_vec)
+        .unwrap_or_default();
+    Ok(Decoded {
+        channels,
+        rate_hz,
+        samples,
+    })
 }
 
 /// Sets end-of-stream on the page at `page` and recomputes its CRC, in the given buffer.
@@ -257,7 +291,8 @@ mod tests {
     use crate::codec::ogg_write::OpusFileWriter;
 
     fn tone_file(frames: usize) -> Vec<u8> {
-        let mut w = OpusFileWriter::new(Vec::new(), 16000, 320, 16000, 5, 7, &["A=b".into()]).unwrap();
+        let mut w =
+            OpusFileWriter::new(Vec::new(), 16000, 320, 16000, 5, 7, &["A=b".into()]).unwrap();
         let mut t = 0usize;
         for _ in 0..frames {
             let mut f = vec![0f32; 640];
@@ -298,7 +333,12 @@ mod tests {
         let info = inspect(&data).unwrap();
         let audio: Vec<_> = info.pages.iter().skip(2).collect();
         for w in audio.windows(2) {
-            assert!(w[1].granule - w[0].granule <= 24000, "{} -> {}", w[0].granule, w[1].granule);
+            assert!(
+                w[1].granule - w[0].granule <= 24000,
+                "{} -> {}",
+                w[0].granule,
+                w[1].granule
+            );
         }
     }
 

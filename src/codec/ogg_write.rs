@@ -92,7 +92,12 @@ impl<W: Write> OpusFileWriter<W> {
         let frame_48k = frame_samples as u64 * scale;
         let frame_ms = (frame_samples as u32 * 1000 / rate_hz).max(1);
         let mut pw = PacketWriter::new(out);
-        pw.write_packet(opus_head(pre_skip_48k as u16, rate_hz), serial, PacketWriteEndInfo::EndPage, 0)?;
+        pw.write_packet(
+            opus_head(pre_skip_48k as u16, rate_hz),
+            serial,
+            PacketWriteEndInfo::EndPage,
+            0,
+        )?;
         pw.write_packet(opus_tags(comments), serial, PacketWriteEndInfo::EndPage, 0)?;
         pw.inner_mut().flush()?;
         Ok(OpusFileWriter {
@@ -116,10 +121,15 @@ impl<W: Write> OpusFileWriter<W> {
         self.frames += 1;
         self.packets_in_page += 1;
         let end_page = self.packets_in_page >= self.packets_per_page;
-        let info = if end_page { PacketWriteEndInfo::EndPage } else { PacketWriteEndInfo::NormalPacket };
+        let info = if end_page {
+            PacketWriteEndInfo::EndPage
+        } else {
+            PacketWriteEndInfo::NormalPacket
+        };
         // Granules count decoded samples, pre-skip included (RFC 7845 §4); only the last page trims.
         let granule = self.frames * self.frame_48k;
-        self.pw.write_packet(self.packet[..n].to_vec(), self.serial, info, granule)?;
+        self.pw
+            .write_packet(self.packet[..n].to_vec(), self.serial, info, granule)?;
         if end_page {
             self.packets_in_page = 0;
             self.pages += 1;
@@ -158,8 +168,13 @@ impl<W: Write> OpusFileWriter<W> {
         for i in 0..pad_frames {
             let n = self.enc.encode(&self.silence, &mut self.packet)?;
             let last = i + 1 == pad_frames;
-            let info = if last { PacketWriteEndInfo::EndStream } else { PacketWriteEndInfo::NormalPacket };
-            self.pw.write_packet(self.packet[..n].to_vec(), self.serial, info, final_granule)?;
+            let info = if last {
+                PacketWriteEndInfo::EndStream
+            } else {
+                PacketWriteEndInfo::NormalPacket
+            };
+            self.pw
+                .write_packet(self.packet[..n].to_vec(), self.serial, info, final_granule)?;
         }
         let mut out = self.pw.into_inner();
         out.flush()?;

@@ -10,7 +10,10 @@ use std::ffi::CStr;
 #[derive(Debug, thiserror::Error)]
 pub enum OpusError {
     #[error("libopus: {context}: {message}")]
-    Lib { context: &'static str, message: String },
+    Lib {
+        context: &'static str,
+        message: String,
+    },
 }
 
 fn lib_err(context: &'static str, code: i32) -> OpusError {
@@ -59,9 +62,21 @@ impl MsEncoder {
             return Err(lib_err("creating the multistream encoder", err));
         }
         let enc = MsEncoder { st, frame_samples };
-        enc.ctl("setting the bitrate", ffi::OPUS_SET_BITRATE_REQUEST, (bitrate_bps * 2) as i32)?;
-        enc.ctl("setting the complexity", ffi::OPUS_SET_COMPLEXITY_REQUEST, complexity as i32)?;
-        enc.ctl("setting signal=voice", ffi::OPUS_SET_SIGNAL_REQUEST, ffi::OPUS_SIGNAL_VOICE)?;
+        enc.ctl(
+            "setting the bitrate",
+            ffi::OPUS_SET_BITRATE_REQUEST,
+            (bitrate_bps * 2) as i32,
+        )?;
+        enc.ctl(
+            "setting the complexity",
+            ffi::OPUS_SET_COMPLEXITY_REQUEST,
+            complexity as i32,
+        )?;
+        enc.ctl(
+            "setting signal=voice",
+            ffi::OPUS_SET_SIGNAL_REQUEST,
+            ffi::OPUS_SIGNAL_VOICE,
+        )?;
         Ok(enc)
     }
 
@@ -79,7 +94,11 @@ impl MsEncoder {
         let mut v: i32 = 0;
         // SAFETY: GET_LOOKAHEAD writes one opus_int32 through the pointer.
         let r = unsafe {
-            ffi::opus_multistream_encoder_ctl(self.st, ffi::OPUS_GET_LOOKAHEAD_REQUEST, &mut v as *mut i32)
+            ffi::opus_multistream_encoder_ctl(
+                self.st,
+                ffi::OPUS_GET_LOOKAHEAD_REQUEST,
+                &mut v as *mut i32,
+            )
         };
         if r != ffi::OPUS_OK {
             return Err(lib_err("reading the lookahead", r));
@@ -143,7 +162,12 @@ impl MsDecoder {
     }
 
     /// Decodes one packet into interleaved f32 (`channels` per frame); returns frames decoded.
-    pub fn decode(&mut self, packet: &[u8], out: &mut [f32], channels: usize) -> Result<usize, OpusError> {
+    pub fn decode(
+        &mut self,
+        packet: &[u8],
+        out: &mut [f32],
+        channels: usize,
+    ) -> Result<usize, OpusError> {
         // 120 ms is the longest Opus packet (RFC 6716 §3.2.5).
         let max_frames = (out.len() / channels).min(self.rate_hz as usize * 120 / 1000);
         // SAFETY: out is writable for max_frames * channels floats.

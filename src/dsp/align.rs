@@ -40,7 +40,13 @@ pub struct Aligner {
 
 impl Aligner {
     /// `two_clocks`: the parties come from two devices and the customer clock must be tracked.
-    pub fn new(agent_rate_hz: u32, customer_rate_hz: u32, enc_rate_hz: u32, frame: usize, two_clocks: bool) -> Result<Self, ResampleError> {
+    pub fn new(
+        agent_rate_hz: u32,
+        customer_rate_hz: u32,
+        enc_rate_hz: u32,
+        frame: usize,
+        two_clocks: bool,
+    ) -> Result<Self, ResampleError> {
         let ra = PartyResampler::new(agent_rate_hz, enc_rate_hz, false)?;
         let rc = PartyResampler::new(customer_rate_hz, enc_rate_hz, two_clocks)?;
         let mut a = Aligner {
@@ -49,7 +55,13 @@ impl Aligner {
             in_rate_hz: [agent_rate_hz, customer_rate_hz],
             enc_rate_hz,
             frame,
-            drift: two_clocks.then_some(Drift { elapsed_s: 0.0, lead_filtered: None, target: None, integral: 0.0, correction: 0.0 }),
+            drift: two_clocks.then_some(Drift {
+                elapsed_s: 0.0,
+                lead_filtered: None,
+                target: None,
+                integral: 0.0,
+                correction: 0.0,
+            }),
         };
         a.equalize_delay();
         Ok(a)
@@ -80,7 +92,8 @@ impl Aligner {
     /// Customer audio buffered ahead of agent audio, in seconds.
     fn lead_s(&self) -> f64 {
         let side = |p: usize| {
-            self.rs[p].pending() as f64 / f64::from(self.in_rate_hz[p]) + self.fifo[p].len() as f64 / f64::from(self.enc_rate_hz)
+            self.rs[p].pending() as f64 / f64::from(self.in_rate_hz[p])
+                + self.fifo[p].len() as f64 / f64::from(self.enc_rate_hz)
         };
         side(1) - side(0)
     }
@@ -200,7 +213,11 @@ mod tests {
                 }
             }
         }
-        assert!(onsets[0].len() as u64 >= seconds / 10 - 1, "bursts found: {}", onsets[0].len());
+        assert!(
+            onsets[0].len() as u64 >= seconds / 10 - 1,
+            "bursts found: {}",
+            onsets[0].len()
+        );
         assert_eq!(onsets[0].len(), onsets[1].len());
         onsets[0]
             .iter()

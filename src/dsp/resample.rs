@@ -6,8 +6,8 @@
 
 use rubato::audioadapter_buffers::direct::SequentialSlice;
 use rubato::{
-    Adjustable, Async, Fft, FixedAsync, FixedSync, Resampler, SincInterpolationParameters, SincInterpolationType,
-    WindowFunction,
+    Adjustable, Async, Fft, FixedAsync, FixedSync, Resampler, SincInterpolationParameters,
+    SincInterpolationType, WindowFunction,
 };
 
 /// Input chunk: 10 ms at 48 kHz.
@@ -18,7 +18,11 @@ pub const MAX_RELATIVE: f64 = 1.002;
 #[derive(Debug, thiserror::Error)]
 pub enum ResampleError {
     #[error("cannot build a {from_hz} -> {to_hz} Hz resampler: {message}")]
-    Build { from_hz: u32, to_hz: u32, message: String },
+    Build {
+        from_hz: u32,
+        to_hz: u32,
+        message: String,
+    },
 }
 
 enum Kind {
@@ -35,7 +39,11 @@ pub struct PartyResampler {
 
 impl PartyResampler {
     pub fn new(from_hz: u32, to_hz: u32, adjustable: bool) -> Result<Self, ResampleError> {
-        let err = |e: &dyn std::fmt::Display| ResampleError::Build { from_hz, to_hz, message: e.to_string() };
+        let err = |e: &dyn std::fmt::Display| ResampleError::Build {
+            from_hz,
+            to_hz,
+            message: e.to_string(),
+        };
         let ratio = f64::from(to_hz) / f64::from(from_hz);
         let kind = if adjustable {
             let params = SincInterpolationParameters {
@@ -45,10 +53,13 @@ impl PartyResampler {
                 interpolation: SincInterpolationType::Linear,
                 window: WindowFunction::BlackmanHarris2,
             };
-            let r = Async::<f32>::new_sinc(ratio, MAX_RELATIVE, &params, CHUNK, 1, FixedAsync::Input).map_err(|e| err(&e))?;
+            let r =
+                Async::<f32>::new_sinc(ratio, MAX_RELATIVE, &params, CHUNK, 1, FixedAsync::Input)
+                    .map_err(|e| err(&e))?;
             Kind::Adjustable(Box::new(r))
         } else if from_hz != to_hz {
-            let r = Fft::<f32>::new(from_hz as usize, to_hz as usize, CHUNK, 1, FixedSync::Input).map_err(|e| err(&e))?;
+            let r = Fft::<f32>::new(from_hz as usize, to_hz as usize, CHUNK, 1, FixedSync::Input)
+                .map_err(|e| err(&e))?;
             Kind::Fixed(Box::new(r))
         } else {
             Kind::Pass
@@ -58,7 +69,11 @@ impl PartyResampler {
             Kind::Fixed(r) => r.output_frames_max(),
             Kind::Adjustable(r) => r.output_frames_max(),
         };
-        Ok(PartyResampler { kind, pending: Vec::with_capacity(CHUNK * 8), out: vec![0.0; out_max] })
+        Ok(PartyResampler {
+            kind,
+            pending: Vec::with_capacity(CHUNK * 8),
+            out: vec![0.0; out_max],
+        })
     }
 
     /// Input samples waiting for a full chunk.
@@ -78,7 +93,8 @@ impl PartyResampler {
     /// Nudges the ratio relative to nominal (1.0 = nominal); only adjustable resamplers move.
     pub fn set_relative(&mut self, rel: f64) {
         if let Kind::Adjustable(r) = &mut self.kind {
-            let _ = r.set_resample_ratio_relative(rel.clamp(1.0 / MAX_RELATIVE, MAX_RELATIVE), true);
+            let _ =
+                r.set_resample_ratio_relative(rel.clamp(1.0 / MAX_RELATIVE, MAX_RELATIVE), true);
         }
     }
 
@@ -99,9 +115,13 @@ impl PartyResampler {
             if self.pending.len() - used < need {
                 break;
             }
-            let Ok(inp) = SequentialSlice::new(&self.pending[used..used + need], 1, need) else { break };
+            let Ok(inp) = SequentialSlice::new(&self.pending[used..used + need], 1, need) else {
+                break;
+            };
             let out_len = self.out.len();
-            let Ok(mut outp) = SequentialSlice::new_mut(&mut self.out[..], 1, out_len) else { break };
+            let Ok(mut outp) = SequentialSlice::new_mut(&mut self.out[..], 1, out_len) else {
+                break;
+            };
             match r.process_into_buffer(&inp, &mut outp, None) {
                 Ok((n_in, n_out)) => {
                     used += n_in;

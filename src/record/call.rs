@@ -23,7 +23,11 @@ use std::time::{Duration, Instant};
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
     #[error("call {call_id}: {path}: {source}")]
-    Io { call_id: i64, path: String, source: std::io::Error },
+    Io {
+        call_id: i64,
+        path: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error("call {call_id}: {message}")]
@@ -89,7 +93,13 @@ fn fsync_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 impl ActiveCall {
-    pub fn start(ctx: &CallContext, seat_id: &str, mode: &str, meta: CallMeta, dropped_now: u64) -> Result<ActiveCall, CallError> {
+    pub fn start(
+        ctx: &CallContext,
+        seat_id: &str,
+        mode: &str,
+        meta: CallMeta,
+        dropped_now: u64,
+    ) -> Result<ActiveCall, CallError> {
         let started_at_utc = crate::clock::utc_now();
         let new = NewCall {
             box_id: ctx.box_id.clone(),
@@ -140,11 +150,24 @@ impl ActiveCall {
         }
     }
 
-    fn create_file(ctx: &CallContext, id: i64, path: &Path, new: &NewCall) -> Result<(OpusFileWriter<BufWriter<HashingFile>>, File), CallError> {
-        let io = |source| CallError::Io { call_id: id, path: path.display().to_string(), source };
+    fn create_file(
+        ctx: &CallContext,
+        id: i64,
+        path: &Path,
+        new: &NewCall,
+    ) -> Result<(OpusFileWriter<BufWriter<HashingFile>>, File), CallError> {
+        let io = |source| CallError::Io {
+            call_id: id,
+            path: path.display().to_string(),
+            source,
+        };
         let dir = path.parent().unwrap_or(&ctx.storage_dir);
         std::fs::create_dir_all(dir).map_err(io)?;
-        let file = File::options().write(true).create_new(true).open(path).map_err(io)?;
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(io)?;
         let sync_handle = file.try_clone().map_err(io)?;
         let m = &new.meta;
         let comments = tags_for(&[
@@ -159,10 +182,28 @@ impl ActiveCall {
             ("CAMPAIGN", m.campaign.clone().unwrap_or_default()),
             ("EXTERNAL_ID", m.external_id.clone().unwrap_or_default()),
         ]);
-        let out = BufWriter::with_capacity(64 * 1024, HashingFile { file, hasher: Sha256::new(), bytes: 0 });
+        let out = BufWriter::with_capacity(
+            64 * 1024,
+            HashingFile {
+                file,
+                hasher: Sha256::new(),
+                bytes: 0,
+            },
+        );
         let e = &ctx.encoder;
-        let writer = OpusFileWriter::new(out, e.rate_hz, e.frame_samples(), e.bitrate_bps, e.complexity, id as u32, &comments)
-            .map_err(|err| CallError::Encode { call_id: id, message: err.to_string() })?;
+        let writer = OpusFileWriter::new(
+            out,
+            e.rate_hz,
+            e.frame_samples(),
+            e.bitrate_bps,
+            e.complexity,
+            id as u32,
+            &comments,
+        )
+        .map_err(|err| CallError::Encode {
+            call_id: id,
+            message: err.to_string(),
+        })?;
         sync_handle.sync_all().map_err(io)?;
         fsync_dir(dir).map_err(io)?;
         Ok((writer, sync_handle))
@@ -173,17 +214,32 @@ impl ActiveCall {
     }
 
     fn enc_err(&self, e: impl std::fmt::Display) -> CallError {
-        CallError::Encode { call_id: self.id, message: e.to_string() }
+        CallError::Encode {
+            call_id: self.id,
+            message: e.to_string(),
+        }
     }
 
     /// Writes one frame (or silence while paused: invariant 6) and schedules fsyncs.
     /// `captured_at` is when the frame's oldest sample entered its ring.
-    pub fn write(&mut self, ctx: &CallContext, frame: &[f32], silent: bool, captured_at: Instant) -> Result<(), CallError> {
+    pub fn write(
+        &mut self,
+        ctx: &CallContext,
+        frame: &[f32],
+        silent: bool,
+        captured_at: Instant,
+    ) -> Result<(), CallError> {
         self.page_oldest.get_or_insert(captured_at);
-        let page_done = if silent { self.writer.push_silence() } else { self.writer.push_frame(frame) }.map_err(|e| self.enc_err(e))?;
+        let page_done = if silent {
+            self.writer.push_silence()
+        } else {
+            self.writer.push_frame(frame)
+        }
+        .map_err(|e| self.enc_err(e))?;
         if page_done {
             if let Some(t) = self.page_oldest.take() {
-                self.max_page_latency_ms = self.max_page_latency_ms.max(t.elapsed().as_millis() as u64);
+                self.max_page_latency_ms =
+                    self.max_page_latency_ms.max(t.elapsed().as_millis() as u64);
             }
         }
         if page_done && self.last_sync.elapsed() >= ctx.fsync_interval {
@@ -205,8 +261,15 @@ impl ActiveCall {
     pub fn finish(self, ctx: &CallContext, end_reason: &str) -> Result<i64, CallError> {
         let id = self.id;
         let duration_ms = self.writer.duration_ms();
-        let io = |source| CallError::Io { call_id: id, path: self.path.display().to_string(), source };
-        let buf = self.writer.finish().map_err(|e| CallError::Encode { call_id: id, message: e.to_string() })?;
+        let io = |source| CallError::Io {
+            call_id: id,
+            path: self.path.display().to_string(),
+            source,
+        };
+        let buf = self.writer.finish().map_err(|e| CallError::Encode {
+            call_id: id,
+            message: e.to_string(),
+        })?;
         let hf = buf.into_inner().map_err(|e| io(e.into_error()))?;
         hf.file.sync_all().map_err(io)?;
         let sha = hex::encode(hf.hasher.finalize());
@@ -235,7 +298,10 @@ impl ActiveCall {
         let Ok(db) = ctx.db() else { return };
         let sealed = store::get_call(&db, id)
             .map_err(|e| e.to_string())
-            .and_then(|row| store::recovery::recover_call(&db, &ctx.storage_dir, &row).map_err(|e| e.to_string()));
+            .and_then(|row| {
+                store::recovery::recover_call(&db, &ctx.storage_dir, &row)
+                    .map_err(|e| e.to_string())
+            });
         if let Err(e) = sealed {
             tracing::error!(call_id = id, "could not seal the interrupted call: {e}");
         }

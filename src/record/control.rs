@@ -25,13 +25,17 @@ pub enum Request {
         #[serde(default)]
         tags: Vec<String>,
     },
-    Stop { seat: String },
+    Stop {
+        seat: String,
+    },
     Pause {
         seat: String,
         by: Option<String>,
         reason: Option<String>,
     },
-    Resume { seat: String },
+    Resume {
+        seat: String,
+    },
     Tag {
         seat: String,
         #[serde(default)]
@@ -87,8 +91,16 @@ pub struct Response {
 impl Response {
     pub fn from_result(r: Result<i64, String>) -> Self {
         match r {
-            Ok(id) => Response { ok: true, call_id: Some(id), ..Default::default() },
-            Err(e) => Response { ok: false, error: Some(e), ..Default::default() },
+            Ok(id) => Response {
+                ok: true,
+                call_id: Some(id),
+                ..Default::default()
+            },
+            Err(e) => Response {
+                ok: false,
+                error: Some(e),
+                ..Default::default()
+            },
         }
     }
 }
@@ -114,7 +126,9 @@ pub fn serve(listener: UnixListener, router: Router, stop: Arc<AtomicBool>) {
                     tracing::warn!("control request: {e}");
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
             Err(e) => tracing::warn!("control socket accept: {e}"),
         }
     }
@@ -124,12 +138,22 @@ fn handle(stream: UnixStream, router: &Router) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut line = String::new();
-    BufReader::new(&stream).take(64 * 1024).read_line(&mut line)?;
+    BufReader::new(&stream)
+        .take(64 * 1024)
+        .read_line(&mut line)?;
     let resp = match serde_json::from_str::<Request>(&line) {
-        Err(e) => Response { ok: false, error: Some(format!("malformed request: {e}")), ..Default::default() },
+        Err(e) => Response {
+            ok: false,
+            error: Some(format!("malformed request: {e}")),
+            ..Default::default()
+        },
         Ok(Request::Status) => Response {
             ok: true,
-            seats: router.status.iter().filter_map(|s| s.lock().ok().map(|g| g.clone())).collect(),
+            seats: router
+                .status
+                .iter()
+                .filter_map(|s| s.lock().ok().map(|g| g.clone()))
+                .collect(),
             ..Default::default()
         },
         Ok(req) => route(req, router),
@@ -151,13 +175,18 @@ fn route(req: Request, router: &Router) -> Response {
         return Response::from_result(Err("the recorder is shutting down".into()));
     }
     rrx.recv_timeout(Duration::from_secs(10))
-        .unwrap_or_else(|_| Response::from_result(Err("the seat's worker did not answer within 10 s".into())))
+        .unwrap_or_else(|_| {
+            Response::from_result(Err("the seat's worker did not answer within 10 s".into()))
+        })
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot reach the recorder at {path}: {source}. Is `callrec record` running with this config?")]
-    Connect { path: String, source: std::io::Error },
+    Connect {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("talking to the recorder: {0}")]
     Io(#[from] std::io::Error),
     #[error("the recorder sent an unreadable reply: {0}")]
@@ -166,7 +195,10 @@ pub enum ClientError {
 
 /// Sends one request and waits for the reply.
 pub fn request(socket: &Path, req: &Request) -> Result<Response, ClientError> {
-    let stream = UnixStream::connect(socket).map_err(|source| ClientError::Connect { path: socket.display().to_string(), source })?;
+    let stream = UnixStream::connect(socket).map_err(|source| ClientError::Connect {
+        path: socket.display().to_string(),
+        source,
+    })?;
     stream.set_read_timeout(Some(Duration::from_secs(15)))?;
     let mut body = serde_json::to_vec(req)?;
     body.push(b'\n');

@@ -28,12 +28,21 @@ use std::time::{Duration, Instant};
 
 /// Tells systemd about readiness and liveness (sd_notify protocol), if run under it.
 fn sd_notify(state: &str) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
-    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else { return };
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
+        return;
+    };
     let _ = sock.send_to(state.as_bytes(), path);
 }
 
-fn build_seat(cfg: &Config, seat_cfg: &crate::config::SeatConfig, sim: &mut Simulator, sup: &mut Supervisor) -> anyhow::Result<Seat> {
+fn build_seat(
+    cfg: &Config,
+    seat_cfg: &crate::config::SeatConfig,
+    sim: &mut Simulator,
+    sup: &mut Supervisor,
+) -> anyhow::Result<Seat> {
     let mut inputs = Vec::new();
     let mut rates = [0u32; 2];
     for (j, inp) in seat_cfg.inputs.iter().enumerate() {
@@ -45,24 +54,41 @@ fn build_seat(cfg: &Config, seat_cfg: &crate::config::SeatConfig, sim: &mut Simu
         }
         match inp.kind {
             InputKind::Device => sup.add(label.clone(), inp.clone(), shared.clone()),
-            InputKind::File | InputKind::Synthetic => sim.add(inp, &shared).with_context(|| format!("seat {}", seat_cfg.id))?,
+            InputKind::File | InputKind::Synthetic => sim
+                .add(inp, &shared)
+                .with_context(|| format!("seat {}", seat_cfg.id))?,
         }
         inputs.push(SeatInput::new(label, shared, &parties, inp.rate_hz));
     }
     let two_clocks = seat_cfg.inputs.len() == 2;
-    let aligner = Aligner::new(rates[Party::Agent.index()], rates[Party::Customer.index()], cfg.encoder.rate_hz, cfg.encoder.frame_samples(), two_clocks)
-        .with_context(|| format!("seat {}", seat_cfg.id))?;
-    Ok(Seat::new(seat_cfg.clone(), inputs, aligner, cfg.encoder.frame_ms))
+    let aligner = Aligner::new(
+        rates[Party::Agent.index()],
+        rates[Party::Customer.index()],
+        cfg.encoder.rate_hz,
+        cfg.encoder.frame_samples(),
+        two_clocks,
+    )
+    .with_context(|| format!("seat {}", seat_cfg.id))?;
+    Ok(Seat::new(
+        seat_cfg.clone(),
+        inputs,
+        aligner,
+        cfg.encoder.frame_ms,
+    ))
 }
 
 /// Runs the recorder until SIGTERM/SIGINT.
 pub fn run(cfg: Config) -> anyhow::Result<()> {
     let dir = &cfg.storage.dir;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating storage dir {}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating storage dir {}", dir.display()))?;
     let conn = store::open_rw(&cfg.db_path())?;
     let recovered = store::recovery::recover_all(&conn, dir)?;
     if !recovered.is_empty() {
-        tracing::warn!("recovered {} call(s) interrupted by the previous run", recovered.len());
+        tracing::warn!(
+            "recovered {} call(s) interrupted by the previous run",
+            recovered.len()
+        );
     }
     let db = Arc::new(Mutex::new(conn));
 
@@ -83,7 +109,9 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
 
     let (sync_tx, sync_rx) = mpsc::channel();
     let sync_db = db.clone();
-    let syncer = std::thread::Builder::new().name("fsync".into()).spawn(move || syncer::run(sync_rx, sync_db))?;
+    let syncer = std::thread::Builder::new()
+        .name("fsync".into())
+        .spawn(move || syncer::run(sync_rx, sync_db))?;
     let ctx = Arc::new(CallContext {
         box_id: cfg.box_.id.clone(),
         storage_dir: dir.clone(),
@@ -97,12 +125,20 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     if !sup.is_empty() {
         let (ready_tx, ready_rx) = mpsc::channel();
         let st = stop.clone();
-        threads.push(std::thread::Builder::new().name("devices".into()).spawn(move || sup.run(st, ready_tx))?);
+        threads.push(
+            std::thread::Builder::new()
+                .name("devices".into())
+                .spawn(move || sup.run(st, ready_tx))?,
+        );
         let _ = ready_rx.recv_timeout(Duration::from_secs(10));
     }
     if !sim.is_empty() {
         let st = stop.clone();
-        threads.push(std::thread::Builder::new().name("simulated-inputs".into()).spawn(move || sim.run(st))?);
+        threads.push(
+            std::thread::Builder::new()
+                .name("simulated-inputs".into())
+                .spawn(move || sim.run(st))?,
+        );
     }
 
     // Deal seats to a fixed pool of workers.
@@ -127,9 +163,17 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     let mut workers = Vec::new();
     let mut heartbeats = Vec::new();
     for (i, (seats, rx)) in per_worker.into_iter().zip(receivers).enumerate() {
-        let (c, st, hb) = (ctx.clone(), worker_stop.clone(), Arc::new(AtomicU64::new(0)));
+        let (c, st, hb) = (
+            ctx.clone(),
+            worker_stop.clone(),
+            Arc::new(AtomicU64::new(0)),
+        );
         heartbeats.push(hb.clone());
-        workers.push(std::thread::Builder::new().name(format!("worker-{i}")).spawn(move || worker::run(seats, c, rx, st, hb))?);
+        workers.push(
+            std::thread::Builder::new()
+                .name(format!("worker-{i}"))
+                .spawn(move || worker::run(seats, c, rx, st, hb))?,
+        );
     }
 
     let sock_path = cfg.control_socket();
@@ -137,12 +181,18 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     if let Some(parent) = sock_path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let listener = std::os::unix::net::UnixListener::bind(&sock_path).with_context(|| format!("binding control socket {}", sock_path.display()))?;
+    let listener = std::os::unix::net::UnixListener::bind(&sock_path)
+        .with_context(|| format!("binding control socket {}", sock_path.display()))?;
     std::fs::set_permissions(&sock_path, std::fs::Permissions::from_mode(0o660))?;
-    let router = control::Router { workers: routes, status };
+    let router = control::Router {
+        workers: routes,
+        status,
+    };
     let control_stop = Arc::new(AtomicBool::new(false));
     let cs = control_stop.clone();
-    let control = std::thread::Builder::new().name("control".into()).spawn(move || control::serve(listener, router, cs))?;
+    let control = std::thread::Builder::new()
+        .name("control".into())
+        .spawn(move || control::serve(listener, router, cs))?;
 
     tracing::info!(seats = cfg.seats.len(), workers = n_workers, storage = %dir.display(), socket = %sock_path.display(), "recorder running");
     sd_notify("READY=1");
@@ -152,8 +202,15 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(100));
         if last_watchdog.elapsed() >= Duration::from_secs(2) {
             // Only tell the watchdog we are alive if every worker made progress.
-            let beats: Vec<u64> = heartbeats.iter().map(|h| h.load(Ordering::Relaxed)).collect();
-            if beats.iter().zip(&last_beats).all(|(now, before)| now > before) {
+            let beats: Vec<u64> = heartbeats
+                .iter()
+                .map(|h| h.load(Ordering::Relaxed))
+                .collect();
+            if beats
+                .iter()
+                .zip(&last_beats)
+                .all(|(now, before)| now > before)
+            {
                 sd_notify("WATCHDOG=1");
             }
             last_beats = beats;

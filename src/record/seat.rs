@@ -11,7 +11,7 @@ use crate::capture::device::STALL_MS;
 use crate::capture::ring::InputShared;
 use crate::config::{Party, SeatConfig, SeatMode};
 use crate::dsp::align::Aligner;
-use crate::dsp::level::rms_dbfs;
+use crate::dsp::level::rms_dbfs_channel;
 use crate::store::{self, CallMeta};
 use rtrb::Consumer;
 use std::collections::VecDeque;
@@ -31,7 +31,12 @@ pub struct SeatInput {
 }
 
 impl SeatInput {
-    pub fn new(label: String, shared: Arc<InputShared>, parties: &[(Party, u16)], rate_hz: u32) -> Self {
+    pub fn new(
+        label: String,
+        shared: Arc<InputShared>,
+        parties: &[(Party, u16)],
+        rate_hz: u32,
+    ) -> Self {
         SeatInput {
             label,
             shared,
@@ -72,13 +77,35 @@ fn mode_name(m: SeatMode) -> &'static str {
 
 impl Seat {
     pub fn new(cfg: SeatConfig, inputs: Vec<SeatInput>, aligner: Aligner, frame_ms: u32) -> Self {
-        let status = Arc::new(Mutex::new(SeatStatus { seat: cfg.id.clone(), mode: mode_name(cfg.mode).into(), state: "idle".into(), ..Default::default() }));
+        let status = Arc::new(Mutex::new(SeatStatus {
+            seat: cfg.id.clone(),
+            mode: mode_name(cfg.mode).into(),
+            state: "idle".into(),
+            ..Default::default()
+        }));
         let frame = vec![0.0; aligner.frame_samples() * 2];
-        Seat { cfg, inputs, aligner, frame, call: None, preroll: VecDeque::new(), vox_silent_ms: 0, frame_ms, fill: None, status, max_lag_ms: 0, max_page_latency_ms: 0, captured_at: Instant::now() }
+        Seat {
+            cfg,
+            inputs,
+            aligner,
+            frame,
+            call: None,
+            preroll: VecDeque::new(),
+            vox_silent_ms: 0,
+            frame_ms,
+            fill: None,
+            status,
+            max_lag_ms: 0,
+            max_page_latency_ms: 0,
+            captured_at: Instant::now(),
+        }
     }
 
     fn dropped_total(&self) -> u64 {
-        self.inputs.iter().map(|i| i.shared.dropped_frames.load(Ordering::Relaxed)).sum()
+        self.inputs
+            .iter()
+            .map(|i| i.shared.dropped_frames.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// One pass: drain rings, fill gaps, run frames through the state machine.
@@ -86,15 +113,25 @@ impl Seat {
         let mut agent_s = 0.0;
         let mut lag_ms = 0u64;
         for inp in &mut self.inputs {
-            if let Some(fresh) = inp.shared.new_consumer.lock().ok().and_then(|mut s| s.take()) {
+            if let Some(fresh) = inp
+                .shared
+                .new_consumer
+                .lock()
+                .ok()
+                .and_then(|mut s| s.take())
+            {
                 inp.consumer = Some(fresh);
                 self.aligner.reset_drift();
             }
-            let Some(cons) = inp.consumer.as_mut() else { continue };
+            let Some(cons) = inp.consumer.as_mut() else {
+                continue;
+            };
             let n = inp.parties.len();
             let avail = cons.slots() / n * n;
             lag_ms = lag_ms.max((avail / n) as u64 * 1000 / u64::from(inp.rate_hz));
-            let Ok(chunk) = cons.read_chunk(avail) else { continue };
+            let Ok(chunk) = cons.read_chunk(avail) else {
+                continue;
+            };
             let (a, b) = chunk.as_slices();
             for s in &mut inp.scratch {
                 s.clear();
@@ -124,10 +161,16 @@ impl Seat {
 
     /// Keeps the timeline whole while a device is down: silence of the same length (invariant 8).
     fn fill_gaps(&mut self, ctx: &CallContext) {
-        let down: Vec<bool> = self.inputs.iter().map(|i| i.shared.down.load(Ordering::Relaxed)).collect();
+        let down: Vec<bool> = self
+            .inputs
+            .iter()
+            .map(|i| i.shared.down.load(Ordering::Relaxed))
+            .collect();
         let all_down = down.iter().all(|d| *d);
         if all_down {
-            let (since, padded) = *self.fill.get_or_insert((Instant::now() - Duration::from_millis(STALL_MS), 0));
+            let (since, padded) = *self
+                .fill
+                .get_or_insert((Instant::now() - Duration::from_millis(STALL_MS), 0));
             let due = (since.elapsed().as_secs_f64() * f64::from(ctx.encoder.rate_hz)) as usize;
             self.aligner.pad_both(due.saturating_sub(padded));
             self.fill = Some((since, due.max(padded)));
@@ -147,17 +190,34 @@ impl Seat {
             .iter()
             .zip(&down)
             .filter(|(_, d)| **d)
-            .map(|(i, _)| format!("{} down: {}", i.label, i.shared.last_error.lock().ok().and_then(|g| g.clone()).unwrap_or_default()))
+            .map(|(i, _)| {
+                format!(
+                    "{} down: {}",
+                    i.label,
+                    i.shared
+                        .last_error
+                        .lock()
+                        .ok()
+                        .and_then(|g| g.clone())
+                        .unwrap_or_default()
+                )
+            })
             .collect::<Vec<_>>()
             .join("; ");
         for (inp, d) in self.inputs.iter_mut().zip(&down) {
             inp.was_down = *d;
         }
-        let Some(call) = self.call.as_mut() else { return };
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
         let at = call.duration_ms();
         let Ok(db) = ctx.db() else { return };
         match (any_down, call.gap_interval) {
-            (true, None) => call.gap_interval = store::open_interval(&db, call.id, "gap", at, Some("device"), Some(&reason)).ok(),
+            (true, None) => {
+                call.gap_interval =
+                    store::open_interval(&db, call.id, "gap", at, Some("device"), Some(&reason))
+                        .ok()
+            }
             (false, Some(iv)) => {
                 let _ = store::close_interval(&db, iv, at);
                 call.gap_interval = None;
@@ -167,9 +227,7 @@ impl Seat {
     }
 
     fn on_frame(&mut self, ctx: &CallContext, frame: &[f32]) {
-        let agent: Vec<f32> = frame.iter().step_by(2).copied().collect();
-        let customer: Vec<f32> = frame.iter().skip(1).step_by(2).copied().collect();
-        let (la, lc) = (rms_dbfs(&agent), rms_dbfs(&customer));
+        let (la, lc) = (rms_dbfs_channel(frame, 2, 0), rms_dbfs_channel(frame, 2, 1));
         if let Ok(mut st) = self.status.lock() {
             st.agent_dbfs = la;
             st.customer_dbfs = lc;
@@ -196,7 +254,11 @@ impl Seat {
                 return;
             }
             SeatMode::Vox => {
-                self.vox_silent_ms = if active { 0 } else { self.vox_silent_ms + self.frame_ms };
+                self.vox_silent_ms = if active {
+                    0
+                } else {
+                    self.vox_silent_ms + self.frame_ms
+                };
                 if self.vox_silent_ms >= self.cfg.vox_stop_after_ms {
                     self.vox_silent_ms = 0;
                     let _ = self.stop(ctx, "vox_silence");
@@ -204,7 +266,10 @@ impl Seat {
                 }
             }
             SeatMode::Continuous => {
-                let roll = self.call.as_ref().is_some_and(|c| c.duration_ms() >= u64::from(self.cfg.roll_interval_s) * 1000);
+                let roll = self
+                    .call
+                    .as_ref()
+                    .is_some_and(|c| c.duration_ms() >= u64::from(self.cfg.roll_interval_s) * 1000);
                 if roll {
                     let _ = self.stop(ctx, "roll");
                 }
@@ -218,7 +283,9 @@ impl Seat {
 
     fn write(&mut self, ctx: &CallContext, frame: &[f32]) {
         let dropped = self.dropped_total();
-        let Some(call) = self.call.as_mut() else { return };
+        let Some(call) = self.call.as_mut() else {
+            return;
+        };
         call.dropped_now = dropped;
         let silent = call.pause_interval.is_some();
         let result = call.write(ctx, frame, silent, self.captured_at);
@@ -232,9 +299,19 @@ impl Seat {
 
     pub fn start(&mut self, ctx: &CallContext, meta: CallMeta) -> Result<i64, String> {
         if let Some(c) = &self.call {
-            return Err(format!("seat {} is already recording call {}; stop it first", self.cfg.id, c.id));
+            return Err(format!(
+                "seat {} is already recording call {}; stop it first",
+                self.cfg.id, c.id
+            ));
         }
-        let call = ActiveCall::start(ctx, &self.cfg.id, mode_name(self.cfg.mode), meta, self.dropped_total()).map_err(|e: CallError| {
+        let call = ActiveCall::start(
+            ctx,
+            &self.cfg.id,
+            mode_name(self.cfg.mode),
+            meta,
+            self.dropped_total(),
+        )
+        .map_err(|e: CallError| {
             tracing::error!(seat = %self.cfg.id, "cannot start a call: {e}");
             e.to_string()
         })?;
@@ -245,7 +322,10 @@ impl Seat {
     }
 
     pub fn stop(&mut self, ctx: &CallContext, reason: &str) -> Result<i64, String> {
-        let call = self.call.take().ok_or_else(|| format!("seat {} is not recording", self.cfg.id))?;
+        let call = self
+            .call
+            .take()
+            .ok_or_else(|| format!("seat {} is not recording", self.cfg.id))?;
         let id = call.id;
         call.finish(ctx, reason).map_err(|e| {
             tracing::error!(seat = %self.cfg.id, call_id = id, "finishing the call: {e}");
@@ -257,29 +337,47 @@ impl Seat {
 
     fn active(&mut self) -> Result<&mut ActiveCall, String> {
         let id = self.cfg.id.clone();
-        self.call.as_mut().ok_or_else(|| format!("seat {id} is not recording"))
+        self.call
+            .as_mut()
+            .ok_or_else(|| format!("seat {id} is not recording"))
     }
 
     /// PCI pause: from the next frame on, silence is written instead of audio (invariant 6).
-    pub fn pause(&mut self, ctx: &CallContext, by: Option<&str>, reason: Option<&str>) -> Result<i64, String> {
+    pub fn pause(
+        &mut self,
+        ctx: &CallContext,
+        by: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<i64, String> {
         let call = self.active()?;
         if call.pause_interval.is_some() {
             return Err(format!("call {} is already paused", call.id));
         }
         let db = ctx.db().map_err(|e| e.to_string())?;
-        call.pause_interval = Some(store::open_interval(&db, call.id, "pause", call.duration_ms(), by, reason).map_err(|e| e.to_string())?);
+        call.pause_interval = Some(
+            store::open_interval(&db, call.id, "pause", call.duration_ms(), by, reason)
+                .map_err(|e| e.to_string())?,
+        );
         Ok(call.id)
     }
 
     pub fn resume(&mut self, ctx: &CallContext) -> Result<i64, String> {
         let call = self.active()?;
-        let iv = call.pause_interval.take().ok_or_else(|| format!("call {} is not paused", call.id))?;
+        let iv = call
+            .pause_interval
+            .take()
+            .ok_or_else(|| format!("call {} is not paused", call.id))?;
         let db = ctx.db().map_err(|e| e.to_string())?;
         store::close_interval(&db, iv, call.duration_ms()).map_err(|e| e.to_string())?;
         Ok(call.id)
     }
 
-    pub fn tag(&mut self, ctx: &CallContext, tags: &[String], meta: &CallMeta) -> Result<i64, String> {
+    pub fn tag(
+        &mut self,
+        ctx: &CallContext,
+        tags: &[String],
+        meta: &CallMeta,
+    ) -> Result<i64, String> {
         let call = self.active()?;
         let db = ctx.db().map_err(|e| e.to_string())?;
         store::add_tags(&db, call.id, tags).map_err(|e| e.to_string())?;
@@ -298,7 +396,12 @@ impl Seat {
     fn publish(&mut self, lag_ms: u64) {
         let dropped = self.dropped_total();
         let correction = self.aligner.correction_ppm();
-        let down: Vec<String> = self.inputs.iter().filter(|i| i.was_down).map(|i| i.label.clone()).collect();
+        let down: Vec<String> = self
+            .inputs
+            .iter()
+            .filter(|i| i.was_down)
+            .map(|i| i.label.clone())
+            .collect();
         if let Ok(mut st) = self.status.lock() {
             st.state = match &self.call {
                 None => "idle",

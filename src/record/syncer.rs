@@ -30,7 +30,10 @@ pub fn run(rx: Receiver<SyncJob>, db: Arc<Mutex<Connection>>) {
                     bytes: job.bytes,
                     dropped_frames: job.dropped_frames,
                 }),
-                Err(e) => tracing::error!(call_id = job.call_id, "fsync failed: {e}; the call may be incomplete on disk"),
+                Err(e) => tracing::error!(
+                    call_id = job.call_id,
+                    "fsync failed: {e}; the call may be incomplete on disk"
+                ),
             }
         }
         if let Ok(conn) = db.lock() {

@@ -3,7 +3,7 @@
 //! for its seats between passes, so a seat is only ever touched by one thread.
 
 use super::call::CallContext;
-use super::control::{Response, Routed, Request};
+use super::control::{Request, Response, Routed};
 use super::seat::Seat;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
@@ -12,7 +12,13 @@ use std::time::{Duration, Instant};
 
 const TICK: Duration = Duration::from_millis(10);
 
-pub fn run(mut seats: Vec<Seat>, ctx: Arc<CallContext>, rx: Receiver<Routed>, stop: Arc<AtomicBool>, heartbeat: Arc<AtomicU64>) {
+pub fn run(
+    mut seats: Vec<Seat>,
+    ctx: Arc<CallContext>,
+    rx: Receiver<Routed>,
+    stop: Arc<AtomicBool>,
+    heartbeat: Arc<AtomicU64>,
+) {
     loop {
         let t0 = Instant::now();
         while let Ok((req, reply)) = rx.try_recv() {
@@ -43,12 +49,20 @@ fn execute(seats: &mut [Seat], ctx: &CallContext, req: Request) -> Response {
     Response::from_result(match req {
         Request::Start { meta, tags, .. } => match validate_direction(&meta.direction) {
             Err(e) => Err(e),
-            Ok(()) => seat.start(ctx, meta.clone()).and_then(|id| if tags.is_empty() { Ok(id) } else { seat.tag(ctx, &tags, &meta) }),
+            Ok(()) => seat.start(ctx, meta.clone()).and_then(|id| {
+                if tags.is_empty() {
+                    Ok(id)
+                } else {
+                    seat.tag(ctx, &tags, &meta)
+                }
+            }),
         },
         Request::Stop { .. } => seat.stop(ctx, "stop"),
         Request::Pause { by, reason, .. } => seat.pause(ctx, by.as_deref(), reason.as_deref()),
         Request::Resume { .. } => seat.resume(ctx),
-        Request::Tag { tags, meta, .. } => validate_direction(&meta.direction).and_then(|()| seat.tag(ctx, &tags, &meta)),
+        Request::Tag { tags, meta, .. } => {
+            validate_direction(&meta.direction).and_then(|()| seat.tag(ctx, &tags, &meta))
+        }
         Request::Status => Err("status is answered by the control thread".into()),
     })
 }
@@ -56,6 +70,8 @@ fn execute(seats: &mut [Seat], ctx: &CallContext, req: Request) -> Response {
 fn validate_direction(d: &Option<String>) -> Result<(), String> {
     match d.as_deref() {
         None | Some("inbound") | Some("outbound") => Ok(()),
-        Some(other) => Err(format!("direction {other:?} must be \"inbound\" or \"outbound\"")),
+        Some(other) => Err(format!(
+            "direction {other:?} must be \"inbound\" or \"outbound\""
+        )),
     }
 }

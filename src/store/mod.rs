@@ -14,10 +14,15 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database {path}: {source}. Check the path and permissions; `callrec check` verifies the index")]
-    Open { path: String, source: rusqlite::Error },
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
-    #[error("database schema version {found} is newer than this callrec ({supported}); upgrade callrec")]
+    #[error(
+        "database schema version {found} is newer than this callrec ({supported}); upgrade callrec"
+    )]
     TooNew { found: i64, supported: i64 },
     #[error("no call with id {0}")]
     NoSuchCall(i64),
@@ -96,15 +101,21 @@ pub fn open_rw(path: &Path) -> Result<Connection, StoreError> {
 
 /// Opens the index for reading only (CLI queries while the recorder runs).
 pub fn open_ro(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(|source| StoreError::Open {
-            path: path.display().to_string(),
-            source,
-        })?;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| StoreError::Open {
+        path: path.display().to_string(),
+        source,
+    })?;
     configure(&conn)?;
     let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if v > schema_version() {
-        return Err(StoreError::TooNew { found: v, supported: schema_version() });
+        return Err(StoreError::TooNew {
+            found: v,
+            supported: schema_version(),
+        });
     }
     Ok(conn)
 }
@@ -112,7 +123,10 @@ pub fn open_ro(path: &Path) -> Result<Connection, StoreError> {
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
     let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if v > schema_version() {
-        return Err(StoreError::TooNew { found: v, supported: schema_version() });
+        return Err(StoreError::TooNew {
+            found: v,
+            supported: schema_version(),
+        });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(v as usize) {
         let tx = conn.unchecked_transaction()?;
@@ -159,9 +173,16 @@ pub fn insert_call(conn: &Connection, c: &NewCall) -> Result<(i64, String), Stor
         ],
     )?;
     let id = tx.last_insert_rowid();
-    let day = c.started_at_utc.get(0..10).unwrap_or("0000-00-00").replace('-', "/");
+    let day = c
+        .started_at_utc
+        .get(0..10)
+        .unwrap_or("0000-00-00")
+        .replace('-', "/");
     let rel = format!("calls/{day}/{id}.opus");
-    tx.execute("UPDATE calls SET rel_path = ?1 WHERE id = ?2", params![rel, id])?;
+    tx.execute(
+        "UPDATE calls SET rel_path = ?1 WHERE id = ?2",
+        params![rel, id],
+    )?;
     tx.commit()?;
     Ok((id, rel))
 }
@@ -181,7 +202,12 @@ pub fn update_progress(conn: &Connection, batch: &[Progress]) -> Result<(), Stor
             "UPDATE calls SET duration_ms = ?2, bytes = ?3, dropped_frames = ?4 WHERE id = ?1 AND status = 'recording'",
         )?;
         for p in batch {
-            st.execute(params![p.call_id, p.duration_ms as i64, p.bytes as i64, p.dropped_frames as i64])?;
+            st.execute(params![
+                p.call_id,
+                p.duration_ms as i64,
+                p.bytes as i64,
+                p.dropped_frames as i64
+            ])?;
         }
     }
     tx.commit()?;
@@ -219,7 +245,14 @@ pub fn finalize_call(conn: &Connection, f: &Finalized) -> Result<(), StoreError>
     Ok(())
 }
 
-pub fn open_interval(conn: &Connection, call_id: i64, kind: &str, start_ms: u64, by: Option<&str>, reason: Option<&str>) -> Result<i64, StoreError> {
+pub fn open_interval(
+    conn: &Connection,
+    call_id: i64,
+    kind: &str,
+    start_ms: u64,
+    by: Option<&str>,
+    reason: Option<&str>,
+) -> Result<i64, StoreError> {
     conn.execute(
         "INSERT INTO call_intervals (call_id, kind, start_ms, by, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![call_id, kind, start_ms as i64, by, reason],
@@ -228,13 +261,19 @@ pub fn open_interval(conn: &Connection, call_id: i64, kind: &str, start_ms: u64,
 }
 
 pub fn close_interval(conn: &Connection, interval_id: i64, end_ms: u64) -> Result<(), StoreError> {
-    conn.execute("UPDATE call_intervals SET end_ms = ?2 WHERE id = ?1", params![interval_id, end_ms as i64])?;
+    conn.execute(
+        "UPDATE call_intervals SET end_ms = ?2 WHERE id = ?1",
+        params![interval_id, end_ms as i64],
+    )?;
     Ok(())
 }
 
 pub fn add_tags(conn: &Connection, call_id: i64, tags: &[String]) -> Result<(), StoreError> {
     for t in tags {
-        conn.execute("INSERT OR IGNORE INTO call_tags (call_id, tag) VALUES (?1, ?2)", params![call_id, t])?;
+        conn.execute(
+            "INSERT OR IGNORE INTO call_tags (call_id, tag) VALUES (?1, ?2)",
+            params![call_id, t],
+        )?;
     }
     Ok(())
 }
@@ -244,7 +283,14 @@ pub fn update_meta(conn: &Connection, call_id: i64, m: &CallMeta) -> Result<(), 
         "UPDATE calls SET agent = COALESCE(?2, agent), direction = COALESCE(?3, direction),
              remote_number = COALESCE(?4, remote_number), campaign = COALESCE(?5, campaign),
              external_id = COALESCE(?6, external_id) WHERE id = ?1",
-        params![call_id, m.agent, m.direction, m.remote_number, m.campaign, m.external_id],
+        params![
+            call_id,
+            m.agent,
+            m.direction,
+            m.remote_number,
+            m.campaign,
+            m.external_id
+        ],
     )?;
     Ok(())
 }
@@ -319,14 +365,23 @@ fn row_to_call(r: &rusqlite::Row) -> rusqlite::Result<CallRow> {
 }
 
 fn fill_details(conn: &Connection, c: &mut CallRow) -> Result<(), StoreError> {
-    let mut st = conn.prepare_cached("SELECT tag FROM call_tags WHERE call_id = ?1 ORDER BY tag")?;
-    c.tags = st.query_map([c.id], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let mut st =
+        conn.prepare_cached("SELECT tag FROM call_tags WHERE call_id = ?1 ORDER BY tag")?;
+    c.tags = st
+        .query_map([c.id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
     let mut st = conn.prepare_cached(
         "SELECT kind, start_ms, end_ms, by, reason FROM call_intervals WHERE call_id = ?1 ORDER BY start_ms, id",
     )?;
     c.intervals = st
         .query_map([c.id], |r| {
-            Ok(Interval { kind: r.get(0)?, start_ms: r.get(1)?, end_ms: r.get(2)?, by: r.get(3)?, reason: r.get(4)? })
+            Ok(Interval {
+                kind: r.get(0)?,
+                start_ms: r.get(1)?,
+                end_ms: r.get(2)?,
+                by: r.get(3)?,
+                reason: r.get(4)?,
+            })
         })?
         .collect::<Result<_, _>>()?;
     Ok(())
@@ -334,7 +389,11 @@ fn fill_details(conn: &Connection, c: &mut CallRow) -> Result<(), StoreError> {
 
 pub fn get_call(conn: &Connection, id: i64) -> Result<CallRow, StoreError> {
     let mut c = conn
-        .query_row(&format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = ?1"), [id], row_to_call)
+        .query_row(
+            &format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = ?1"),
+            [id],
+            row_to_call,
+        )
         .optional()?
         .ok_or(StoreError::NoSuchCall(id))?;
     fill_details(conn, &mut c)?;
@@ -362,7 +421,10 @@ pub fn list_calls(conn: &Connection, f: &CallFilter) -> Result<Vec<CallRow>, Sto
     let mut st = conn.prepare(&sql)?;
     let limit = i64::from(f.limit.unwrap_or(1000));
     let mut rows: Vec<CallRow> = st
-        .query_map(params![f.seat, f.agent, f.status, f.since_utc, f.until_utc, limit], row_to_call)?
+        .query_map(
+            params![f.seat, f.agent, f.status, f.since_utc, f.until_utc, limit],
+            row_to_call,
+        )?
         .collect::<Result<_, _>>()?;
     for c in &mut rows {
         fill_details(conn, c)?;
@@ -372,7 +434,9 @@ pub fn list_calls(conn: &Connection, f: &CallFilter) -> Result<Vec<CallRow>, Sto
 
 /// Rows still marked `recording` (crash recovery input).
 pub fn recording_calls(conn: &Connection) -> Result<Vec<CallRow>, StoreError> {
-    let mut st = conn.prepare(&format!("SELECT {CALL_COLUMNS} FROM calls WHERE status = 'recording' ORDER BY id"))?;
+    let mut st = conn.prepare(&format!(
+        "SELECT {CALL_COLUMNS} FROM calls WHERE status = 'recording' ORDER BY id"
+    ))?;
     let rows = st.query_map([], row_to_call)?.collect::<Result<_, _>>()?;
     Ok(rows)
 }
@@ -388,7 +452,9 @@ mod tests {
         let path = dir.join("t.db");
         let _ = std::fs::remove_file(&path);
         let conn = open_rw(&path).unwrap();
-        let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
         assert_eq!(v, schema_version());
         let nc = NewCall {
             box_id: "b".into(),
@@ -398,7 +464,11 @@ mod tests {
             started_mono_ms: 5,
             rate_hz: 16000,
             bitrate_bps: 16000,
-            meta: CallMeta { agent: Some("alice".into()), direction: Some("inbound".into()), ..Default::default() },
+            meta: CallMeta {
+                agent: Some("alice".into()),
+                direction: Some("inbound".into()),
+                ..Default::default()
+            },
         };
         let (id, rel) = insert_call(&conn, &nc).unwrap();
         assert_eq!(rel, format!("calls/2026/11/27/{id}.opus"));
@@ -409,12 +479,32 @@ mod tests {
         assert_eq!(c.status, "recording");
         assert_eq!(c.tags, vec!["vip"]);
         assert_eq!(c.intervals[0].end_ms, Some(4000));
-        let found = list_calls(&conn, &CallFilter { agent: Some("alice".into()), ..Default::default() }).unwrap();
+        let found = list_calls(
+            &conn,
+            &CallFilter {
+                agent: Some("alice".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(found.len(), 1);
-        let none = list_calls(&conn, &CallFilter { agent: Some("x' OR 1=1 --".into()), ..Default::default() }).unwrap();
+        let none = list_calls(
+            &conn,
+            &CallFilter {
+                agent: Some("x' OR 1=1 --".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert!(none.is_empty());
-        let bad = conn.execute("UPDATE calls SET direction = 'sideways' WHERE id = ?1", [id]);
-        assert!(bad.is_err(), "CHECK constraint must reject an unknown direction");
+        let bad = conn.execute(
+            "UPDATE calls SET direction = 'sideways' WHERE id = ?1",
+            [id],
+        );
+        assert!(
+            bad.is_err(),
+            "CHECK constraint must reject an unknown direction"
+        );
         // Reopening does not re-run migrations.
         drop(conn);
         let conn = open_rw(&path).unwrap();

@@ -18,7 +18,10 @@ pub enum RecoveryError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("recovering {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -35,21 +38,32 @@ pub fn sha256_hex(data: &[u8]) -> String {
 }
 
 pub fn recover_all(conn: &Connection, storage_dir: &Path) -> Result<Vec<Recovered>, RecoveryError> {
-    recording_calls(conn)?.iter().map(|call| recover_call(conn, storage_dir, call)).collect()
+    recording_calls(conn)?
+        .iter()
+        .map(|call| recover_call(conn, storage_dir, call))
+        .collect()
 }
 
 /// Seals one call whose recorder stopped writing (crash, or a write error while running).
-pub fn recover_call(conn: &Connection, storage_dir: &Path, call: &CallRow) -> Result<Recovered, RecoveryError> {
+pub fn recover_call(
+    conn: &Connection,
+    storage_dir: &Path,
+    call: &CallRow,
+) -> Result<Recovered, RecoveryError> {
     {
         let path = storage_dir.join(&call.rel_path);
-        let io = |source| RecoveryError::Io { path: path.display().to_string(), source };
+        let io = |source| RecoveryError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         let r = match std::fs::read(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Recovered {
                 call_id: call.id,
                 duration_ms: 0,
                 bytes: 0,
                 trimmed_bytes: 0,
-                note: "recorder stopped before the file was created; no audio reached the disk".into(),
+                note: "recorder stopped before the file was created; no audio reached the disk"
+                    .into(),
             },
             Err(e) => return Err(io(e)),
             Ok(data) => repair_file(call.id, &path, data).map_err(io)?,
@@ -73,7 +87,12 @@ pub fn recover_call(conn: &Connection, storage_dir: &Path, call: &CallRow) -> Re
                 note: Some(&r.note),
             },
         )?;
-        tracing::warn!(call_id = call.id, duration_ms = r.duration_ms, "recovered interrupted call: {}", r.note);
+        tracing::warn!(
+            call_id = call.id,
+            duration_ms = r.duration_ms,
+            "recovered interrupted call: {}",
+            r.note
+        );
         Ok(r)
     }
 }

@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn alsa_env(cfg: &std::path::Path) -> Vec<(String, String)> {
-    vec![("ALSA_CONFIG_PATH".into(), cfg.display().to_string()), ("RUST_LOG".into(), "info".into())]
+    vec![
+        ("ALSA_CONFIG_PATH".into(), cfg.display().to_string()),
+        ("RUST_LOG".into(), "info".into()),
+    ]
 }
 
 const STEREO_SEAT: &str = r#"
@@ -44,7 +47,12 @@ fn align(decoded: &[f32], fixture: &[f32]) -> (usize, f32) {
 
 /// Where the fixture has only `speaking` talking (the other party exactly silent for 300 ms
 /// around), the decoded silent party must stay below -60 dBFS.
-fn assert_separated(decoded_silent: &[f32], fixture_silent: &[f32], offset_10ms: usize, label: &str) {
+fn assert_separated(
+    decoded_silent: &[f32],
+    fixture_silent: &[f32],
+    offset_10ms: usize,
+    label: &str,
+) {
     let start = offset_10ms * 480;
     let mut checked = 0;
     for (w, chunk) in decoded_silent.chunks(4800).enumerate() {
@@ -55,10 +63,16 @@ fn assert_separated(decoded_silent: &[f32], fixture_silent: &[f32], offset_10ms:
             continue;
         }
         let level = rms_dbfs(chunk);
-        assert!(level < -60.0, "{label}: silent party at {level:.1} dBFS in window {w}");
+        assert!(
+            level < -60.0,
+            "{label}: silent party at {level:.1} dBFS in window {w}"
+        );
         checked += 1;
     }
-    assert!(checked >= 5, "{label}: only {checked} one-party windows to check");
+    assert!(
+        checked >= 5,
+        "{label}: only {checked} one-party windows to check"
+    );
 }
 
 #[test]
@@ -72,13 +86,31 @@ fn alsa_capture_lands_in_the_right_channels_and_matches_the_fixture() {
     let fix2 = conversation(12, 60);
     let (fix2_agent, fix2_customer) = (channel(&fix2, 2, 0), channel(&fix2, 2, 1));
     let _f1 = Feeder::start(&dir.path().join("line01.fifo"), fix1.clone(), 2);
-    let _f2a = Feeder::start(&dir.path().join("head02.fifo"), Arc::new(fix2_agent.clone()), 1);
-    let _f2c = Feeder::start(&dir.path().join("tap02.fifo"), Arc::new(fix2_customer.clone()), 1);
+    let _f2a = Feeder::start(
+        &dir.path().join("head02.fifo"),
+        Arc::new(fix2_agent.clone()),
+        1,
+    );
+    let _f2c = Feeder::start(
+        &dir.path().join("tap02.fifo"),
+        Arc::new(fix2_customer.clone()),
+        1,
+    );
 
     let env = alsa_env(&cfg);
     let mut rec = Recorder::start(&format!("{STEREO_SEAT}{TWO_DEVICE_SEAT}"), env);
     std::thread::sleep(Duration::from_millis(1500));
-    let id1 = rec.start_call("s1", &["--agent", "alice", "--direction", "inbound", "--number", "+15551230001"]);
+    let id1 = rec.start_call(
+        "s1",
+        &[
+            "--agent",
+            "alice",
+            "--direction",
+            "inbound",
+            "--number",
+            "+15551230001",
+        ],
+    );
     let id2 = rec.start_call("s2", &["--agent", "bob", "--direction", "outbound"]);
     std::thread::sleep(Duration::from_secs(12));
     for s in ["s1", "s2"] {
@@ -108,10 +140,19 @@ fn alsa_capture_lands_in_the_right_channels_and_matches_the_fixture() {
     let (fa, fc) = (channel(&fix1, 2, 0), channel(&fix1, 2, 1));
     let (oa, ra) = align(&a1, &fa);
     let (oc, rc) = align(&c1, &fc);
-    assert!(ra > 0.9 && rc > 0.9, "envelope correlation agent {ra:.3}, customer {rc:.3}");
-    assert!(oa.abs_diff(oc) <= 1, "parties misaligned: {oa} vs {oc} (10 ms steps)");
+    assert!(
+        ra > 0.9 && rc > 0.9,
+        "envelope correlation agent {ra:.3}, customer {rc:.3}"
+    );
+    assert!(
+        oa.abs_diff(oc) <= 1,
+        "parties misaligned: {oa} vs {oc} (10 ms steps)"
+    );
     let swapped = corr_at(&envelope(&a1), &envelope(&fc), oa);
-    assert!(swapped < 0.5, "agent channel resembles the customer ({swapped:.3})");
+    assert!(
+        swapped < 0.5,
+        "agent channel resembles the customer ({swapped:.3})"
+    );
     assert_separated(&c1, &fc, oc, "seat s1 customer while agent talks");
     assert_separated(&a1, &fa, oa, "seat s1 agent while customer talks");
 
@@ -119,9 +160,20 @@ fn alsa_capture_lands_in_the_right_channels_and_matches_the_fixture() {
     let (a2, c2) = decode(&rec.file_of(&rec.call(id2)));
     let (oa, ra) = align(&a2, &fix2_agent);
     let (oc, rc) = align(&c2, &fix2_customer);
-    assert!(ra > 0.9 && rc > 0.9, "two-device correlation agent {ra:.3}, customer {rc:.3}");
-    assert!(oa.abs_diff(oc) <= 2, "two-device parties misaligned: {oa} vs {oc} (10 ms steps)");
-    assert_separated(&c2, &fix2_customer, oc, "seat s2 customer while agent talks");
+    assert!(
+        ra > 0.9 && rc > 0.9,
+        "two-device correlation agent {ra:.3}, customer {rc:.3}"
+    );
+    assert!(
+        oa.abs_diff(oc) <= 2,
+        "two-device parties misaligned: {oa} vs {oc} (10 ms steps)"
+    );
+    assert_separated(
+        &c2,
+        &fix2_customer,
+        oc,
+        "seat s2 customer while agent talks",
+    );
     integrity_ok(&rec.db());
 }
 
@@ -130,14 +182,27 @@ fn pci_pause_keeps_the_tone_off_the_disk_and_the_timeline_intact() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = alsa_config(dir.path(), &[("line01", 2)]);
     mkfifo(&dir.path().join("line01.fifo"));
-    let feeder = Feeder::start(&dir.path().join("line01.fifo"), Arc::new(conversation(21, 60)), 2);
+    let feeder = Feeder::start(
+        &dir.path().join("line01.fifo"),
+        Arc::new(conversation(21, 60)),
+        2,
+    );
     let mut rec = Recorder::start(STEREO_SEAT, alsa_env(&cfg));
     std::thread::sleep(Duration::from_millis(1000));
 
     let t0 = Instant::now();
     let id = rec.start_call("s1", &[]);
     std::thread::sleep(Duration::from_millis(1500));
-    rec.cmd(&["call", "pause", "--seat", "s1", "--by", "cti", "--reason", "card number"]);
+    rec.cmd(&[
+        "call",
+        "pause",
+        "--seat",
+        "s1",
+        "--by",
+        "cti",
+        "--reason",
+        "card number",
+    ]);
     assert_eq!(rec.seat_status("s1")["state"], "paused");
     feeder.mode.store(FEED_TONE, Ordering::Relaxed);
     std::thread::sleep(Duration::from_millis(2500));
@@ -151,22 +216,39 @@ fn pci_pause_keeps_the_tone_off_the_disk_and_the_timeline_intact() {
 
     let c = rec.call(id);
     let ms = c["duration_ms"].as_i64().unwrap();
-    assert!((ms - wall_ms).abs() < 400, "timeline {ms} ms vs wall clock {wall_ms} ms");
+    assert!(
+        (ms - wall_ms).abs() < 400,
+        "timeline {ms} ms vs wall clock {wall_ms} ms"
+    );
     let path = rec.file_of(&c);
     check_opus_file(&path, ms, 30);
     let iv = &c["intervals"][0];
     assert_eq!(iv["kind"], "pause");
     assert_eq!(iv["by"], "cti");
     assert_eq!(iv["reason"], "card number");
-    let (p0, p1) = (iv["start_ms"].as_i64().unwrap(), iv["end_ms"].as_i64().unwrap());
-    assert!((2500..3500).contains(&(p1 - p0)), "pause length {}", p1 - p0);
+    let (p0, p1) = (
+        iv["start_ms"].as_i64().unwrap(),
+        iv["end_ms"].as_i64().unwrap(),
+    );
+    assert!(
+        (2500..3500).contains(&(p1 - p0)),
+        "pause length {}",
+        p1 - p0
+    );
 
     let (a, cu) = decode(&path);
     let span = |x: &[f32]| x[(p0 as usize) * 48..(p1 as usize) * 48].to_vec();
-    assert!(rms_dbfs(&span(&a)) < -60.0 && rms_dbfs(&span(&cu)) < -60.0, "paused span is not silent");
+    assert!(
+        rms_dbfs(&span(&a)) < -60.0 && rms_dbfs(&span(&cu)) < -60.0,
+        "paused span is not silent"
+    );
     for (w, (wa, wc)) in a.chunks(4800).zip(cu.chunks(4800)).enumerate() {
         let (ta, tc) = (tone_dbfs(wa, TONE_HZ), tone_dbfs(wc, TONE_HZ));
-        assert!(ta < -50.0 && tc < -50.0, "tone leaked at {} ms: {ta:.1} / {tc:.1} dBFS", w * 100);
+        assert!(
+            ta < -50.0 && tc < -50.0,
+            "tone leaked at {} ms: {ta:.1} / {tc:.1} dBFS",
+            w * 100
+        );
     }
     // Audio before and after the pause was kept.
     assert!(rms_dbfs(&a[..(p0 as usize) * 48]).max(rms_dbfs(&cu[..(p0 as usize) * 48])) > -40.0);
@@ -193,8 +275,17 @@ fn a_device_that_is_absent_or_stalls_is_reopened_and_the_call_kept() {
     let feeder = Feeder::start(&fifo, Arc::new(conversation(31, 120)), 2);
     let wait_for = |want_down: bool| {
         let t = Instant::now();
-        while rec.seat_status("s1")["inputs_down"].as_array().unwrap().is_empty() == want_down {
-            assert!(t.elapsed() < Duration::from_secs(8), "seat never became {}", if want_down { "down" } else { "up" });
+        while rec.seat_status("s1")["inputs_down"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+            == want_down
+        {
+            assert!(
+                t.elapsed() < Duration::from_secs(8),
+                "seat never became {}",
+                if want_down { "down" } else { "up" }
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     };
@@ -216,18 +307,37 @@ fn a_device_that_is_absent_or_stalls_is_reopened_and_the_call_kept() {
     let c = rec.call(id);
     assert_eq!(c["status"], "complete");
     let ms = c["duration_ms"].as_i64().unwrap();
-    assert!((ms - wall_ms).abs() < 1500, "timeline {ms} ms vs wall clock {wall_ms} ms");
+    assert!(
+        (ms - wall_ms).abs() < 1500,
+        "timeline {ms} ms vs wall clock {wall_ms} ms"
+    );
     check_opus_file(&rec.file_of(&c), ms, 30);
-    let gaps: Vec<_> = c["intervals"].as_array().unwrap().iter().filter(|i| i["kind"] == "gap").collect();
+    let gaps: Vec<_> = c["intervals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["kind"] == "gap")
+        .collect();
     assert!(gaps.len() >= 2, "expected two gaps: {c}");
     assert_eq!(gaps[0]["start_ms"], 0);
-    assert!(gaps[0]["reason"].as_str().unwrap().contains("s1.input[0] down"), "{}", gaps[0]);
-    let len = |g: &serde_json::Value| g["end_ms"].as_i64().unwrap() - g["start_ms"].as_i64().unwrap();
+    assert!(
+        gaps[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("s1.input[0] down"),
+        "{}",
+        gaps[0]
+    );
+    let len =
+        |g: &serde_json::Value| g["end_ms"].as_i64().unwrap() - g["start_ms"].as_i64().unwrap();
     assert!(len(gaps[0]) >= 1000, "absent gap {}", len(gaps[0]));
     let stall = gaps.iter().skip(1).map(|g| len(g)).max().unwrap();
     assert!(stall >= 1500, "stall gap {stall}");
     // Audio resumed after the last gap.
     let (a, cu) = decode(&rec.file_of(&c));
     let after = gaps.last().unwrap()["end_ms"].as_i64().unwrap() as usize * 48;
-    assert!(rms_dbfs(&a[after..]).max(rms_dbfs(&cu[after..])) > -40.0, "no audio after the device came back");
+    assert!(
+        rms_dbfs(&a[after..]).max(rms_dbfs(&cu[after..])) > -40.0,
+        "no audio after the device came back"
+    );
 }

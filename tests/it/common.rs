@@ -35,7 +35,10 @@ pub struct Recorder {
 
 /// `[box]`/`[storage]` header for a config rooted in `dir`.
 pub fn header(dir: &Path, extra_storage: &str) -> String {
-    format!("[box]\nid = \"test-box\"\nworkers = 2\n[storage]\ndir = \"{}\"\n{extra_storage}\n", dir.join("store").display())
+    format!(
+        "[box]\nid = \"test-box\"\nworkers = 2\n[storage]\ndir = \"{}\"\n{extra_storage}\n",
+        dir.join("store").display()
+    )
 }
 
 impl Recorder {
@@ -49,15 +52,29 @@ impl Recorder {
         let cfg = dir.path().join("callrec.toml");
         std::fs::write(&cfg, format!("{}{}", header(dir.path(), ""), seats)).unwrap();
         let log = dir.path().join("recorder.log");
-        let mut r = Recorder { dir, cfg, child: None, env, log };
+        let mut r = Recorder {
+            dir,
+            cfg,
+            child: None,
+            env,
+            log,
+        };
         r.spawn();
         r
     }
 
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         let mut cmd = Command::new(bin());
-        cmd.arg("--config").arg(&self.cfg).arg("record").stdout(Stdio::null()).stderr(log);
+        cmd.arg("--config")
+            .arg(&self.cfg)
+            .arg("record")
+            .stdout(Stdio::null())
+            .stderr(log);
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -70,7 +87,11 @@ impl Recorder {
             if let Some(st) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("recorder exited early ({st}): {}", self.log_text());
             }
-            assert!(t0.elapsed() < Duration::from_secs(20), "recorder did not come up: {}", self.log_text());
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "recorder did not come up: {}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -99,7 +120,12 @@ impl Recorder {
     /// Runs a CLI command that must succeed; returns stdout.
     pub fn cmd(&self, args: &[&str]) -> String {
         let out = self.try_cmd(args);
-        assert!(out.status.success(), "callrec {args:?} failed: {}\n{}", String::from_utf8_lossy(&out.stderr), self.log_text());
+        assert!(
+            out.status.success(),
+            "callrec {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log_text()
+        );
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -111,15 +137,26 @@ impl Recorder {
     }
 
     pub fn status(&self) -> Vec<Value> {
-        serde_json::from_str::<Value>(&self.cmd(&["call", "status", "--json"])).unwrap().as_array().unwrap().clone()
+        serde_json::from_str::<Value>(&self.cmd(&["call", "status", "--json"]))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
     }
 
     pub fn seat_status(&self, seat: &str) -> Value {
-        self.status().into_iter().find(|s| s["seat"] == seat).unwrap()
+        self.status()
+            .into_iter()
+            .find(|s| s["seat"] == seat)
+            .unwrap()
     }
 
     pub fn calls(&self) -> Vec<Value> {
-        serde_json::from_str::<Value>(&self.cmd(&["calls", "list", "--json", "--limit", "10000"])).unwrap().as_array().unwrap().clone()
+        serde_json::from_str::<Value>(&self.cmd(&["calls", "list", "--json", "--limit", "10000"]))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
     }
 
     pub fn call(&self, id: i64) -> Value {
@@ -132,7 +169,11 @@ impl Recorder {
 
     pub fn signal(&self, sig: &str) {
         let pid = self.child.as_ref().unwrap().id().to_string();
-        assert!(Command::new("kill").args(["-s", sig, &pid]).status().unwrap().success());
+        assert!(Command::new("kill")
+            .args(["-s", sig, &pid])
+            .status()
+            .unwrap()
+            .success());
     }
 
     /// Waits for the process to exit; returns its exit code.
@@ -144,7 +185,10 @@ impl Recorder {
                 self.child = None;
                 return st.code();
             }
-            assert!(t0.elapsed() < limit, "recorder did not exit within {limit:?}");
+            assert!(
+                t0.elapsed() < limit,
+                "recorder did not exit within {limit:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -163,20 +207,48 @@ impl Drop for Recorder {
             let _ = c.wait();
         }
         if std::thread::panicking() {
-            let _ = std::fs::copy(&self.log, artifacts().join(format!("recorder-{}.log", std::process::id())));
+            let _ = std::fs::copy(
+                &self.log,
+                artifacts().join(format!("recorder-{}.log", std::process::id())),
+            );
         }
     }
 }
 
 /// opusinfo must accept the file without warnings, and ffprobe must agree on its duration.
 pub fn check_opus_file(path: &Path, expected_ms: i64, tolerance_ms: i64) {
-    let out = Command::new("opusinfo").arg(path).output().expect("opusinfo (opus-tools) must be installed");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "opusinfo failed on {}: {text}", path.display());
-    assert!(!text.contains("WARNING") && !text.contains("ERROR"), "opusinfo complains about {}: {text}", path.display());
-    assert!(text.contains("Channel Mapping Family: 1") && text.contains("Streams: 2, Coupled: 0"), "{text}");
+    let out = Command::new("opusinfo")
+        .arg(path)
+        .output()
+        .expect("opusinfo (opus-tools) must be installed");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "opusinfo failed on {}: {text}",
+        path.display()
+    );
+    assert!(
+        !text.contains("WARNING") && !text.contains("ERROR"),
+        "opusinfo complains about {}: {text}",
+        path.display()
+    );
+    assert!(
+        text.contains("Channel Mapping Family: 1") && text.contains("Streams: 2, Coupled: 0"),
+        "{text}"
+    );
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "stream=duration,channels,codec_name", "-of", "json"])
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=duration,channels,codec_name",
+            "-of",
+            "json",
+        ])
         .arg(path)
         .output()
         .expect("ffprobe (ffmpeg) must be installed");
@@ -187,17 +259,34 @@ pub fn check_opus_file(path: &Path, expected_ms: i64, tolerance_ms: i64) {
     assert_eq!(s["channels"], 2);
     let dur_ms = (s["duration"].as_str().unwrap().parse::<f64>().unwrap() * 1000.0).round() as i64;
     // ffprobe's stream duration includes the 6.5 ms pre-skip.
-    assert!((dur_ms - expected_ms).abs() <= tolerance_ms + 7, "ffprobe says {dur_ms} ms, expected {expected_ms} ± {tolerance_ms}: {}", path.display());
+    assert!(
+        (dur_ms - expected_ms).abs() <= tolerance_ms + 7,
+        "ffprobe says {dur_ms} ms, expected {expected_ms} ± {tolerance_ms}: {}",
+        path.display()
+    );
 }
 
 pub fn integrity_ok(db: &Path) {
-    let out = Command::new("sqlite3").arg(db).arg("PRAGMA integrity_check").output().expect("sqlite3 must be installed");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok", "integrity_check on {}", db.display());
+    let out = Command::new("sqlite3")
+        .arg(db)
+        .arg("PRAGMA integrity_check")
+        .output()
+        .expect("sqlite3 must be installed");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ok",
+        "integrity_check on {}",
+        db.display()
+    );
 }
 
 pub fn sha256sum(path: &Path) -> String {
     let out = Command::new("sha256sum").arg(path).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
 }
 
 /// Decodes with libopus at 48 kHz; returns (agent, customer).
@@ -213,7 +302,9 @@ pub fn rms_dbfs(x: &[f32]) -> f32 {
 
 /// RMS envelope in 10 ms windows at 48 kHz.
 pub fn envelope(x: &[f32]) -> Vec<f32> {
-    x.chunks(480).map(|c| (c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32).sqrt()).collect()
+    x.chunks(480)
+        .map(|c| (c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32).sqrt())
+        .collect()
 }
 
 /// Pearson correlation of `a` against `b[off..]`.
@@ -237,7 +328,9 @@ pub fn corr_at(a: &[f32], b: &[f32], off: usize) -> f32 {
 
 /// Best alignment of envelope `a` inside envelope `b`: (offset in 10 ms steps, correlation).
 pub fn best_offset(a: &[f32], b: &[f32]) -> (usize, f32) {
-    (0..b.len().saturating_sub(a.len() / 2)).map(|o| (o, corr_at(a, b, o))).fold((0, -1.0), |best, x| if x.1 > best.1 { x } else { best })
+    (0..b.len().saturating_sub(a.len() / 2))
+        .map(|o| (o, corr_at(a, b, o)))
+        .fold((0, -1.0), |best, x| if x.1 > best.1 { x } else { best })
 }
 
 /// Goertzel power of `freq_hz` over `x` (48 kHz), in dBFS of an equivalent sine.
@@ -276,7 +369,11 @@ impl Feeder {
         let mode = Arc::new(AtomicU8::new(FEED_FIXTURE));
         let (st, md, path) = (stop.clone(), mode.clone(), fifo.to_owned());
         let handle = std::thread::spawn(move || feed(&path, &frames, channels, &st, &md));
-        Feeder { stop, mode, handle: Some(handle) }
+        Feeder {
+            stop,
+            mode,
+            handle: Some(handle),
+        }
     }
 }
 
@@ -293,7 +390,11 @@ fn open_fifo(path: &Path, stop: &AtomicBool) -> Option<std::fs::File> {
     // Non-blocking open fails (ENXIO) until a reader exists; poll so `stop` is honoured.
     use std::os::unix::fs::OpenOptionsExt;
     while !stop.load(Ordering::Relaxed) {
-        if let Ok(f) = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(path) {
+        if let Ok(f) = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+        {
             // Back to blocking writes: the reader's pace is the point.
             unsafe {
                 let fd = std::os::unix::io::AsRawFd::as_raw_fd(&f);
@@ -312,7 +413,9 @@ fn feed(path: &Path, frames: &[f32], channels: usize, stop: &AtomicBool, mode: &
     let total = frames.len() / channels;
     let mut pos = 0usize;
     let mut tone_t = 0usize;
-    let Some(mut f) = open_fifo(path, stop) else { return };
+    let Some(mut f) = open_fifo(path, stop) else {
+        return;
+    };
     let t0 = Instant::now();
     let mut sent = 0u64;
     let mut buf = Vec::with_capacity(chunk * channels * 2);
@@ -371,13 +474,21 @@ pub fn alsa_config(dir: &Path, pcms: &[(&str, u16)]) -> PathBuf {
         );
     }
     let path = dir.join("asound.conf");
-    std::fs::File::create(&path).unwrap().write_all(text.as_bytes()).unwrap();
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     path
 }
 
 pub fn mkfifo(path: &Path) {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {}", path.display());
+    assert_eq!(
+        unsafe { libc::mkfifo(c.as_ptr(), 0o600) },
+        0,
+        "mkfifo {}",
+        path.display()
+    );
 }
 
 /// A speech-like two-party conversation at 48 kHz, interleaved [agent, customer].
@@ -385,7 +496,7 @@ pub fn conversation(seed: u64, seconds: usize) -> Vec<f32> {
     let mut conv = callrec::capture::synth::Conversation::new(seed, 48000);
     let mut v = Vec::with_capacity(seconds * 48000 * 2);
     for _ in 0..seconds * 48000 {
-        let (a, c) = conv.next();
+        let (a, c) = conv.next_pair();
         v.push(a);
         v.push(c);
     }
@@ -393,5 +504,10 @@ pub fn conversation(seed: u64, seconds: usize) -> Vec<f32> {
 }
 
 pub fn channel(interleaved: &[f32], channels: usize, c: usize) -> Vec<f32> {
-    interleaved.iter().skip(c).step_by(channels).copied().collect()
+    interleaved
+        .iter()
+        .skip(c)
+        .step_by(channels)
+        .copied()
+        .collect()
 }

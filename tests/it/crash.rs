@@ -42,7 +42,11 @@ fn sigkill_while_recording_loses_at_most_a_second_and_recovers() {
     let killed_at = Instant::now();
     rec.wait(Duration::from_secs(5));
     for (id, _) in &started {
-        assert_eq!(rec.call(*id)["status"], "recording", "row must exist while recording");
+        assert_eq!(
+            rec.call(*id)["status"],
+            "recording",
+            "row must exist while recording"
+        );
     }
 
     rec.spawn(); // start-up recovery runs before anything records
@@ -53,14 +57,27 @@ fn sigkill_while_recording_loses_at_most_a_second_and_recovers() {
         assert_eq!(c["end_reason"], "recovered");
         let captured_ms = killed_at.duration_since(*t).as_millis() as i64;
         let ms = c["duration_ms"].as_i64().unwrap();
-        assert!(ms <= captured_ms && captured_ms - ms <= 1000, "call {id}: kept {ms} ms of {captured_ms} ms");
+        assert!(
+            ms <= captured_ms && captured_ms - ms <= 1000,
+            "call {id}: kept {ms} ms of {captured_ms} ms"
+        );
         let path = rec.file_of(&c);
         check_opus_file(&path, ms, 30);
         assert_eq!(c["sha256"].as_str().unwrap(), sha256sum(&path));
-        assert_eq!(c["bytes"].as_u64().unwrap(), std::fs::metadata(&path).unwrap().len());
+        assert_eq!(
+            c["bytes"].as_u64().unwrap(),
+            std::fs::metadata(&path).unwrap().len()
+        );
         let (a, cu) = decode(&path);
-        assert!((a.len() as i64 - ms * 48).abs() <= 48, "decodes to {} samples for {ms} ms", a.len());
-        assert!(rms_dbfs(&a).max(rms_dbfs(&cu)) > -40.0, "recovered audio is silent");
+        assert!(
+            (a.len() as i64 - ms * 48).abs() <= 48,
+            "decodes to {} samples for {ms} ms",
+            a.len()
+        );
+        assert!(
+            rms_dbfs(&a).max(rms_dbfs(&cu)) > -40.0,
+            "recovered audio is silent"
+        );
     }
     integrity_ok(&rec.db());
     rows_and_files_match(&rec);
@@ -68,7 +85,17 @@ fn sigkill_while_recording_loses_at_most_a_second_and_recovers() {
 
 #[test]
 fn sigterm_finalizes_every_open_call() {
-    let mut rec = Recorder::start(&format!("{}{}", synthetic_seats(2, "control"), synthetic_seats(3, "continuous").replace("\"s1\"", "\"c1\"").replace("\"s2\"", "\"c2\"").replace("\"s3\"", "\"c3\"")), vec![]);
+    let mut rec = Recorder::start(
+        &format!(
+            "{}{}",
+            synthetic_seats(2, "control"),
+            synthetic_seats(3, "continuous")
+                .replace("\"s1\"", "\"c1\"")
+                .replace("\"s2\"", "\"c2\"")
+                .replace("\"s3\"", "\"c3\"")
+        ),
+        vec![],
+    );
     let a = rec.start_call("s1", &[]);
     let b = rec.start_call("s2", &[]);
     std::thread::sleep(Duration::from_secs(3));
@@ -99,7 +126,10 @@ fn second_sigterm_exits_at_once_and_the_next_start_recovers() {
     std::thread::sleep(Duration::from_millis(1500));
     // Hold the worker busy is not needed: two signals back to back hit before the clean stop ends.
     let pid = rec.child.as_ref().unwrap().id().to_string();
-    let st = std::process::Command::new("sh").args(["-c", &format!("kill -TERM {pid}; kill -TERM {pid}")]).status().unwrap();
+    let st = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -TERM {pid}; kill -TERM {pid}")])
+        .status()
+        .unwrap();
     assert!(st.success());
     let code = rec.wait(Duration::from_secs(10));
     let c = rec.call(id);
@@ -114,5 +144,9 @@ fn second_sigterm_exits_at_once_and_the_next_start_recovers() {
         assert_eq!(code, Some(0));
         assert_eq!(c["status"], "complete");
     }
-    check_opus_file(&rec.file_of(&rec.call(id)), rec.call(id)["duration_ms"].as_i64().unwrap(), 30);
+    check_opus_file(
+        &rec.file_of(&rec.call(id)),
+        rec.call(id)["duration_ms"].as_i64().unwrap(),
+        30,
+    );
 }

@@ -5,12 +5,19 @@ use std::time::Duration;
 
 /// 48 kHz stereo WAV: `pattern` is (seconds, tone on agent?, tone on customer?).
 fn write_wav(path: &std::path::Path, pattern: &[(f32, bool, bool)]) {
-    let spec = hound::WavSpec { channels: 2, sample_rate: 48000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 48000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
     let mut t = 0usize;
     for &(secs, a, c) in pattern {
         for _ in 0..(secs * 48000.0) as usize {
-            let v = (0.3 * (2.0 * std::f32::consts::PI * 440.0 * t as f32 / 48000.0).sin() * 32767.0) as i16;
+            let v = (0.3
+                * (2.0 * std::f32::consts::PI * 440.0 * t as f32 / 48000.0).sin()
+                * 32767.0) as i16;
             w.write_sample(if a { v } else { 0 }).unwrap();
             w.write_sample(if c { v } else { 0 }).unwrap();
             t += 1;
@@ -24,7 +31,16 @@ fn vox_keeps_the_pre_roll_and_stops_after_silence() {
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("vox.wav");
     // Silence 3 s, agent 2 s, silence 3 s, customer 2 s, silence 4 s (loops).
-    write_wav(&wav, &[(3.0, false, false), (2.0, true, false), (3.0, false, false), (2.0, false, true), (4.0, false, false)]);
+    write_wav(
+        &wav,
+        &[
+            (3.0, false, false),
+            (2.0, true, false),
+            (3.0, false, false),
+            (2.0, false, true),
+            (4.0, false, false),
+        ],
+    );
     let seat = format!(
         "[[seat]]\nid = \"v1\"\nmode = \"vox\"\nvox_pre_roll_ms = 1000\nvox_stop_after_ms = 1500\n[[seat.input]]\nkind = \"file\"\npath = \"{}\"\nagent_channel = 0\ncustomer_channel = 1\n",
         wav.display()
@@ -47,7 +63,10 @@ fn vox_keeps_the_pre_roll_and_stops_after_silence() {
         let x = if party == 0 { a } else { cu };
         // The first word is kept: activity starts about one pre-roll into the file.
         let onset = envelope(&x).iter().position(|e| *e > 0.05).unwrap() * 10;
-        assert!((900..1100).contains(&onset), "speech starts at {onset} ms, expected ~1000 ms of pre-roll");
+        assert!(
+            (900..1100).contains(&onset),
+            "speech starts at {onset} ms, expected ~1000 ms of pre-roll"
+        );
     }
 }
 
@@ -85,9 +104,17 @@ fn chrono_ms(s: &str) -> i64 {
 fn encode_runs_a_wav_through_the_seat_pipeline() {
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("in.wav");
-    write_wav(&wav, &[(1.0, true, false), (1.5, false, true), (0.5, false, false)]);
+    write_wav(
+        &wav,
+        &[(1.0, true, false), (1.5, false, true), (0.5, false, false)],
+    );
     let out = dir.path().join("out.opus");
-    let o = std::process::Command::new(bin()).args(["--config", "/nonexistent.toml", "encode", "--json"]).arg(&wav).arg(&out).output().unwrap();
+    let o = std::process::Command::new(bin())
+        .args(["--config", "/nonexistent.toml", "encode", "--json"])
+        .arg(&wav)
+        .arg(&out)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["duration_ms"], 3000);
@@ -101,7 +128,16 @@ fn encode_runs_a_wav_through_the_seat_pipeline() {
     // A text file is refused with a reason, not a panic.
     let bad = dir.path().join("bad.wav");
     std::fs::write(&bad, "not audio").unwrap();
-    let o = std::process::Command::new(bin()).args(["--config", "/nonexistent.toml", "encode"]).arg(&bad).arg(dir.path().join("x.opus")).output().unwrap();
+    let o = std::process::Command::new(bin())
+        .args(["--config", "/nonexistent.toml", "encode"])
+        .arg(&bad)
+        .arg(dir.path().join("x.opus"))
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("bad.wav"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("bad.wav"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# `make demo`: runs the recorder with simulated seats and a pretend CTI that starts and stops
+# calls, so a new user sees calls land on disk and in the index. Ctrl-C stops it cleanly
+# (open calls are finalized). DEMO_SECONDS=N stops it after N seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=./target/release/callrec
+demo=$PWD/demo
+mkdir -p "$demo"
+[ -f fixtures/demo-call.wav ] || fixtures/make-demo-call.sh fixtures/demo-call.wav >/dev/null
+cat > "$demo/callrec.toml" <<TOML
+# Demo box: four simulated seats. See hw/callrec.example.toml for real devices.
+[box]
+id = "demo-floor"
+
+[storage]
+dir = "$demo/store"
+
+# seat01: a recorded dialogue (espeak-ng) played as if from a 2-channel line adapter;
+# calls are started and stopped by the pretend CTI below.
+[[seat]]
+id = "seat01"
+mode = "control"
+[[seat.input]]
+kind = "file"
+path = "$PWD/fixtures/demo-call.wav"
+agent_channel = 0
+customer_channel = 1
+
+# seat02: voice-activated; a synthetic conversation with pauses starts and stops calls.
+[[seat]]
+id = "seat02"
+mode = "vox"
+vox_stop_after_ms = 3000
+[[seat.input]]
+kind = "synthetic"
+seed = 2
+agent_channel = 0
+customer_channel = 1
+
+# seat03: continuous recording, one file per minute.
+[[seat]]
+id = "seat03"
+mode = "continuous"
+roll_interval_s = 60
+[[seat.input]]
+kind = "synthetic"
+seed = 3
+agent_channel = 0
+customer_channel = 1
+
+# seat04: headset and line tap on two devices whose clocks differ by 150 ppm; the recorder
+# keeps the two parties aligned.
+[[seat]]
+id = "seat04"
+mode = "control"
+[[seat.input]]
+kind = "synthetic"
+seed = 4
+channels = 1
+agent_channel = 0
+[[seat.input]]
+kind = "synthetic"
+seed = 4
+channels = 1
+customer_channel = 0
+drift_ppm = 150.0
+TOML
+"$bin" --config "$demo/callrec.toml" config check
+cli="$bin --config $demo/callrec.toml"
+cat <<MSG
+
+callrec demo: recording 4 simulated seats into $demo/store
+  calls land in   $demo/store/calls/YYYY/MM/DD/<id>.opus  (Ogg Opus, ch 0 agent, ch 1 customer)
+  index           $demo/store/callrec.db (SQLite)
+In another terminal:
+  $cli call status
+  $cli calls list
+  $cli calls show 1
+  opusinfo \$(ls $demo/store/calls/*/*/*/*.opus | head -1)
+Press Ctrl-C to stop; open calls are finalized.
+
+MSG
+"$bin" --config "$demo/callrec.toml" record &
+rec=$!
+stop() { kill -TERM "$rec" 2>/dev/null || true; wait "$rec" 2>/dev/null || true; kill "$cti" 2>/dev/null || true; }
+trap stop INT TERM
+for _ in $(seq 100); do [ -S "$demo/store/control.sock" ] && break; sleep 0.1; done
+# The pretend CTI: a call on seat01 and seat04 every 30 s, with a PCI pause in seat01's calls.
+(
+  n=0
+  while true; do
+    n=$((n + 1))
+    $cli call start --seat seat01 --agent sam --direction inbound --number "+1555123$((4000 + n))" --campaign support --tag demo >/dev/null || true
+    $cli call start --seat seat04 --agent ana --direction outbound --number "+1555987$((1000 + n))" --campaign renewals >/dev/null || true
+    sleep 8
+    $cli call pause --seat seat01 --by cti --reason "card number" >/dev/null || true
+    sleep 4
+    $cli call resume --seat seat01 >/dev/null || true
+    sleep 8
+    $cli call stop --seat seat01 >/dev/null || true
+    $cli call stop --seat seat04 >/dev/null || true
+    echo "--- $(date -u +%H:%M:%S) calls so far:"
+    $cli calls list --limit 6 || true
+    sleep 10
+  done
+) &
+cti=$!
+if [ -n "${DEMO_SECONDS:-}" ]; then
+  sleep "$DEMO_SECONDS"
+  stop
+else
+  wait "$rec" || true
+  kill "$cti" 2>/dev/null || true
+fi
+echo "demo stopped; recordings kept in $demo/store"
