@@ -27,7 +27,7 @@ demo: build
 
 test: deps lint
 	$(CARGO) build --release -j$(JOBS) --locked --all-targets
-	$(CARGO) test --release -j$(JOBS) --locked -- --test-threads=2
+	$(CARGO) test --release -j$(JOBS) --locked --lib --bins --tests -- --test-threads=2
 
 lint: deps
 	$(CARGO) fmt --all -- --check
