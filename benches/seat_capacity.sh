@@ -33,6 +33,7 @@
 #   WARMUP     seconds after the control socket appears before measuring (default 5)
 #   SAMPLE     how many produced files per N to check with opusinfo/ffprobe (default 5)
 #   WORKERS    [box] workers in the generated config (default 0 = one per core)
+#   COMPLEXITY [encoder] complexity in the generated config (default 5, callrec's default)
 #   TMPROOT    where temporary stores are created (default /tmp); each is removed afterwards
 #   KEEP=1     keep the temporary stores and daemon logs (their paths are printed)
 #
@@ -46,6 +47,7 @@ DURATION=${DURATION:-60}
 WARMUP=${WARMUP:-5}
 SAMPLE=${SAMPLE:-5}
 WORKERS=${WORKERS:-0}
+COMPLEXITY=${COMPLEXITY:-5}
 TMPROOT=${TMPROOT:-/tmp}
 KEEP=${KEEP:-0}
 if [[ $# -gt 0 ]]; then SEATS=("$@"); else SEATS=(32 64 96 128 160); fi
@@ -99,7 +101,7 @@ proc_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 write_config() {
     local cfg=$1 store=$2 n=$3 i
     {
-        printf '[box]\nid = "bench"\nworkers = %d\n\n[storage]\ndir = "%s"\n' "$WORKERS" "$store"
+        printf '[box]\nid = "bench"\nworkers = %d\n\n[storage]\ndir = "%s"\n\n[encoder]\ncomplexity = %d\n' "$WORKERS" "$store" "$COMPLEXITY"
         for ((i = 1; i <= n; i++)); do
             printf '\n[[seat]]\nid = "seat%03d"\nmode = "continuous"\nroll_interval_s = 3600\n' "$i"
             printf '[[seat.input]]\nkind = "synthetic"\nseed = %d\nagent_channel = 0\ncustomer_channel = 1\n' "$i"
@@ -244,7 +246,7 @@ EOF
 done
 
 echo
-echo "### Seat capacity — synthetic 48 kHz 2-ch inputs, continuous mode, ${DURATION} s after ${WARMUP} s warm-up, $NCPU CPU(s), workers = $WORKERS"
+echo "### Seat capacity — synthetic 48 kHz 2-ch inputs, continuous mode, ${DURATION} s after ${WARMUP} s warm-up, $NCPU CPU(s), workers = $WORKERS, encoder complexity = $COMPLEXITY"
 echo
 echo "| seats | dropped frames | worst max_lag_ms | worst max_page_latency_ms | RSS MB | peak RSS MB | CPU % | result |"
 echo "|---|---|---|---|---|---|---|---|"

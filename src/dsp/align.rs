@@ -231,6 +231,9 @@ mod tests {
         let plus = std::thread::spawn(|| worst_misalignment_ms(200.0, 3600));
         let minus = worst_misalignment_ms(-200.0, 3600);
         let plus = plus.join().unwrap();
+        eprintln!(
+            "worst misalignment over one hour: +200 ppm {plus:.2} ms, -200 ppm {minus:.2} ms"
+        );
         // Uncorrected, 200 ppm over an hour is 720 ms.
         assert!(plus < 20.0, "+200 ppm: worst {plus:.2} ms");
         assert!(minus < 20.0, "-200 ppm: worst {minus:.2} ms");

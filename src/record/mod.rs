@@ -77,11 +77,33 @@ fn build_seat(
     ))
 }
 
+/// Holds an exclusive lock on the storage dir for the life of the recorder: one writer only.
+/// Without it a second recorder would "recover" the first one's open calls.
+fn lock_storage(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use std::os::unix::io::AsRawFd;
+    let path = dir.join("recorder.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: flock on a valid descriptor that this function owns.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        anyhow::bail!(
+            "another `callrec record` is already using {}; stop it first (systemctl stop callrec)",
+            dir.display()
+        );
+    }
+    Ok(f)
+}
+
 /// Runs the recorder until SIGTERM/SIGINT.
 pub fn run(cfg: Config) -> anyhow::Result<()> {
     let dir = &cfg.storage.dir;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating storage dir {}", dir.display()))?;
+    let _lock = lock_storage(dir)?;
     let conn = store::open_rw(&cfg.db_path())?;
     let recovered = store::recovery::recover_all(&conn, dir)?;
     if !recovered.is_empty() {

@@ -65,7 +65,12 @@ pub struct Seat {
     max_page_latency_ms: u64,
     /// When the oldest sample drained in this pass entered its ring (tick start minus backlog).
     captured_at: Instant,
+    /// After a failed automatic start (vox/continuous), no retry before this (e.g. disk full).
+    retry_after: Option<Instant>,
 }
+
+/// Pause between automatic start attempts after one failed.
+const RETRY_START: Duration = Duration::from_secs(5);
 
 fn mode_name(m: SeatMode) -> &'static str {
     match m {
@@ -98,6 +103,7 @@ impl Seat {
             max_lag_ms: 0,
             max_page_latency_ms: 0,
             captured_at: Instant::now(),
+            retry_after: None,
         }
     }
 
@@ -243,7 +249,7 @@ impl Seat {
                 }
                 if active {
                     self.vox_silent_ms = 0;
-                    if self.start(ctx, CallMeta::default()).is_ok() {
+                    if self.auto_start(ctx) {
                         // The current frame is the last pre-roll frame; write them all.
                         let pre: Vec<Vec<f32>> = self.preroll.drain(..).collect();
                         for f in pre {
@@ -274,7 +280,7 @@ impl Seat {
                     let _ = self.stop(ctx, "roll");
                 }
                 if self.call.is_none() {
-                    let _ = self.start(ctx, CallMeta::default());
+                    self.auto_start(ctx);
                 }
             }
         }
@@ -295,6 +301,17 @@ impl Seat {
                 c.abandon(ctx, &e.to_string());
             }
         }
+    }
+
+    /// A start by the seat itself (vox, continuous); after a failure, waits before retrying so a
+    /// full disk does not turn into a row per frame.
+    fn auto_start(&mut self, ctx: &CallContext) -> bool {
+        if self.retry_after.is_some_and(|t| Instant::now() < t) {
+            return false;
+        }
+        let ok = self.start(ctx, CallMeta::default()).is_ok();
+        self.retry_after = (!ok).then(|| Instant::now() + RETRY_START);
+        ok
     }
 
     pub fn start(&mut self, ctx: &CallContext, meta: CallMeta) -> Result<i64, String> {

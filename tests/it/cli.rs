@@ -111,6 +111,26 @@ fn bad_requests_are_refused_with_a_reason() {
         assert_eq!(o.status.code(), Some(1), "{args:?} succeeded");
         String::from_utf8_lossy(&o.stderr).to_string()
     };
+    // One writer per storage dir: a second recorder refuses to start and leaves the first alone.
+    let mut second = Command::new(bin())
+        .arg("--config")
+        .arg(&rec.cfg)
+        .arg("record")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while second.try_wait().unwrap().is_none() {
+        if t0.elapsed() > std::time::Duration::from_secs(10) {
+            let _ = second.kill();
+            panic!("a second recorder started on the same storage dir");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = second.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(msg.contains("already using"), "{msg}");
     assert!(err(&["call", "stop", "--seat", "s1"]).contains("not recording"));
     assert!(err(&["call", "start", "--seat", "nope"]).contains("no seat \"nope\""));
     assert!(err(&["call", "start", "--seat", "s1", "--direction", "sideways"]).contains("inbound"));
