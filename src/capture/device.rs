@@ -152,13 +152,7 @@ pub fn open(cfg: &InputConfig, shared: &Arc<InputShared>) -> Result<cpal::Stream
     let id = cfg.device.as_deref().unwrap_or_default();
     let dev = find_device(id)?;
     let format = pick_format(&dev, id, cfg)?;
-    let map = cfg
-        .party_channels()
-        .iter()
-        .map(|(_, c)| usize::from(*c))
-        .collect();
-    let (writer, consumer) =
-        RingWriter::new(cfg.rate_hz, usize::from(cfg.channels), map, shared.clone());
+    let (writer, consumer) = RingWriter::for_input(cfg, shared);
     let stream_cfg = cpal::StreamConfig {
         channels: cfg.channels,
         sample_rate: cfg.rate_hz,

@@ -67,6 +67,19 @@ impl RingWriter {
         )
     }
 
+    /// The ring for one configured input, carrying the parties it is mapped to.
+    pub fn for_input(
+        cfg: &crate::config::InputConfig,
+        shared: &std::sync::Arc<InputShared>,
+    ) -> (RingWriter, Consumer<f32>) {
+        let map = cfg
+            .party_channels()
+            .iter()
+            .map(|(_, c)| usize::from(*c))
+            .collect();
+        Self::new(cfg.rate_hz, usize::from(cfg.channels), map, shared.clone())
+    }
+
     /// Audio thread: converts interleaved device samples and pushes the party channels.
     pub fn push<T: Copy>(&mut self, data: &[T], to_f32: impl Fn(T) -> f32) {
         let frames = data.len() / self.device_channels;

@@ -87,13 +87,7 @@ impl Simulator {
             }
             _ => Source::Synthetic(Conversation::new(cfg.seed, cfg.rate_hz)),
         };
-        let map = cfg
-            .party_channels()
-            .iter()
-            .map(|(_, c)| usize::from(*c))
-            .collect();
-        let (writer, consumer) =
-            RingWriter::new(cfg.rate_hz, usize::from(cfg.channels), map, shared.clone());
+        let (writer, consumer) = RingWriter::for_input(cfg, shared);
         if let Ok(mut slot) = shared.new_consumer.lock() {
             *slot = Some(consumer);
         }
