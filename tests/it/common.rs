@@ -481,6 +481,13 @@ pub fn alsa_config(dir: &Path, pcms: &[(&str, u16)]) -> PathBuf {
     path
 }
 
+/// Creates the FIFO of PCM `name` (see `alsa_config`) and feeds it `frames` in real time.
+pub fn fed_pcm(dir: &Path, name: &str, frames: Vec<f32>, channels: usize) -> Feeder {
+    let fifo = dir.join(format!("{name}.fifo"));
+    mkfifo(&fifo);
+    Feeder::start(&fifo, Arc::new(frames), channels)
+}
+
 pub fn mkfifo(path: &Path) {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
     assert_eq!(

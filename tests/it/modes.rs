@@ -92,12 +92,9 @@ fn continuous_rolls_files_on_the_interval() {
 }
 
 fn chrono_ms(s: &str) -> i64 {
-    // 2026-11-27T17:20:00.123Z -> ms within the day is enough for 10 s steps.
-    let h: i64 = s[11..13].parse().unwrap();
-    let m: i64 = s[14..16].parse().unwrap();
-    let sec: i64 = s[17..19].parse().unwrap();
-    let ms: i64 = s[20..23].parse().unwrap();
-    ((h * 60 + m) * 60 + sec) * 1000 + ms
+    chrono::DateTime::parse_from_rfc3339(s)
+        .unwrap()
+        .timestamp_millis()
 }
 
 #[test]
