@@ -42,6 +42,116 @@ pub struct Config {
     pub encoder: EncoderConfig,
     #[serde(default, rename = "seat")]
     pub seats: Vec<SeatConfig>,
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+/// Who qa and supervisor users may see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ReviewerScope {
+    /// Every call on the box.
+    #[default]
+    All,
+    /// Calls whose agent is a user in the reviewer's own team.
+    Team,
+}
+
+/// The web service (`callrec serve` / `callrec run`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Whether `callrec run` starts the web service next to the recorder.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    #[serde(default = "default_bind")]
+    pub bind: String,
+    /// TLS is on unless the config says `tls = false` (loopback tests, a TLS-terminating proxy).
+    #[serde(default = "default_true")]
+    pub tls: bool,
+    /// PEM certificate chain and key; when absent a self-signed pair is generated on first start
+    /// under `<storage.dir>/tls/`.
+    pub cert_path: Option<PathBuf>,
+    pub key_path: Option<PathBuf>,
+    /// A session ends after this long without a request...
+    #[serde(default = "default_session_idle_s")]
+    pub session_idle_s: u64,
+    /// ...and after this long in any case.
+    #[serde(default = "default_session_max_s")]
+    pub session_max_s: u64,
+    /// Failed logins in a row that lock an account, and for how long.
+    #[serde(default = "default_lockout_after")]
+    pub lockout_after: u32,
+    #[serde(default = "default_lockout_s")]
+    pub lockout_s: u64,
+    #[serde(default)]
+    pub reviewer_scope: ReviewerScope,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_bind() -> String {
+    "0.0.0.0:8443".into()
+}
+fn default_session_idle_s() -> u64 {
+    30 * 60
+}
+fn default_session_max_s() -> u64 {
+    12 * 3600
+}
+fn default_lockout_after() -> u32 {
+    5
+}
+fn default_lockout_s() -> u64 {
+    15 * 60
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            enabled: true,
+            bind: default_bind(),
+            tls: true,
+            cert_path: None,
+            key_path: None,
+            session_idle_s: default_session_idle_s(),
+            session_max_s: default_session_max_s(),
+            lockout_after: default_lockout_after(),
+            lockout_s: default_lockout_s(),
+            reviewer_scope: ReviewerScope::All,
+        }
+    }
+}
+
+impl ServerConfig {
+    fn validate(&self) -> Result<(), (String, String)> {
+        if self.bind.parse::<std::net::SocketAddr>().is_err() {
+            return Err((
+                "server.bind".into(),
+                format!(
+                    "{:?} is not an address:port such as 0.0.0.0:8443 or 127.0.0.1:8080",
+                    self.bind
+                ),
+            ));
+        }
+        if self.cert_path.is_some() != self.key_path.is_some() {
+            return Err((
+                "server.cert_path".into(),
+                "set both cert_path and key_path, or neither (a self-signed pair is then generated)".into(),
+            ));
+        }
+        if self.session_idle_s == 0 || self.session_max_s < self.session_idle_s {
+            return Err((
+                "server.session_idle_s".into(),
+                "must be at least 1 s and no longer than server.session_max_s".into(),
+            ));
+        }
+        if self.lockout_after == 0 {
+            return Err(("server.lockout_after".into(), "must be at least 1".into()));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -267,6 +377,10 @@ impl Config {
             .unwrap_or_else(|| self.storage.dir.join("control.sock"))
     }
 
+    pub fn tls_dir(&self) -> PathBuf {
+        self.storage.dir.join("tls")
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.storage.dir.join("callrec.db")
     }
@@ -295,6 +409,7 @@ impl Config {
             ));
         }
         self.encoder.validate().map_err(|(k, m)| bad(k, m))?;
+        self.server.validate().map_err(|(k, m)| bad(k, m))?;
         let mut seen = HashSet::new();
         for (i, seat) in self.seats.iter().enumerate() {
             let key = |field: &str| format!("seat[{i}].{field}");

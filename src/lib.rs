@@ -9,4 +9,5 @@ pub mod config;
 pub mod dsp;
 pub mod encode;
 pub mod record;
+pub mod serve;
 pub mod store;

@@ -4,9 +4,11 @@
 use anyhow::{bail, Context};
 use callrec::config::{Config, EncoderConfig, DEFAULT_CONFIG_PATH};
 use callrec::record::control::{self, Request};
-use callrec::store::{self, CallFilter, CallMeta};
+use callrec::store::{self, users, CallFilter, CallMeta};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +28,25 @@ struct Cli {
 enum Cmd {
     /// Run the recorder daemon (recovers interrupted calls first).
     Record,
+    /// Run the web service only (search, replay, audit, control API).
+    Serve,
+    /// Run the recorder and the web service in one process (the systemd default).
+    Run,
+    /// Web UI accounts.
+    Users {
+        #[command(subcommand)]
+        cmd: UsersCmd,
+    },
+    /// API tokens for CTI integrations (control API).
+    Tokens {
+        #[command(subcommand)]
+        cmd: TokensCmd,
+    },
+    /// The hash-chained audit log.
+    Audit {
+        #[command(subcommand)]
+        cmd: AuditCmd,
+    },
     /// List capture devices with their supported channels, rates and formats.
     Devices {
         #[arg(long)]
@@ -59,6 +80,63 @@ enum Cmd {
         /// Override encoder.complexity.
         #[arg(long)]
         complexity: Option<u32>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCmd {
+    /// Add a user; prints a one-time password they must change at first login.
+    Add {
+        name: String,
+        /// admin | supervisor | qa | agent | auditor
+        #[arg(long)]
+        role: String,
+        /// The agent name calls carry for this person (default: the user name).
+        #[arg(long)]
+        agent_id: Option<String>,
+        #[arg(long)]
+        team: Option<String>,
+        /// Read the password from stdin instead (for automation); no change is forced.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Give a user a new one-time password (also unlocks a locked account, ends sessions).
+    Passwd {
+        name: String,
+        /// Read the password from stdin instead; no change is forced.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable an account and end its sessions.
+    Disable { name: String },
+    /// Re-enable an account.
+    Enable { name: String },
+    /// List accounts.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokensCmd {
+    /// Create a token for one integration; prints the secret once.
+    Add { name: String },
+    /// List tokens (never their secrets).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token at once.
+    Revoke { name: String },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Recompute the hash chain; exits non-zero and names each bad row if it is broken.
+    Verify {
         #[arg(long)]
         json: bool,
     },
@@ -165,6 +243,18 @@ enum CallCmd {
         #[command(flatten)]
         meta: MetaArgs,
     },
+    /// An agent sits down at a seat: later calls without --agent carry this agent.
+    Login {
+        #[arg(long)]
+        seat: String,
+        #[arg(long)]
+        agent: String,
+    },
+    /// The seat's agent leaves.
+    Logout {
+        #[arg(long)]
+        seat: String,
+    },
     /// Per-seat state, levels, dropped frames and lag.
     Status {
         #[arg(long)]
@@ -190,6 +280,13 @@ fn main() {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Record => callrec::record::run(Config::load(&cli.config)?),
+        Cmd::Serve => serve(Config::load(&cli.config)?),
+        Cmd::Run => run_both(Config::load(&cli.config)?),
+        Cmd::Users { cmd } => users(&Config::load(&cli.config)?, cmd),
+        Cmd::Tokens { cmd } => tokens(&Config::load(&cli.config)?, cmd),
+        Cmd::Audit {
+            cmd: AuditCmd::Verify { json },
+        } => audit_verify(&Config::load(&cli.config)?, json),
         Cmd::Devices { json } => devices(json),
         Cmd::Config {
             cmd: ConfigCmd::Check,
@@ -232,6 +329,243 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn serve(cfg: Config) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone())?;
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    callrec::serve::run(cfg, stop)
+}
+
+/// Recorder and web service in one process. Recording never depends on the web half: if the
+/// server cannot start (port taken, bad certificate) the error is logged and recording goes on.
+fn run_both(cfg: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.storage.dir)
+        .with_context(|| format!("creating storage dir {}", cfg.storage.dir.display()))?;
+    // Migrate once, before either half opens the index.
+    drop(store::open_rw(&cfg.db_path())?);
+    if !cfg.server.enabled {
+        return callrec::record::run(cfg);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let (scfg, sstop) = (cfg.clone(), stop.clone());
+    let server = std::thread::Builder::new()
+        .name("web".into())
+        .spawn(move || {
+            if let Err(e) = callrec::serve::run(scfg, sstop) {
+                tracing::error!("web service stopped: {e:#}; recording continues");
+            }
+        })?;
+    let result = callrec::record::run(cfg);
+    stop.store(true, Ordering::Relaxed);
+    let _ = server.join();
+    result
+}
+
+fn open_index(cfg: &Config) -> anyhow::Result<rusqlite::Connection> {
+    std::fs::create_dir_all(&cfg.storage.dir)
+        .with_context(|| format!("creating storage dir {}", cfg.storage.dir.display()))?;
+    Ok(store::open_rw(&cfg.db_path())?)
+}
+
+/// Who ran a CLI command, for the audit log.
+fn cli_actor() -> String {
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| format!("uid {}", unsafe { libc::getuid() }));
+    format!("cli:{user}")
+}
+
+fn read_password_stdin() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
+fn audit_cli(
+    conn: &rusqlite::Connection,
+    action: &str,
+    detail: serde_json::Value,
+) -> anyhow::Result<()> {
+    let actor = cli_actor();
+    store::audit::append(
+        conn,
+        &store::audit::Event {
+            actor: &actor,
+            action,
+            call_id: None,
+            detail,
+            ip: None,
+        },
+    )?;
+    Ok(())
+}
+
+fn users(cfg: &Config, cmd: UsersCmd) -> anyhow::Result<()> {
+    let conn = open_index(cfg)?;
+    match cmd {
+        UsersCmd::Add {
+            name,
+            role,
+            agent_id,
+            team,
+            password_stdin,
+        } => {
+            let role = users::Role::parse(&role)?;
+            let (pw, forced) = if password_stdin {
+                (read_password_stdin()?, false)
+            } else {
+                (users::one_time_password()?, true)
+            };
+            users::add_user(
+                &conn,
+                &users::NewUser {
+                    username: &name,
+                    role,
+                    agent_id: agent_id.as_deref(),
+                    team: team.as_deref(),
+                    password: &pw,
+                    must_change: forced,
+                },
+            )?;
+            audit_cli(
+                &conn,
+                "user.add",
+                serde_json::json!({"user": name, "role": role, "agent_id": agent_id, "team": team}),
+            )?;
+            if forced {
+                println!("{name}: one-time password (change at first login): {pw}");
+            } else {
+                println!("{name}: added");
+            }
+        }
+        UsersCmd::Passwd {
+            name,
+            password_stdin,
+        } => {
+            let (pw, forced) = if password_stdin {
+                (read_password_stdin()?, false)
+            } else {
+                (users::one_time_password()?, true)
+            };
+            users::set_password(&conn, &name, &pw, forced)?;
+            audit_cli(&conn, "user.passwd", serde_json::json!({"user": name}))?;
+            if forced {
+                println!("{name}: one-time password (change at first login): {pw}");
+            } else {
+                println!("{name}: password set");
+            }
+        }
+        UsersCmd::Disable { name } => {
+            users::set_disabled(&conn, &name, true)?;
+            audit_cli(&conn, "user.disable", serde_json::json!({"user": name}))?;
+            println!("{name}: disabled");
+        }
+        UsersCmd::Enable { name } => {
+            users::set_disabled(&conn, &name, false)?;
+            audit_cli(&conn, "user.enable", serde_json::json!({"user": name}))?;
+            println!("{name}: enabled");
+        }
+        UsersCmd::List { json } => {
+            let list = users::list_users(&conn)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!(
+                    "{:<20} {:<10} {:<16} {:<10} state",
+                    "user", "role", "agent id", "team"
+                );
+                for u in list {
+                    let state = if u.disabled {
+                        "disabled"
+                    } else if u
+                        .locked_until_utc
+                        .as_deref()
+                        .is_some_and(|t| *t > *callrec::clock::utc_now())
+                    {
+                        "locked"
+                    } else if u.must_change {
+                        "must change password"
+                    } else {
+                        "active"
+                    };
+                    println!(
+                        "{:<20} {:<10} {:<16} {:<10} {state}",
+                        u.username,
+                        u.role.as_str(),
+                        u.agent_id,
+                        u.team.unwrap_or_default()
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn tokens(cfg: &Config, cmd: TokensCmd) -> anyhow::Result<()> {
+    let conn = open_index(cfg)?;
+    match cmd {
+        TokensCmd::Add { name } => {
+            let (secret, _) = users::add_token(&conn, &name, &cli_actor())?;
+            audit_cli(&conn, "token.add", serde_json::json!({"token": name}))?;
+            println!("{secret}");
+        }
+        TokensCmd::List { json } => {
+            let list = users::list_tokens(&conn)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                for t in list {
+                    println!(
+                        "{:<20} created {} by {}  last used {}{}",
+                        t.name,
+                        t.created_at_utc,
+                        t.created_by,
+                        t.last_used_utc.unwrap_or_else(|| "never".into()),
+                        t.revoked_at_utc
+                            .map(|r| format!("  REVOKED {r}"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+        TokensCmd::Revoke { name } => {
+            users::revoke_token(&conn, &name)?;
+            audit_cli(&conn, "token.revoke", serde_json::json!({"token": name}))?;
+            println!("{name}: revoked");
+        }
+    }
+    Ok(())
+}
+
+fn audit_verify(cfg: &Config, json: bool) -> anyhow::Result<()> {
+    let db = cfg.db_path();
+    if !db.exists() {
+        bail!("no index at {}: nothing to verify", db.display());
+    }
+    let conn = store::open_ro(&db)?;
+    let r = store::audit::verify(&conn)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        for b in &r.breaks {
+            println!("row {}: {}", b.id, b.problem);
+        }
+        println!("{} rows, head {}", r.rows, r.head_hash);
+    }
+    if !r.breaks.is_empty() {
+        bail!("the audit chain is broken at {} place(s); treat the log as tampered and keep a copy of the database", r.breaks.len());
+    }
+    if !json {
+        println!("audit chain intact");
+    }
+    Ok(())
 }
 
 /// The config's encoder section when a config exists, otherwise the seat defaults.
@@ -361,6 +695,8 @@ fn call(cfg: &Config, cmd: CallCmd) -> anyhow::Result<()> {
             },
             false,
         ),
+        CallCmd::Login { seat, agent } => (Request::Login { seat, agent }, false),
+        CallCmd::Logout { seat } => (Request::Logout { seat }, false),
         CallCmd::Status { json } => (Request::Status, json),
     };
     let resp = control::request(&cfg.control_socket(), &req)?;

@@ -3,4 +3,5 @@
 
 pub mod align;
 pub mod level;
+pub mod peaks;
 pub mod resample;

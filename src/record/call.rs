@@ -10,6 +10,7 @@ use super::syncer::SyncJob;
 use crate::clock::utc_plus_ms;
 use crate::codec::ogg_write::{tags_for, OpusFileWriter};
 use crate::config::EncoderConfig;
+use crate::dsp::peaks::{self, PeaksBuilder};
 use crate::store::{self, CallMeta, Finalized, NewCall};
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
@@ -86,6 +87,9 @@ pub struct ActiveCall {
     page_oldest: Option<Instant>,
     /// Longest time from a sample entering the ring to its page reaching the OS.
     pub max_page_latency_ms: u64,
+    /// Waveform for the player, written beside the file when the call finishes.
+    peaks: PeaksBuilder,
+    frame_samples: usize,
 }
 
 fn fsync_dir(dir: &Path) -> std::io::Result<()> {
@@ -127,6 +131,8 @@ impl ActiveCall {
                 dropped_now,
                 page_oldest: None,
                 max_page_latency_ms: 0,
+                peaks: PeaksBuilder::new(ctx.encoder.rate_hz),
+                frame_samples: ctx.encoder.frame_samples(),
             }),
             Err(e) => {
                 // The row must not claim a recording that never started.
@@ -230,6 +236,11 @@ impl ActiveCall {
         captured_at: Instant,
     ) -> Result<(), CallError> {
         self.page_oldest.get_or_insert(captured_at);
+        if silent {
+            self.peaks.push_silence(self.frame_samples);
+        } else {
+            self.peaks.push(frame);
+        }
         let page_done = if silent {
             self.writer.push_silence()
         } else {
@@ -273,6 +284,11 @@ impl ActiveCall {
         let hf = buf.into_inner().map_err(|e| io(e.into_error()))?;
         hf.file.sync_all().map_err(io)?;
         let sha = hex::encode(hf.hasher.finalize());
+        // Peaks are derived data (the server recomputes them if missing): a failure is logged,
+        // never allowed to fail the call.
+        if let Err(e) = peaks::write(&peaks::path_for(&self.path), &self.peaks.finish()) {
+            tracing::warn!(call_id = id, "writing waveform peaks: {e}");
+        }
         store::finalize_call(
             &*ctx.db()?,
             &Finalized {

@@ -43,6 +43,14 @@ pub enum Request {
         #[serde(default)]
         meta: CallMeta,
     },
+    /// An agent sits down at a seat: later calls without an explicit agent carry this one.
+    Login {
+        seat: String,
+        agent: String,
+    },
+    Logout {
+        seat: String,
+    },
     Status,
 }
 
@@ -53,7 +61,9 @@ impl Request {
             | Request::Stop { seat }
             | Request::Pause { seat, .. }
             | Request::Resume { seat }
-            | Request::Tag { seat, .. } => Some(seat),
+            | Request::Tag { seat, .. }
+            | Request::Login { seat, .. }
+            | Request::Logout { seat } => Some(seat),
             Request::Status => None,
         }
     }
@@ -75,6 +85,9 @@ pub struct SeatStatus {
     pub customer_dbfs: f32,
     pub drift_correction_ppm: f64,
     pub inputs_down: Vec<String>,
+    /// The agent logged in at the seat, if any.
+    #[serde(default)]
+    pub agent: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -67,6 +67,8 @@ pub struct Seat {
     captured_at: Instant,
     /// After a failed automatic start (vox/continuous), no retry before this (e.g. disk full).
     retry_after: Option<Instant>,
+    /// The agent logged in at this seat (CTI `login`): calls that name no agent get this one.
+    agent: Option<String>,
 }
 
 /// Pause between automatic start attempts after one failed.
@@ -104,6 +106,7 @@ impl Seat {
             max_page_latency_ms: 0,
             captured_at: Instant::now(),
             retry_after: None,
+            agent: None,
         }
     }
 
@@ -314,7 +317,23 @@ impl Seat {
         ok
     }
 
-    pub fn start(&mut self, ctx: &CallContext, meta: CallMeta) -> Result<i64, String> {
+    pub fn current_call_id(&self) -> Option<i64> {
+        self.call.as_ref().map(|c| c.id)
+    }
+
+    /// Logs an agent in (Some) or out (None) of this seat; a call in progress keeps its agent.
+    pub fn set_agent(&mut self, agent: Option<String>) {
+        tracing::info!(seat = %self.cfg.id, agent = ?agent, "seat agent changed");
+        if let Ok(mut st) = self.status.lock() {
+            st.agent = agent.clone();
+        }
+        self.agent = agent;
+    }
+
+    pub fn start(&mut self, ctx: &CallContext, mut meta: CallMeta) -> Result<i64, String> {
+        if meta.agent.is_none() {
+            meta.agent = self.agent.clone();
+        }
         if let Some(c) = &self.call {
             return Err(format!(
                 "seat {} is already recording call {}; stop it first",

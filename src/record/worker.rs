@@ -63,6 +63,22 @@ fn execute(seats: &mut [Seat], ctx: &CallContext, req: Request) -> Response {
         Request::Tag { tags, meta, .. } => {
             validate_direction(&meta.direction).and_then(|()| seat.tag(ctx, &tags, &meta))
         }
+        Request::Login { agent, .. } => {
+            seat.set_agent(Some(agent));
+            return Response {
+                ok: true,
+                call_id: seat.current_call_id(),
+                ..Default::default()
+            };
+        }
+        Request::Logout { .. } => {
+            seat.set_agent(None);
+            return Response {
+                ok: true,
+                call_id: seat.current_call_id(),
+                ..Default::default()
+            };
+        }
         Request::Status => Err("status is answered by the control thread".into()),
     })
 }

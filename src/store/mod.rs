@@ -5,7 +5,11 @@
 //! (invariant 2). Timestamps are UTC text with milliseconds (`2026-11-27T17:20:00.123Z`), which
 //! sorts and compares correctly as text.
 
+pub mod audit;
+pub mod notes;
 pub mod recovery;
+pub mod search;
+pub mod users;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
@@ -30,7 +34,8 @@ pub enum StoreError {
 
 /// Migrations, applied in order; index i upgrades schema version i to i + 1. Never edit one that
 /// has shipped: append a new one.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE calls (
     id               INTEGER PRIMARY KEY,
     box_id           TEXT NOT NULL,
@@ -74,7 +79,80 @@ CREATE TABLE call_tags (
     tag      TEXT NOT NULL,
     PRIMARY KEY (call_id, tag)
 );
-"#];
+"#,
+    r#"
+CREATE INDEX calls_number ON calls (remote_number);
+CREATE INDEX calls_duration ON calls (duration_ms);
+CREATE INDEX calls_campaign ON calls (campaign, started_at_utc);
+CREATE INDEX call_tags_tag ON call_tags (tag, call_id);
+CREATE TABLE users (
+    id                      INTEGER PRIMARY KEY,
+    username                TEXT NOT NULL UNIQUE,
+    role                    TEXT NOT NULL CHECK (role IN ('admin', 'supervisor', 'qa', 'agent', 'auditor')),
+    agent_id                TEXT,
+    team                    TEXT,
+    password_hash           TEXT NOT NULL,
+    must_change             INTEGER NOT NULL DEFAULT 1,
+    disabled                INTEGER NOT NULL DEFAULT 0,
+    failed_logins           INTEGER NOT NULL DEFAULT 0,
+    locked_until_utc        TEXT,
+    created_at_utc          TEXT NOT NULL,
+    password_changed_at_utc TEXT
+);
+CREATE TABLE sessions (
+    token_sha256     TEXT PRIMARY KEY,
+    user_id          INTEGER NOT NULL REFERENCES users (id),
+    csrf             TEXT NOT NULL,
+    created_at_utc   TEXT NOT NULL,
+    last_seen_utc    TEXT NOT NULL,
+    ip               TEXT
+);
+CREATE INDEX sessions_user ON sessions (user_id);
+CREATE TABLE session_plays (
+    token_sha256  TEXT NOT NULL REFERENCES sessions (token_sha256) ON DELETE CASCADE,
+    call_id       INTEGER NOT NULL REFERENCES calls (id),
+    PRIMARY KEY (token_sha256, call_id)
+);
+CREATE TABLE api_tokens (
+    id              INTEGER PRIMARY KEY,
+    name            TEXT NOT NULL UNIQUE,
+    token_sha256    TEXT NOT NULL UNIQUE,
+    created_by      TEXT NOT NULL,
+    created_at_utc  TEXT NOT NULL,
+    revoked_at_utc  TEXT,
+    last_used_utc   TEXT
+);
+CREATE TABLE notes (
+    id              INTEGER PRIMARY KEY,
+    call_id         INTEGER NOT NULL REFERENCES calls (id),
+    at_ms           INTEGER NOT NULL CHECK (at_ms >= 0),
+    author          TEXT NOT NULL,
+    text            TEXT NOT NULL,
+    created_at_utc  TEXT NOT NULL,
+    deleted_at_utc  TEXT
+);
+CREATE INDEX notes_call ON notes (call_id);
+CREATE TABLE audit (
+    id         INTEGER PRIMARY KEY,
+    at_utc     TEXT NOT NULL,
+    actor      TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    call_id    INTEGER,
+    detail     TEXT NOT NULL,
+    ip         TEXT,
+    prev_hash  TEXT NOT NULL,
+    hash       TEXT NOT NULL
+);
+CREATE INDEX audit_at ON audit (at_utc);
+CREATE INDEX audit_actor ON audit (actor, id);
+CREATE INDEX audit_action ON audit (action, id);
+CREATE INDEX audit_call ON audit (call_id, id);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"#,
+];
 
 pub fn schema_version() -> i64 {
     MIGRATIONS.len() as i64
@@ -329,11 +407,11 @@ pub struct CallRow {
     pub intervals: Vec<Interval>,
 }
 
-const CALL_COLUMNS: &str = "id, box_id, seat_id, mode, status, started_at_utc, started_mono_ms, ended_at_utc,
+pub(crate) const CALL_COLUMNS: &str = "id, box_id, seat_id, mode, status, started_at_utc, started_mono_ms, ended_at_utc,
     duration_ms, bytes, sha256, dropped_frames, rate_hz, bitrate_bps, agent, direction, remote_number,
     campaign, external_id, rel_path, end_reason, note";
 
-fn row_to_call(r: &rusqlite::Row) -> rusqlite::Result<CallRow> {
+pub(crate) fn row_to_call(r: &rusqlite::Row) -> rusqlite::Result<CallRow> {
     Ok(CallRow {
         id: r.get(0)?,
         box_id: r.get(1)?,
@@ -364,7 +442,7 @@ fn row_to_call(r: &rusqlite::Row) -> rusqlite::Result<CallRow> {
     })
 }
 
-fn fill_details(conn: &Connection, c: &mut CallRow) -> Result<(), StoreError> {
+pub(crate) fn fill_details(conn: &Connection, c: &mut CallRow) -> Result<(), StoreError> {
     let mut st =
         conn.prepare_cached("SELECT tag FROM call_tags WHERE call_id = ?1 ORDER BY tag")?;
     c.tags = st

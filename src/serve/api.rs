@@ -1,0 +1,559 @@
+//! JSON endpoints: search, call details, notes, listening reports, the audit log, seat status,
+//! the CTI control API, health and metrics.
+//!
+//! Input is parsed by hand into typed values so that every malformed query parameter or JSON
+//! body gets a 400 naming the problem, never a 500 or a silent default.
+
+use super::auth::Identity;
+use super::{AppError, St};
+use crate::record::control::{self, Request as Ctl, SeatStatus};
+use crate::store::search::{self, Query as SearchQuery, SortKey};
+use crate::store::{self, audit, notes, CallMeta, CallRow};
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use std::collections::HashMap;
+
+/// Parses a JSON body, answering 400 with serde's message (line, column, field) when it is bad.
+pub fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, AppError> {
+    serde_json::from_slice(body)
+        .map_err(|e| AppError::bad_request(&format!("malformed JSON body: {e}")))
+}
+
+/// The call if it exists and the caller may see it; 404 either way otherwise, so call ids
+/// outside one's scope cannot be probed.
+pub async fn visible_call(st: &St, id: &Identity, call_id: i64) -> Result<CallRow, AppError> {
+    let scope = id
+        .scope(st.cfg.server.reviewer_scope)
+        .ok_or_else(|| AppError::api(StatusCode::FORBIDDEN, "API tokens cannot read calls"))?;
+    st.db
+        .read(move |c| {
+            let call = store::get_call(c, call_id)?;
+            if search::visible(c, &call, &scope)? {
+                Ok(call)
+            } else {
+                Err(AppError::not_found(&format!("no call {call_id}")))
+            }
+        })
+        .await
+}
+
+pub const SEARCH_KEYS: [&str; 16] = [
+    "agent",
+    "seat",
+    "from",
+    "to",
+    "direction",
+    "number",
+    "campaign",
+    "min_duration_s",
+    "max_duration_s",
+    "status",
+    "tag",
+    "q",
+    "sort",
+    "order",
+    "page",
+    "per_page",
+];
+
+/// Search parameters from a query string (page and API share them, so URLs are shareable).
+/// Empty values mean "no filter" because HTML forms submit empty fields.
+pub fn parse_search(q: &HashMap<String, String>) -> Result<SearchQuery, AppError> {
+    if let Some(k) = q.keys().find(|k| !SEARCH_KEYS.contains(&k.as_str())) {
+        return Err(AppError::bad_request(&format!(
+            "unknown search parameter {k:?}; use {}",
+            SEARCH_KEYS.join(", ")
+        )));
+    }
+    let get = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let text = |k: &str, max: usize| -> Result<Option<String>, AppError> {
+        match get(k) {
+            Some(v) if v.chars().count() > max => Err(AppError::bad_request(&format!(
+                "{k} is longer than {max} characters"
+            ))),
+            v => Ok(v.map(str::to_owned)),
+        }
+    };
+    let num = |k: &str, min: i64, max: i64| -> Result<Option<i64>, AppError> {
+        get(k)
+            .map(|v| {
+                v.parse::<i64>()
+                    .ok()
+                    .filter(|n| (min..=max).contains(n))
+                    .ok_or_else(|| {
+                        AppError::bad_request(&format!(
+                            "{k} must be a whole number from {min} to {max}, not {v:?}"
+                        ))
+                    })
+            })
+            .transpose()
+    };
+    let date = |k: &str| -> Result<Option<String>, AppError> {
+        get(k)
+            .map(|v| {
+                crate::clock::parse_bound(v).ok_or_else(|| {
+                    AppError::bad_request(&format!(
+                        "{k} must be a date (2026-11-27) or RFC 3339 time, not {v:?}"
+                    ))
+                })
+            })
+            .transpose()
+    };
+    let one_of = |k: &str, allowed: &[&str]| -> Result<Option<String>, AppError> {
+        match get(k) {
+            Some(v) if !allowed.contains(&v) => Err(AppError::bad_request(&format!(
+                "{k} must be one of {}",
+                allowed.join(", ")
+            ))),
+            v => Ok(v.map(str::to_owned)),
+        }
+    };
+    let number_prefix = match get("number") {
+        None => None,
+        Some(v) => {
+            let n: String = v
+                .chars()
+                .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.'))
+                .collect();
+            if n.is_empty()
+                || n.len() > 32
+                || !n.chars().all(|c| c.is_ascii_digit() || "+*#".contains(c))
+            {
+                return Err(AppError::bad_request(
+                    "number may hold only digits, + * # (a prefix of the remote number)",
+                ));
+            }
+            Some(n)
+        }
+    };
+    let sort = match get("sort") {
+        None => SortKey::Started,
+        Some(s) => SortKey::parse(s).ok_or_else(|| {
+            AppError::bad_request("sort must be started, duration, agent or number")
+        })?,
+    };
+    let ascending = one_of("order", &["asc", "desc"])?.is_some_and(|o| o == "asc");
+    let mut until_utc = date("to")?;
+    if let (Some(v), Some(u)) = (get("to"), until_utc.as_mut()) {
+        // A bare end date includes that whole day.
+        if chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").is_ok() {
+            *u = crate::clock::utc_plus_ms(u, 86_400_000);
+        }
+    }
+    Ok(SearchQuery {
+        agent: text("agent", 128)?,
+        seat: text("seat", 128)?,
+        since_utc: date("from")?,
+        until_utc,
+        direction: one_of("direction", &["inbound", "outbound"])?,
+        number_prefix,
+        campaign: text("campaign", 128)?,
+        min_duration_ms: num("min_duration_s", 0, 86_400 * 7)?.map(|s| s * 1000),
+        max_duration_ms: num("max_duration_s", 0, 86_400 * 7)?.map(|s| s * 1000),
+        status: one_of("status", &["recording", "complete", "interrupted"])?,
+        tag: text("tag", 128)?,
+        text: text("q", 200)?,
+        sort,
+        ascending,
+        page: num("page", 1, 1_000_000)?.map_or(0, |p| (p - 1) as u32),
+        per_page: num("per_page", 1, 200)?.map_or(50, |p| p as u32),
+    })
+}
+
+/// Runs a search as `id`, auditing it (searches reveal who looked for which number).
+pub async fn run_search(
+    st: &St,
+    id: &Identity,
+    raw: &HashMap<String, String>,
+) -> Result<search::Results, AppError> {
+    let q = parse_search(raw)?;
+    let scope = id
+        .scope(st.cfg.server.reviewer_scope)
+        .ok_or_else(|| AppError::api(StatusCode::FORBIDDEN, "API tokens cannot read calls"))?;
+    let results = st
+        .db
+        .read(move |c| search::search(c, &q, &scope).map_err(AppError::from))
+        .await?;
+    let mut filters: Vec<(&String, &String)> =
+        raw.iter().filter(|(_, v)| !v.trim().is_empty()).collect();
+    filters.sort();
+    let detail = serde_json::json!({"filters": filters.into_iter().collect::<std::collections::BTreeMap<_, _>>(), "results": results.total});
+    let id2 = id.clone();
+    st.db
+        .write(move |c| {
+            audit::append(c, &id2.event("search", None, detail)).map_err(AppError::from)
+        })
+        .await?;
+    Ok(results)
+}
+
+pub async fn healthz() -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain")],
+        "ok\n",
+    )
+        .into_response()
+}
+
+pub async fn me(Extension(id): Extension<Identity>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "user": id.actor,
+        "role": id.role(),
+        "agent_id": id.user().map(|u| u.agent_id.clone()),
+        "team": id.user().and_then(|u| u.team.clone()),
+    }))
+}
+
+pub async fn search(
+    State(st): State<St>,
+    Extension(id): Extension<Identity>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<search::Results>, AppError> {
+    Ok(Json(run_search(&st, &id, &q).await?))
+}
+
+#[derive(serde::Serialize)]
+pub struct CallDetail {
+    #[serde(flatten)]
+    pub call: CallRow,
+    pub notes: Vec<notes::Note>,
+}
+
+pub async fn call_detail(st: &St, id: &Identity, call_id: i64) -> Result<CallDetail, AppError> {
+    let call = visible_call(st, id, call_id).await?;
+    let notes = st
+        .db
+        .read(move |c| notes::for_call(c, call_id).map_err(AppError::from))
+        .await?;
+    Ok(CallDetail { call, notes })
+}
+
+pub async fn call(
+    State(st): State<St>,
+    Extension(id): Extension<Identity>,
+    Path(call_id): Path<i64>,
+) -> Result<Json<CallDetail>, AppError> {
+    Ok(Json(call_detail(&st, &id, call_id).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Heard {
+    ranges: Vec<(f64, f64)>,
+}
+
+/// `POST /api/calls/{id}/heard`: the player reports the time ranges actually played.
+pub async fn heard(
+    State(st): State<St>,
+    Extension(id): Extension<Identity>,
+    Path(call_id): Path<i64>,
+    body: Bytes,
+) -> Result<StatusCode, AppError> {
+    let h: Heard = json_body(&body)?;
+    let call = visible_call(&st, &id, call_id).await?;
+    let max_s = call.duration_ms as f64 / 1000.0 + 1.0;
+    if h.ranges.is_empty() || h.ranges.len() > 1000 {
+        return Err(AppError::bad_request(
+            "ranges must hold 1 to 1000 [start_s, end_s] pairs",
+        ));
+    }
+    if h.ranges.iter().any(|(a, b)| {
+        !a.is_finite()
+            || !b.is_finite()
+            || *a < 0.0
+            || b < a
+            || (*b > max_s && call.status != "recording")
+    }) {
+        return Err(AppError::bad_request(
+            "each range must be [start_s, end_s] with 0 <= start <= end <= the call's duration",
+        ));
+    }
+    let ranges: Vec<[f64; 2]> = h
+        .ranges
+        .iter()
+        .map(|(a, b)| [(a * 10.0).round() / 10.0, (b * 10.0).round() / 10.0])
+        .collect();
+    let heard_s: f64 = ranges.iter().map(|r| r[1] - r[0]).sum();
+    let detail =
+        serde_json::json!({"ranges_s": ranges, "heard_s": (heard_s * 10.0).round() / 10.0});
+    st.db
+        .write(move |c| {
+            audit::append(c, &id.event("heard", Some(call_id), detail)).map_err(AppError::from)
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewNote {
+    at_ms: i64,
+    text: String,
+}
+
+pub async fn add_note(
+    State(st): State<St>,
+    Extension(id): Extension<Identity>,
+    Path(call_id): Path<i64>,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let n: NewNote = json_body(&body)?;
+    let text = n.text.trim().to_owned();
+    if text.is_empty() || text.chars().count() > notes::MAX_NOTE_CHARS {
+        return Err(AppError::bad_request(&format!(
+            "a note needs 1 to {} characters of text",
+            notes::MAX_NOTE_CHARS
+        )));
+    }
+    let call = visible_call(&st, &id, call_id).await?;
+    if n.at_ms < 0 || (call.status != "recording" && n.at_ms > call.duration_ms) {
+        return Err(AppError::bad_request(&format!(
+            "at_ms must be within the call (0 to {} ms)",
+            call.duration_ms
+        )));
+    }
+    let note = st
+        .db
+        .write(move |c| {
+            let note = notes::add(c, call_id, n.at_ms, &id.actor, &text)?;
+            audit::append(
+                c,
+                &id.event(
+                    "note.add",
+                    Some(call_id),
+                    serde_json::json!({"note_id": note.id, "at_ms": note.at_ms, "text": note.text}),
+                ),
+            )?;
+            Ok::<_, AppError>(note)
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(note)).into_response())
+}
+
+pub async fn delete_note(
+    State(st): State<St>,
+    Extension(id): Extension<Identity>,
+    Path(note_id): Path<i64>,
+) -> Result<StatusCode, AppError> {
+    let note = st
+        .db
+        .read(move |c| notes::get(c, note_id).map_err(AppError::from))
+        .await?
+        .ok_or_else(|| AppError::not_found(&format!("no note {note_id}")))?;
+    visible_call(&st, &id, note.call_id).await?;
+    let is_admin = id.role() == Some(crate::store::users::Role::Admin);
+    if note.author != id.actor && !is_admin {
+        return Err(AppError::api(
+            StatusCode::FORBIDDEN,
+            "only the note's author or an admin may delete it",
+        ));
+    }
+    st.db
+        .write(move |c| {
+            notes::delete(c, note_id)?;
+            audit::append(
+                c,
+                &id.event(
+                    "note.delete",
+                    Some(note.call_id),
+                    serde_json::json!({"note_id": note_id, "text": note.text}),
+                ),
+            )?;
+            Ok::<_, AppError>(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub fn parse_audit_filter(q: &HashMap<String, String>) -> Result<audit::Filter, AppError> {
+    const KEYS: [&str; 6] = ["actor", "action", "call_id", "from", "to", "before"];
+    if let Some(k) = q.keys().find(|k| !KEYS.contains(&k.as_str())) {
+        return Err(AppError::bad_request(&format!(
+            "unknown audit filter {k:?}; use {}",
+            KEYS.join(", ")
+        )));
+    }
+    let get = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let int = |k: &str| -> Result<Option<i64>, AppError> {
+        get(k)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| AppError::bad_request(&format!("{k} must be a whole number")))
+            })
+            .transpose()
+    };
+    let date = |k: &str| -> Result<Option<String>, AppError> {
+        get(k)
+            .map(|v| {
+                crate::clock::parse_bound(v).ok_or_else(|| {
+                    AppError::bad_request(&format!("{k} must be a date or RFC 3339 time"))
+                })
+            })
+            .transpose()
+    };
+    Ok(audit::Filter {
+        actor: get("actor").map(str::to_owned),
+        action: get("action").map(str::to_owned),
+        call_id: int("call_id")?,
+        since_utc: date("from")?,
+        until_utc: date("to")?,
+        before_id: int("before")?,
+        limit: 100,
+    })
+}
+
+pub async fn audit(
+    State(st): State<St>,
+    Extension(id): Extension<Identity>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Vec<audit::Row>>, AppError> {
+    let f = parse_audit_filter(&q)?;
+    let rows = st
+        .db
+        .read(move |c| audit::list(c, &f).map_err(AppError::from))
+        .await?;
+    st.db
+        .write(move |c| {
+            audit::append(
+                c,
+                &id.event("audit.view", None, serde_json::json!({"filters": q})),
+            )
+            .map_err(AppError::from)
+        })
+        .await?;
+    Ok(Json(rows))
+}
+
+/// The recorder's seat status via its control socket; None if it is not running.
+pub async fn recorder_status(st: &St) -> Option<Vec<SeatStatus>> {
+    let sock = st.cfg.control_socket();
+    tokio::task::spawn_blocking(move || {
+        control::request(&sock, &Ctl::Status)
+            .ok()
+            .filter(|r| r.ok)
+            .map(|r| r.seats)
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+pub async fn seats(State(st): State<St>) -> Result<Json<Vec<SeatStatus>>, AppError> {
+    recorder_status(&st).await.map(Json).ok_or_else(|| {
+        AppError::api(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the recorder is not running (is `callrec record` or `callrec run` up?)",
+        )
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ControlBody {
+    #[serde(default)]
+    meta: CallMeta,
+    #[serde(default)]
+    tags: Vec<String>,
+    by: Option<String>,
+    reason: Option<String>,
+    agent: Option<String>,
+}
+
+/// `POST /api/control/seats/{seat}/{action}`: the control socket's commands over HTTPS.
+pub async fn control(
+    State(st): State<St>,
+    Extension(id): Extension<Identity>,
+    Path((seat, action)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let b: ControlBody = if body.is_empty() {
+        ControlBody::default()
+    } else {
+        json_body(&body)?
+    };
+    let by = b.by.clone().or_else(|| Some(id.actor.clone()));
+    let req = match action.as_str() {
+        "start" => Ctl::Start {
+            seat: seat.clone(),
+            meta: b.meta,
+            tags: b.tags,
+        },
+        "stop" => Ctl::Stop { seat: seat.clone() },
+        "pause" => Ctl::Pause {
+            seat: seat.clone(),
+            by,
+            reason: b.reason,
+        },
+        "resume" => Ctl::Resume { seat: seat.clone() },
+        "tag" => Ctl::Tag {
+            seat: seat.clone(),
+            tags: b.tags,
+            meta: b.meta,
+        },
+        "login" => Ctl::Login {
+            seat: seat.clone(),
+            agent: b
+                .agent
+                .filter(|a| !a.trim().is_empty())
+                .ok_or_else(|| AppError::bad_request("login needs {\"agent\": \"<agent id>\"}"))?,
+        },
+        "logout" => Ctl::Logout { seat: seat.clone() },
+        other => {
+            return Err(AppError::not_found(&format!(
+                "unknown action {other:?}; use start, stop, pause, resume, tag, login or logout"
+            )));
+        }
+    };
+    let sock = st.cfg.control_socket();
+    let sent = req.clone();
+    let resp = tokio::task::spawn_blocking(move || control::request(&sock, &sent))
+        .await
+        .map_err(|_| AppError::api(StatusCode::SERVICE_UNAVAILABLE, "control request failed"))?;
+    let (status, resp) = match resp {
+        Ok(r) if r.ok => (StatusCode::OK, r),
+        Ok(r) => (StatusCode::CONFLICT, r),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            control::Response {
+                ok: false,
+                error: Some(e.to_string()),
+                ..Default::default()
+            },
+        ),
+    };
+    let detail =
+        serde_json::json!({"seat": seat, "request": req, "ok": resp.ok, "error": resp.error});
+    let call_id = resp.call_id;
+    let action_name = format!("control.{action}");
+    st.db
+        .write(move |c| {
+            audit::append(
+                c,
+                &audit::Event {
+                    actor: &id.actor,
+                    action: &action_name,
+                    call_id,
+                    detail,
+                    ip: Some(&id.ip),
+                },
+            )
+            .map_err(AppError::from)
+        })
+        .await?;
+    Ok((status, Json(resp)).into_response())
+}
+
+pub async fn metrics(State(st): State<St>) -> Response {
+    let mut out = String::new();
+    let seats = recorder_status(&st).await;
+    super::metrics::render_seats(&mut out, seats.as_deref());
+    super::metrics::render_disk(&mut out, &st.cfg.storage.dir);
+    st.metrics.render_requests(&mut out);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}

@@ -1,0 +1,174 @@
+//! Request counters and latency histograms for `/metrics` (Prometheus text format 0.0.4), plus
+//! the rendering of seat and disk gauges gathered at scrape time.
+//!
+//! Labels are route *patterns* (`/api/calls/{id}`), never raw paths, so the series count stays
+//! bounded whatever clients request.
+
+use crate::record::control::SeatStatus;
+use axum::http::Method;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, seconds.
+const BUCKETS_S: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+#[derive(Default)]
+struct Series {
+    count: u64,
+    sum_s: f64,
+    buckets: [u64; BUCKETS_S.len()],
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    /// (method, route, status) → latency series.
+    series: Mutex<BTreeMap<(String, String, u16), Series>>,
+}
+
+impl Metrics {
+    pub fn observe(&self, method: &Method, route: &str, status: u16, took: Duration) {
+        let Ok(mut m) = self.series.lock() else {
+            return;
+        };
+        let s = m
+            .entry((method.to_string(), route.to_owned(), status))
+            .or_default();
+        let secs = took.as_secs_f64();
+        s.count += 1;
+        s.sum_s += secs;
+        for (i, b) in BUCKETS_S.iter().enumerate() {
+            if secs <= *b {
+                s.buckets[i] += 1;
+            }
+        }
+    }
+
+    pub fn render_requests(&self, out: &mut String) {
+        let Ok(m) = self.series.lock() else { return };
+        out.push_str("# HELP callrec_http_requests_total HTTP requests by route pattern and status.\n# TYPE callrec_http_requests_total counter\n");
+        for ((method, route, status), s) in m.iter() {
+            let _ = writeln!(
+                out,
+                "callrec_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {}",
+                s.count
+            );
+        }
+        // One histogram per route (statuses merged).
+        let mut per_route: BTreeMap<&str, Series> = BTreeMap::new();
+        for ((_, route, _), s) in m.iter() {
+            let r = per_route.entry(route.as_str()).or_default();
+            r.count += s.count;
+            r.sum_s += s.sum_s;
+            for i in 0..BUCKETS_S.len() {
+                r.buckets[i] += s.buckets[i];
+            }
+        }
+        out.push_str("# HELP callrec_http_request_duration_seconds Time to the response head.\n# TYPE callrec_http_request_duration_seconds histogram\n");
+        for (route, s) in per_route {
+            for (i, b) in BUCKETS_S.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "callrec_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{b}\"}} {}",
+                    s.buckets[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "callrec_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                s.count
+            );
+            let _ = writeln!(
+                out,
+                "callrec_http_request_duration_seconds_sum{{route=\"{route}\"}} {:.6}",
+                s.sum_s
+            );
+            let _ = writeln!(
+                out,
+                "callrec_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                s.count
+            );
+        }
+    }
+}
+
+/// Escapes a label value (Prometheus exposition format: backslash, quote, newline).
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Seat gauges from the recorder's status; `None` when the recorder is not reachable.
+pub fn render_seats(out: &mut String, seats: Option<&[SeatStatus]>) {
+    out.push_str("# HELP callrec_recorder_up Whether the recorder answered on its control socket.\n# TYPE callrec_recorder_up gauge\n");
+    let _ = writeln!(out, "callrec_recorder_up {}", u8::from(seats.is_some()));
+    let Some(seats) = seats else { return };
+    let active = seats.iter().filter(|s| s.call_id.is_some()).count();
+    let _ = writeln!(out, "# HELP callrec_active_calls Calls being recorded now.\n# TYPE callrec_active_calls gauge\ncallrec_active_calls {active}");
+    out.push_str("# HELP callrec_seat_state Seat state (1 for the current state).\n# TYPE callrec_seat_state gauge\n");
+    for s in seats {
+        let _ = writeln!(
+            out,
+            "callrec_seat_state{{seat=\"{}\",state=\"{}\"}} 1",
+            label(&s.seat),
+            label(&s.state)
+        );
+    }
+    out.push_str("# HELP callrec_seat_input_dbfs Recent input level per party.\n# TYPE callrec_seat_input_dbfs gauge\n");
+    for s in seats {
+        for (party, v) in [("agent", s.agent_dbfs), ("customer", s.customer_dbfs)] {
+            let v = if v.is_finite() { v } else { -120.0 };
+            let _ = writeln!(
+                out,
+                "callrec_seat_input_dbfs{{seat=\"{}\",party=\"{party}\"}} {v:.1}",
+                label(&s.seat)
+            );
+        }
+    }
+    out.push_str("# HELP callrec_seat_dropped_frames_total Frames lost because a ring was full.\n# TYPE callrec_seat_dropped_frames_total counter\n");
+    for s in seats {
+        let _ = writeln!(
+            out,
+            "callrec_seat_dropped_frames_total{{seat=\"{}\"}} {}",
+            label(&s.seat),
+            s.dropped_frames
+        );
+    }
+    out.push_str("# HELP callrec_seat_encoder_lag_ms Audio waiting in the ring for the encoder.\n# TYPE callrec_seat_encoder_lag_ms gauge\n");
+    for s in seats {
+        let _ = writeln!(
+            out,
+            "callrec_seat_encoder_lag_ms{{seat=\"{}\"}} {}",
+            label(&s.seat),
+            s.lag_ms
+        );
+    }
+    out.push_str("# HELP callrec_seat_inputs_down Inputs of the seat that are unplugged or stalled.\n# TYPE callrec_seat_inputs_down gauge\n");
+    for s in seats {
+        let _ = writeln!(
+            out,
+            "callrec_seat_inputs_down{{seat=\"{}\"}} {}",
+            label(&s.seat),
+            s.inputs_down.len()
+        );
+    }
+}
+
+/// Free and total bytes of the filesystem holding `dir`.
+pub fn render_disk(out: &mut String, dir: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return;
+    };
+    // SAFETY: statvfs fills the struct we own from a valid NUL-terminated path.
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
+        return;
+    }
+    let free = s.f_bavail as u64 * s.f_frsize as u64;
+    let total = s.f_blocks as u64 * s.f_frsize as u64;
+    let _ = writeln!(out, "# HELP callrec_disk_free_bytes Free space for recordings.\n# TYPE callrec_disk_free_bytes gauge\ncallrec_disk_free_bytes {free}");
+    let _ = writeln!(out, "# HELP callrec_disk_total_bytes Size of the recordings filesystem.\n# TYPE callrec_disk_total_bytes gauge\ncallrec_disk_total_bytes {total}");
+}

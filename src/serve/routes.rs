@@ -1,0 +1,141 @@
+//! Every route of the web service and who may use it, in one table.
+//!
+//! A route can only be added through [`Builder`], which records its access rule at the same
+//! time, so no route exists without a rule; `auth::guard` enforces the rule, and the
+//! role × route test in `tests/it/web.rs` walks [`rules`] with every role and fails on a route it
+//! has no expectation for.
+
+use super::{api, auth, pages, stream, St};
+use crate::store::users::Role;
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{delete, get, post};
+use axum::Router;
+
+/// Who may call a route.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Access {
+    /// Anyone: login, health, static assets.
+    Public,
+    /// Any logged-in user, even one who still has to change a one-time password.
+    Session,
+    /// Logged-in users with one of these roles.
+    Roles(&'static [Role]),
+    /// API tokens (CTI integrations), and admin/supervisor sessions.
+    Control,
+    /// Loopback without login (the local Prometheus), or admin/supervisor/auditor sessions.
+    Metrics,
+}
+
+pub const EVERYONE: &[Role] = &Role::ALL;
+pub const REVIEWERS: &[Role] = &[Role::Admin, Role::Supervisor, Role::Qa];
+pub const AUDITORS: &[Role] = &[Role::Admin, Role::Auditor];
+pub const SUPERVISORS: &[Role] = &[Role::Admin, Role::Supervisor];
+pub const ADMINS: &[Role] = &[Role::Admin];
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+    /// The CSRF token may come in the query string (only for `navigator.sendBeacon`).
+    pub csrf_in_query: bool,
+}
+
+struct Builder {
+    router: Router<St>,
+    rules: Vec<Rule>,
+}
+
+impl Builder {
+    fn add(
+        mut self,
+        method: Method,
+        path: &'static str,
+        access: Access,
+        mr: axum::routing::MethodRouter<St>,
+    ) -> Self {
+        self.rules.push(Rule {
+            method,
+            path,
+            access,
+            csrf_in_query: false,
+        });
+        self.router = self.router.route(path, mr);
+        self
+    }
+    fn get<H: Handler<T, St>, T: 'static>(self, path: &'static str, access: Access, h: H) -> Self {
+        self.add(Method::GET, path, access, get(h))
+    }
+    fn post<H: Handler<T, St>, T: 'static>(self, path: &'static str, access: Access, h: H) -> Self {
+        self.add(Method::POST, path, access, post(h))
+    }
+    fn delete<H: Handler<T, St>, T: 'static>(
+        self,
+        path: &'static str,
+        access: Access,
+        h: H,
+    ) -> Self {
+        self.add(Method::DELETE, path, access, delete(h))
+    }
+    fn beacon(mut self) -> Self {
+        if let Some(r) = self.rules.last_mut() {
+            r.csrf_in_query = true;
+        }
+        self
+    }
+}
+
+fn build() -> Builder {
+    use Access::*;
+    Builder {
+        router: Router::new(),
+        rules: Vec::new(),
+    }
+    .get("/login", Public, auth::get_login)
+    .post("/login", Public, auth::post_login)
+    .get("/healthz", Public, api::healthz)
+    .get("/static/{name}", Public, pages::static_asset)
+    .get("/password", Session, auth::get_password)
+    .post("/password", Session, auth::post_password)
+    .post("/logout", Session, auth::post_logout)
+    .get("/", Roles(EVERYONE), pages::home)
+    .get("/calls", Roles(EVERYONE), pages::search)
+    .get("/calls/{id}", Roles(EVERYONE), pages::call)
+    .get("/api/me", Roles(EVERYONE), api::me)
+    .get("/api/calls", Roles(EVERYONE), api::search)
+    .get("/api/calls/{id}", Roles(EVERYONE), api::call)
+    .get("/api/calls/{id}/audio", Roles(EVERYONE), stream::audio)
+    .get("/api/calls/{id}/audio.wav", Roles(EVERYONE), stream::wav)
+    .get("/api/calls/{id}/peaks.dat", Roles(EVERYONE), stream::peaks)
+    .post("/api/calls/{id}/heard", Roles(EVERYONE), api::heard)
+    .beacon()
+    .post("/api/calls/{id}/notes", Roles(REVIEWERS), api::add_note)
+    .delete("/api/notes/{id}", Roles(REVIEWERS), api::delete_note)
+    .get("/audit", Roles(AUDITORS), pages::audit)
+    .get("/api/audit", Roles(AUDITORS), api::audit)
+    .get("/api/seats", Roles(SUPERVISORS), api::seats)
+    .get("/admin/users", Roles(ADMINS), pages::users)
+    .post("/admin/users", Roles(ADMINS), pages::add_user)
+    .post("/admin/users/{name}", Roles(ADMINS), pages::change_user)
+    .get("/admin/tokens", Roles(ADMINS), pages::tokens)
+    .post("/admin/tokens", Roles(ADMINS), pages::add_token)
+    .post(
+        "/admin/tokens/{name}/revoke",
+        Roles(ADMINS),
+        pages::revoke_token,
+    )
+    .post("/api/control/seats/{seat}/{action}", Control, api::control)
+    .get("/metrics", Metrics, api::metrics)
+}
+
+/// The router and its rules.
+pub fn router() -> (Router<St>, Vec<Rule>) {
+    let b = build();
+    (b.router, b.rules)
+}
+
+/// Every route's rule, for tests and documentation.
+pub fn rules() -> Vec<Rule> {
+    build().rules
+}

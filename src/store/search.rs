@@ -1,0 +1,324 @@
+//! Call search for the web UI and JSON API: typed filters, the caller's visibility scope, sort,
+//! pagination and a capped result count.
+//!
+//! Every value is bound as a parameter; only fixed fragments chosen from enums are spliced into
+//! the SQL text. Each typical filter has an index (agent+start, number, duration, campaign+start,
+//! tag) so the search stays fast at a million calls (see `benches/search_1m.sh`).
+
+use super::{fill_details, row_to_call, CallRow, StoreError, CALL_COLUMNS};
+use rusqlite::types::Value;
+use rusqlite::Connection;
+use serde::Serialize;
+
+/// Counting stops here: "10 000+" is as useful to a reviewer as an exact figure and keeps broad
+/// searches from scanning the whole table.
+pub const COUNT_CAP: u64 = 10_000;
+
+/// Which calls a user may see at all (enforced here, in the query, not in the page).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scope {
+    All,
+    /// Only calls whose `agent` is this value.
+    Agent(String),
+    /// Only calls whose agent belongs to a user in this team.
+    Team(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortKey {
+    #[default]
+    Started,
+    Duration,
+    Agent,
+    Number,
+}
+
+impl SortKey {
+    pub fn parse(s: &str) -> Option<SortKey> {
+        Some(match s {
+            "started" => SortKey::Started,
+            "duration" => SortKey::Duration,
+            "agent" => SortKey::Agent,
+            "number" => SortKey::Number,
+            _ => return None,
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SortKey::Started => "started",
+            SortKey::Duration => "duration",
+            SortKey::Agent => "agent",
+            SortKey::Number => "number",
+        }
+    }
+    fn column(self) -> &'static str {
+        match self {
+            SortKey::Started => "started_at_utc",
+            SortKey::Duration => "duration_ms",
+            SortKey::Agent => "agent",
+            SortKey::Number => "remote_number",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub agent: Option<String>,
+    pub seat: Option<String>,
+    pub since_utc: Option<String>,
+    pub until_utc: Option<String>,
+    pub direction: Option<String>,
+    /// Matches numbers starting with this.
+    pub number_prefix: Option<String>,
+    pub campaign: Option<String>,
+    pub min_duration_ms: Option<i64>,
+    pub max_duration_ms: Option<i64>,
+    pub status: Option<String>,
+    pub tag: Option<String>,
+    /// Free text matched against the call's notes.
+    pub text: Option<String>,
+    pub sort: SortKey,
+    pub ascending: bool,
+    /// 0-based page.
+    pub page: u32,
+    pub per_page: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    /// Matching calls, up to [`COUNT_CAP`].
+    pub total: u64,
+    /// True when there are more than `total`.
+    pub total_capped: bool,
+    pub page: u32,
+    pub per_page: u32,
+    pub calls: Vec<CallRow>,
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn where_clause(q: &Query, scope: &Scope) -> (String, Vec<Value>) {
+    let mut conds: Vec<&str> = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    let mut push = |cond: &'static str, vals: Vec<Value>| {
+        conds.push(cond);
+        args.extend(vals);
+    };
+    match scope {
+        Scope::All => {}
+        Scope::Agent(a) => push("agent = ?", vec![a.clone().into()]),
+        Scope::Team(t) => push(
+            "agent IN (SELECT COALESCE(agent_id, username) FROM users WHERE team = ?)",
+            vec![t.clone().into()],
+        ),
+    }
+    let text = |v: &Option<String>| v.clone().map(Value::from);
+    if let Some(v) = text(&q.agent) {
+        push("agent = ?", vec![v]);
+    }
+    if let Some(v) = text(&q.seat) {
+        push("seat_id = ?", vec![v]);
+    }
+    if let Some(v) = text(&q.since_utc) {
+        push("started_at_utc >= ?", vec![v]);
+    }
+    if let Some(v) = text(&q.until_utc) {
+        push("started_at_utc < ?", vec![v]);
+    }
+    if let Some(v) = text(&q.direction) {
+        push("direction = ?", vec![v]);
+    }
+    if let Some(p) = &q.number_prefix {
+        // A range on the index instead of LIKE, which SQLite cannot serve from a BINARY index.
+        push(
+            "remote_number >= ? AND remote_number < ?",
+            vec![p.clone().into(), format!("{p}\u{10FFFF}").into()],
+        );
+    }
+    if let Some(v) = text(&q.campaign) {
+        push("campaign = ?", vec![v]);
+    }
+    if let Some(v) = q.min_duration_ms {
+        push("duration_ms >= ?", vec![v.into()]);
+    }
+    if let Some(v) = q.max_duration_ms {
+        push("duration_ms <= ?", vec![v.into()]);
+    }
+    if let Some(v) = text(&q.status) {
+        push("status = ?", vec![v]);
+    }
+    if let Some(v) = text(&q.tag) {
+        push(
+            "id IN (SELECT call_id FROM call_tags WHERE tag = ?)",
+            vec![v],
+        );
+    }
+    if let Some(t) = &q.text {
+        push(
+            "id IN (SELECT call_id FROM notes WHERE deleted_at_utc IS NULL AND text LIKE ? ESCAPE '\\')",
+            vec![format!("%{}%", like_escape(t)).into()],
+        );
+    }
+    if conds.is_empty() {
+        (String::new(), args)
+    } else {
+        (format!("WHERE {}", conds.join(" AND ")), args)
+    }
+}
+
+pub fn search(conn: &Connection, q: &Query, scope: &Scope) -> Result<Results, StoreError> {
+    let (wh, args) = where_clause(q, scope);
+    let counted: i64 = conn
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM (SELECT 1 FROM calls {wh} LIMIT {})",
+            COUNT_CAP + 1
+        ))?
+        .query_row(rusqlite::params_from_iter(args.iter()), |r| r.get(0))?;
+    let dir = if q.ascending { "ASC" } else { "DESC" };
+    let sql = format!(
+        "SELECT {CALL_COLUMNS} FROM calls {wh} ORDER BY {col} {dir}, id {dir} LIMIT ? OFFSET ?",
+        col = q.sort.column()
+    );
+    let mut all_args = args;
+    all_args.push(i64::from(q.per_page).into());
+    all_args.push((i64::from(q.page) * i64::from(q.per_page)).into());
+    let mut st = conn.prepare_cached(&sql)?;
+    let mut calls: Vec<CallRow> = st
+        .query_map(rusqlite::params_from_iter(all_args.iter()), row_to_call)?
+        .collect::<Result<_, _>>()?;
+    for c in &mut calls {
+        fill_details(conn, c)?;
+    }
+    let counted = counted.max(0) as u64;
+    Ok(Results {
+        total: counted.min(COUNT_CAP),
+        total_capped: counted > COUNT_CAP,
+        page: q.page,
+        per_page: q.per_page,
+        calls,
+    })
+}
+
+/// Whether a user with this scope may see this call (call page, audio, notes).
+pub fn visible(conn: &Connection, call: &CallRow, scope: &Scope) -> Result<bool, StoreError> {
+    Ok(match scope {
+        Scope::All => true,
+        Scope::Agent(a) => call.meta.agent.as_deref() == Some(a.as_str()),
+        Scope::Team(t) => match &call.meta.agent {
+            None => false,
+            Some(agent) => conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE team = ?1 AND COALESCE(agent_id, username) = ?2)",
+                [t, agent],
+                |r| r.get(0),
+            )?,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{insert_call, CallMeta, NewCall};
+
+    #[test]
+    fn filters_scope_and_escaping() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::store::open_rw(&dir.path().join("s.db")).unwrap();
+        for (i, (agent, number, dur)) in [
+            ("alice", "+4930111", 5_000),
+            ("alice", "+4930222", 700_000),
+            ("bob", "+4940333", 20_000),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let (id, _) = insert_call(
+                &conn,
+                &NewCall {
+                    box_id: "b".into(),
+                    seat_id: "s".into(),
+                    mode: "control".into(),
+                    started_at_utc: format!("2026-11-2{i}T10:00:00.000Z"),
+                    started_mono_ms: 0,
+                    rate_hz: 16000,
+                    bitrate_bps: 16000,
+                    meta: CallMeta {
+                        agent: Some((*agent).into()),
+                        remote_number: Some((*number).into()),
+                        ..Default::default()
+                    },
+                },
+            )
+            .unwrap();
+            conn.execute(
+                "UPDATE calls SET duration_ms = ?2 WHERE id = ?1",
+                [id, *dur],
+            )
+            .unwrap();
+        }
+        let base = Query {
+            per_page: 50,
+            ..Default::default()
+        };
+        let ids = |q: &Query, s: &Scope| -> Vec<String> {
+            search(&conn, q, s)
+                .unwrap()
+                .calls
+                .into_iter()
+                .map(|c| c.meta.remote_number.unwrap())
+                .collect()
+        };
+        assert_eq!(
+            ids(
+                &Query {
+                    number_prefix: Some("+4930".into()),
+                    ..base.clone()
+                },
+                &Scope::All
+            ),
+            vec!["+4930222", "+4930111"]
+        );
+        assert_eq!(
+            ids(
+                &Query {
+                    min_duration_ms: Some(600_000),
+                    ..base.clone()
+                },
+                &Scope::All
+            ),
+            vec!["+4930222"]
+        );
+        assert_eq!(ids(&base, &Scope::Agent("bob".into())), vec!["+4940333"]);
+        let sorted = Query {
+            sort: SortKey::Duration,
+            ascending: true,
+            ..base.clone()
+        };
+        assert_eq!(
+            ids(&sorted, &Scope::All),
+            vec!["+4930111", "+4940333", "+4930222"]
+        );
+        // SQL metacharacters are data, not syntax.
+        for evil in ["' OR 1=1 --", "%", "_", "\\", "\"; DROP TABLE calls; --"] {
+            let q = Query {
+                agent: Some(evil.into()),
+                number_prefix: Some(evil.into()),
+                text: Some(evil.into()),
+                ..base.clone()
+            };
+            assert_eq!(search(&conn, &q, &Scope::All).unwrap().total, 0, "{evil}");
+        }
+        let r = search(&conn, &base, &Scope::All).unwrap();
+        assert_eq!((r.total, r.total_capped), (3, false));
+    }
+}

@@ -1,0 +1,587 @@
+//! Accounts, sessions and API tokens.
+//!
+//! Passwords are stored only as argon2id PHC strings; session and API tokens only as SHA-256
+//! hashes, so a copy of the database does not let anyone log in. Nothing here ever logs or
+//! returns a password or token except the freshly made one handed back to the caller once.
+
+use super::StoreError;
+use argon2::password_hash::{phc::PasswordHash, PasswordHasher, PasswordVerifier};
+use argon2::Argon2;
+use chrono::Utc;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Supervisor,
+    Qa,
+    Agent,
+    Auditor,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::Supervisor,
+        Role::Qa,
+        Role::Agent,
+        Role::Auditor,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Supervisor => "supervisor",
+            Role::Qa => "qa",
+            Role::Agent => "agent",
+            Role::Auditor => "auditor",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Role, UserError> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| UserError::BadRole(s.to_owned()))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("unknown role {0:?}: use admin, supervisor, qa, agent or auditor")]
+    BadRole(String),
+    #[error("user name {0:?} is not allowed: use 1-64 of a-z 0-9 . _ -")]
+    BadName(String),
+    #[error("user {0:?} already exists")]
+    Exists(String),
+    #[error("no user {0:?}")]
+    NoSuchUser(String),
+    #[error("the password must be at least {MIN_PASSWORD_LEN} characters")]
+    ShortPassword,
+    #[error("hashing the password failed: {0}")]
+    Hash(String),
+    #[error("cannot read random bytes from the OS: {0}")]
+    Random(String),
+    #[error("API token name {0:?} is taken or invalid: use 1-64 of a-z 0-9 . _ -")]
+    BadTokenName(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for UserError {
+    fn from(e: rusqlite::Error) -> Self {
+        UserError::Store(StoreError::Sql(e))
+    }
+}
+
+pub const MIN_PASSWORD_LEN: usize = 12;
+
+pub fn random_bytes<const N: usize>() -> Result<[u8; N], UserError> {
+    let mut b = [0u8; N];
+    getrandom::fill(&mut b).map_err(|e| UserError::Random(e.to_string()))?;
+    Ok(b)
+}
+
+/// 256 random bits, hex: session ids, CSRF tokens, API tokens.
+pub fn random_token() -> Result<String, UserError> {
+    Ok(hex::encode(random_bytes::<32>()?))
+}
+
+pub fn sha256_hex(s: &str) -> String {
+    hex::encode(Sha256::digest(s.as_bytes()))
+}
+
+/// A one-time password: 20 characters from an alphabet without look-alikes (≈ 100 bits).
+pub fn one_time_password() -> Result<String, UserError> {
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let bytes = random_bytes::<20>()?;
+    Ok(bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect())
+}
+
+pub fn hash_password(password: &str) -> Result<String, UserError> {
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(UserError::ShortPassword);
+    }
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| UserError::Hash(e.to_string()))
+}
+
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub role: Role,
+    /// The name calls carry in `calls.agent` for this person (defaults to the user name).
+    pub agent_id: String,
+    pub team: Option<String>,
+    pub must_change: bool,
+    pub disabled: bool,
+    pub failed_logins: u32,
+    pub locked_until_utc: Option<String>,
+    pub created_at_utc: String,
+}
+
+const USER_COLUMNS: &str = "id, username, role, COALESCE(agent_id, username), team, must_change, disabled, failed_logins, locked_until_utc, created_at_utc";
+
+fn row_to_user(r: &rusqlite::Row) -> rusqlite::Result<User> {
+    let role: String = r.get(2)?;
+    Ok(User {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        // The CHECK constraint keeps roles valid; fall back to the least privileged one.
+        role: Role::parse(&role).unwrap_or(Role::Agent),
+        agent_id: r.get(3)?,
+        team: r.get(4)?,
+        must_change: r.get(5)?,
+        disabled: r.get(6)?,
+        failed_logins: r.get(7)?,
+        locked_until_utc: r.get(8)?,
+        created_at_utc: r.get(9)?,
+    })
+}
+
+pub struct NewUser<'a> {
+    pub username: &'a str,
+    pub role: Role,
+    pub agent_id: Option<&'a str>,
+    pub team: Option<&'a str>,
+    pub password: &'a str,
+    /// Force a change at first login (always true for passwords someone else chose or saw).
+    pub must_change: bool,
+}
+
+pub fn add_user(conn: &Connection, u: &NewUser) -> Result<User, UserError> {
+    if !valid_name(u.username) {
+        return Err(UserError::BadName(u.username.to_owned()));
+    }
+    if get_user(conn, u.username)?.is_some() {
+        return Err(UserError::Exists(u.username.to_owned()));
+    }
+    let hash = hash_password(u.password)?;
+    conn.execute(
+        "INSERT INTO users (username, role, agent_id, team, password_hash, must_change, created_at_utc)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            u.username,
+            u.role.as_str(),
+            u.agent_id,
+            u.team,
+            hash,
+            u.must_change,
+            crate::clock::utc_now()
+        ],
+    )?;
+    get_user(conn, u.username)?.ok_or_else(|| UserError::NoSuchUser(u.username.to_owned()))
+}
+
+pub fn get_user(conn: &Connection, username: &str) -> Result<Option<User>, UserError> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?1"),
+            [username],
+            row_to_user,
+        )
+        .optional()?)
+}
+
+pub fn password_hash_of(conn: &Connection, user_id: i64) -> Result<String, UserError> {
+    Ok(conn.query_row(
+        "SELECT password_hash FROM users WHERE id = ?1",
+        [user_id],
+        |r| r.get(0),
+    )?)
+}
+
+pub fn list_users(conn: &Connection) -> Result<Vec<User>, UserError> {
+    let mut st = conn.prepare(&format!(
+        "SELECT {USER_COLUMNS} FROM users ORDER BY username"
+    ))?;
+    let users = st.query_map([], row_to_user)?.collect::<Result<_, _>>()?;
+    Ok(users)
+}
+
+pub fn count_users(conn: &Connection) -> Result<i64, UserError> {
+    Ok(conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?)
+}
+
+/// Sets a new password, clears any lockout and ends every session of that user.
+pub fn set_password(
+    conn: &Connection,
+    username: &str,
+    password: &str,
+    must_change: bool,
+) -> Result<(), UserError> {
+    let hash = hash_password(password)?;
+    let n = conn.execute(
+        "UPDATE users SET password_hash = ?2, must_change = ?3, failed_logins = 0,
+             locked_until_utc = NULL, password_changed_at_utc = ?4 WHERE username = ?1",
+        params![username, hash, must_change, crate::clock::utc_now()],
+    )?;
+    if n == 0 {
+        return Err(UserError::NoSuchUser(username.to_owned()));
+    }
+    conn.execute(
+        "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = ?1)",
+        [username],
+    )?;
+    Ok(())
+}
+
+/// Disables or re-enables an account; disabling ends its sessions at once.
+pub fn set_disabled(conn: &Connection, username: &str, disabled: bool) -> Result<(), UserError> {
+    let n = conn.execute(
+        "UPDATE users SET disabled = ?2 WHERE username = ?1",
+        params![username, disabled],
+    )?;
+    if n == 0 {
+        return Err(UserError::NoSuchUser(username.to_owned()));
+    }
+    if disabled {
+        conn.execute(
+            "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = ?1)",
+            [username],
+        )?;
+    }
+    Ok(())
+}
+
+pub fn set_role(
+    conn: &Connection,
+    username: &str,
+    role: Role,
+    agent_id: Option<&str>,
+    team: Option<&str>,
+) -> Result<(), UserError> {
+    let n = conn.execute(
+        "UPDATE users SET role = ?2, agent_id = ?3, team = ?4 WHERE username = ?1",
+        params![username, role.as_str(), agent_id, team],
+    )?;
+    if n == 0 {
+        return Err(UserError::NoSuchUser(username.to_owned()));
+    }
+    // A changed role takes effect on the next request: sessions look the user up every time.
+    Ok(())
+}
+
+/// Counts a failed login; returns the lockout end if this failure locked the account.
+pub fn record_failed_login(
+    conn: &Connection,
+    user_id: i64,
+    lockout_after: u32,
+    lockout_s: u64,
+) -> Result<Option<String>, UserError> {
+    let failed: u32 = conn.query_row(
+        "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ?1 RETURNING failed_logins",
+        [user_id],
+        |r| r.get(0),
+    )?;
+    if failed >= lockout_after {
+        let until =
+            crate::clock::format_utc(Utc::now() + chrono::Duration::seconds(lockout_s as i64));
+        conn.execute(
+            "UPDATE users SET locked_until_utc = ?2, failed_logins = 0 WHERE id = ?1",
+            params![user_id, until],
+        )?;
+        return Ok(Some(until));
+    }
+    Ok(None)
+}
+
+pub fn record_good_login(conn: &Connection, user_id: i64) -> Result<(), UserError> {
+    conn.execute(
+        "UPDATE users SET failed_logins = 0, locked_until_utc = NULL WHERE id = ?1",
+        [user_id],
+    )?;
+    Ok(())
+}
+
+/// A live session as the server sees it.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub token_sha256: String,
+    pub csrf: String,
+    pub user: User,
+}
+
+/// Starts a session; returns the cookie value (never stored) and the session.
+pub fn create_session(
+    conn: &Connection,
+    user: &User,
+    ip: Option<&str>,
+) -> Result<(String, Session), UserError> {
+    let token = random_token()?;
+    let csrf = random_token()?;
+    let token_sha256 = sha256_hex(&token);
+    let now = crate::clock::utc_now();
+    conn.execute(
+        "INSERT INTO sessions (token_sha256, user_id, csrf, created_at_utc, last_seen_utc, ip)
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+        params![token_sha256, user.id, csrf, now, ip],
+    )?;
+    Ok((
+        token,
+        Session {
+            token_sha256,
+            csrf,
+            user: user.clone(),
+        },
+    ))
+}
+
+/// Finds the session for a cookie value, enforcing idle and absolute expiry and the account's
+/// state; an expired session is deleted. `last_seen` is refreshed at most every 15 s so that
+/// streaming many ranges does not turn every read into a write.
+pub fn lookup_session(
+    conn: &Connection,
+    token: &str,
+    idle_s: u64,
+    max_s: u64,
+) -> Result<Option<Session>, UserError> {
+    let token_sha256 = sha256_hex(token);
+    let found: Option<(i64, String, String, String)> = conn
+        .query_row(
+            "SELECT user_id, csrf, created_at_utc, last_seen_utc FROM sessions WHERE token_sha256 = ?1",
+            [&token_sha256],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let Some((user_id, csrf, created, last_seen)) = found else {
+        return Ok(None);
+    };
+    let now = Utc::now();
+    let ago = |s: u64| crate::clock::format_utc(now - chrono::Duration::seconds(s as i64));
+    if created < ago(max_s) || last_seen < ago(idle_s) {
+        delete_session(conn, &token_sha256)?;
+        return Ok(None);
+    }
+    let user = conn
+        .query_row(
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
+            [user_id],
+            row_to_user,
+        )
+        .optional()?;
+    let Some(user) = user.filter(|u| !u.disabled) else {
+        delete_session(conn, &token_sha256)?;
+        return Ok(None);
+    };
+    if last_seen < ago(15) {
+        conn.execute(
+            "UPDATE sessions SET last_seen_utc = ?2 WHERE token_sha256 = ?1",
+            params![token_sha256, crate::clock::format_utc(now)],
+        )?;
+    }
+    Ok(Some(Session {
+        token_sha256,
+        csrf,
+        user,
+    }))
+}
+
+pub fn delete_session(conn: &Connection, token_sha256: &str) -> Result<(), UserError> {
+    conn.execute(
+        "DELETE FROM sessions WHERE token_sha256 = ?1",
+        [token_sha256],
+    )?;
+    Ok(())
+}
+
+/// Ends every other session of a user (after a password change).
+pub fn delete_other_sessions(
+    conn: &Connection,
+    user_id: i64,
+    keep_sha256: &str,
+) -> Result<(), UserError> {
+    conn.execute(
+        "DELETE FROM sessions WHERE user_id = ?1 AND token_sha256 != ?2",
+        params![user_id, keep_sha256],
+    )?;
+    Ok(())
+}
+
+/// True the first time a session fetches a call's audio (so `play` is audited once per session).
+pub fn first_play(conn: &Connection, token_sha256: &str, call_id: i64) -> Result<bool, UserError> {
+    let n = conn.execute(
+        "INSERT OR IGNORE INTO session_plays (token_sha256, call_id) VALUES (?1, ?2)",
+        params![token_sha256, call_id],
+    )?;
+    Ok(n == 1)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiToken {
+    pub id: i64,
+    pub name: String,
+    pub created_by: String,
+    pub created_at_utc: String,
+    pub revoked_at_utc: Option<String>,
+    pub last_used_utc: Option<String>,
+}
+
+fn row_to_token(r: &rusqlite::Row) -> rusqlite::Result<ApiToken> {
+    Ok(ApiToken {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        created_by: r.get(2)?,
+        created_at_utc: r.get(3)?,
+        revoked_at_utc: r.get(4)?,
+        last_used_utc: r.get(5)?,
+    })
+}
+
+/// Makes an API token for one integration; returns the secret (shown once) and its record.
+pub fn add_token(
+    conn: &Connection,
+    name: &str,
+    created_by: &str,
+) -> Result<(String, ApiToken), UserError> {
+    if !valid_name(name) {
+        return Err(UserError::BadTokenName(name.to_owned()));
+    }
+    let secret = format!("crt_{}", random_token()?);
+    conn.execute(
+        "INSERT INTO api_tokens (name, token_sha256, created_by, created_at_utc) VALUES (?1, ?2, ?3, ?4)",
+        params![name, sha256_hex(&secret), created_by, crate::clock::utc_now()],
+    )
+    .map_err(|_| UserError::BadTokenName(name.to_owned()))?;
+    let tok = conn.query_row(
+        "SELECT id, name, created_by, created_at_utc, revoked_at_utc, last_used_utc FROM api_tokens WHERE name = ?1",
+        [name],
+        row_to_token,
+    )?;
+    Ok((secret, tok))
+}
+
+pub fn lookup_token(conn: &Connection, secret: &str) -> Result<Option<ApiToken>, UserError> {
+    let tok = conn
+        .query_row(
+            "SELECT id, name, created_by, created_at_utc, revoked_at_utc, last_used_utc FROM api_tokens
+             WHERE token_sha256 = ?1 AND revoked_at_utc IS NULL",
+            [sha256_hex(secret)],
+            row_to_token,
+        )
+        .optional()?;
+    if let Some(t) = &tok {
+        conn.execute(
+            "UPDATE api_tokens SET last_used_utc = ?2 WHERE id = ?1",
+            params![t.id, crate::clock::utc_now()],
+        )?;
+    }
+    Ok(tok)
+}
+
+pub fn list_tokens(conn: &Connection) -> Result<Vec<ApiToken>, UserError> {
+    let mut st = conn.prepare(
+        "SELECT id, name, created_by, created_at_utc, revoked_at_utc, last_used_utc FROM api_tokens ORDER BY name",
+    )?;
+    let v = st.query_map([], row_to_token)?.collect::<Result<_, _>>()?;
+    Ok(v)
+}
+
+pub fn revoke_token(conn: &Connection, name: &str) -> Result<(), UserError> {
+    let n = conn.execute(
+        "UPDATE api_tokens SET revoked_at_utc = ?2 WHERE name = ?1 AND revoked_at_utc IS NULL",
+        params![name, crate::clock::utc_now()],
+    )?;
+    if n == 0 {
+        return Err(UserError::NoSuchUser(format!("token {name}")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_sessions_and_lockout() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = super::super::open_rw(&dir.path().join("u.db")).unwrap();
+        assert!(matches!(
+            hash_password("short"),
+            Err(UserError::ShortPassword)
+        ));
+        let u = add_user(
+            &conn,
+            &NewUser {
+                username: "alice",
+                role: Role::Qa,
+                agent_id: None,
+                team: Some("red"),
+                password: "correct horse battery",
+                must_change: true,
+            },
+        )
+        .unwrap();
+        assert_eq!(u.agent_id, "alice");
+        let phc = password_hash_of(&conn, u.id).unwrap();
+        assert!(phc.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse battery", &phc));
+        assert!(!verify_password("correct horse batterz", &phc));
+        assert!(matches!(
+            add_user(
+                &conn,
+                &NewUser {
+                    username: "Bob; DROP",
+                    role: Role::Qa,
+                    agent_id: None,
+                    team: None,
+                    password: "correct horse battery",
+                    must_change: true
+                }
+            ),
+            Err(UserError::BadName(_))
+        ));
+
+        let (cookie, s) = create_session(&conn, &u, None).unwrap();
+        assert_ne!(cookie, s.token_sha256, "only the hash is stored");
+        assert!(lookup_session(&conn, &cookie, 60, 3600).unwrap().is_some());
+        assert!(lookup_session(&conn, "forged", 60, 3600).unwrap().is_none());
+
+        for _ in 0..2 {
+            assert_eq!(record_failed_login(&conn, u.id, 3, 60).unwrap(), None);
+        }
+        assert!(record_failed_login(&conn, u.id, 3, 60).unwrap().is_some());
+        let locked = get_user(&conn, "alice").unwrap().unwrap();
+        assert!(locked.locked_until_utc.is_some());
+
+        set_password(&conn, "alice", "another long password", false).unwrap();
+        assert!(
+            lookup_session(&conn, &cookie, 60, 3600).unwrap().is_none(),
+            "a password change ends sessions"
+        );
+        let after = get_user(&conn, "alice").unwrap().unwrap();
+        assert!(after.locked_until_utc.is_none() && !after.must_change);
+
+        let (secret, t) = add_token(&conn, "cti", "admin").unwrap();
+        assert_eq!(lookup_token(&conn, &secret).unwrap().unwrap().id, t.id);
+        revoke_token(&conn, "cti").unwrap();
+        assert!(lookup_token(&conn, &secret).unwrap().is_none());
+    }
+}
