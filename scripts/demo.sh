@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make demo`: runs the recorder with simulated seats and a pretend CTI that starts and stops
-# calls, so a new user sees calls land on disk and in the index. Ctrl-C stops it cleanly
-# (open calls are finalized). DEMO_SECONDS=N stops it after N seconds.
+# `make demo`: runs the appliance (`callrec run`: recorder + web UI) with simulated seats and a
+# pretend CTI that starts and stops calls, so a new user sees calls land on disk, in the index
+# and in the browser. Ctrl-C stops it cleanly (open calls are finalized). DEMO_SECONDS=N stops it
+# after N seconds; DEMO_PORT (default 8443) picks the web port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=./target/release/callrec
@@ -15,6 +16,11 @@ id = "demo-floor"
 
 [storage]
 dir = "$demo/store"
+
+# The web UI: HTTPS with a self-signed certificate generated on first start (your browser asks
+# you to accept it once). Loopback only for the demo.
+[server]
+bind = "127.0.0.1:${DEMO_PORT:-8443}"
 
 # seat01: a recorded dialogue (espeak-ng) played as if from a 2-channel line adapter;
 # calls are started and stopped by the pretend CTI below.
@@ -70,7 +76,7 @@ TOML
 cli="$bin --config $demo/callrec.toml"
 cat <<MSG
 
-callrec demo: recording 4 simulated seats into $demo/store
+callrec demo: recording 4 simulated seats into $demo/store, web UI on https://localhost:${DEMO_PORT:-8443}/
   calls land in   $demo/store/calls/YYYY/MM/DD/<id>.opus  (Ogg Opus, ch 0 agent, ch 1 customer)
   index           $demo/store/callrec.db (SQLite)
 In another terminal:
@@ -81,7 +87,11 @@ In another terminal:
 Press Ctrl-C to stop; open calls are finalized.
 
 MSG
-"$bin" --config "$demo/callrec.toml" record &
+if [ -f "$demo/store/callrec.db" ]; then
+  # Not the first start: the admin account exists, so issue a fresh one-time password.
+  echo "callrec: web UI login: admin / $($cli users passwd admin | awk '{print $NF}') (one-time; you choose a new one)"
+fi
+"$bin" --config "$demo/callrec.toml" run &
 rec=$!
 stop() { kill -TERM "$rec" 2>/dev/null || true; wait "$rec" 2>/dev/null || true; kill "$cti" 2>/dev/null || true; }
 trap stop INT TERM

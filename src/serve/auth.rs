@@ -194,10 +194,11 @@ fn allowed(access: &Access, id: &Identity, loopback: bool) -> bool {
         (Access::Control, Caller::User { user, .. }) => {
             matches!(user.role, Role::Admin | Role::Supervisor)
         }
+        // The local Prometheus scrapes without an account; from elsewhere a session is needed.
+        (Access::Metrics, _) if loopback => true,
         (Access::Metrics, Caller::User { user, .. }) => {
             matches!(user.role, Role::Admin | Role::Supervisor | Role::Auditor)
         }
-        (Access::Metrics, _) => loopback,
         _ => false,
     }
 }

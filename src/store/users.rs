@@ -355,8 +355,8 @@ pub fn create_session(
 }
 
 /// Finds the session for a cookie value, enforcing idle and absolute expiry and the account's
-/// state; an expired session is deleted. `last_seen` is refreshed at most every 15 s so that
-/// streaming many ranges does not turn every read into a write.
+/// state; an expired session is deleted. `last_seen` is refreshed at most every 15 s (or a
+/// quarter of the idle limit) so that streaming many ranges does not turn every read into a write.
 pub fn lookup_session(
     conn: &Connection,
     token: &str,
@@ -391,7 +391,7 @@ pub fn lookup_session(
         delete_session(conn, &token_sha256)?;
         return Ok(None);
     };
-    if last_seen < ago(15) {
+    if last_seen < ago((idle_s / 4).clamp(1, 15)) {
         conn.execute(
             "UPDATE sessions SET last_seen_utc = ?2 WHERE token_sha256 = ?1",
             params![token_sha256, crate::clock::format_utc(now)],

@@ -4,7 +4,10 @@
 //! One test binary with a module per concern keeps link time down.
 
 mod alsa;
+mod browser;
 mod cli;
 mod common;
 mod crash;
 mod modes;
+mod web;
+mod webbox;

@@ -1,0 +1,930 @@
+//! The web service over real HTTP against `callrec run`: every route with every role, session
+//! and CSRF attacks, lockout, expiry, path traversal, SQL metacharacters, Range requests checked
+//! against the file's bytes, the control API with a token, TLS, and the audit chain (tampered
+//! directly in SQLite with the `sqlite3` tool).
+
+use super::webbox::{Session, WebBox, PASSWORD};
+use callrec::serve::routes::rules;
+use std::process::Command;
+use std::time::Duration;
+
+const ROLES: [&str; 7] = [
+    "anonymous",
+    "supervisor",
+    "qa",
+    "agent",
+    "auditor",
+    "token",
+    // Last: admin deletes the shared note and revokes the shared token.
+    "admin",
+];
+
+struct Case {
+    method: &'static str,
+    pattern: &'static str,
+    path: String,
+    ctype: &'static str,
+    body: String,
+    /// Status per entry of ROLES.
+    expect: [u16; 7],
+}
+
+fn sqlite(db: &std::path::Path, sql: &str) -> String {
+    let o = Command::new("sqlite3").arg(db).arg(sql).output().unwrap();
+    assert!(
+        o.status.success(),
+        "sqlite3 {sql}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+/// The expected status of every route for every role. A route added to the server without a
+/// line here fails `every_route_with_every_role`.
+fn cases(call: i64, note: i64, role: &str) -> Vec<Case> {
+    let c = |method, pattern, path: String, ctype, body: String, expect| Case {
+        method,
+        pattern,
+        path,
+        ctype,
+        body,
+        expect,
+    };
+    let json = "application/json";
+    let form = "application/x-www-form-urlencoded";
+    // anonymous, supervisor, qa, agent, auditor, token, admin
+    let page_all = [303, 200, 200, 200, 200, 403, 200];
+    let api_all = [401, 200, 200, 200, 200, 403, 200];
+    vec![
+        c(
+            "GET",
+            "/login",
+            "/login".into(),
+            "",
+            String::new(),
+            [200; 7],
+        ),
+        // No login-form token: refused whoever asks.
+        c(
+            "POST",
+            "/login",
+            "/login".into(),
+            form,
+            "username=x&password=y".into(),
+            [403; 7],
+        ),
+        c(
+            "GET",
+            "/healthz",
+            "/healthz".into(),
+            "",
+            String::new(),
+            [200; 7],
+        ),
+        c(
+            "GET",
+            "/static/{name}",
+            "/static/app.css".into(),
+            "",
+            String::new(),
+            [200; 7],
+        ),
+        c(
+            "GET",
+            "/password",
+            "/password".into(),
+            "",
+            String::new(),
+            [303, 200, 200, 200, 200, 403, 200],
+        ),
+        // Empty form: a 400 that says why, after auth and CSRF passed.
+        c(
+            "POST",
+            "/password",
+            "/password".into(),
+            form,
+            "current=&new=&confirm=".into(),
+            [303, 400, 400, 400, 400, 403, 400],
+        ),
+        c(
+            "POST",
+            "/logout",
+            "/logout".into(),
+            form,
+            String::new(),
+            [303, 303, 303, 303, 303, 403, 303],
+        ),
+        c(
+            "GET",
+            "/",
+            "/".into(),
+            "",
+            String::new(),
+            [303, 303, 303, 303, 303, 403, 303],
+        ),
+        c(
+            "GET",
+            "/calls",
+            "/calls".into(),
+            "",
+            String::new(),
+            page_all,
+        ),
+        c(
+            "GET",
+            "/calls/{id}",
+            format!("/calls/{call}"),
+            "",
+            String::new(),
+            page_all,
+        ),
+        c(
+            "GET",
+            "/api/me",
+            "/api/me".into(),
+            "",
+            String::new(),
+            api_all,
+        ),
+        c(
+            "GET",
+            "/api/calls",
+            "/api/calls".into(),
+            "",
+            String::new(),
+            api_all,
+        ),
+        c(
+            "GET",
+            "/api/calls/{id}",
+            format!("/api/calls/{call}"),
+            "",
+            String::new(),
+            api_all,
+        ),
+        c(
+            "GET",
+            "/api/calls/{id}/audio",
+            format!("/api/calls/{call}/audio"),
+            "",
+            String::new(),
+            api_all,
+        ),
+        c(
+            "GET",
+            "/api/calls/{id}/audio.wav",
+            format!("/api/calls/{call}/audio.wav"),
+            "",
+            String::new(),
+            api_all,
+        ),
+        c(
+            "GET",
+            "/api/calls/{id}/peaks.dat",
+            format!("/api/calls/{call}/peaks.dat"),
+            "",
+            String::new(),
+            api_all,
+        ),
+        c(
+            "POST",
+            "/api/calls/{id}/heard",
+            format!("/api/calls/{call}/heard"),
+            json,
+            r#"{"ranges":[[0,1.5]]}"#.into(),
+            [401, 204, 204, 204, 204, 403, 204],
+        ),
+        c(
+            "POST",
+            "/api/calls/{id}/notes",
+            format!("/api/calls/{call}/notes"),
+            json,
+            r#"{"at_ms":500,"text":"matrix"}"#.into(),
+            [401, 201, 201, 403, 403, 403, 201],
+        ),
+        // The note belongs to someone else: only an admin may delete it (the handler's rule).
+        c(
+            "DELETE",
+            "/api/notes/{id}",
+            format!("/api/notes/{note}"),
+            "",
+            String::new(),
+            [401, 403, 403, 403, 403, 403, 204],
+        ),
+        c(
+            "GET",
+            "/audit",
+            "/audit".into(),
+            "",
+            String::new(),
+            [303, 403, 403, 403, 200, 403, 200],
+        ),
+        c(
+            "GET",
+            "/api/audit",
+            "/api/audit".into(),
+            "",
+            String::new(),
+            [401, 403, 403, 403, 200, 403, 200],
+        ),
+        c(
+            "GET",
+            "/api/seats",
+            "/api/seats".into(),
+            "",
+            String::new(),
+            [401, 200, 403, 403, 403, 403, 200],
+        ),
+        c(
+            "GET",
+            "/admin/users",
+            "/admin/users".into(),
+            "",
+            String::new(),
+            [303, 403, 403, 403, 403, 403, 200],
+        ),
+        c(
+            "POST",
+            "/admin/users",
+            "/admin/users".into(),
+            form,
+            format!("username=made-by-{role}&role=qa"),
+            [303, 403, 403, 403, 403, 403, 201],
+        ),
+        c(
+            "POST",
+            "/admin/users/{name}",
+            "/admin/users/victim".into(),
+            form,
+            "op=role&role=agent&agent_id=vic".into(),
+            [303, 403, 403, 403, 403, 403, 200],
+        ),
+        c(
+            "GET",
+            "/admin/tokens",
+            "/admin/tokens".into(),
+            "",
+            String::new(),
+            [303, 403, 403, 403, 403, 403, 200],
+        ),
+        c(
+            "POST",
+            "/admin/tokens",
+            "/admin/tokens".into(),
+            form,
+            format!("name=tok-{role}"),
+            [303, 403, 403, 403, 403, 403, 201],
+        ),
+        c(
+            "POST",
+            "/admin/tokens/{name}/revoke",
+            "/admin/tokens/old/revoke".into(),
+            form,
+            String::new(),
+            [303, 403, 403, 403, 403, 403, 200],
+        ),
+        c(
+            "POST",
+            "/api/control/seats/{seat}/{action}",
+            "/api/control/seats/seat02/login".into(),
+            json,
+            r#"{"agent":"zed"}"#.into(),
+            [401, 200, 403, 403, 403, 200, 200],
+        ),
+        // Loopback: the local Prometheus needs no account.
+        c(
+            "GET",
+            "/metrics",
+            "/metrics".into(),
+            "",
+            String::new(),
+            [200; 7],
+        ),
+    ]
+}
+
+fn session_for(wb: &WebBox, role: &str, token: &str) -> Session {
+    match role {
+        "anonymous" => Session::anonymous(wb),
+        "token" => {
+            let mut s = Session::anonymous(wb);
+            s.bearer = Some(token.to_owned());
+            s
+        }
+        "agent" => wb.login("alice", PASSWORD),
+        r => wb.login(&format!("{r}1"), PASSWORD),
+    }
+}
+
+#[test]
+fn every_route_with_every_role() {
+    let wb = WebBox::start("");
+    for r in ["supervisor", "qa", "auditor", "admin"] {
+        wb.add_user(&format!("{r}1"), r, &[]);
+    }
+    wb.add_user("alice", "agent", &[]);
+    wb.add_user("victim", "qa", &[]);
+    wb.add_user("writer", "qa", &[]);
+    let token = wb.cli(&["tokens", "add", "cti"]).trim().to_owned();
+    wb.cli(&["tokens", "add", "old"]);
+    let call = wb.record_call("seat02", 1.5, &["--agent", "alice"]);
+    let mut writer = wb.login("writer", PASSWORD);
+    let note = writer
+        .post_json(
+            &format!("/api/calls/{call}/notes"),
+            r#"{"at_ms":100,"text":"shared"}"#,
+        )
+        .json()["id"]
+        .as_i64()
+        .unwrap();
+
+    // Every rule has an expectation and every expectation a rule.
+    let table = cases(call, note, "x");
+    let rule_keys: Vec<(String, &str)> = rules()
+        .iter()
+        .map(|r| (r.method.to_string(), r.path))
+        .collect();
+    for (m, p) in &rule_keys {
+        assert!(
+            table.iter().any(|c| c.method == m && c.pattern == *p),
+            "route {m} {p} has no expectation in tests/it/web.rs: add one for every role"
+        );
+    }
+    assert_eq!(
+        table.len(),
+        rule_keys.len(),
+        "expectations for routes that do not exist"
+    );
+
+    let mut failures = Vec::new();
+    for (ri, role) in ROLES.iter().enumerate() {
+        let mut s = session_for(&wb, role, &token);
+        for case in cases(call, note, role) {
+            // Logging out ends the session: use a throwaway one.
+            let mut throwaway;
+            let sess = if case.pattern == "/logout" && !matches!(*role, "anonymous" | "token") {
+                throwaway = session_for(&wb, role, &token);
+                &mut throwaway
+            } else {
+                &mut s
+            };
+            let r = match case.method {
+                "GET" => sess.get(&case.path),
+                m => sess.send(m, &case.path, case.ctype, &case.body, true),
+            };
+            if r.status != case.expect[ri] {
+                failures.push(format!(
+                    "{role:>10} {} {} → {} (expected {}): {}",
+                    case.method,
+                    case.path,
+                    r.status,
+                    case.expect[ri],
+                    r.body_text().chars().take(160).collect::<String>()
+                ));
+            }
+            assert_ne!(
+                r.status,
+                500,
+                "{role} {} {}: {}",
+                case.method,
+                case.path,
+                r.body_text()
+            );
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "role × route mismatches:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn agents_see_only_their_calls_and_filters_are_data() {
+    let wb = WebBox::start("");
+    wb.add_user("alice", "agent", &[]);
+    wb.add_user("bob", "agent", &["--agent-id", "bob.b"]);
+    wb.add_user("qa1", "qa", &[]);
+    let a = wb.record_call(
+        "seat02",
+        1.0,
+        &[
+            "--agent",
+            "alice",
+            "--number",
+            "+4930111",
+            "--direction",
+            "inbound",
+            "--campaign",
+            "spring",
+        ],
+    );
+    let b = wb.record_call(
+        "seat02",
+        1.0,
+        &[
+            "--agent",
+            "bob.b",
+            "--number",
+            "+4940222",
+            "--direction",
+            "outbound",
+        ],
+    );
+    let mut alice = wb.login("alice", PASSWORD);
+    let ids = |r: &serde_json::Value| -> Vec<i64> {
+        r["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(ids(&alice.get("/api/calls").json()), vec![a]);
+    assert_eq!(alice.get(&format!("/api/calls/{b}")).status, 404);
+    assert_eq!(alice.get(&format!("/api/calls/{b}/audio")).status, 404);
+    assert_eq!(alice.get(&format!("/calls/{b}")).status, 404);
+    // Asking for bob's calls by filter does not widen the scope.
+    assert_eq!(
+        ids(&alice.get("/api/calls?agent=bob.b").json()),
+        Vec::<i64>::new()
+    );
+
+    let mut qa = wb.login("qa1", PASSWORD);
+    let r = qa.get("/api/calls?sort=started&order=asc").json();
+    assert_eq!(ids(&r), vec![a, b]);
+    assert_eq!(r["total"], 2);
+    assert_eq!(ids(&qa.get("/api/calls?number=%2B4940").json()), vec![b]);
+    assert_eq!(
+        ids(&qa
+            .get("/api/calls?direction=inbound&campaign=spring")
+            .json()),
+        vec![a]
+    );
+    assert_eq!(
+        ids(&qa.get("/api/calls?min_duration_s=600").json()),
+        Vec::<i64>::new()
+    );
+    assert_eq!(ids(&qa.get("/api/calls?per_page=1&page=2").json()), vec![a]);
+    // The search page renders the same results and keeps the filters in its URL.
+    let page = qa.get("/calls?agent=alice").body_text();
+    assert!(
+        page.contains(&format!(r#"href="/calls/{a}""#))
+            && !page.contains(&format!(r#"href="/calls/{b}""#))
+    );
+
+    // SQL metacharacters in every filter: a 200 with nothing found, or a 400 naming the
+    // parameter; never a 500, and the index stays intact.
+    for evil in [
+        "' OR '1'='1",
+        "%",
+        "_",
+        "\\",
+        "1; DROP TABLE calls; --",
+        "\") OR 1=1 --",
+    ] {
+        for key in callrec::serve::api::SEARCH_KEYS {
+            let path = format!("/api/calls?{key}={}", url_enc(evil));
+            let r = qa.get(&path);
+            match r.status {
+                200 => assert_eq!(
+                    r.json()["total"],
+                    0,
+                    "{path} matched calls: {}",
+                    r.body_text()
+                ),
+                400 => assert!(
+                    r.json()["error"].as_str().unwrap().contains(key),
+                    "{path}: {}",
+                    r.body_text()
+                ),
+                s => panic!("{path}: status {s}: {}", r.body_text()),
+            }
+        }
+    }
+    assert_eq!(sqlite(&wb.db(), "PRAGMA integrity_check"), "ok");
+    assert_eq!(sqlite(&wb.db(), "SELECT count(*) FROM calls"), "2");
+    // Malformed JSON and bad parameters are 400s with a message.
+    let r = qa.post_json(&format!("/api/calls/{a}/notes"), "{\"at_ms\": ");
+    assert_eq!(r.status, 400);
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("malformed JSON"));
+    let r = qa.post_json(
+        &format!("/api/calls/{a}/notes"),
+        r#"{"at_ms": -5, "text": "x"}"#,
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(qa.get("/api/calls/notanumber").status, 400);
+    assert_eq!(qa.get("/api/calls?page=0").status, 400);
+    assert_eq!(qa.get("/api/calls?from=yesterday").status, 400);
+}
+
+#[test]
+fn sessions_csrf_fixation_and_lockout() {
+    let wb =
+        WebBox::start("session_idle_s = 2\nsession_max_s = 6\nlockout_after = 3\nlockout_s = 60");
+    wb.add_user("qa1", "qa", &[]);
+    wb.add_user("qa2", "qa", &[]);
+    let call = wb.record_call("seat02", 1.0, &["--agent", "alice"]);
+
+    // The bootstrap admin must change the one-time password before anything else.
+    let mut admin = Session::anonymous(&wb);
+    let r = admin.login("admin", &wb.admin_once);
+    assert_eq!((r.status, r.header("location")), (303, Some("/password")));
+    let r = admin.get("/api/calls");
+    assert_eq!(r.status, 403, "{}", r.body_text());
+    assert!(r.body_text().contains("one-time password"));
+    let r = admin.post_form(
+        "/password",
+        &[
+            ("current", &wb.admin_once),
+            ("new", "brand new password"),
+            ("confirm", "brand new password"),
+            ("csrf", &admin.csrf.clone().unwrap()),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.body_text());
+    assert_eq!(admin.get("/api/calls").status, 200);
+
+    // Fixation: a session id planted before login is replaced, and dies.
+    let mut victim = wb.login("qa1", PASSWORD);
+    let planted = victim.cookie.clone().unwrap();
+    let r = victim.login("qa2", PASSWORD);
+    assert_eq!(r.status, 303);
+    let fresh = victim.cookie.clone().unwrap();
+    assert_ne!(planted, fresh, "login must issue a new session id");
+    let mut old = Session::anonymous(&wb);
+    old.cookie = Some(planted);
+    assert_eq!(
+        old.get("/api/me").status,
+        401,
+        "the pre-login session must be gone"
+    );
+    assert_eq!(victim.get("/api/me").json()["user"], "qa2");
+
+    // CSRF: no token, a wrong token, another session's token: all refused, nothing written.
+    let mut qa1 = wb.login("qa1", PASSWORD);
+    let body = r#"{"at_ms":0,"text":"csrf"}"#;
+    let path = format!("/api/calls/{call}/notes");
+    let r = qa1.send("POST", &path, "application/json", body, false);
+    assert_eq!(r.status, 403, "{}", r.body_text());
+    let good = qa1.csrf.clone();
+    qa1.csrf = Some("0".repeat(64));
+    assert_eq!(qa1.post_json(&path, body).status, 403);
+    qa1.csrf = victim.csrf.clone();
+    assert_eq!(qa1.post_json(&path, body).status, 403);
+    assert_eq!(sqlite(&wb.db(), "SELECT count(*) FROM notes"), "0");
+    qa1.csrf = good;
+    assert_eq!(qa1.post_json(&path, body).status, 201);
+    // A cross-site form post (no CSRF field) is refused too.
+    let r = qa1.post_form("/logout", &[]);
+    assert_eq!(r.status, 403);
+
+    // Idle expiry: 2 s without a request ends the session.
+    std::thread::sleep(Duration::from_millis(2600));
+    assert_eq!(qa1.get("/api/me").status, 401);
+    // Absolute expiry: activity every second does not extend past 6 s.
+    let mut busy = wb.login("qa2", PASSWORD);
+    let mut last = 0;
+    for _ in 0..8 {
+        last = busy.get("/api/me").status;
+        if last != 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    assert_eq!(
+        last, 401,
+        "a session must end at session_max_s however busy"
+    );
+
+    // Lockout: 3 wrong passwords lock the account; the right one is then refused too.
+    for _ in 0..3 {
+        assert_eq!(
+            Session::anonymous(&wb)
+                .login("qa1", "wrong password!!")
+                .status,
+            401
+        );
+    }
+    let r = Session::anonymous(&wb).login("qa1", PASSWORD);
+    assert_eq!(r.status, 429, "{}", r.body_text());
+    assert!(r.body_text().contains("locked until"));
+    let actions = sqlite(&wb.db(), "SELECT group_concat(action) FROM (SELECT action FROM audit WHERE actor = 'qa1' AND action LIKE 'login%' ORDER BY id)");
+    assert!(
+        actions.ends_with("login.failed,login.failed,login.locked,login.failed,login.refused"),
+        "{actions}"
+    );
+    // An admin resets it (new one-time password) and it works again.
+    let out = wb.cli(&["users", "passwd", "qa1"]);
+    let once = out.rsplit(' ').next().unwrap().trim().to_owned();
+    assert_eq!(Session::anonymous(&wb).login("qa1", &once).status, 303);
+}
+
+#[test]
+fn ranges_traversal_audit_chain_control_api_and_metrics() {
+    let wb = WebBox::start("");
+    wb.add_user("qa1", "qa", &[]);
+    let call = wb.record_call("seat01", 3.0, &["--agent", "alice"]);
+    let mut qa = wb.login("qa1", PASSWORD);
+    let rel = sqlite(
+        &wb.db(),
+        &format!("SELECT rel_path FROM calls WHERE id = {call}"),
+    );
+    let file = std::fs::read(wb.dir.path().join("store").join(&rel)).unwrap();
+    let len = file.len();
+    let sha = sqlite(
+        &wb.db(),
+        &format!("SELECT sha256 FROM calls WHERE id = {call}"),
+    );
+    let audio = format!("/api/calls/{call}/audio");
+
+    let full = qa.get(&audio);
+    assert_eq!(full.status, 200);
+    assert_eq!(full.body, file);
+    assert_eq!(full.header("content-type"), Some("audio/ogg; codecs=opus"));
+    assert_eq!(full.header("accept-ranges"), Some("bytes"));
+    let etag = full.header("etag").unwrap().to_owned();
+    assert_eq!(etag, format!("\"{}\"", &sha[..32]));
+    for (range, first, last) in [
+        ("bytes=0-99", 0, 99),
+        ("bytes=1000-1999", 1000, 1999),
+        ("bytes=-500", len - 500, len - 1),
+        (&*format!("bytes={}-", len - 10), len - 10, len - 1),
+    ] {
+        let r = qa.get_with(&audio, &[("range", range)]);
+        assert_eq!(r.status, 206, "{range}");
+        assert_eq!(
+            r.header("content-range"),
+            Some(&*format!("bytes {first}-{last}/{len}")),
+            "{range}"
+        );
+        assert_eq!(r.body, file[first..=last], "{range}");
+    }
+    for bad in [
+        format!("bytes={len}-"),
+        "bytes=-0".to_owned(),
+        format!("bytes={}-{}", len + 5, len + 10),
+    ] {
+        let r = qa.get_with(&audio, &[("range", &bad)]);
+        assert_eq!(r.status, 416, "{bad}");
+        assert_eq!(r.header("content-range"), Some(&*format!("bytes */{len}")));
+    }
+    assert_eq!(qa.get_with(&audio, &[("if-none-match", &etag)]).status, 304);
+    // If-Range with a stale validator: the whole file, not a range of a different version.
+    let r = qa.get_with(&audio, &[("range", "bytes=0-9"), ("if-range", "\"stale\"")]);
+    assert_eq!((r.status, r.body.len()), (200, len));
+
+    // The WAV rendering decodes to the call's duration and seeks by byte range.
+    let wav = qa.get(&format!("/api/calls/{call}/audio.wav"));
+    assert_eq!(wav.status, 200);
+    let reader = hound::WavReader::new(std::io::Cursor::new(&wav.body)).unwrap();
+    let dur_ms: i64 = sqlite(
+        &wb.db(),
+        &format!("SELECT duration_ms FROM calls WHERE id = {call}"),
+    )
+    .parse()
+    .unwrap();
+    assert!(
+        (reader.duration() as i64 * 1000 / 16000 - dur_ms).abs() <= 20,
+        "wav {} frames vs {dur_ms} ms",
+        reader.duration()
+    );
+    let mid = qa.get_with(
+        &format!("/api/calls/{call}/audio.wav"),
+        &[("range", "bytes=48044-48443")],
+    );
+    assert_eq!(mid.status, 206);
+    // Sample-for-sample what the full rendering holds at that offset (window decode ≈ full decode).
+    let diff = mid
+        .body
+        .chunks(2)
+        .zip(wav.body[48044..48444].chunks(2))
+        .map(|(a, b)| {
+            (i16::from_le_bytes([a[0], a[1]]) as i32 - i16::from_le_bytes([b[0], b[1]]) as i32)
+                .abs()
+        })
+        .max()
+        .unwrap();
+    assert!(
+        diff < 1500,
+        "seeked WAV differs from the full rendering by {diff}"
+    );
+
+    // Peaks: the .dat written at finalize, 100 pixels per second, two channels.
+    let peaks = qa.get(&format!("/api/calls/{call}/peaks.dat"));
+    let p = callrec::dsp::peaks::parse(&peaks.body).unwrap();
+    assert_eq!((p.channels, p.samples_per_pixel), (2, 160));
+    assert!((i64::from(p.length) - dur_ms / 10).abs() <= 2);
+    assert!(peaks.header("cache-control").unwrap().contains("max-age"));
+
+    // Path traversal in file-serving routes: refused, nothing outside the store is read.
+    for path in [
+        "/static/..%2f..%2f..%2fetc%2fpasswd",
+        "/static/%2e%2e/Cargo.toml",
+        "/api/calls/..%2f..%2fetc%2fpasswd/audio",
+        "/api/calls/1%2f..%2f2/audio",
+    ] {
+        let r = qa.get(path);
+        assert!(matches!(r.status, 400 | 404), "{path}: {}", r.status);
+        assert!(!r.body_text().contains("root:"), "{path} leaked a file");
+    }
+    sqlite(
+        &wb.db(),
+        &format!("UPDATE calls SET rel_path = '../../../../etc/passwd' WHERE id = {call}"),
+    );
+    let r = qa.get(&audio);
+    assert_eq!(r.status, 404);
+    assert!(!r.body_text().contains("root:"));
+    sqlite(
+        &wb.db(),
+        &format!("UPDATE calls SET rel_path = '{rel}' WHERE id = {call}"),
+    );
+
+    // Control API with a per-integration token drives the recorder like the socket does.
+    let token = wb.cli(&["tokens", "add", "softphone"]).trim().to_owned();
+    let mut cti = Session::anonymous(&wb);
+    cti.bearer = Some(token.clone());
+    let r = cti.post_json("/api/control/seats/seat02/login", r#"{"agent":"carol"}"#);
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    let r = cti.post_json(
+        "/api/control/seats/seat02/start",
+        r#"{"meta":{"direction":"inbound","remote_number":"+4911"},"tags":["vip"]}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    let started = r.json()["call_id"].as_i64().unwrap();
+    assert_eq!(
+        cti.post_json("/api/control/seats/seat02/start", "{}")
+            .status,
+        409,
+        "a second start on a busy seat"
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(
+        cti.post_json(
+            "/api/control/seats/seat02/pause",
+            r#"{"reason":"card number"}"#
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        cti.post_json("/api/control/seats/seat02/resume", "").status,
+        200
+    );
+    assert_eq!(
+        cti.post_json("/api/control/seats/seat02/stop", "").status,
+        200
+    );
+    assert_eq!(
+        cti.post_json("/api/control/seats/seat99/stop", "").status,
+        409
+    );
+    assert_eq!(
+        cti.post_json("/api/control/seats/seat02/explode", "")
+            .status,
+        404
+    );
+    assert_eq!(
+        cti.post_json("/api/control/seats/seat02/start", "{nope")
+            .status,
+        400
+    );
+    let row = sqlite(
+        &wb.db(),
+        &format!("SELECT agent, direction, remote_number, status FROM calls WHERE id = {started}"),
+    );
+    assert_eq!(row, "carol|inbound|+4911|complete");
+    assert_eq!(
+        sqlite(
+            &wb.db(),
+            &format!("SELECT by || ':' || reason FROM call_intervals WHERE call_id = {started}")
+        ),
+        "token:softphone:card number"
+    );
+    let audited = sqlite(&wb.db(), "SELECT group_concat(action) FROM (SELECT action FROM audit WHERE actor = 'token:softphone' ORDER BY id)");
+    assert_eq!(audited, "control.login,control.start,control.start,control.pause,control.resume,control.stop,control.stop");
+    wb.cli(&["tokens", "revoke", "softphone"]);
+    assert_eq!(
+        cti.post_json("/api/control/seats/seat02/stop", "").status,
+        401
+    );
+
+    // Metrics from loopback: seat gauges, disk, request counters.
+    let m = Session::anonymous(&wb).get("/metrics").body_text();
+    for needle in [
+        "callrec_recorder_up 1",
+        "callrec_seat_state{seat=\"seat01\",state=\"idle\"} 1",
+        "callrec_seat_dropped_frames_total{seat=\"seat02\"} 0",
+        "callrec_disk_free_bytes ",
+        "callrec_http_requests_total{method=\"GET\",route=\"/api/calls/{id}/audio\",status=\"206\"} 4",
+        "callrec_http_request_duration_seconds_bucket{route=\"/api/calls/{id}/audio\",le=\"+Inf\"}",
+    ] {
+        assert!(m.contains(needle), "metrics lack {needle:?}:\n{m}");
+    }
+
+    // The audit log: one play row per call per session, then verify and tamper.
+    let plays = sqlite(
+        &wb.db(),
+        &format!("SELECT count(*) FROM audit WHERE action = 'play' AND call_id = {call}"),
+    );
+    assert_eq!(plays, "1", "play is audited once per call per session");
+    let out = wb.cli(&["audit", "verify"]);
+    assert!(out.contains("audit chain intact"), "{out}");
+    assert!(
+        Command::new("sqlite3")
+            .arg(wb.db())
+            .arg("UPDATE audit SET actor = 'mallory' WHERE id = 2")
+            .output()
+            .unwrap()
+            .stderr
+            .windows(11)
+            .any(|w| w == b"append-only"),
+        "the trigger must refuse edits"
+    );
+    sqlite(
+        &wb.db(),
+        "DROP TRIGGER audit_no_update; UPDATE audit SET actor = 'mallory' WHERE id = 2",
+    );
+    let o = wb.cli_with_stdin(&["audit", "verify"], "");
+    assert!(!o.status.success(), "verify must fail on an edited row");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("row 2: contents do not match"), "{text}");
+}
+
+fn url_enc(s: &str) -> String {
+    s.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+#[test]
+fn tls_by_default_with_a_generated_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[box]\nid = \"tls\"\n[storage]\ndir = \"{}\"\n[server]\nbind = \"127.0.0.1:{port}\"\n",
+            dir.path().join("store").display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(super::common::bin())
+        .arg("--config")
+        .arg(&cfg)
+        .arg("serve")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let cert = dir.path().join("store/tls/cert.pem");
+    let url = format!("https://localhost:{port}/healthz");
+    let mut ok = None;
+    for _ in 0..100 {
+        let o = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(&cert)
+            .arg(&url)
+            .output()
+            .unwrap();
+        if o.stdout == b"200" {
+            ok = Some(());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Plain HTTP to the TLS port gets no page.
+    let plain = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://127.0.0.1:{port}/healthz"))
+        .output()
+        .unwrap();
+    let hsts = Command::new("curl")
+        .args(["-s", "-D", "-", "-o", "/dev/null", "--cacert"])
+        .arg(&cert)
+        .arg(&url)
+        .output()
+        .unwrap();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = child.wait();
+    assert!(
+        ok.is_some(),
+        "https with the generated certificate did not answer 200"
+    );
+    assert_ne!(plain.stdout, b"200");
+    assert!(String::from_utf8_lossy(&hsts.stdout)
+        .to_lowercase()
+        .contains("strict-transport-security"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join("store/tls/key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the private key must be 0600");
+}

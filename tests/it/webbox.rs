@@ -1,0 +1,408 @@
+//! A running `callrec run` (recorder + web service, plain HTTP on a loopback port) with users,
+//! and an HTTP client that keeps one session like a browser would (cookie + CSRF token).
+
+#![allow(dead_code)]
+
+use super::common::{bin, repo};
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const PASSWORD: &str = "test password 1234";
+
+pub struct WebBox {
+    pub dir: tempfile::TempDir,
+    pub cfg: PathBuf,
+    pub child: Child,
+    pub port: u16,
+    /// The one-time admin password printed at first start.
+    pub admin_once: String,
+    pub log: PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A seat playing the espeak dialogue fixture (control mode), and one synthetic seat.
+pub fn seats() -> String {
+    let fixture = repo().join("fixtures/demo-call.wav");
+    if !fixture.exists() {
+        let st = Command::new(repo().join("fixtures/make-demo-call.sh"))
+            .arg(&fixture)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "making the demo fixture failed");
+    }
+    format!(
+        r#"
+[[seat]]
+id = "seat01"
+mode = "control"
+[[seat.input]]
+kind = "file"
+path = "{}"
+agent_channel = 0
+customer_channel = 1
+
+[[seat]]
+id = "seat02"
+mode = "control"
+[[seat.input]]
+kind = "synthetic"
+seed = 7
+agent_channel = 0
+customer_channel = 1
+"#,
+        fixture.display()
+    )
+}
+
+impl WebBox {
+    /// Starts `callrec run` with `server_extra` lines added to `[server]`.
+    pub fn start(server_extra: &str) -> WebBox {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let cfg = dir.path().join("callrec.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[box]\nid = \"web-box\"\nworkers = 2\n[storage]\ndir = \"{}\"\n[server]\nbind = \"127.0.0.1:{port}\"\ntls = false\n{server_extra}\n{}",
+                dir.path().join("store").display(),
+                seats()
+            ),
+        )
+        .unwrap();
+        let log = dir.path().join("run.log");
+        let mut child = Command::new(bin())
+            .arg("--config")
+            .arg(&cfg)
+            .arg("run")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut admin_once = String::new();
+        let out = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(out).lines();
+        let t0 = Instant::now();
+        while let Some(Ok(line)) = lines.next() {
+            if let Some(pw) = line.split("one-time password: ").nth(1) {
+                admin_once = pw.trim().to_owned();
+            }
+            if line.contains("web UI at") {
+                break;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "server did not start"
+            );
+        }
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let wb = WebBox {
+            dir,
+            cfg,
+            child,
+            port,
+            admin_once,
+            log,
+        };
+        let t0 = Instant::now();
+        while ureq::get(&wb.url("/healthz")).call().is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "no /healthz: {}",
+                wb.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(
+            !wb.admin_once.is_empty(),
+            "no one-time admin password printed"
+        );
+        wb
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("store/callrec.db")
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn cli_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        let mut c = Command::new(bin())
+            .arg("--config")
+            .arg(&self.cfg)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        c.wait_with_output().unwrap()
+    }
+
+    pub fn cli(&self, args: &[&str]) -> String {
+        let o = self.cli_with_stdin(args, "");
+        assert!(
+            o.status.success(),
+            "callrec {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Adds a user with [`PASSWORD`] (set from stdin, so no forced change).
+    pub fn add_user(&self, name: &str, role: &str, extra: &[&str]) {
+        let mut args = vec!["users", "add", name, "--role", role, "--password-stdin"];
+        args.extend_from_slice(extra);
+        let o = self.cli_with_stdin(&args, &format!("{PASSWORD}\n"));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    /// Records a call of about `secs` seconds on `seat` with this metadata; returns its id.
+    pub fn record_call(&self, seat: &str, secs: f64, meta: &[&str]) -> i64 {
+        let mut args = vec!["call", "start", "--seat", seat];
+        args.extend_from_slice(meta);
+        let id: i64 = self.cli(&args).trim().parse().unwrap();
+        std::thread::sleep(Duration::from_secs_f64(secs));
+        self.cli(&["call", "stop", "--seat", seat]);
+        id
+    }
+
+    pub fn login(&self, user: &str, password: &str) -> Session {
+        let mut s = Session::anonymous(self);
+        let r = s.login(user, password);
+        assert_eq!(r.status, 303, "login {user}: {}", r.body_text());
+        s
+    }
+}
+
+impl Drop for WebBox {
+    fn drop(&mut self) {
+        // SIGTERM: finish calls cleanly; the temp dir goes afterwards.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+    }
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body_text()))
+    }
+}
+
+/// One browser-like client: a session cookie and the page's CSRF token.
+pub struct Session {
+    base: String,
+    agent: ureq::Agent,
+    pub cookie: Option<String>,
+    pub csrf: Option<String>,
+    pub bearer: Option<String>,
+}
+
+fn extract(html: &str, marker: &str) -> Option<String> {
+    let start = html.find(marker)? + marker.len();
+    let end = html[start..].find('"')?;
+    Some(html[start..start + end].to_owned())
+}
+
+impl Session {
+    pub fn anonymous(wb: &WebBox) -> Session {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Session {
+            base: wb.url(""),
+            agent,
+            cookie: None,
+            csrf: None,
+            bearer: None,
+        }
+    }
+
+    fn finish(&mut self, r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+        let mut r = r.expect("request failed at the transport level");
+        let headers: Vec<(String, String)> = r
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
+            .collect();
+        for (k, v) in &headers {
+            if k.eq_ignore_ascii_case("set-cookie") && v.starts_with("callrec_session=") {
+                let val = v["callrec_session=".len()..]
+                    .split(';')
+                    .next()
+                    .unwrap_or_default();
+                self.cookie = (!val.is_empty()).then(|| val.to_owned());
+            }
+        }
+        let status = r.status().as_u16();
+        let body = r
+            .body_mut()
+            .with_config()
+            .limit(512 * 1024 * 1024)
+            .read_to_vec()
+            .unwrap_or_default();
+        if let Some(t) = extract(
+            &String::from_utf8_lossy(&body),
+            r#"<meta name="csrf-token" content=""#,
+        )
+        .filter(|t| !t.is_empty())
+        {
+            self.csrf = Some(t);
+        }
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn auth_headers(&self, mut headers: Vec<(String, String)>) -> Vec<(String, String)> {
+        if let Some(c) = &self.cookie {
+            headers.push(("cookie".into(), format!("callrec_session={c}")));
+        }
+        if let Some(b) = &self.bearer {
+            headers.push(("authorization".into(), format!("Bearer {b}")));
+        }
+        headers
+    }
+
+    pub fn get_with(&mut self, path: &str, extra: &[(&str, &str)]) -> Reply {
+        let mut req = self.agent.get(format!("{}{path}", self.base));
+        let hs = self.auth_headers(
+            extra
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        for (k, v) in hs {
+            req = req.header(k, v);
+        }
+        let r = req.call();
+        self.finish(r)
+    }
+
+    pub fn get(&mut self, path: &str) -> Reply {
+        self.get_with(path, &[])
+    }
+
+    /// A state-changing request; sends the CSRF header unless `csrf` is false.
+    pub fn send(&mut self, method: &str, path: &str, ctype: &str, body: &str, csrf: bool) -> Reply {
+        let url = format!("{}{path}", self.base);
+        let mut hs = vec![("content-type".to_owned(), ctype.to_owned())];
+        if csrf {
+            if let Some(t) = &self.csrf {
+                hs.push(("x-csrf-token".into(), t.clone()));
+            }
+        }
+        let hs = self.auth_headers(hs);
+        let r = match method {
+            "DELETE" => {
+                let mut req = self.agent.delete(&url);
+                for (k, v) in hs {
+                    req = req.header(k, v);
+                }
+                req.call()
+            }
+            _ => {
+                let mut req = self.agent.post(&url);
+                for (k, v) in hs {
+                    req = req.header(k, v);
+                }
+                req.send(body.as_bytes())
+            }
+        };
+        self.finish(r)
+    }
+
+    pub fn post_json(&mut self, path: &str, body: &str) -> Reply {
+        self.send("POST", path, "application/json", body, true)
+    }
+
+    pub fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Reply {
+        let body = serde_urlencoded::to_string(fields).unwrap();
+        self.send(
+            "POST",
+            path,
+            "application/x-www-form-urlencoded",
+            &body,
+            false,
+        )
+    }
+
+    /// The login form round trip: GET /login (form token cookie) then POST.
+    pub fn login(&mut self, user: &str, password: &str) -> Reply {
+        let page = self.get("/login");
+        let token = extract(&page.body_text(), r#"name="csrf" value=""#).expect("login form token");
+        let form_cookie = page
+            .header("set-cookie")
+            .and_then(|c| c.split(';').next())
+            .expect("login cookie")
+            .to_owned();
+        let body = serde_urlencoded::to_string([
+            ("username", user),
+            ("password", password),
+            ("csrf", &token),
+            ("next", "/calls"),
+        ])
+        .unwrap();
+        let mut cookies = vec![form_cookie];
+        if let Some(c) = &self.cookie {
+            cookies.push(format!("callrec_session={c}"));
+        }
+        let r = self
+            .agent
+            .post(format!("{}/login", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", cookies.join("; "))
+            .send(body.as_bytes());
+        let reply = self.finish(r);
+        if reply.status == 303 {
+            // Load a page to pick up this session's CSRF token.
+            let _ = self.get("/password");
+        }
+        reply
+    }
+}
