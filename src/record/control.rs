@@ -195,11 +195,8 @@ fn route(req: Request, router: &Router) -> Response {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot reach the recorder at {path}: {source}. Is `callrec record` running with this config?")]
-    Connect {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot reach the recorder at {path}: {err}. Is `callrec record` (or `callrec run`) running with this config?")]
+    Connect { path: String, err: std::io::Error },
     #[error("talking to the recorder: {0}")]
     Io(#[from] std::io::Error),
     #[error("the recorder sent an unreadable reply: {0}")]
@@ -208,9 +205,9 @@ pub enum ClientError {
 
 /// Sends one request and waits for the reply.
 pub fn request(socket: &Path, req: &Request) -> Result<Response, ClientError> {
-    let stream = UnixStream::connect(socket).map_err(|source| ClientError::Connect {
+    let stream = UnixStream::connect(socket).map_err(|err| ClientError::Connect {
         path: socket.display().to_string(),
-        source,
+        err,
     })?;
     stream.set_read_timeout(Some(Duration::from_secs(15)))?;
     let mut body = serde_json::to_vec(req)?;

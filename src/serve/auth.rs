@@ -162,20 +162,34 @@ async fn identify(st: &St, headers: &HeaderMap, ip: String) -> Result<Identity, 
     if let Some(tok) = cookie(headers, SESSION_COOKIE) {
         let tok = tok.to_owned();
         let (idle, max) = (st.cfg.server.session_idle_s, st.cfg.server.session_max_s);
-        let s = st
+        let found = st
             .db
-            .write(move |c| users::lookup_session(c, &tok, idle, max).map_err(AppError::from))
+            .read(move |c| users::find_session(c, &tok, idle, max).map_err(AppError::from))
             .await?;
-        if let Some(s) = s {
-            return Ok(Identity {
-                actor: s.user.username.clone(),
-                ip,
-                caller: Caller::User {
-                    user: s.user,
-                    session_sha256: s.token_sha256,
-                    csrf: s.csrf,
-                },
-            });
+        match found {
+            users::Lookup::Missing => {}
+            users::Lookup::Dead(sha) => {
+                st.db
+                    .write(move |c| users::delete_session(c, &sha).map_err(AppError::from))
+                    .await?;
+            }
+            users::Lookup::Live { session: s, touch } => {
+                if touch {
+                    let sha = s.token_sha256.clone();
+                    st.db
+                        .write(move |c| users::touch_session(c, &sha).map_err(AppError::from))
+                        .await?;
+                }
+                return Ok(Identity {
+                    actor: s.user.username.clone(),
+                    ip,
+                    caller: Caller::User {
+                        user: s.user,
+                        session_sha256: s.token_sha256,
+                        csrf: s.csrf,
+                    },
+                });
+            }
         }
     }
     Ok(Identity {

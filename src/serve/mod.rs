@@ -39,6 +39,9 @@ pub struct AppState {
     pub login_attempts: Mutex<HashMap<String, (Instant, u32)>>,
     /// Verified against when a login names no existing user, so timing reveals nothing.
     pub dummy_hash: String,
+    /// (session hash, call) pairs whose `play` is already audited (the table `session_plays` is
+    /// the durable record; this spares a write per range request).
+    pub plays_seen: Mutex<std::collections::HashSet<(String, i64)>>,
 }
 
 pub type St = Arc<AppState>;
@@ -263,6 +266,7 @@ async fn serve(cfg: Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         metrics: metrics::Metrics::default(),
         login_attempts: Mutex::new(HashMap::new()),
         dummy_hash,
+        plays_seen: Mutex::new(std::collections::HashSet::new()),
     });
     let app = router
         .route_layer(axum::middleware::from_fn_with_state(

@@ -213,7 +213,7 @@ pub async fn call(
     let can_note = id
         .role()
         .is_some_and(|r| super::routes::REVIEWERS.contains(&r));
-    let row = |k: &str, v: String| format!("<dt>{k}</dt><dd>{v}</dd>");
+    let row = |k: &str, v: String| format!("<div><dt>{k}</dt><dd>{v}</dd></div>");
     let intervals: String = c
         .intervals
         .iter()

@@ -354,15 +354,29 @@ pub fn create_session(
     ))
 }
 
+/// What a cookie value refers to, found with reads only (so the server can look sessions up on
+/// its read connections and write only when something must change).
+#[derive(Debug)]
+pub enum Lookup {
+    Missing,
+    /// Expired (idle or absolute), or its user is gone or disabled: delete it.
+    Dead(String),
+    /// Valid; `touch` says `last_seen` is old enough to be refreshed.
+    Live {
+        session: Session,
+        touch: bool,
+    },
+}
+
 /// Finds the session for a cookie value, enforcing idle and absolute expiry and the account's
-/// state; an expired session is deleted. `last_seen` is refreshed at most every 15 s (or a
-/// quarter of the idle limit) so that streaming many ranges does not turn every read into a write.
-pub fn lookup_session(
+/// state. `last_seen` needs refreshing only every 15 s (or a quarter of the idle limit) so that
+/// streaming many ranges does not turn every read into a write.
+pub fn find_session(
     conn: &Connection,
     token: &str,
     idle_s: u64,
     max_s: u64,
-) -> Result<Option<Session>, UserError> {
+) -> Result<Lookup, UserError> {
     let token_sha256 = sha256_hex(token);
     let found: Option<(i64, String, String, String)> = conn
         .query_row(
@@ -372,13 +386,12 @@ pub fn lookup_session(
         )
         .optional()?;
     let Some((user_id, csrf, created, last_seen)) = found else {
-        return Ok(None);
+        return Ok(Lookup::Missing);
     };
     let now = Utc::now();
     let ago = |s: u64| crate::clock::format_utc(now - chrono::Duration::seconds(s as i64));
     if created < ago(max_s) || last_seen < ago(idle_s) {
-        delete_session(conn, &token_sha256)?;
-        return Ok(None);
+        return Ok(Lookup::Dead(token_sha256));
     }
     let user = conn
         .query_row(
@@ -388,20 +401,46 @@ pub fn lookup_session(
         )
         .optional()?;
     let Some(user) = user.filter(|u| !u.disabled) else {
-        delete_session(conn, &token_sha256)?;
-        return Ok(None);
+        return Ok(Lookup::Dead(token_sha256));
     };
-    if last_seen < ago((idle_s / 4).clamp(1, 15)) {
-        conn.execute(
-            "UPDATE sessions SET last_seen_utc = ?2 WHERE token_sha256 = ?1",
-            params![token_sha256, crate::clock::format_utc(now)],
-        )?;
+    Ok(Lookup::Live {
+        touch: last_seen < ago((idle_s / 4).clamp(1, 15)),
+        session: Session {
+            token_sha256,
+            csrf,
+            user,
+        },
+    })
+}
+
+pub fn touch_session(conn: &Connection, token_sha256: &str) -> Result<(), UserError> {
+    conn.execute(
+        "UPDATE sessions SET last_seen_utc = ?2 WHERE token_sha256 = ?1",
+        params![token_sha256, crate::clock::utc_now()],
+    )?;
+    Ok(())
+}
+
+/// [`find_session`] plus the resulting write, on one connection.
+pub fn lookup_session(
+    conn: &Connection,
+    token: &str,
+    idle_s: u64,
+    max_s: u64,
+) -> Result<Option<Session>, UserError> {
+    match find_session(conn, token, idle_s, max_s)? {
+        Lookup::Missing => Ok(None),
+        Lookup::Dead(sha) => {
+            delete_session(conn, &sha)?;
+            Ok(None)
+        }
+        Lookup::Live { session, touch } => {
+            if touch {
+                touch_session(conn, &session.token_sha256)?;
+            }
+            Ok(Some(session))
+        }
     }
-    Ok(Some(Session {
-        token_sha256,
-        csrf,
-        user,
-    }))
 }
 
 pub fn delete_session(conn: &Connection, token_sha256: &str) -> Result<(), UserError> {

@@ -1,0 +1,637 @@
+//! A QA reviewer in headless Chromium against a real `callrec run`: logs in, searches, opens a
+//! call, plays it, seeks on the waveform, mutes a party, writes a note, follows a `#t=` link,
+//! and the audit log shows what she did. Chromium is driven through chromedriver's W3C
+//! WebDriver HTTP API (plain `ureq` + `serde_json`).
+//!
+//! This test must never leave chromedriver or Chromium running (a guard ends both, also when a
+//! step fails), never reuse a browser profile, never talk to anything but loopback, and never
+//! work around a player or server bug: when it fails, the product (or this file) is wrong.
+
+use super::common::artifacts;
+use super::webbox::{Session, WebBox, PASSWORD};
+use serde_json::{json, Value};
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// The longest any one wait may take.
+const WAIT: Duration = Duration::from_secs(30);
+/// The key of a web element reference in W3C WebDriver replies.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// chromedriver and one browser session in a fresh profile; dropping it ends both.
+struct Browser {
+    http: ureq::Agent,
+    driver: Child,
+    base: String,
+    session: String,
+    dir: tempfile::TempDir,
+    /// Console entries read from the browser so far (reading the log drains it).
+    console: RefCell<Vec<Value>>,
+}
+
+impl Browser {
+    fn start() -> Browser {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .arg(format!(
+                "--log-path={}",
+                dir.path().join("chromedriver.log").display()
+            ))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {CHROMEDRIVER}: {e}"));
+        let http: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        // From here on the guard owns chromedriver, so a failure below still ends it.
+        let mut b = Browser {
+            http,
+            driver,
+            base: format!("http://127.0.0.1:{port}"),
+            session: String::new(),
+            dir,
+            console: RefCell::new(Vec::new()),
+        };
+        let t0 = Instant::now();
+        loop {
+            match b.call("GET", "/status", None) {
+                Ok(v) if v["ready"] == true => break,
+                r => assert!(
+                    t0.elapsed() < WAIT,
+                    "chromedriver not ready after {WAIT:?}: {r:?}"
+                ),
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let profile = b.dir.path().join("profile");
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "pageLoadStrategy": "normal",
+            "goog:loggingPrefs": {"browser": "ALL"},
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                    "--autoplay-policy=no-user-gesture-required", "--mute-audio",
+                    "--window-size=1280,900",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            },
+        }}});
+        let v = b
+            .call("POST", "/session", Some(&caps))
+            .unwrap_or_else(|e| panic!("could not start Chromium: {e}"));
+        b.session = v["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no sessionId in {v}"))
+            .to_owned();
+        b
+    }
+
+    /// One WebDriver request; the reply's `value`, or what went wrong.
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
+        let url = format!("{}{path}", self.base);
+        let r = match method {
+            "GET" => self.http.get(&url).call(),
+            "DELETE" => self.http.delete(&url).call(),
+            _ => self
+                .http
+                .post(&url)
+                .header("content-type", "application/json")
+                .send(body.unwrap_or(&json!({})).to_string().as_bytes()),
+        };
+        let mut r = r.map_err(|e| format!("{method} {path}: {e}"))?;
+        let status = r.status().as_u16();
+        let text = r
+            .body_mut()
+            .with_config()
+            .limit(256 << 20)
+            .read_to_string()
+            .map_err(|e| format!("{method} {path}: reading the reply: {e}"))?;
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|e| format!("{method} {path}: HTTP {status}, not JSON ({e}): {text}"))?;
+        if status >= 300 {
+            return Err(format!("{method} {path}: HTTP {status}: {}", v["value"]));
+        }
+        Ok(v["value"].clone())
+    }
+
+    /// A command in this session; panics with the page's context on failure.
+    fn cmd(&self, method: &str, rel: &str, body: Value) -> Value {
+        let path = format!("/session/{}{rel}", self.session);
+        self.call(method, &path, Some(&body))
+            .unwrap_or_else(|e| panic!("WebDriver {e}\n{}", self.context()))
+    }
+
+    /// Where the browser is and what it logged: appended to every failure message.
+    fn context(&self) -> String {
+        let path = format!("/session/{}/url", self.session);
+        let url = self.call("GET", &path, None).unwrap_or_else(|e| json!(e));
+        let path = format!("/session/{}/execute/sync", self.session);
+        let err = self
+            .call(
+                "POST",
+                &path,
+                Some(&json!({"script": "return document.body && document.body.dataset.playerError || null", "args": []})),
+            )
+            .unwrap_or_else(|e| json!(e));
+        self.read_console();
+        format!(
+            "  current URL: {url}\n  data-player-error: {err}\n  browser console: {:#?}",
+            self.console.borrow()
+        )
+    }
+
+    /// Moves new browser console entries into `self.console`.
+    fn read_console(&self) {
+        let path = format!("/session/{}/se/log", self.session);
+        match self.call("POST", &path, Some(&json!({"type": "browser"}))) {
+            Ok(Value::Array(entries)) => self.console.borrow_mut().extend(entries),
+            other => panic!("reading the browser console log failed: {other:?}"),
+        }
+    }
+
+    fn goto(&self, url: &str) {
+        self.cmd("POST", "/url", json!({ "url": url }));
+    }
+
+    fn url(&self) -> String {
+        self.cmd("GET", "/url", json!({}))
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The element matching `css`, waiting for it to appear.
+    fn find(&self, css: &str) -> String {
+        let path = format!("/session/{}/element", self.session);
+        let body = json!({"using": "css selector", "value": css});
+        self.wait(&format!("an element matching `{css}`"), || {
+            self.call("POST", &path, Some(&body))
+                .map(|v| v[ELEMENT].as_str().unwrap_or_default().to_owned())
+        })
+    }
+
+    fn click(&self, css: &str) {
+        let el = self.find(css);
+        self.cmd("POST", &format!("/element/{el}/click"), json!({}));
+    }
+
+    fn type_into(&self, css: &str, text: &str) {
+        let el = self.find(css);
+        self.cmd("POST", &format!("/element/{el}/clear"), json!({}));
+        self.cmd(
+            "POST",
+            &format!("/element/{el}/value"),
+            json!({ "text": text }),
+        );
+    }
+
+    fn js(&self, script: &str) -> Value {
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            json!({"script": script, "args": []}),
+        )
+    }
+
+    /// `script` gets a callback as `arguments[0]` and must call it with the result.
+    fn js_async(&self, script: &str) -> Value {
+        self.cmd(
+            "POST",
+            "/execute/async",
+            json!({"script": script, "args": []}),
+        )
+    }
+
+    /// Polls `f` until it returns Ok; on timeout fails with `what`, the last answer and the
+    /// page's context.
+    fn wait<T>(&self, what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
+        let t0 = Instant::now();
+        loop {
+            match f() {
+                Ok(v) => return v,
+                Err(last) if t0.elapsed() > WAIT => panic!(
+                    "waited {WAIT:?} for {what}; last seen: {last}\n{}",
+                    self.context()
+                ),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    /// Waits until `expr` (a JS expression) is truthy; returns its value.
+    fn wait_js(&self, what: &str, expr: &str) -> Value {
+        self.wait(what, || {
+            let v = self.js(&format!("return ({expr});"));
+            match &v {
+                Value::Null | Value::Bool(false) => Err(v.to_string()),
+                Value::Number(n) if n.as_f64() == Some(0.0) => Err(v.to_string()),
+                Value::String(s) if s.is_empty() => Err(v.to_string()),
+                _ => Ok(v),
+            }
+        })
+    }
+
+    fn screenshot_png(&self) -> Vec<u8> {
+        let b64 = self.cmd("GET", "/screenshot", json!({}));
+        base64_decode(b64.as_str().unwrap_or_default())
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            // Ends Chromium; chromedriver itself goes next.
+            let path = format!("/session/{}", self.session);
+            let _ = self.call("DELETE", &path, None);
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        if std::thread::panicking() {
+            let _ = std::fs::copy(
+                self.dir.path().join("chromedriver.log"),
+                artifacts().join("browser-chromedriver.log"),
+            );
+        }
+    }
+}
+
+/// Keeps the server's log in `artifacts()` when the test fails.
+struct KeepServerLog(PathBuf);
+
+impl Drop for KeepServerLog {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = std::fs::copy(&self.0, artifacts().join("browser-server.log"));
+        }
+    }
+}
+
+/// Standard base64 (padding optional, whitespace ignored), as WebDriver sends screenshots.
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => panic!("not base64: byte {c:#04x}"),
+        }
+    };
+    let mut out = Vec::with_capacity(s.len() / 4 * 3);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=') {
+        acc = (acc << 6) | val(c);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+fn num(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(f64::NAN)
+}
+
+/// Every audit row about `call_id` as `{actor, action, call_id, detail}`, oldest first.
+fn audit_rows(wb: &WebBox, call_id: i64) -> Vec<Value> {
+    let out = Command::new("sqlite3")
+        .arg("-json")
+        .arg(wb.db())
+        .arg(format!(
+            "select actor, action, call_id, detail from audit where call_id = {call_id} order by id"
+        ))
+        .output()
+        .expect("sqlite3 must be installed");
+    assert!(
+        out.status.success(),
+        "sqlite3: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.trim().is_empty() {
+        return Vec::new();
+    }
+    serde_json::from_str::<Value>(&text)
+        .unwrap_or_else(|e| panic!("sqlite3 -json output is not JSON ({e}): {text}"))
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn call_json(api: &mut Session, id: i64) -> Value {
+    let r = api.get(&format!("/api/calls/{id}"));
+    assert_eq!(r.status, 200, "GET /api/calls/{id}: {}", r.body_text());
+    r.json()
+}
+
+#[test]
+fn reviewer_replays_a_call_in_chromium() {
+    let t_start = Instant::now();
+    let wb = WebBox::start("");
+    let _keep = KeepServerLog(wb.log.clone());
+    wb.add_user("rita", "qa", &[]);
+
+    // 1. alice's call (~8 s of the espeak dialogue) is the one to find; bob's, recorded at the
+    // same time on the other seat, must be filtered out. Chromium starts meanwhile.
+    let (call_id, bob_id, b) = std::thread::scope(|s| {
+        let alice = s.spawn(|| {
+            wb.record_call(
+                "seat01",
+                8.0,
+                &[
+                    "--agent",
+                    "alice",
+                    "--number",
+                    "+4930123",
+                    "--direction",
+                    "inbound",
+                ],
+            )
+        });
+        let bob = wb.record_call(
+            "seat02",
+            2.0,
+            &[
+                "--agent",
+                "bob",
+                "--number",
+                "+4940555",
+                "--direction",
+                "outbound",
+            ],
+        );
+        let b = Browser::start();
+        (alice.join().expect("recording alice's call"), bob, b)
+    });
+    let mut api = wb.login("rita", PASSWORD);
+    let t0 = Instant::now();
+    let call = loop {
+        let (c, o) = (call_json(&mut api, call_id), call_json(&mut api, bob_id));
+        if c["status"] == "complete" && o["status"] == "complete" {
+            break c;
+        }
+        assert!(
+            t0.elapsed() < WAIT,
+            "calls not complete after {WAIT:?}: alice {c}, bob {o}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let dur_s = num(&call["duration_ms"]) / 1000.0;
+    assert!(
+        (7.0..10.0).contains(&dur_s),
+        "alice's call should last about 8 s: {call}"
+    );
+
+    // 2. Not logged in: /calls sends the browser to the login form, which brings it back.
+    b.goto(&wb.url("/calls"));
+    b.wait("the redirect to /login", || {
+        let u = b.url();
+        u.starts_with(&wb.url("/login")).then_some(()).ok_or(u)
+    });
+    b.type_into("input[name=username]", "rita");
+    b.type_into("input[name=password]", PASSWORD);
+    b.click("main.login button[type=submit]");
+    b.wait("/calls after logging in", || {
+        let u = b.url();
+        (u == wb.url("/calls")).then_some(()).ok_or(u)
+    });
+    b.find("form.filters");
+    b.read_console();
+
+    // 3. Search by agent: the URL carries the filter (so it can be shared) and only alice's
+    // call is listed.
+    b.type_into("form.filters input[name=agent]", "alice");
+    b.click("form.filters button[type=submit]");
+    let search_url = b.wait("a search URL with agent=alice", || {
+        let u = b.url();
+        let q = u.split_once('?').map(|(_, q)| q).unwrap_or_default();
+        q.split('&')
+            .any(|kv| kv == "agent=alice")
+            .then(|| u.clone())
+            .ok_or(u)
+    });
+    assert!(
+        search_url.starts_with(&wb.url("/calls?")),
+        "the search must stay on /calls: {search_url}"
+    );
+    let links = b.js(
+        "return Array.from(document.querySelectorAll('table.results tbody tr'))
+           .map(r => { const a = r.querySelector('td:first-child a'); return a ? a.getAttribute('href') : null; });",
+    );
+    assert_eq!(
+        links,
+        json!([format!("/calls/{call_id}")]),
+        "results for agent=alice should be exactly call {call_id} (bob's is {bob_id})\n{}",
+        b.context()
+    );
+    b.click("table.results tbody tr td:first-child a");
+    b.wait("the call page", || {
+        let u = b.url();
+        (u == wb.url(&format!("/calls/{call_id}")))
+            .then_some(())
+            .ok_or(u)
+    });
+
+    // 4. The player loads the waveform (two lanes) and the call.
+    let ready = "document.body.dataset.playerReady === '1' || document.body.dataset.playerError";
+    b.wait_js("the player to be ready", ready);
+    let state = b.js("return {ready: document.body.dataset.playerReady || null,
+                             error: document.body.dataset.playerError || null,
+                             channels: window.callrecPlayer && callrecPlayer.peaks && callrecPlayer.peaks.channels};");
+    assert!(
+        state["error"].is_null() && state["ready"] == "1",
+        "the player failed to load: {state}\n{}",
+        b.context()
+    );
+    assert_eq!(
+        state["channels"], 2,
+        "peaks must have an agent and a customer lane: {state}"
+    );
+    b.read_console();
+
+    // 5. Play: time advances, and the element's duration is the call's.
+    b.click("#play");
+    let t1 = num(&b.wait_js(
+        "playback to pass 0.5 s",
+        "!callrecPlayer.audio.paused && callrecPlayer.audio.currentTime > 0.5 && callrecPlayer.audio.currentTime",
+    ));
+    b.wait(&format!("playback to advance beyond {t1:.2} s"), || {
+        let t = num(&b.js("return callrecPlayer.audio.currentTime;"));
+        (t > t1 + 0.2)
+            .then_some(())
+            .ok_or(format!("currentTime {t}"))
+    });
+    let media_dur = num(&b.js("return callrecPlayer.audio.duration;"));
+    assert!(
+        (media_dur - dur_s).abs() <= 0.1,
+        "audio.duration {media_dur} s, but the call lasts {dur_s} s (duration_ms)\n{}",
+        b.context()
+    );
+
+    // 6. Clicking the middle of the waveform seeks to the middle of the call.
+    b.click("#wave");
+    let at = num(&b.js_async(
+        "const done = arguments[0], a = callrecPlayer.audio;
+         if (!a.seeking) done(a.currentTime);
+         else a.addEventListener('seeked', () => done(a.currentTime), {once: true});",
+    ));
+    assert!(
+        (at - media_dur / 2.0).abs() <= 0.5,
+        "clicking the waveform's centre should seek to {:.2} s, currentTime is {at}\n{}",
+        media_dur / 2.0,
+        b.context()
+    );
+
+    // 7. Mute the customer: only that lane's gain drops, and the button says so.
+    b.click("#mute-customer");
+    let lanes = b.js(
+        "const g = callrecPlayer.gains;
+         return {customer: g.customer && g.customer.gain.value, agent: g.agent && g.agent.gain.value,
+                 pressed: document.getElementById('mute-customer').getAttribute('aria-pressed')};",
+    );
+    assert_eq!(
+        lanes,
+        json!({"customer": 0, "agent": 1, "pressed": "true"}),
+        "after muting the customer\n{}",
+        b.context()
+    );
+
+    // 8. Pause, go to 2 s, write a note there; it shows in the list and lands in the API.
+    b.click("#play");
+    b.wait_js("playback to pause", "callrecPlayer.audio.paused");
+    let at = num(&b.js_async(
+        "const done = arguments[0], a = callrecPlayer.audio;
+         callrecPlayer.seek(2.0);
+         if (!a.seeking) done(a.currentTime);
+         else a.addEventListener('seeked', () => done(a.currentTime), {once: true});",
+    ));
+    assert!(
+        (at - 2.0).abs() <= 0.1,
+        "seek(2.0) left currentTime at {at}"
+    );
+    b.type_into("#note-text", "greeting heard");
+    b.click("#note-form button[type=submit]");
+    b.wait_js(
+        "the note in #note-list",
+        "document.getElementById('note-list').textContent.includes('greeting heard')",
+    );
+    let notes = call_json(&mut api, call_id)["notes"].clone();
+    let note = notes
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["text"] == "greeting heard"))
+        .unwrap_or_else(|| panic!("the note is not in GET /api/calls/{call_id}: {notes}"));
+    assert!(
+        (num(&note["at_ms"]) - 2000.0).abs() <= 300.0,
+        "the note should be at about 2000 ms: {note}"
+    );
+    b.read_console();
+
+    // 9. A timestamp link opened afresh starts the player at that moment.
+    b.goto(&wb.url("/calls"));
+    b.find("form.filters");
+    b.goto(&wb.url(&format!("/calls/{call_id}#t=3")));
+    b.wait_js("the player to be ready after opening #t=3", ready);
+    let state = b.js("return document.body.dataset.playerError || null;");
+    assert!(
+        state.is_null(),
+        "the player failed to load: {state}\n{}",
+        b.context()
+    );
+    let at = num(&b.wait_js(
+        "the audio metadata after opening #t=3",
+        "callrecPlayer.audio.readyState >= 1 && !callrecPlayer.audio.seeking && [callrecPlayer.audio.currentTime]",
+    )[0]);
+    assert!(
+        (at - 3.0).abs() <= 0.3,
+        "opening #t=3 should put the playhead at 3 s, currentTime is {at}\n{}",
+        b.context()
+    );
+
+    // 10. A screenshot of the call page, for people (kept even if a check below fails).
+    let png = b.screenshot_png();
+    let shot = artifacts().join("player.png");
+    std::fs::write(&shot, &png).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10 * 1024,
+        "the screenshot should be a PNG over 10 KB, got {} bytes: {}",
+        png.len(),
+        shot.display()
+    );
+
+    // 11. Nothing went wrong in the browser's console on any page.
+    b.read_console();
+    let severe: Vec<Value> = b
+        .console
+        .borrow()
+        .iter()
+        .filter(|e| e["level"] == "SEVERE")
+        .cloned()
+        .collect();
+    assert!(severe.is_empty(), "browser console errors: {severe:#?}");
+
+    // 12. The audit log: rita played the call, added a note, and what she heard was reported
+    // when she paused.
+    let t0 = Instant::now();
+    let rows = loop {
+        let rows = audit_rows(&wb, call_id);
+        let has = |action: &str| {
+            rows.iter()
+                .any(|r| r["actor"] == "rita" && r["action"] == action)
+        };
+        if has("play") && has("note.add") && has("heard") {
+            break rows;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the audit log of call {call_id} should have play, note.add and heard rows by rita: {rows:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // The stretch from the start to the click on the waveform was reported as heard.
+    let ranges: Vec<(f64, f64)> = rows
+        .iter()
+        .filter(|r| r["action"] == "heard")
+        .flat_map(|r| {
+            let d: Value = serde_json::from_str(r["detail"].as_str().unwrap_or("{}")).unwrap();
+            d["ranges_s"].as_array().cloned().unwrap_or_default()
+        })
+        .map(|r| (num(&r[0]), num(&r[1])))
+        .collect();
+    assert!(
+        ranges.iter().any(|&(a, z)| a <= 0.3 && z >= 0.5),
+        "rita heard the call from 0 s to past {t1:.1} s before seeking; the heard rows say {ranges:?}: {rows:#?}"
+    );
+
+    eprintln!(
+        "browser test: call {call_id} of {dur_s:.2} s (audio.duration {media_dur:.3} s), \
+         heard {ranges:?}, {} console entries, screenshot {}; took {:.1} s",
+        b.console.borrow().len(),
+        shot.display(),
+        t_start.elapsed().as_secs_f64()
+    );
+}
