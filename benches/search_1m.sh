@@ -50,6 +50,8 @@
 #   WARM       untimed, checked requests per filter before timing (default 20)
 #   SEED       seed of bash's RANDOM for the request values (default 42)
 #   ANALYZE    1 (default) keep the statistics of the cached DB; 0 drop sqlite_stat1 in the copy
+#   EXTRA_SQL  SQL run on the copy before the server starts, to try an index without a migration,
+#              e.g. EXTRA_SQL='CREATE INDEX calls_number_started ON calls (remote_number, started_at_utc); ANALYZE calls;'
 #   PORT       loopback port for callrec serve (default: a free one)
 #   TMPROOT    where the temporary store is made (default /tmp); removed afterwards
 #   KEEP=1     keep it (config, server log, responses, SQL scripts; path printed)
@@ -65,6 +67,7 @@ REQUESTS=${REQUESTS:-200}
 WARM=${WARM:-20}
 SEED=${SEED:-42}
 ANALYZE=${ANALYZE:-1}
+EXTRA_SQL=${EXTRA_SQL:-}
 PORT=${PORT:-}
 TMPROOT=${TMPROOT:-/tmp}
 KEEP=${KEEP:-0}
@@ -178,6 +181,10 @@ cp "$cache" "$store/callrec.db"
 DB=$store/callrec.db
 if [[ $ANALYZE == 0 ]]; then
     sqlite3 "$DB" "DROP TABLE IF EXISTS sqlite_stat1; DROP TABLE IF EXISTS sqlite_stat4;"
+fi
+if [[ -n $EXTRA_SQL ]]; then
+    log "running EXTRA_SQL on the copy: $EXTRA_SQL"
+    sqlite3 "$DB" "$EXTRA_SQL" >/dev/null || die "EXTRA_SQL failed"
 fi
 stats=$(sqlite3 "$DB" "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")
 read -r rows end_utc long_pct < <(sqlite3 -separator ' ' "$DB" \
@@ -350,6 +357,7 @@ echo
 echo "### Search at $rows calls — $REQUESTS sequential requests per filter, $(nproc) CPU(s), commit $commit, $(date -u +%F)"
 echo
 echo "Index: $db_mb MB, newest call $end_utc, $long_pct % of calls over 10 min, planner statistics (ANALYZE): $([[ $stats == 1 ]] && echo yes || echo NO)."
+[[ -z $EXTRA_SQL ]] || echo "EXTRA_SQL run on the index before the server started: \`$EXTRA_SQL\`"
 echo
 python3 - "$tmp" "$GOAL_MS" "$REQUESTS" "${FILTERS[@]}" <<'EOF'
 import json, math, statistics, sys

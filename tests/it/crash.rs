@@ -21,8 +21,11 @@ fn rows_and_files_match(rec: &Recorder) {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
-            } else {
+            } else if p.extension().is_some_and(|e| e == "opus") {
                 files.insert(p);
+            } else {
+                // Beside the audio only its waveform peaks may live (derived data).
+                assert_eq!(p.extension().and_then(|e| e.to_str()), Some("dat"), "{}", p.display());
             }
         }
     }

@@ -123,6 +123,15 @@ impl WebBox {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+        // The web half answers before the recorder's control socket is up: wait for both.
+        while !wb.cli_with_stdin(&["call", "status"], "").status.success() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "the recorder did not come up: {}",
+                wb.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         assert!(
             !wb.admin_once.is_empty(),
             "no one-time admin password printed"
@@ -160,8 +169,9 @@ impl WebBox {
         let o = self.cli_with_stdin(args, "");
         assert!(
             o.status.success(),
-            "callrec {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
+            "callrec {args:?}: {}\n--- server log:\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            self.log_text()
         );
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
