@@ -25,7 +25,12 @@ fn rows_and_files_match(rec: &Recorder) {
                 files.insert(p);
             } else {
                 // Beside the audio only its waveform peaks may live (derived data).
-                assert_eq!(p.extension().and_then(|e| e.to_str()), Some("dat"), "{}", p.display());
+                assert_eq!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("dat"),
+                    "{}",
+                    p.display()
+                );
             }
         }
     }
