@@ -627,6 +627,57 @@ fn reviewer_replays_a_call_in_chromium() {
         "rita heard the call from 0 s to past {t1:.1} s before seeking; the heard rows say {ranges:?}: {rows:#?}"
     );
 
+    // 13. A one-hour call (an older recording without peaks): the waveform is computed on
+    // demand, the duration is right, and seeking to the middle plays from there at once.
+    let long = wb.long_call(3600);
+    let t_open = Instant::now();
+    b.goto(&wb.url(&format!("/calls/{long}")));
+    b.wait_js("the one-hour call's player to be ready", ready);
+    let ready_s = t_open.elapsed().as_secs_f64();
+    let long_dur = num(&b.wait_js(
+        "the one-hour call's metadata",
+        "callrecPlayer.audio.readyState >= 1 && isFinite(callrecPlayer.audio.duration) && callrecPlayer.audio.duration",
+    ));
+    assert!(
+        (long_dur - 3600.0).abs() <= 1.0,
+        "audio.duration of the one-hour call is {long_dur}\n{}",
+        b.context()
+    );
+    let t_seek = Instant::now();
+    let at = num(&b.js_async(
+        "const done = arguments[0], a = callrecPlayer.audio;
+         callrecPlayer.seek(1800);
+         if (!a.seeking) done(a.currentTime);
+         else a.addEventListener('seeked', () => done(a.currentTime), {once: true});",
+    ));
+    let seek_ms = t_seek.elapsed().as_millis();
+    assert!(
+        (at - 1800.0).abs() <= 0.5,
+        "seek(1800) left currentTime at {at}\n{}",
+        b.context()
+    );
+    b.click("#play");
+    b.wait_js(
+        "playback to advance past 30:00.5 in the one-hour call",
+        "!callrecPlayer.audio.paused && callrecPlayer.audio.currentTime > 1800.5 && callrecPlayer.audio.currentTime < 1810",
+    );
+    b.click("#play");
+    b.read_console();
+    let severe: Vec<Value> = b
+        .console
+        .borrow()
+        .iter()
+        .filter(|e| e["level"] == "SEVERE")
+        .cloned()
+        .collect();
+    assert!(
+        severe.is_empty(),
+        "browser console errors on the one-hour call: {severe:#?}"
+    );
+    eprintln!(
+        "one-hour call: player ready in {ready_s:.1} s (peaks computed on demand), seek to 30:00 in {seek_ms} ms"
+    );
+
     eprintln!(
         "browser test: call {call_id} of {dur_s:.2} s (audio.duration {media_dur:.3} s), \
          heard {ranges:?}, {} console entries, screenshot {}; took {:.1} s",

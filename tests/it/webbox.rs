@@ -416,3 +416,71 @@ impl Session {
         reply
     }
 }
+
+impl WebBox {
+    /// A call of `secs` seconds added behind the recorder's back, as an older recording would
+    /// be: 10 s of the dialogue through the real encoder, its Opus packets repeated (fast, where
+    /// encoding an hour would take a minute), granules and pages rebuilt per RFC 7845, and a
+    /// `complete` row without peaks (so they are computed on demand).
+    pub fn long_call(&self, secs: u64) -> i64 {
+        use callrec::codec::ogg_read;
+        use ogg::writing::{PacketWriteEndInfo, PacketWriter};
+        let d = self.dir.path();
+        let wav = d.join("ten.wav");
+        let st = Command::new("sox")
+            .arg(repo().join("fixtures/demo-call.wav"))
+            .arg(&wav)
+            .args(["trim", "0", "10"])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let short = d.join("ten.opus");
+        self.cli(&["encode", wav.to_str().unwrap(), short.to_str().unwrap()]);
+        let data = std::fs::read(&short).unwrap();
+        let info = ogg_read::inspect(&data).unwrap();
+        let pk = ogg_read::packets(&data, &info.pages);
+        let audio = &pk[2..];
+        let pre_skip = u64::from(info.head.pre_skip);
+        let rel = format!("calls/long/{secs}.opus");
+        let path = d.join("store").join(&rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut out = Vec::new();
+        {
+            let mut pw = PacketWriter::new(&mut out);
+            let serial = 4711;
+            for p in &pk[..2] {
+                pw.write_packet(p.clone(), serial, PacketWriteEndInfo::EndPage, 0)
+                    .unwrap();
+            }
+            let n = secs * 50; // 20 ms packets
+            for i in 0..n {
+                let end = if i + 1 == n {
+                    PacketWriteEndInfo::EndStream
+                } else if (i + 1) % 25 == 0 {
+                    PacketWriteEndInfo::EndPage
+                } else {
+                    PacketWriteEndInfo::NormalPacket
+                };
+                let p = audio[(i % audio.len() as u64) as usize].clone();
+                pw.write_packet(p, serial, end, pre_skip + (i + 1) * 960)
+                    .unwrap();
+            }
+        }
+        std::fs::write(&path, &out).unwrap();
+        let sha = {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(&out))
+        };
+        let conn = rusqlite::Connection::open(self.db()).unwrap();
+        conn.busy_timeout(Duration::from_secs(10)).unwrap();
+        conn.execute(
+            "INSERT INTO calls (box_id, seat_id, mode, status, started_at_utc, started_mono_ms,
+                 ended_at_utc, duration_ms, bytes, sha256, rate_hz, bitrate_bps, agent, rel_path, end_reason)
+             VALUES ('web-box', 'seat01', 'control', 'complete', '2026-11-01T09:00:00.000Z', 0,
+                 '2026-11-01T10:00:00.000Z', ?1, ?2, ?3, 16000, 16000, 'alice', ?4, 'stop')",
+            rusqlite::params![secs as i64 * 1000, out.len() as i64, sha, rel],
+        )
+        .unwrap();
+        conn.last_insert_rowid()
+    }
+}
