@@ -40,6 +40,20 @@ pub struct Row {
     pub hash: String,
 }
 
+fn row_from(r: &rusqlite::Row) -> rusqlite::Result<Row> {
+    Ok(Row {
+        id: r.get(0)?,
+        at_utc: r.get(1)?,
+        actor: r.get(2)?,
+        action: r.get(3)?,
+        call_id: r.get(4)?,
+        detail: r.get(5)?,
+        ip: r.get(6)?,
+        prev_hash: r.get(7)?,
+        hash: r.get(8)?,
+    })
+}
+
 /// The hash of one row: fields joined with a separator that cannot occur inside them unescaped
 /// (JSON detail escapes control characters; the other fields are ours).
 fn row_hash(r: &Row) -> String {
@@ -133,17 +147,7 @@ pub fn verify(conn: &Connection) -> Result<VerifyReport, StoreError> {
         breaks: Vec::new(),
     };
     while let Some(r) = rows.next()? {
-        let row = Row {
-            id: r.get(0)?,
-            at_utc: r.get(1)?,
-            actor: r.get(2)?,
-            action: r.get(3)?,
-            call_id: r.get(4)?,
-            detail: r.get(5)?,
-            ip: r.get(6)?,
-            prev_hash: r.get(7)?,
-            hash: r.get(8)?,
-        };
+        let row = row_from(r)?;
         report.rows += 1;
         if row.id != expected_id {
             report.breaks.push(Break {
@@ -202,19 +206,7 @@ pub fn list(conn: &Connection, f: &Filter) -> Result<Vec<Row>, StoreError> {
                 f.before_id,
                 i64::from(f.limit)
             ],
-            |r| {
-                Ok(Row {
-                    id: r.get(0)?,
-                    at_utc: r.get(1)?,
-                    actor: r.get(2)?,
-                    action: r.get(3)?,
-                    call_id: r.get(4)?,
-                    detail: r.get(5)?,
-                    ip: r.get(6)?,
-                    prev_hash: r.get(7)?,
-                    hash: r.get(8)?,
-                })
-            },
+            row_from,
         )?
         .collect::<Result<_, _>>()?;
     Ok(rows)

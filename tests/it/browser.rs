@@ -8,7 +8,7 @@
 //! work around a player or server bug: when it fails, the product (or this file) is wrong.
 
 use super::common::artifacts;
-use super::webbox::{Session, WebBox, PASSWORD};
+use super::webbox::{free_port, Session, WebBox, PASSWORD};
 use serde_json::{json, Value};
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -21,14 +21,6 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const WAIT: Duration = Duration::from_secs(30);
 /// The key of a web element reference in W3C WebDriver replies.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// chromedriver and one browser session in a fresh profile; dropping it ends both.
 struct Browser {
@@ -168,6 +160,21 @@ impl Browser {
             Ok(Value::Array(entries)) => self.console.borrow_mut().extend(entries),
             other => panic!("reading the browser console log failed: {other:?}"),
         }
+    }
+
+    fn assert_no_console_errors(&self, when: &str) {
+        self.read_console();
+        let severe: Vec<Value> = self
+            .console
+            .borrow()
+            .iter()
+            .filter(|e| e["level"] == "SEVERE")
+            .cloned()
+            .collect();
+        assert!(
+            severe.is_empty(),
+            "browser console errors {when}: {severe:#?}"
+        );
     }
 
     fn goto(&self, url: &str) {
@@ -584,15 +591,7 @@ fn reviewer_replays_a_call_in_chromium() {
     );
 
     // 11. Nothing went wrong in the browser's console on any page.
-    b.read_console();
-    let severe: Vec<Value> = b
-        .console
-        .borrow()
-        .iter()
-        .filter(|e| e["level"] == "SEVERE")
-        .cloned()
-        .collect();
-    assert!(severe.is_empty(), "browser console errors: {severe:#?}");
+    b.assert_no_console_errors("on any page");
 
     // 12. The audit log: rita played the call, added a note, and what she heard was reported
     // when she paused.
@@ -662,18 +661,7 @@ fn reviewer_replays_a_call_in_chromium() {
         "!callrecPlayer.audio.paused && callrecPlayer.audio.currentTime > 1800.5 && callrecPlayer.audio.currentTime < 1810",
     );
     b.click("#play");
-    b.read_console();
-    let severe: Vec<Value> = b
-        .console
-        .borrow()
-        .iter()
-        .filter(|e| e["level"] == "SEVERE")
-        .cloned()
-        .collect();
-    assert!(
-        severe.is_empty(),
-        "browser console errors on the one-hour call: {severe:#?}"
-    );
+    b.assert_no_console_errors("on the one-hour call");
     eprintln!(
         "one-hour call: player ready in {ready_s:.1} s (peaks computed on demand), seek to 30:00 in {seek_ms} ms"
     );

@@ -861,11 +861,7 @@ fn url_enc(s: &str) -> String {
 #[test]
 fn tls_by_default_with_a_generated_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = super::webbox::free_port();
     let cfg = dir.path().join("c.toml");
     std::fs::write(
         &cfg,
