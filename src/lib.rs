@@ -8,6 +8,7 @@ pub mod codec;
 pub mod config;
 pub mod dsp;
 pub mod encode;
+pub mod qa;
 pub mod record;
 pub mod serve;
 pub mod store;

@@ -5,3 +5,4 @@ pub mod align;
 pub mod level;
 pub mod peaks;
 pub mod resample;
+pub mod talk;

@@ -10,7 +10,9 @@ use super::syncer::SyncJob;
 use crate::clock::utc_plus_ms;
 use crate::codec::ogg_write::{tags_for, OpusFileWriter};
 use crate::config::EncoderConfig;
+use crate::dsp::level::rms_dbfs_channel;
 use crate::dsp::peaks::{self, PeaksBuilder};
+use crate::dsp::talk::{self, LevelLog, Thresholds};
 use crate::store::{self, CallMeta, Finalized, NewCall};
 use rusqlite::Connection;
 use sha2::{Digest, Sha256};
@@ -89,6 +91,8 @@ pub struct ActiveCall {
     pub max_page_latency_ms: u64,
     /// Waveform for the player, written beside the file when the call finishes.
     peaks: PeaksBuilder,
+    /// Per-frame party levels, for the acoustic metrics computed when the call finishes.
+    levels: LevelLog,
     frame_samples: usize,
 }
 
@@ -132,6 +136,7 @@ impl ActiveCall {
                 page_oldest: None,
                 max_page_latency_ms: 0,
                 peaks: PeaksBuilder::new(ctx.encoder.rate_hz),
+                levels: LevelLog::default(),
                 frame_samples: ctx.encoder.frame_samples(),
             }),
             Err(e) => {
@@ -238,8 +243,11 @@ impl ActiveCall {
         self.page_oldest.get_or_insert(captured_at);
         if silent {
             self.peaks.push_silence(self.frame_samples);
+            self.levels.push(f32::NEG_INFINITY, f32::NEG_INFINITY);
         } else {
             self.peaks.push(frame);
+            self.levels
+                .push(rms_dbfs_channel(frame, 2, 0), rms_dbfs_channel(frame, 2, 1));
         }
         let page_done = if silent {
             self.writer.push_silence()
@@ -289,6 +297,11 @@ impl ActiveCall {
         if let Err(e) = peaks::write(&peaks::path_for(&self.path), &self.peaks.finish()) {
             tracing::warn!(call_id = id, "writing waveform peaks: {e}");
         }
+        let metrics = talk::metrics(
+            &self.levels.agent,
+            &self.levels.customer,
+            Thresholds::default(),
+        );
         store::finalize_call(
             &*ctx.db()?,
             &Finalized {
@@ -303,6 +316,10 @@ impl ActiveCall {
                 note: None,
             },
         )?;
+        // Derived data, like the peaks: a failure is logged and the server recomputes it.
+        if let Err(e) = store::metrics::put(&*ctx.db()?, id, &metrics) {
+            tracing::warn!(call_id = id, "storing call metrics: {e}");
+        }
         Ok(id)
     }
 

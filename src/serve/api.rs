@@ -6,6 +6,7 @@
 
 use super::auth::Identity;
 use super::{AppError, St};
+use crate::dsp::talk;
 use crate::record::control::{self, Request as Ctl, SeatStatus};
 use crate::store::search::{self, Query as SearchQuery, SortKey};
 use crate::store::{self, audit, notes, CallMeta, CallRow};
@@ -223,15 +224,55 @@ pub struct CallDetail {
     #[serde(flatten)]
     pub call: CallRow,
     pub notes: Vec<notes::Note>,
+    /// Acoustic metrics (`dsp::talk::Metrics`); null while recording.
+    pub metrics: Option<serde_json::Value>,
+}
+
+/// Metrics for a finished call that has none yet (recovered after a crash, or recorded before
+/// metrics existed): decoded from the file once and stored.
+async fn compute_metrics(st: &St, call: &CallRow) -> Option<serde_json::Value> {
+    let path = st.cfg.storage.dir.join(&call.rel_path);
+    let rate_hz = u32::try_from(call.rate_hz).unwrap_or(16000);
+    let m = tokio::task::spawn_blocking(move || {
+        let data = std::fs::read(&path).ok()?;
+        let pcm = crate::codec::ogg_read::decode(&data, rate_hz).ok()?;
+        let (a, c) = talk::frame_levels(&pcm.samples, rate_hz);
+        Some(talk::metrics(&a, &c, talk::Thresholds::default()))
+    })
+    .await
+    .ok()??;
+    let call_id = call.id;
+    let value = serde_json::to_value(&m).ok();
+    let stored = st
+        .db
+        .write(move |c| store::metrics::put(c, call_id, &m).map_err(AppError::from))
+        .await;
+    if let Err(e) = stored {
+        tracing::warn!(call_id, "storing metrics: {}", e.message);
+    }
+    value
 }
 
 pub async fn call_detail(st: &St, id: &Identity, call_id: i64) -> Result<CallDetail, AppError> {
     let call = visible_call(st, id, call_id).await?;
-    let notes = st
+    let (notes, metrics) = st
         .db
-        .read(move |c| notes::for_call(c, call_id).map_err(AppError::from))
+        .read(move |c| {
+            Ok::<_, AppError>((
+                notes::for_call(c, call_id)?,
+                store::metrics::get(c, call_id)?,
+            ))
+        })
         .await?;
-    Ok(CallDetail { call, notes })
+    let metrics = match metrics {
+        None if call.status != "recording" => compute_metrics(st, &call).await,
+        m => m,
+    };
+    Ok(CallDetail {
+        call,
+        notes,
+        metrics,
+    })
 }
 
 pub async fn call(

@@ -253,6 +253,26 @@ pub async fn call(
                 .join(" "),
         ),
         row("SHA-256", format!("<code>{}</code>", opt(&c.sha256))),
+        row("Talk (agent / customer)", metric_talk(d.metrics.as_ref())),
+        row(
+            "Dead air (≥ 5 s)",
+            metric_pair(
+                d.metrics.as_ref(),
+                "dead_air_count",
+                "dead_air_longest_ms",
+                "longest",
+            ),
+        ),
+        row(
+            "Overtalk (≥ 1 s)",
+            metric_pair(
+                d.metrics.as_ref(),
+                "overtalk_count",
+                "overtalk_total_ms",
+                "total",
+            ),
+        ),
+        row("Agent response", metric_latency(d.metrics.as_ref())),
         row("Pauses and gaps", format!("<ul>{intervals}</ul>")),
     ]
     .concat();
@@ -290,6 +310,41 @@ pub async fn call(
         total = clock(c.duration_ms),
     );
     Ok(Html(page(Some(&id), &format!("Call {}", c.id), &body)))
+}
+
+fn metric_talk(m: Option<&serde_json::Value>) -> String {
+    let Some(m) = m else { return "—".into() };
+    let ms = |k: &str| m[k].as_i64().unwrap_or(0);
+    let ratio = m["talk_ratio"]
+        .as_f64()
+        .map(|r| format!(" ({:.0}% agent)", r * 100.0))
+        .unwrap_or_default();
+    format!(
+        "{} / {}{ratio}",
+        clock(ms("agent_talk_ms")),
+        clock(ms("customer_talk_ms"))
+    )
+}
+
+fn metric_latency(m: Option<&serde_json::Value>) -> String {
+    let secs = |k: &str| m.and_then(|m| m[k].as_f64()).map(|v| v / 1000.0);
+    match (
+        secs("response_latency_mean_ms"),
+        secs("response_latency_max_ms"),
+    ) {
+        (Some(mean), Some(max)) => format!("mean {mean:.1} s · max {max:.1} s"),
+        _ => "—".into(),
+    }
+}
+
+/// "N × (label m:ss)" from a count key and a milliseconds key.
+fn metric_pair(m: Option<&serde_json::Value>, count: &str, ms: &str, label: &str) -> String {
+    let Some(m) = m else { return "—".into() };
+    match (m[count].as_i64(), m[ms].as_i64()) {
+        (Some(n), Some(v)) => format!("{n} × ({label} {})", clock(v)),
+        (Some(n), None) => format!("{n}"),
+        _ => "—".into(),
+    }
 }
 
 pub async fn audit(

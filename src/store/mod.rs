@@ -6,6 +6,7 @@
 //! sorts and compares correctly as text.
 
 pub mod audit;
+pub mod metrics;
 pub mod notes;
 pub mod recovery;
 pub mod search;
@@ -151,6 +152,26 @@ CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"#,
+    r#"
+CREATE TABLE call_metrics (
+    call_id                   INTEGER PRIMARY KEY REFERENCES calls (id),
+    agent_talk_ms             INTEGER NOT NULL,
+    customer_talk_ms          INTEGER NOT NULL,
+    talk_ratio                REAL,
+    dead_air_count            INTEGER NOT NULL,
+    dead_air_total_ms         INTEGER NOT NULL,
+    dead_air_longest_ms       INTEGER NOT NULL,
+    overtalk_count            INTEGER NOT NULL,
+    overtalk_total_ms         INTEGER NOT NULL,
+    agent_interruptions       INTEGER NOT NULL,
+    response_latency_mean_ms  INTEGER,
+    response_latency_max_ms   INTEGER,
+    longest_silence_ms        INTEGER NOT NULL,
+    detail                    TEXT NOT NULL
+);
+CREATE INDEX call_metrics_dead_air ON call_metrics (dead_air_longest_ms);
+CREATE INDEX call_metrics_overtalk ON call_metrics (overtalk_total_ms);
 "#,
 ];
 

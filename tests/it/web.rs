@@ -713,6 +713,26 @@ fn ranges_traversal_audit_chain_control_api_and_metrics() {
         "seeked WAV differs from the full rendering by {diff}"
     );
 
+    // Acoustic metrics computed at finalize: 3 s of the dialogue is the agent speaking.
+    let m = qa.get(&format!("/api/calls/{call}")).json()["metrics"].clone();
+    let agent_ms = m["agent_talk_ms"].as_i64().unwrap_or(-1);
+    assert!(
+        (1500..=3100).contains(&agent_ms),
+        "agent talk {agent_ms} ms in a 3 s dialogue call: {m}"
+    );
+    assert_eq!(
+        m["talk_ratio"].as_f64(),
+        Some(1.0),
+        "only the agent speaks in the first seconds: {m}"
+    );
+    assert_eq!(
+        sqlite(
+            &wb.db(),
+            &format!("SELECT count(*) FROM call_metrics WHERE call_id = {call}")
+        ),
+        "1"
+    );
+
     // Peaks: the .dat written at finalize, 100 pixels per second, two channels.
     let peaks = qa.get(&format!("/api/calls/{call}/peaks.dat"));
     let p = callrec::dsp::peaks::parse(&peaks.body).unwrap();

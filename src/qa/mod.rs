@@ -1,0 +1,4 @@
+//! Quality assurance: scorecards (the forms reviewers fill in for a call), and later evaluations,
+//! spot-check sampling, calibration and reports.
+
+pub mod scorecard;
