@@ -310,17 +310,27 @@ impl<'de> Deserialize<'de> for Answer {
     }
 }
 
-/// One submitted answer: `{"q": "greeting", "value": "yes"}`.
+/// One submitted answer: `{"q": "greeting", "value": "yes"}`, optionally with the moment of the
+/// call it was heard at (`"at_ms": 83000`) and the reviewer's comment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AnswerEntry {
     pub q: String,
     pub value: Answer,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_ms: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
 }
 
 impl AnswerEntry {
     pub fn new(q: impl Into<String>, value: Answer) -> Self {
-        AnswerEntry { q: q.into(), value }
+        AnswerEntry {
+            q: q.into(),
+            value,
+            at_ms: None,
+            comment: None,
+        }
     }
 }
 
@@ -731,6 +741,21 @@ fn wrong_type(section: &Section, q: &Question, a: Answer) -> AnswerProblem {
         got: a.describe(),
         expected: expected(q),
     }
+}
+
+/// The answer that gives a question full marks (`yes`, scale 5, max points): what an accepted
+/// dispute changes the answer to. None for an unknown question id.
+pub fn full_marks_answer(card: &Scorecard, question: &str) -> Option<Answer> {
+    let q = card
+        .sections
+        .iter()
+        .flat_map(|s| &s.questions)
+        .find(|q| q.id == question)?;
+    Some(match q.kind {
+        Kind::YesNo => Answer::Yes,
+        Kind::Scale => Answer::Scale(SCALE_MAX as u8),
+        Kind::Points { max } => Answer::Points(max),
+    })
 }
 
 /// Checks that every question of `card` is answered exactly once with a value of its type, and

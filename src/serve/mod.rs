@@ -13,6 +13,7 @@ pub mod db;
 pub mod html;
 pub mod metrics;
 pub mod pages;
+pub mod qa_api;
 pub mod routes;
 pub mod stream;
 pub mod tls;
@@ -247,6 +248,10 @@ async fn serve(cfg: Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.storage.dir)
         .with_context(|| format!("creating storage dir {}", cfg.storage.dir.display()))?;
     let db = Db::open(&cfg.db_path())?;
+    let seeded = db.write_blocking(crate::store::qa::seed_default_cards)??;
+    if !seeded.is_empty() {
+        tracing::info!(cards = ?seeded, "installed the default scorecards");
+    }
     if let Some(pw) = bootstrap_admin(&db)? {
         println!("callrec: first start: created user `admin` with one-time password: {pw}");
         println!("callrec: log in and choose a new password; this one is not shown again");

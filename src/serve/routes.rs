@@ -5,7 +5,7 @@
 //! role × route test in `tests/it/web.rs` walks [`rules`] with every role and fails on a route it
 //! has no expectation for.
 
-use super::{api, auth, pages, stream, St};
+use super::{api, auth, pages, qa_api, stream, St};
 use crate::store::users::Role;
 use axum::handler::Handler;
 use axum::http::Method;
@@ -32,6 +32,7 @@ pub const REVIEWERS: &[Role] = &[Role::Admin, Role::Supervisor, Role::Qa];
 pub const AUDITORS: &[Role] = &[Role::Admin, Role::Auditor];
 pub const SUPERVISORS: &[Role] = &[Role::Admin, Role::Supervisor];
 pub const ADMINS: &[Role] = &[Role::Admin];
+pub const AGENTS: &[Role] = &[Role::Agent];
 
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -124,6 +125,49 @@ fn build() -> Builder {
         "/admin/tokens/{name}/revoke",
         Roles(ADMINS),
         pages::revoke_token,
+    )
+    .get("/api/scorecards", Roles(EVERYONE), qa_api::list_cards)
+    .get("/api/scorecards/{slug}", Roles(EVERYONE), qa_api::get_card)
+    .post("/api/scorecards", Roles(SUPERVISORS), qa_api::save_card)
+    .get(
+        "/api/calls/{id}/evaluations",
+        Roles(EVERYONE),
+        qa_api::call_evaluations,
+    )
+    .post(
+        "/api/calls/{id}/evaluations",
+        Roles(REVIEWERS),
+        qa_api::create_evaluation,
+    )
+    .get(
+        "/api/evaluations/{id}",
+        Roles(EVERYONE),
+        qa_api::get_evaluation,
+    )
+    .post(
+        "/api/evaluations/{id}/answers",
+        Roles(REVIEWERS),
+        qa_api::save_answers,
+    )
+    .post(
+        "/api/evaluations/{id}/submit",
+        Roles(REVIEWERS),
+        qa_api::submit,
+    )
+    .post(
+        "/api/evaluations/{id}/acknowledge",
+        Roles(AGENTS),
+        qa_api::acknowledge,
+    )
+    .post(
+        "/api/evaluations/{id}/dispute",
+        Roles(AGENTS),
+        qa_api::dispute,
+    )
+    .post(
+        "/api/evaluations/{id}/resolve",
+        Roles(REVIEWERS),
+        qa_api::resolve,
     )
     .post("/api/control/seats/{seat}/{action}", Control, api::control)
     .get("/metrics", Metrics, api::metrics)

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod metrics;
 pub mod notes;
+pub mod qa;
 pub mod recovery;
 pub mod search;
 pub mod users;
@@ -172,6 +173,52 @@ CREATE TABLE call_metrics (
 );
 CREATE INDEX call_metrics_dead_air ON call_metrics (dead_air_longest_ms);
 CREATE INDEX call_metrics_overtalk ON call_metrics (overtalk_total_ms);
+"#,
+    r#"
+CREATE TABLE scorecards (
+    id              INTEGER PRIMARY KEY,
+    slug            TEXT NOT NULL,
+    version         INTEGER NOT NULL,
+    name            TEXT NOT NULL,
+    content_hash    TEXT NOT NULL,
+    body            TEXT NOT NULL,
+    created_by      TEXT NOT NULL,
+    created_at_utc  TEXT NOT NULL,
+    UNIQUE (slug, version)
+);
+CREATE TABLE evaluations (
+    id                INTEGER PRIMARY KEY,
+    call_id           INTEGER NOT NULL REFERENCES calls (id),
+    scorecard_id      INTEGER NOT NULL REFERENCES scorecards (id),
+    reviewer          TEXT NOT NULL,
+    agent             TEXT,
+    status            TEXT NOT NULL CHECK (status IN ('draft', 'submitted', 'acknowledged', 'disputed', 'resolved')),
+    answers           TEXT NOT NULL,
+    comment           TEXT,
+    score             TEXT,
+    score_percent     REAL,
+    passed            INTEGER,
+    created_at_utc    TEXT NOT NULL,
+    updated_at_utc    TEXT NOT NULL,
+    submitted_at_utc  TEXT
+);
+CREATE INDEX evaluations_call ON evaluations (call_id);
+CREATE INDEX evaluations_agent ON evaluations (agent, submitted_at_utc);
+CREATE INDEX evaluations_reviewer ON evaluations (reviewer, status);
+CREATE TABLE evaluation_disputes (
+    id              INTEGER PRIMARY KEY,
+    evaluation_id   INTEGER NOT NULL REFERENCES evaluations (id),
+    question        TEXT NOT NULL,
+    reason          TEXT NOT NULL,
+    raised_by       TEXT NOT NULL,
+    raised_at_utc   TEXT NOT NULL,
+    decision        TEXT CHECK (decision IN ('upheld', 'changed', 'accepted')),
+    new_value       TEXT,
+    decided_by      TEXT,
+    decided_at_utc  TEXT,
+    decision_note   TEXT
+);
+CREATE INDEX evaluation_disputes_eval ON evaluation_disputes (evaluation_id);
 "#,
 ];
 

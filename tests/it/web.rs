@@ -41,7 +41,21 @@ fn sqlite(db: &std::path::Path, sql: &str) -> String {
 
 /// The expected status of every route for every role. A route added to the server without a
 /// line here fails `every_route_with_every_role`.
-fn cases(call: i64, note: i64, role: &str) -> Vec<Case> {
+/// Objects the matrix acts on, made before it runs.
+struct Ids {
+    call: i64,
+    note: i64,
+    /// Submitted evaluations of `call` by `writer`: one to acknowledge, one to dispute, and one
+    /// already disputed (its open dispute is `dispute`).
+    ev_ack: i64,
+    ev_disp: i64,
+    ev_res: i64,
+    dispute: i64,
+    first_q: String,
+}
+
+fn cases(ids: &Ids, role: &str) -> Vec<Case> {
+    let (call, note) = (ids.call, ids.note);
     let c = |method, pattern, path: String, ctype, body: String, expect| Case {
         method,
         pattern,
@@ -284,6 +298,105 @@ fn cases(call: i64, note: i64, role: &str) -> Vec<Case> {
             [303, 403, 403, 403, 403, 403, 200],
         ),
         c(
+            "GET",
+            "/api/scorecards",
+            "/api/scorecards".into(),
+            "",
+            String::new(),
+            api_all,
+        ),
+        c(
+            "GET",
+            "/api/scorecards/{slug}",
+            "/api/scorecards/complaint".into(),
+            "",
+            String::new(),
+            api_all,
+        ),
+        c(
+            "POST",
+            "/api/scorecards",
+            "/api/scorecards".into(),
+            json,
+            format!(
+                r#"{{"id":"made-by-{role}","name":"M","sections":[{{"id":"s","title":"S","questions":[{{"id":"q","text":"Q?","kind":"yes_no"}}]}}]}}"#
+            ),
+            [401, 201, 403, 403, 403, 403, 201],
+        ),
+        c(
+            "GET",
+            "/api/calls/{id}/evaluations",
+            format!("/api/calls/{call}/evaluations"),
+            "",
+            String::new(),
+            api_all,
+        ),
+        c(
+            "POST",
+            "/api/calls/{id}/evaluations",
+            format!("/api/calls/{call}/evaluations"),
+            json,
+            r#"{"scorecard":"complaint"}"#.into(),
+            [401, 201, 201, 403, 403, 403, 201],
+        ),
+        c(
+            "GET",
+            "/api/evaluations/{id}",
+            format!("/api/evaluations/{}", ids.ev_ack),
+            "",
+            String::new(),
+            api_all,
+        ),
+        // Only the evaluation's reviewer (`writer`) may change it.
+        c(
+            "POST",
+            "/api/evaluations/{id}/answers",
+            format!("/api/evaluations/{}/answers", ids.ev_ack),
+            json,
+            r#"{"answers":[]}"#.into(),
+            [401, 403, 403, 403, 403, 403, 403],
+        ),
+        c(
+            "POST",
+            "/api/evaluations/{id}/submit",
+            format!("/api/evaluations/{}/submit", ids.ev_ack),
+            json,
+            String::new(),
+            [401, 403, 403, 403, 403, 403, 403],
+        ),
+        // Only the evaluated agent acknowledges or disputes.
+        c(
+            "POST",
+            "/api/evaluations/{id}/acknowledge",
+            format!("/api/evaluations/{}/acknowledge", ids.ev_ack),
+            json,
+            String::new(),
+            [401, 403, 403, 200, 403, 403, 403],
+        ),
+        c(
+            "POST",
+            "/api/evaluations/{id}/dispute",
+            format!("/api/evaluations/{}/dispute", ids.ev_disp),
+            json,
+            format!(
+                r#"{{"q":"{}","reason":"I did that at 0:02, please listen again"}}"#,
+                ids.first_q
+            ),
+            [401, 403, 403, 201, 403, 403, 403],
+        ),
+        // The reviewer or a lead decides; the supervisor comes first, so the admin finds it closed.
+        c(
+            "POST",
+            "/api/evaluations/{id}/resolve",
+            format!("/api/evaluations/{}/resolve", ids.ev_res),
+            json,
+            format!(
+                r#"{{"dispute_id":{},"decision":"upheld","note":"heard it: no acknowledgement"}}"#,
+                ids.dispute
+            ),
+            [401, 200, 403, 403, 403, 403, 400],
+        ),
+        c(
             "POST",
             "/api/control/seats/{seat}/{action}",
             "/api/control/seats/seat02/login".into(),
@@ -337,9 +450,60 @@ fn every_route_with_every_role() {
         .json()["id"]
         .as_i64()
         .unwrap();
+    let mut alice = wb.login("alice", PASSWORD);
+    let card = writer.get("/api/scorecards/complaint").json()["card"].clone();
+    let questions: Vec<serde_json::Value> = card["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["questions"].as_array().unwrap().clone())
+        .collect();
+    let answers: Vec<serde_json::Value> = questions
+        .iter()
+        .map(|q| {
+            let v = match q["kind"].as_str().unwrap() {
+                "yes_no" => serde_json::json!("yes"),
+                "scale" => serde_json::json!(5),
+                _ => q["max_points"].clone(),
+            };
+            serde_json::json!({"q": q["id"], "value": v, "at_ms": 500})
+        })
+        .collect();
+    let mut evaluate = || -> i64 {
+        let r = writer.post_json(
+            &format!("/api/calls/{call}/evaluations"),
+            r#"{"scorecard":"complaint"}"#,
+        );
+        assert_eq!(r.status, 201, "{}", r.body_text());
+        let ev = r.json()["id"].as_i64().unwrap();
+        let body = serde_json::json!({ "answers": answers }).to_string();
+        let r = writer.post_json(&format!("/api/evaluations/{ev}/answers"), &body);
+        assert_eq!(r.status, 204, "{}", r.body_text());
+        let r = writer.post_json(&format!("/api/evaluations/{ev}/submit"), "");
+        assert_eq!(r.status, 200, "{}", r.body_text());
+        assert_eq!(r.json()["score"]["percent"], 100.0);
+        ev
+    };
+    let (ev_ack, ev_disp, ev_res) = (evaluate(), evaluate(), evaluate());
+    let first_q = questions[0]["id"].as_str().unwrap().to_owned();
+    let r = alice.post_json(
+        &format!("/api/evaluations/{ev_res}/dispute"),
+        &format!(r#"{{"q":"{first_q}","reason":"the greeting was there at 0:01"}}"#),
+    );
+    assert_eq!(r.status, 201, "{}", r.body_text());
+    let dispute = r.json()["disputes"][0]["id"].as_i64().unwrap();
+    let ids = Ids {
+        call,
+        note,
+        ev_ack,
+        ev_disp,
+        ev_res,
+        dispute,
+        first_q,
+    };
 
     // Every rule has an expectation and every expectation a rule.
-    let table = cases(call, note, "x");
+    let table = cases(&ids, "x");
     let rule_keys: Vec<(String, &str)> = rules()
         .iter()
         .map(|r| (r.method.to_string(), r.path))
@@ -359,7 +523,7 @@ fn every_route_with_every_role() {
     let mut failures = Vec::new();
     for (ri, role) in ROLES.iter().enumerate() {
         let mut s = session_for(&wb, role, &token);
-        for case in cases(call, note, role) {
+        for case in cases(&ids, role) {
             // Logging out ends the session: use a throwaway one.
             let mut throwaway;
             let sess = if case.pattern == "/logout" && !matches!(*role, "anonymous" | "token") {
