@@ -43,7 +43,9 @@ pub async fn visible_call(st: &St, id: &Identity, call_id: i64) -> Result<CallRo
         .await
 }
 
-pub const SEARCH_KEYS: [&str; 16] = [
+pub const SEARCH_KEYS: [&str; 18] = [
+    "min_dead_air_s",
+    "min_overtalk_s",
     "agent",
     "seat",
     "from",
@@ -159,6 +161,8 @@ pub fn parse_search(q: &HashMap<String, String>) -> Result<SearchQuery, AppError
         status: one_of("status", &["recording", "complete", "interrupted"])?,
         tag: text("tag", 128)?,
         text: text("q", 200)?,
+        min_dead_air_ms: num("min_dead_air_s", 0, 86_400)?.map(|s| s * 1000),
+        min_overtalk_ms: num("min_overtalk_s", 0, 86_400)?.map(|s| s * 1000),
         sort,
         ascending,
         page: num("page", 1, 1_000_000)?.map_or(0, |p| (p - 1) as u32),

@@ -18,12 +18,14 @@ use std::collections::HashMap;
 
 const PLAYER_JS: &str = include_str!("assets/player.js");
 const APP_CSS: &str = include_str!("assets/app.css");
+const EVALUATE_JS: &str = include_str!("assets/evaluate.js");
 
 /// `GET /static/{name}`: a fixed set of names; nothing is read from disk.
 pub async fn static_asset(Path(name): Path<String>) -> Response {
     let (body, ctype) = match name.as_str() {
         "player.js" => (PLAYER_JS, "text/javascript; charset=utf-8"),
         "app.css" => (APP_CSS, "text/css; charset=utf-8"),
+        "evaluate.js" => (EVALUATE_JS, "text/javascript; charset=utf-8"),
         _ => return AppError::not_found("no such asset").into_response(),
     };
     (
@@ -301,13 +303,17 @@ pub async fn call(
 <p class="kbd-help">Space play/pause · ←/→ 5 s · Shift+←/→ 1 s · [ ] speed · A/C mute agent/customer · N note</p>
 </section>
 <aside id="notes"><h2>Notes</h2><ul id="note-list"></ul>{note_form}</aside>
+<section id="evaluations" data-role="{role}" data-agent-id="{agent_id}"><h2>Evaluations</h2></section>
 <dl class="meta">{meta}</dl>
 </main>
-<script src="/static/player.js" defer></script>"##,
+<script src="/static/player.js" defer></script>
+<script src="/static/evaluate.js" defer></script>"##,
         id = c.id,
         dur = c.duration_ms,
         can = u8::from(can_note),
         total = clock(c.duration_ms),
+        role = id.role().map(|r| r.as_str()).unwrap_or_default(),
+        agent_id = esc(id.user().map(|u| u.agent_id.as_str()).unwrap_or_default()),
     );
     Ok(Html(page(Some(&id), &format!("Call {}", c.id), &body)))
 }

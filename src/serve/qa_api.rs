@@ -5,12 +5,13 @@
 //! edits or submits it, drafts are visible only to their reviewer, an agent sees, acknowledges
 //! and disputes only evaluations of their own calls, and every change is audited.
 
-use super::api::{json_body, visible_call};
+use super::api::{json_body, parse_search, visible_call};
 use super::auth::Identity;
 use super::{AppError, St};
 use crate::qa::scorecard::{self, Answer, AnswerEntry};
 use crate::store::audit;
 use crate::store::qa::{self, Evaluation, QaError, StoredCard};
+use crate::store::sampling::{self, PlanError};
 use crate::store::users::Role;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -345,6 +346,184 @@ pub async fn resolve(
                     ),
                 )?;
                 Ok::<_, AppError>(qa::get_evaluation(c, ev)?)
+            })
+            .await?,
+    ))
+}
+
+impl From<PlanError> for AppError {
+    fn from(e: PlanError) -> Self {
+        match e {
+            PlanError::Store(s) => s.into(),
+            PlanError::Missing(_) => AppError::not_found(&e.to_string()),
+            PlanError::Sample(_) | PlanError::Invalid(_) => AppError::bad_request(&e.to_string()),
+        }
+    }
+}
+
+pub async fn list_plans(State(st): State<St>) -> Result<Json<Vec<sampling::StoredPlan>>, AppError> {
+    Ok(Json(
+        st.db
+            .read(|c| sampling::list_plans(c).map_err(AppError::from))
+            .await?,
+    ))
+}
+
+/// `POST /api/plans`: a sampling plan; its filters are search parameters, checked like a search.
+pub async fn create_plan(
+    State(st): State<St>,
+    Extension(id): Extension<Identity>,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let spec: sampling::PlanSpec = json_body(&body)?;
+    let filters: HashMap<String, String> = spec.filters.clone().into_iter().collect();
+    parse_search(&filters)?;
+    let plan = st
+        .db
+        .write(move |c| {
+            if qa::latest_card(c, &spec.scorecard)?.is_none() {
+                return Err(AppError::bad_request(&format!(
+                    "no scorecard {:?}",
+                    spec.scorecard
+                )));
+            }
+            let pid = sampling::create_plan(c, &spec, &id.actor)?;
+            audit::append(
+                c,
+                &id.event(
+                    "plan.create",
+                    None,
+                    serde_json::json!({"plan": pid, "spec": spec}),
+                ),
+            )?;
+            Ok::<_, AppError>(sampling::get_plan(c, pid)?)
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(plan)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DrawRequest {
+    /// Period start and end (dates or RFC 3339); default the last 7 days.
+    from: Option<String>,
+    to: Option<String>,
+    /// Re-run a past draw exactly by giving its seed; otherwise a fresh random one.
+    seed: Option<u64>,
+}
+
+/// Seeds stay below 2^53 so they survive JSON and JavaScript unchanged.
+fn fresh_seed() -> Result<u64, AppError> {
+    let b = crate::store::users::random_bytes::<8>()?;
+    Ok(u64::from_le_bytes(b) & ((1 << 53) - 1))
+}
+
+pub async fn draw_plan(
+    State(st): State<St>,
+    Extension(id): Extension<Identity>,
+    Path(plan_id): Path<i64>,
+    body: Bytes,
+) -> Result<Json<sampling::DrawResult>, AppError> {
+    let r: DrawRequest = if body.is_empty() {
+        DrawRequest {
+            from: None,
+            to: None,
+            seed: None,
+        }
+    } else {
+        json_body(&body)?
+    };
+    let bound = |v: Option<String>, default_days_ago: i64| -> Result<String, AppError> {
+        match v {
+            Some(v) => crate::clock::parse_bound(&v)
+                .ok_or_else(|| AppError::bad_request("from/to must be dates or RFC 3339 times")),
+            None => Ok(crate::clock::format_utc(
+                chrono::Utc::now() - chrono::Duration::days(default_days_ago),
+            )),
+        }
+    };
+    let (since, until) = (bound(r.from, 7)?, bound(r.to, 0)?);
+    let seed = match r.seed {
+        Some(s) => s,
+        None => fresh_seed()?,
+    };
+    let plan = st
+        .db
+        .read(move |c| sampling::get_plan(c, plan_id).map_err(AppError::from))
+        .await?;
+    let filters: HashMap<String, String> = plan.spec.filters.clone().into_iter().collect();
+    let query = parse_search(&filters)?;
+    Ok(Json(
+        st.db
+            .write(move |c| {
+                let d = sampling::draw_plan(c, plan_id, &since, &until, seed, query, &id.actor)?;
+                audit::append(
+                    c,
+                    &id.event(
+                        "plan.draw",
+                        None,
+                        serde_json::json!({"plan": plan_id, "draw": d.draw_id, "seed": d.seed, "from": since, "to": until,
+                                           "candidates": d.candidates, "candidates_sha256": d.candidates_sha256,
+                                           "calls": d.assignments.iter().map(|a| a.call_id).collect::<Vec<_>>()}),
+                    ),
+                )?;
+                Ok::<_, AppError>(d)
+            })
+            .await?,
+    ))
+}
+
+/// `GET /api/assignments`: the caller's review queue (`?all=1`: everyone's, for leads).
+pub async fn assignments(
+    State(st): State<St>,
+    Extension(id): Extension<Identity>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Vec<sampling::AssignmentRow>>, AppError> {
+    let all = q.get("all").is_some_and(|v| v == "1");
+    if all && !matches!(id.role(), Some(Role::Admin | Role::Supervisor)) {
+        return Err(AppError::api(
+            StatusCode::FORBIDDEN,
+            "only supervisors and admins see every queue",
+        ));
+    }
+    let me = (!all).then(|| id.actor.clone());
+    Ok(Json(
+        st.db
+            .read(move |c| sampling::assignments(c, None, me.as_deref()).map_err(AppError::from))
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SwapRequest {
+    reason: String,
+}
+
+pub async fn swap_assignment(
+    State(st): State<St>,
+    Extension(id): Extension<Identity>,
+    Path(aid): Path<i64>,
+    body: Bytes,
+) -> Result<Json<Option<sampling::AssignmentRow>>, AppError> {
+    let r: SwapRequest = json_body(&body)?;
+    let lead = matches!(id.role(), Some(Role::Admin | Role::Supervisor));
+    Ok(Json(
+        st.db
+            .write(move |c| {
+                let mine = sampling::assignments(c, None, None)?.into_iter().find(|a| a.id == aid);
+                let Some(a) = mine else {
+                    return Err(AppError::not_found(&format!("no assignment {aid}")));
+                };
+                if a.reviewer != id.actor && !lead {
+                    return Err(AppError::api(StatusCode::FORBIDDEN, "only the assigned reviewer or a lead may swap it"));
+                }
+                let added = sampling::swap_assignment(c, aid, &r.reason, &id.actor)?;
+                audit::append(
+                    c,
+                    &id.event("assignment.swap", Some(a.call_id), serde_json::json!({"assignment": aid, "reason": r.reason, "replacement": added.as_ref().map(|n| n.call_id)})),
+                )?;
+                Ok::<_, AppError>(added)
             })
             .await?,
     ))

@@ -169,6 +169,19 @@ fn build() -> Builder {
         Roles(REVIEWERS),
         qa_api::resolve,
     )
+    .get("/api/plans", Roles(REVIEWERS), qa_api::list_plans)
+    .post("/api/plans", Roles(SUPERVISORS), qa_api::create_plan)
+    .post(
+        "/api/plans/{id}/draw",
+        Roles(SUPERVISORS),
+        qa_api::draw_plan,
+    )
+    .get("/api/assignments", Roles(REVIEWERS), qa_api::assignments)
+    .post(
+        "/api/assignments/{id}/swap",
+        Roles(REVIEWERS),
+        qa_api::swap_assignment,
+    )
     .post("/api/control/seats/{seat}/{action}", Control, api::control)
     .get("/metrics", Metrics, api::metrics)
 }

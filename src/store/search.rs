@@ -77,6 +77,9 @@ pub struct Query {
     pub tag: Option<String>,
     /// Free text matched against the call's notes.
     pub text: Option<String>,
+    /// Acoustic thresholds: longest dead air, total overtalk (calls with metrics only).
+    pub min_dead_air_ms: Option<i64>,
+    pub min_overtalk_ms: Option<i64>,
     pub sort: SortKey,
     pub ascending: bool,
     /// 0-based page.
@@ -163,6 +166,18 @@ fn where_clause(q: &Query, scope: &Scope) -> (String, Vec<Value>) {
             vec![v],
         );
     }
+    if let Some(v) = q.min_dead_air_ms {
+        push(
+            "id IN (SELECT call_id FROM call_metrics WHERE dead_air_longest_ms >= ?)",
+            vec![v.into()],
+        );
+    }
+    if let Some(v) = q.min_overtalk_ms {
+        push(
+            "id IN (SELECT call_id FROM call_metrics WHERE overtalk_total_ms >= ?)",
+            vec![v.into()],
+        );
+    }
     if let Some(t) = &q.text {
         push(
             "id IN (SELECT call_id FROM notes WHERE deleted_at_utc IS NULL AND text LIKE ? ESCAPE '\\')",
@@ -207,6 +222,45 @@ pub fn search(conn: &Connection, q: &Query, scope: &Scope) -> Result<Results, St
         per_page: q.per_page,
         calls,
     })
+}
+
+/// A sampling candidate: the fields the draw needs.
+#[derive(Debug, Clone)]
+pub struct CandidateRow {
+    pub call_id: i64,
+    pub agent: String,
+    pub started_at_utc: String,
+    pub duration_ms: i64,
+}
+
+/// Every finished call with an agent that matches `q` (sampling plans), up to `limit`.
+pub fn candidates(
+    conn: &Connection,
+    q: &Query,
+    limit: u32,
+) -> Result<Vec<CandidateRow>, StoreError> {
+    let (wh, mut args) = where_clause(q, &Scope::All);
+    let extra = "status != 'recording' AND agent IS NOT NULL";
+    let wh = if wh.is_empty() {
+        format!("WHERE {extra}")
+    } else {
+        format!("{wh} AND {extra}")
+    };
+    args.push(i64::from(limit).into());
+    let mut st = conn.prepare(&format!(
+        "SELECT id, agent, started_at_utc, duration_ms FROM calls {wh} ORDER BY id LIMIT ?"
+    ))?;
+    let rows = st
+        .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+            Ok(CandidateRow {
+                call_id: r.get(0)?,
+                agent: r.get(1)?,
+                started_at_utc: r.get(2)?,
+                duration_ms: r.get(3)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
 }
 
 /// Whether a user with this scope may see this call (call page, audio, notes).

@@ -5,6 +5,7 @@
 
 use super::webbox::{Session, WebBox, PASSWORD};
 use callrec::serve::routes::rules;
+use std::collections::HashMap;
 use std::process::Command;
 use std::time::Duration;
 
@@ -52,6 +53,8 @@ struct Ids {
     ev_res: i64,
     dispute: i64,
     first_q: String,
+    plan: i64,
+    assignment: i64,
 }
 
 fn cases(ids: &Ids, role: &str) -> Vec<Case> {
@@ -397,6 +400,49 @@ fn cases(ids: &Ids, role: &str) -> Vec<Case> {
             [401, 200, 403, 403, 403, 403, 400],
         ),
         c(
+            "GET",
+            "/api/plans",
+            "/api/plans".into(),
+            "",
+            String::new(),
+            [401, 200, 200, 403, 403, 403, 200],
+        ),
+        c(
+            "POST",
+            "/api/plans",
+            "/api/plans".into(),
+            json,
+            format!(
+                r#"{{"name":"plan-{role}","filters":{{"agent":"alice"}},"quota_per_agent":1,"reviewers":["qa1"],"scorecard":"complaint"}}"#
+            ),
+            [401, 201, 403, 403, 403, 403, 201],
+        ),
+        c(
+            "POST",
+            "/api/plans/{id}/draw",
+            format!("/api/plans/{}/draw", ids.plan),
+            json,
+            "{}".into(),
+            [401, 200, 403, 403, 403, 403, 200],
+        ),
+        c(
+            "GET",
+            "/api/assignments",
+            "/api/assignments".into(),
+            "",
+            String::new(),
+            [401, 200, 200, 403, 403, 403, 200],
+        ),
+        // The supervisor (a lead) swaps it first; afterwards it is no longer open.
+        c(
+            "POST",
+            "/api/assignments/{id}/swap",
+            format!("/api/assignments/{}/swap", ids.assignment),
+            json,
+            r#"{"reason":"wrong number, customer hung up"}"#.into(),
+            [401, 200, 404, 403, 403, 403, 404],
+        ),
+        c(
             "POST",
             "/api/control/seats/{seat}/{action}",
             "/api/control/seats/seat02/login".into(),
@@ -492,6 +538,16 @@ fn every_route_with_every_role() {
     );
     assert_eq!(r.status, 201, "{}", r.body_text());
     let dispute = r.json()["disputes"][0]["id"].as_i64().unwrap();
+    let mut lead = wb.login("supervisor1", PASSWORD);
+    let r = lead.post_json(
+        "/api/plans",
+        r#"{"name":"setup","filters":{},"quota_per_agent":1,"reviewers":["qa1"],"scorecard":"complaint"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.body_text());
+    let plan = r.json()["id"].as_i64().unwrap();
+    let r = lead.post_json(&format!("/api/plans/{plan}/draw"), "{}");
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    let assignment = r.json()["assignments"][0]["id"].as_i64().unwrap();
     let ids = Ids {
         call,
         note,
@@ -500,6 +556,8 @@ fn every_route_with_every_role() {
         ev_res,
         dispute,
         first_q,
+        plan,
+        assignment,
     };
 
     // Every rule has an expectation and every expectation a rule.
@@ -1107,4 +1165,133 @@ fn tls_by_default_with_a_generated_certificate() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600, "the private key must be 0600");
+}
+
+#[test]
+fn sampling_plans_draw_reproducibly_honour_filters_and_quotas() {
+    let wb = WebBox::start("");
+    wb.add_user("lead", "supervisor", &[]);
+    wb.add_user("qa1", "qa", &[]);
+    wb.add_user("qa2", "qa", &[]);
+    let mut calls: HashMap<&str, Vec<i64>> = HashMap::new();
+    for (agent, dir) in [
+        ("alice", "inbound"),
+        ("alice", "inbound"),
+        ("alice", "inbound"),
+        ("bob", "inbound"),
+        ("bob", "inbound"),
+        ("bob", "outbound"),
+        ("carol", "inbound"),
+    ] {
+        let id = wb.record_call("seat02", 0.5, &["--agent", agent, "--direction", dir]);
+        calls.entry(agent).or_default().push(id);
+    }
+    let mut lead = wb.login("lead", PASSWORD);
+    let r = lead.post_json(
+        "/api/plans",
+        r#"{"name":"weekly inbound","filters":{"direction":"inbound"},"quota_per_agent":2,"reviewers":["qa1","qa2"],"scorecard":"inbound-service"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.body_text());
+    let plan = r.json()["id"].as_i64().unwrap();
+    // A plan whose filters are not a valid search is refused with the reason.
+    let bad = lead.post_json(
+        "/api/plans",
+        r#"{"name":"bad","filters":{"min_duration_s":"long"},"reviewers":["qa1"],"scorecard":"complaint"}"#,
+    );
+    assert_eq!(bad.status, 400);
+
+    let draw = |lead: &mut Session, seed: u64| -> serde_json::Value {
+        let r = lead.post_json(
+            &format!("/api/plans/{plan}/draw"),
+            &format!(r#"{{"seed":{seed}}}"#),
+        );
+        assert_eq!(r.status, 200, "{}", r.body_text());
+        r.json()
+    };
+    let picked = |d: &serde_json::Value| -> Vec<i64> {
+        let mut v: Vec<i64> = d["assignments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["call_id"].as_i64().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    let d1 = draw(&mut lead, 7);
+    let d2 = draw(&mut lead, 7);
+    assert_eq!(picked(&d1), picked(&d2), "same seed, same sample");
+    assert_eq!(d1["candidates_sha256"], d2["candidates_sha256"]);
+    assert_eq!(d1["candidates"], 6, "the outbound call is not a candidate");
+    // Quotas: 2 of alice's 3, both of bob's inbound calls, carol's only one (listed as short).
+    let p = picked(&d1);
+    let count = |agent: &str| p.iter().filter(|id| calls[agent].contains(id)).count();
+    assert_eq!((count("alice"), count("bob"), count("carol")), (2, 2, 1));
+    assert!(
+        !p.contains(&calls["bob"][2]),
+        "filters honoured: no outbound call"
+    );
+    assert_eq!(d1["short"], serde_json::json!([["carol", 1, 2]]));
+    // Dealt evenly over the two reviewers.
+    let per_reviewer = |r: &str| {
+        d1["assignments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["reviewer"] == r)
+            .count()
+    };
+    assert_eq!(per_reviewer("qa1") + per_reviewer("qa2"), 5);
+    assert!(per_reviewer("qa1").abs_diff(per_reviewer("qa2")) <= 1);
+    // Different seeds eventually pick a different pair of alice's calls.
+    assert!(
+        (8..40).any(|s| picked(&draw(&mut lead, s)) != p),
+        "the seed must matter"
+    );
+
+    // Swap: a reason is required; the replacement is alice's call that was not picked.
+    let a = d1["assignments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["agent"] == "alice")
+        .unwrap()
+        .clone();
+    let mut reviewer = wb.login(a["reviewer"].as_str().unwrap(), PASSWORD);
+    let path = format!("/api/assignments/{}/swap", a["id"]);
+    for reason in [r#"{"reason":""}"#, r#"{"reason":"   short  "}"#, "{}"] {
+        let r = reviewer.post_json(&path, reason);
+        assert_eq!(r.status, 400, "{reason}: {}", r.body_text());
+    }
+    let r = reviewer.post_json(&path, r#"{"reason":"wrong number: a fax machine"}"#);
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    let replacement = r.json()["call_id"].as_i64().unwrap();
+    let alice_in_d1: Vec<i64> = p
+        .iter()
+        .copied()
+        .filter(|id| calls["alice"].contains(id))
+        .collect();
+    assert!(calls["alice"].contains(&replacement) && !alice_in_d1.contains(&replacement));
+    let queue = reviewer.get("/api/assignments").json();
+    assert!(queue
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|q| q["status"] == "swapped"
+            && q["swap_reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("wrong number")));
+    let audited = sqlite(
+        &wb.db(),
+        "SELECT count(*) FROM audit WHERE action = 'plan.draw' AND detail LIKE '%\"seed\":7,%'",
+    );
+    assert_eq!(audited, "2", "each draw is audited with its seed");
+    assert_eq!(
+        sqlite(
+            &wb.db(),
+            "SELECT count(*) FROM audit WHERE action = 'assignment.swap'"
+        ),
+        "1"
+    );
 }
