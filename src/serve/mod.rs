@@ -14,6 +14,7 @@ pub mod html;
 pub mod metrics;
 pub mod pages;
 pub mod qa_api;
+pub mod reports;
 pub mod routes;
 pub mod stream;
 pub mod tls;

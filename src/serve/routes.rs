@@ -5,7 +5,7 @@
 //! role × route test in `tests/it/web.rs` walks [`rules`] with every role and fails on a route it
 //! has no expectation for.
 
-use super::{api, auth, pages, qa_api, stream, St};
+use super::{api, auth, pages, qa_api, reports, stream, St};
 use crate::store::users::Role;
 use axum::handler::Handler;
 use axum::http::Method;
@@ -181,6 +181,12 @@ fn build() -> Builder {
         "/api/assignments/{id}/swap",
         Roles(REVIEWERS),
         qa_api::swap_assignment,
+    )
+    .get("/api/reports/agents", Roles(REVIEWERS), reports::agents)
+    .get(
+        "/api/reports/questions",
+        Roles(REVIEWERS),
+        reports::questions,
     )
     .post("/api/control/seats/{seat}/{action}", Control, api::control)
     .get("/metrics", Metrics, api::metrics)

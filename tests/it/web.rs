@@ -443,6 +443,22 @@ fn cases(ids: &Ids, role: &str) -> Vec<Case> {
             [401, 200, 404, 403, 403, 403, 404],
         ),
         c(
+            "GET",
+            "/api/reports/agents",
+            "/api/reports/agents".into(),
+            "",
+            String::new(),
+            [401, 200, 200, 403, 403, 403, 200],
+        ),
+        c(
+            "GET",
+            "/api/reports/questions",
+            "/api/reports/questions?format=csv".into(),
+            "",
+            String::new(),
+            [401, 200, 200, 403, 403, 403, 200],
+        ),
+        c(
             "POST",
             "/api/control/seats/{seat}/{action}",
             "/api/control/seats/seat02/login".into(),
@@ -538,6 +554,41 @@ fn every_route_with_every_role() {
     );
     assert_eq!(r.status, 201, "{}", r.body_text());
     let dispute = r.json()["disputes"][0]["id"].as_i64().unwrap();
+    // The reports reflect the three evaluations and the open dispute.
+    let rep = writer.get("/api/reports/agents").json();
+    let alice_row = rep
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["agent"] == "alice")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            alice_row["evaluations"].as_i64(),
+            alice_row["mean_percent"].as_f64(),
+            alice_row["pass_rate"].as_f64(),
+            alice_row["disputes"].as_i64()
+        ),
+        (Some(3), Some(100.0), Some(100.0), Some(1)),
+        "{rep}"
+    );
+    let csv = writer.get("/api/reports/agents?format=csv").body_text();
+    assert!(
+        csv.starts_with("agent,calls,evaluations,mean_percent")
+            && csv.contains("\nalice,1,3,100.0,100.0,1,0\n"),
+        "{csv}"
+    );
+    let qrep = writer.get("/api/reports/questions").json();
+    assert!(
+        qrep.as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["question"] == first_q.as_str() && r["answered"] == 3 && r["failed"] == 0),
+        "{qrep}"
+    );
+    assert_eq!(writer.get("/api/reports/agents?from=someday").status, 400);
+
     let mut lead = wb.login("supervisor1", PASSWORD);
     let r = lead.post_json(
         "/api/plans",
