@@ -177,6 +177,21 @@ impl Browser {
         );
     }
 
+    /// Waits for a SEVERE console entry containing `needle` (an error the test caused on
+    /// purpose, such as a 400 reply) and drops it, so `assert_no_console_errors` still catches
+    /// every other one.
+    fn expect_console_error(&self, needle: &str) {
+        let is_it = |e: &Value| {
+            e["level"] == "SEVERE" && e["message"].as_str().is_some_and(|m| m.contains(needle))
+        };
+        self.wait(&format!("a console error containing `{needle}`"), || {
+            self.read_console();
+            let found = self.console.borrow().iter().any(is_it);
+            found.then_some(()).ok_or_else(|| "not yet".to_owned())
+        });
+        self.console.borrow_mut().retain(|e| !is_it(e));
+    }
+
     fn goto(&self, url: &str) {
         self.cmd("POST", "/url", json!({ "url": url }));
     }
@@ -670,6 +685,416 @@ fn reviewer_replays_a_call_in_chromium() {
         "browser test: call {call_id} of {dur_s:.2} s (audio.duration {media_dur:.3} s), \
          heard {ranges:?}, {} console entries, screenshot {}; took {:.1} s",
         b.console.borrow().len(),
+        shot.display(),
+        t_start.elapsed().as_secs_f64()
+    );
+}
+
+/// Logs `user` in through the login form the browser is sent to when opening `page`, and waits
+/// until it is back on `page`.
+fn browser_login(b: &Browser, wb: &WebBox, user: &str, page: &str) {
+    b.goto(&wb.url(page));
+    b.wait("the redirect to /login", || {
+        let u = b.url();
+        u.starts_with(&wb.url("/login")).then_some(()).ok_or(u)
+    });
+    b.type_into("input[name=username]", user);
+    b.type_into("input[name=password]", PASSWORD);
+    b.click("main.login button[type=submit]");
+    b.wait(&format!("{page} after logging in as {user}"), || {
+        let u = b.url();
+        (u == wb.url(page)).then_some(()).ok_or(u)
+    });
+}
+
+/// The header's log-out form button; waits for the login page.
+fn browser_logout(b: &Browser, wb: &WebBox) {
+    b.read_console();
+    b.click("header.top form.logout button");
+    b.wait("the login page after logging out", || {
+        let u = b.url();
+        u.starts_with(&wb.url("/login")).then_some(()).ok_or(u)
+    });
+}
+
+/// Waits for evaluate.js (and, with `player`, player.js) to finish loading on a call page.
+fn wait_eval_ready(b: &Browser, player: bool) {
+    b.wait_js(
+        "the evaluations to load",
+        "document.body.dataset.evalReady === '1'",
+    );
+    let err = b.js("return document.body.dataset.evalError || null;");
+    assert!(
+        err.is_null(),
+        "evaluate.js failed to load: {err}\n{}",
+        b.context()
+    );
+    if player {
+        b.wait_js(
+            "the player to be ready",
+            "document.body.dataset.playerReady === '1' || document.body.dataset.playerError",
+        );
+        let err = b.js("return document.body.dataset.playerError || null;");
+        assert!(err.is_null(), "the player failed: {err}\n{}", b.context());
+    }
+}
+
+/// Expands evaluation `ev` in the list (a click on its summary) unless it is open already.
+fn open_evaluation(b: &Browser, ev: i64) {
+    let sel = format!("#eval-list li[data-eval-id=\"{ev}\"] > details");
+    b.find(&sel);
+    let open = b.js(&format!("return document.querySelector('{sel}').open;"));
+    if open != true {
+        b.click(&format!("{sel} > summary"));
+    }
+    b.wait_js(
+        &format!("evaluation {ev} to be expanded"),
+        &format!("document.querySelector('{sel}').open"),
+    );
+}
+
+/// The evaluation as the API gives it to `api`.
+fn evaluation_json(api: &mut Session, ev: i64) -> Value {
+    let r = api.get(&format!("/api/evaluations/{ev}"));
+    assert_eq!(
+        r.status,
+        200,
+        "GET /api/evaluations/{ev}: {}",
+        r.body_text()
+    );
+    r.json()
+}
+
+/// Polls the API until evaluation `ev` has `status`; returns it.
+fn wait_status(api: &mut Session, ev: i64, status: &str) -> Value {
+    let t0 = Instant::now();
+    loop {
+        let e = evaluation_json(api, ev);
+        if e["status"] == status {
+            return e;
+        }
+        assert!(
+            t0.elapsed() < WAIT,
+            "evaluation {ev} should become {status}: {e:#}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The answer that gives `q` (a scorecard question as JSON) full marks.
+fn full_marks(q: &Value) -> Value {
+    match q["kind"].as_str() {
+        Some("yes_no") => json!("yes"),
+        Some("scale") => json!(5),
+        Some("points") => q["max_points"].clone(),
+        other => panic!("unknown question kind {other:?}: {q}"),
+    }
+}
+
+#[test]
+fn reviewer_scores_agent_disputes_in_chromium() {
+    let t_start = Instant::now();
+    let wb = WebBox::start("");
+    let _keep = KeepServerLog(wb.log.clone());
+    wb.add_user("rita", "qa", &[]);
+    wb.add_user("alice", "agent", &["--agent-id", "alice"]);
+
+    // alice's call (~6 s) is the one to score; bob's (another agent) must stay out of her
+    // reach. Chromium starts meanwhile.
+    let (call_id, bob_call, b) = std::thread::scope(|s| {
+        let alice = s.spawn(|| wb.record_call("seat01", 6.0, &["--agent", "alice"]));
+        let bob = wb.record_call("seat02", 1.0, &["--agent", "bob"]);
+        let b = Browser::start();
+        (alice.join().expect("recording alice's call"), bob, b)
+    });
+    let mut rita = wb.login("rita", PASSWORD);
+    let t0 = Instant::now();
+    while call_json(&mut rita, call_id)["status"] != "complete"
+        || call_json(&mut rita, bob_call)["status"] != "complete"
+    {
+        assert!(t0.elapsed() < WAIT, "the calls did not complete");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // 1. Through the API: rita scores bob's call; alice cannot read that evaluation (not her
+    // call: 404 as for a call that does not exist) nor save a scorecard (403).
+    let r = rita.get("/api/scorecards/complaint");
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    let card = r.json()["card"].clone();
+    let questions: Vec<Value> = card["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["questions"].as_array().unwrap().clone())
+        .collect();
+    assert!(questions.len() >= 5, "the complaint card: {card}");
+    let best: Vec<Value> = questions
+        .iter()
+        .map(|q| json!({"q": q["id"], "value": full_marks(q)}))
+        .collect();
+    let r = rita.post_json(
+        &format!("/api/calls/{bob_call}/evaluations"),
+        r#"{"scorecard":"complaint"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.body_text());
+    let bob_ev = r.json()["id"].as_i64().unwrap();
+    let r = rita.post_json(
+        &format!("/api/evaluations/{bob_ev}/answers"),
+        &json!({ "answers": best }).to_string(),
+    );
+    assert_eq!(r.status, 204, "{}", r.body_text());
+    let r = rita.post_json(&format!("/api/evaluations/{bob_ev}/submit"), "");
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    assert_eq!(r.json()["score"]["percent"], 100.0);
+    let mut alice = wb.login("alice", PASSWORD);
+    let r = alice.get(&format!("/api/evaluations/{bob_ev}"));
+    assert_eq!(
+        r.status,
+        404,
+        "alice must not read bob's evaluation: {}",
+        r.body_text()
+    );
+    let r = alice.get(&format!("/api/calls/{bob_call}/evaluations"));
+    assert_eq!(r.status, 404, "{}", r.body_text());
+    let r = alice.post_json("/api/scorecards", &card.to_string());
+    assert_eq!(
+        r.status,
+        403,
+        "an agent must not save scorecards: {}",
+        r.body_text()
+    );
+
+    // 2. rita opens alice's call in Chromium and starts a "complaint" evaluation.
+    let page = format!("/calls/{call_id}");
+    browser_login(&b, &wb, "rita", &page);
+    wait_eval_ready(&b, true);
+    b.find("#eval-card option[value=complaint]");
+    b.click("#eval-card option[value=complaint]");
+    assert_eq!(
+        b.js("return document.getElementById('eval-card').value;"),
+        "complaint"
+    );
+    b.click("#eval-new");
+    b.find("#eval-form");
+    let ev = b
+        .js("return Number(document.getElementById('eval-form').dataset.evalId);")
+        .as_i64()
+        .unwrap_or_else(|| panic!("no evaluation id on #eval-form\n{}", b.context()));
+
+    // 3. Submitting the empty form: the server's 400 is shown and names every question, and
+    // each is marked.
+    b.click("#eval-submit");
+    let err = b.wait_js(
+        "the error after submitting an empty form",
+        "(document.getElementById('eval-form-msg') || {}).className === 'eval-form-msg error'
+         && document.getElementById('eval-form-msg').textContent",
+    );
+    let marked = b.js(
+        "return Array.from(document.querySelectorAll('#eval-form .eval-q.eval-invalid')).map(e => e.dataset.q);",
+    );
+    let ids: Vec<Value> = questions.iter().map(|q| q["id"].clone()).collect();
+    assert_eq!(marked, json!(ids), "marked questions after: {err}");
+    assert!(
+        err.as_str().unwrap_or_default().contains("400"),
+        "the message should carry the server's reply: {err}"
+    );
+    b.expect_console_error(&format!("/api/evaluations/{ev}/submit"));
+
+    // 4. Full marks everywhere except "ownership" (yes/no, not critical): "no", heard at 2 s.
+    let missed = "ownership";
+    for q in &questions {
+        let id = q["id"].as_str().unwrap();
+        let v = if id == missed {
+            json!("no")
+        } else {
+            full_marks(q)
+        };
+        let v = v
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| v.to_string());
+        b.click(&format!("#eval-form input[name=\"q:{id}\"][value=\"{v}\"]"));
+    }
+    let marked = b.js("return document.querySelectorAll('#eval-form .eval-invalid').length;");
+    assert_eq!(marked, 0, "answering clears the marks");
+    b.wait_js("the audio metadata", "callrecPlayer.audio.readyState >= 1");
+    let at = num(&b.js_async(
+        "const done = arguments[0], a = callrecPlayer.audio;
+         callrecPlayer.seek(2.0);
+         if (!a.seeking) done(a.currentTime);
+         else a.addEventListener('seeked', () => done(a.currentTime), {once: true});",
+    ));
+    assert!(
+        (at - 2.0).abs() <= 0.1,
+        "seek(2.0) left currentTime at {at}"
+    );
+    b.click(&format!("[data-now=\"{missed}\"]"));
+    let shown_at = b.js(&format!(
+        "const a = document.querySelector('a[data-at=\"{missed}\"]'); return a.hidden ? null : a.textContent;"
+    ));
+    assert_eq!(shown_at, "0:02", "the moment link\n{}", b.context());
+    b.type_into(
+        &format!("input[name=\"comment:{missed}\"]"),
+        "said the billing team should sort it out",
+    );
+
+    // 5. Save the draft and reload the page: the draft is resumed with every answer, the
+    // moment and the comment.
+    b.click("#eval-save");
+    b.wait_js(
+        "the draft-saved message",
+        "(document.getElementById('eval-form-msg') || {}).className === 'eval-form-msg flash'",
+    );
+    b.read_console();
+    b.goto(&wb.url(&page));
+    wait_eval_ready(&b, true);
+    let resumed = b.js(&format!(
+        "const f = document.getElementById('eval-form');
+         return f && {{ev: Number(f.dataset.evalId),
+                 missed: f.elements.namedItem('q:{missed}').value,
+                 checked: f.querySelectorAll('input[type=radio]:checked').length,
+                 at: document.querySelector('a[data-at=\"{missed}\"]').textContent,
+                 comment: f.elements.namedItem('comment:{missed}').value}};"
+    ));
+    assert_eq!(
+        resumed,
+        json!({"ev": ev, "missed": "no", "checked": questions.len(), "at": "0:02",
+               "comment": "said the billing team should sort it out"}),
+        "the resumed draft\n{}",
+        b.context()
+    );
+    let preview =
+        num(&b.js("return Number(document.getElementById('eval-preview').dataset.percent);"));
+    b.js("document.getElementById('eval-form').scrollIntoView({block: 'start'});");
+    let png = b.screenshot_png();
+    let shot = artifacts().join("evaluation.png");
+    std::fs::write(&shot, &png).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10 * 1024,
+        "the screenshot should be a PNG over 10 KB, got {} bytes: {}",
+        png.len(),
+        shot.display()
+    );
+
+    // 6. Submit: the list shows the server's score, below 100 %, and the preview agreed.
+    b.click("#eval-submit");
+    let li = format!("#eval-list li[data-eval-id=\"{ev}\"]");
+    b.wait_js(
+        "the submitted evaluation in the list",
+        &format!(
+            "!document.getElementById('eval-form') && document.querySelector('{li}[data-status=submitted] .eval-score[data-percent]')"
+        ),
+    );
+    let shown = b.js(&format!(
+        "const s = document.querySelector('{li} .eval-score'); return [Number(s.dataset.percent), s.textContent];"
+    ));
+    let server = wait_status(&mut rita, ev, "submitted");
+    let percent = num(&server["score"]["percent"]);
+    assert!(percent < 100.0, "one answer was no: {server:#}");
+    assert_eq!(
+        shown,
+        json!([percent, format!("{percent:.1} %")]),
+        "the list must show the server's score\n{}",
+        b.context()
+    );
+    assert!(
+        (preview - percent).abs() < 1e-9,
+        "the preview said {preview}, the server {percent}"
+    );
+    let answer = server["answers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["q"] == missed)
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(answer["value"], "no", "{server:#}");
+    assert!(
+        (num(&answer["at_ms"]) - 2000.0).abs() <= 300.0,
+        "the moment heard should be about 2000 ms: {answer}"
+    );
+    b.assert_no_console_errors("while rita scored the call");
+
+    // 7. alice sees it with its score and disputes the "no".
+    browser_logout(&b, &wb);
+    browser_login(&b, &wb, "alice", &page);
+    wait_eval_ready(&b, false);
+    let text = b.js(&format!(
+        "return document.querySelector('{li} .eval-score').textContent;"
+    ));
+    assert_eq!(text, format!("{percent:.1} %"), "{}", b.context());
+    open_evaluation(&b, ev);
+    b.click(&format!("{li} [data-dispute=\"{missed}\"]"));
+    b.type_into(
+        &format!("{li} [data-dispute-reason=\"{missed}\"]"),
+        "At 0:02 I said I would follow it up myself",
+    );
+    b.click(&format!("{li} [data-dispute-send=\"{missed}\"]"));
+    let disputed = wait_status(&mut rita, ev, "disputed");
+    let dispute_id = disputed["disputes"][0]["id"].as_i64().unwrap();
+    assert_eq!(disputed["disputes"][0]["q"], missed);
+    b.wait_js(
+        "the dispute in alice's list",
+        &format!("document.querySelector('{li}[data-status=disputed] [data-dispute-id=\"{dispute_id}\"]')"),
+    );
+
+    // 8. rita accepts the dispute: full marks for the question, 100 %.
+    browser_logout(&b, &wb);
+    browser_login(&b, &wb, "rita", &page);
+    wait_eval_ready(&b, false);
+    open_evaluation(&b, ev);
+    b.type_into(
+        &format!("[data-resolve-note=\"{dispute_id}\"]"),
+        "right, missed that",
+    );
+    b.click(&format!(
+        "[data-resolve=\"{dispute_id}\"][data-decision=\"accepted\"]"
+    ));
+    let resolved = wait_status(&mut rita, ev, "resolved");
+    assert_eq!(resolved["score"]["percent"], 100.0, "{resolved:#}");
+    assert_eq!(resolved["disputes"][0]["decision"], "accepted");
+    assert_eq!(
+        resolved["disputes"][0]["decision_note"],
+        "right, missed that"
+    );
+    b.wait_js(
+        "100 % in rita's list",
+        &format!("document.querySelector('{li}[data-status=resolved] .eval-score[data-percent=\"100\"]')"),
+    );
+
+    // 9. alice acknowledges.
+    browser_logout(&b, &wb);
+    browser_login(&b, &wb, "alice", &page);
+    wait_eval_ready(&b, false);
+    open_evaluation(&b, ev);
+    b.click(&format!("{li} [data-ack]"));
+    wait_status(&mut alice, ev, "acknowledged");
+    b.wait_js(
+        "acknowledged in alice's list",
+        &format!("document.querySelector('{li}[data-status=acknowledged]')"),
+    );
+    b.assert_no_console_errors("on any page");
+
+    // 10. The audit log has every step of this call's evaluation.
+    let rows = audit_rows(&wb, call_id);
+    for (actor, action) in [
+        ("rita", "evaluation.create"),
+        ("rita", "evaluation.answers"),
+        ("rita", "evaluation.submit"),
+        ("alice", "evaluation.dispute"),
+        ("rita", "evaluation.resolve"),
+        ("alice", "evaluation.acknowledge"),
+    ] {
+        assert!(
+            rows.iter()
+                .any(|r| r["actor"] == actor && r["action"] == action),
+            "the audit log of call {call_id} should have {action} by {actor}: {rows:#?}"
+        );
+    }
+
+    eprintln!(
+        "evaluation test: evaluation {ev} of call {call_id} scored {percent:.2} % then 100 % after the dispute; \
+         screenshot {}; took {:.1} s",
         shot.display(),
         t_start.elapsed().as_secs_f64()
     );

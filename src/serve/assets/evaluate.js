@@ -764,7 +764,7 @@
     node.append(
       el('h3', { text: `${card.name} v${card.version} — draft #${ev.id}${ev.agent ? ` for ${ev.agent}` : ''}` }),
       card.description ? el('p', { class: 'eval-hint', text: card.description }) : null,
-      el('p', { class: 'eval-hint', text: `Pass mark ${card.pass_mark_percent} %. Use “⏱ now” to note the moment you heard what an answer is about.` })
+      el('p', { class: 'eval-hint', text: `Pass mark ${card.pass_mark_percent} %. Use “Mark now” to note the moment you heard what an answer is about.` })
     );
     for (const s of card.sections) {
       const fs = el('fieldset', { dataset: { section: s.id } },
@@ -795,7 +795,16 @@
     if (ev.comment) node.querySelector('#eval-comment').value = ev.comment;
 
     node.addEventListener('submit', (e) => e.preventDefault()); // Enter in a field must not submit
-    node.addEventListener('change', () => updatePreview(state));
+    node.addEventListener('change', (e) => {
+      // Answering a question the server complained about takes its mark away.
+      const b = e.target.closest('.eval-q.eval-invalid');
+      if (b && e.target.name && e.target.name.startsWith('q:')) {
+        b.classList.remove('eval-invalid');
+        const g = b.querySelector('[aria-invalid]');
+        if (g) g.removeAttribute('aria-invalid');
+      }
+      updatePreview(state);
+    });
     node.addEventListener('input', () => updatePreview(state));
     node.addEventListener('click', (e) => {
       const b = e.target.closest('button');
@@ -830,7 +839,7 @@
     }
     const row = el('div', { class: 'eval-qrow' }, control,
       el('span', { class: 'eval-moment' },
-        el('button', { type: 'button', class: 'eval-now', dataset: { now: q.id }, title: 'Store the player’s current moment with this answer', text: '⏱ now' }),
+        el('button', { type: 'button', class: 'eval-now', dataset: { now: q.id }, title: 'Store the player’s current moment with this answer', text: 'Mark now' }),
         ' ',
         el('a', { class: 'eval-at', href: '#t=0', hidden: true, dataset: { at: q.id, atMs: 0 } }),
         el('button', { type: 'button', class: 'eval-at-clear', hidden: true, dataset: { atClear: q.id }, 'aria-label': 'Forget the moment', text: '×' })),
