@@ -11,12 +11,17 @@
 #     c  duration > 10 min     min_duration_s=M               (M random in 600..900)
 #     d  no filter             (first page of everything; the same request every time)
 #     e  agent + campaign      agent=aK&campaign=campNN       (20 campaigns)
+#   and, only when named in FILTERS (not part of the goal table by default):
+#     f  status                status=complete                (every call matches)
+#     g  duration > 30 min     min_duration_s=M               (M random in 1800..3600: rare)
 #   Each request is what the UI sends: first page, 50 calls, newest first. The server's cost per
 #   request includes the session lookup, the capped count (LIMIT 10001), the page query, tags and
 #   intervals of the 50 rows, JSON, and the `search` audit row (a write + fsync).
 #   Per filter it reports HTTP p50/p95/max and the same queries run directly with the sqlite3 CLI
 #   (`.timer on`: count query + page query per request, literal values, 1 ms resolution), so SQL
 #   time and HTTP/server overhead can be told apart, plus EXPLAIN QUERY PLAN of both statements.
+#   Caveat: the CLI is Debian's SQLite (3.40, no STAT4) while the server links its own (bundled,
+#   newer) and binds parameters, so a plan can differ (e.g. filter f); the HTTP figure is the truth.
 #   Goal (RESULTS.md): HTTP p95 < 25 ms for every filter.
 #
 #   Before timing, WARM (default 20) other requests per filter are sent and their JSON is checked:
@@ -49,9 +54,10 @@
 #   REQUESTS   timed requests per filter (default 200)
 #   WARM       untimed, checked requests per filter before timing (default 20)
 #   SEED       seed of bash's RANDOM for the request values (default 42)
+#   FILTERS    which filters to run (default "a b c d e"; f and g are extra)
 #   ANALYZE    1 (default) keep the statistics of the cached DB; 0 drop sqlite_stat1 in the copy
 #   EXTRA_SQL  SQL run on the copy before the server starts, to try an index without a migration,
-#              e.g. EXTRA_SQL='CREATE INDEX calls_number_started ON calls (remote_number, started_at_utc); ANALYZE calls;'
+#              e.g. EXTRA_SQL='DROP INDEX calls_number; CREATE INDEX calls_number ON calls (remote_number, started_at_utc); ANALYZE calls;'
 #   PORT       loopback port for callrec serve (default: a free one)
 #   TMPROOT    where the temporary store is made (default /tmp); removed afterwards
 #   KEEP=1     keep it (config, server log, responses, SQL scripts; path printed)
@@ -68,6 +74,7 @@ WARM=${WARM:-20}
 SEED=${SEED:-42}
 ANALYZE=${ANALYZE:-1}
 EXTRA_SQL=${EXTRA_SQL:-}
+read -r -a FILTERS <<<"${FILTERS:-a b c d e}"
 PORT=${PORT:-}
 TMPROOT=${TMPROOT:-/tmp}
 KEEP=${KEEP:-0}
@@ -97,6 +104,7 @@ fi
 tmp=$(mktemp -d "$TMPROOT/callrec-search1m.XXXXXX")
 pid=""
 cleanup() {
+    [[ -z ${watch_pid:-} ]] || kill "$watch_pid" 2>/dev/null || true
     if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
         kill -TERM "$pid" 2>/dev/null || true
         for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -105,6 +113,21 @@ cleanup() {
     if [[ $KEEP == 1 ]]; then log "kept $tmp"; else rm -rf "$tmp"; fi
 }
 trap cleanup EXIT
+
+# Seconds during which a compiler (rustc) ran, sampled once a second while a measurement runs:
+# another build on the 2 cores skews every figure, so the report says when one was seen.
+watch_pid=""
+watch_start() { # file
+    ( while :; do pgrep -x rustc >/dev/null && echo busy; sleep 1; done ) >"$1" 2>/dev/null &
+    watch_pid=$!
+}
+watch_stop() { # file -> sets busy_s to the number of busy seconds
+    if [[ -n $watch_pid ]]; then
+        { kill "$watch_pid" && wait "$watch_pid"; } 2>/dev/null || true
+    fi
+    watch_pid=""
+    busy_s=$(wc -l <"$1")
+}
 trap 'exit 130' INT TERM
 
 # The binary may be rebuilt by someone else during the run; use a private copy.
@@ -191,6 +214,9 @@ read -r rows end_utc long_pct < <(sqlite3 -separator ' ' "$DB" \
     "SELECT count(*), max(started_at_utc), round(100.0 * sum(duration_ms > 600000) / count(*), 1) FROM calls")
 db_mb=$(( $(stat -c %s "$DB") / 1048576 ))
 log "index: $rows calls, newest $end_utc, $long_pct % over 10 min, $db_mb MB, sqlite_stat1 present: $stats"
+# Write the copy out now: otherwise the kernel flushes ~500 MB of dirty pages ~30 s later, in the
+# middle of the timed requests, and the server's fsyncs (audit rows) stall behind it.
+sync "$DB"
 cat "$DB" >/dev/null # into the page cache, as on a box that has been serving for a while
 
 if [[ -z $PORT ]]; then
@@ -225,10 +251,10 @@ RANDOM=$SEED
 end_day=${end_utc:0:10}
 from_day=$(date -u -d "$end_day - 7 days" +%F)
 until_bound="$(date -u -d "$end_day + 1 day" +%F)T00:00:00.000Z" # a bare `to` date includes that day
-FILTERS=(a b c d e)
 declare -A NAME=(
     [a]="agent + last 7 days" [b]="number prefix" [c]="duration > 10 min"
-    [d]="no filter" [e]="agent + campaign")
+    [d]="no filter" [e]="agent + campaign" [f]="status" [g]="duration > 30 min")
+for f in "${FILTERS[@]}"; do [[ -n ${NAME[$f]:-} ]] || die "unknown filter '$f' in FILTERS (a..g)"; done
 # One line per request: query string US SQL WHERE clause US JSON checks for the validator, US being
 # the ASCII unit separator (not whitespace, so an empty field survives `read`).
 US=$'\x1f'
@@ -254,6 +280,13 @@ make_requests() { # filter count out
             ;;
         d)
             printf '\037\037{}\n' >>"$out"
+            ;;
+        f)
+            printf 'status=complete\037WHERE status = '\''complete'\''\037{"status":"complete"}\n' >>"$out"
+            ;;
+        g)
+            m=$((1800 + RANDOM % 1801))
+            printf 'min_duration_s=%d\037WHERE duration_ms >= %d\037{"min_ms":%d}\n' "$m" $((m * 1000)) $((m * 1000)) >>"$out"
             ;;
         e)
             k=$((1 + RANDOM % 500))
@@ -304,10 +337,11 @@ for f in filters:
             if "since" in want and not want["since"] <= c["started_at_utc"] < want["until"]: fail(f"call {c['id']}: started {c['started_at_utc']}")
             if "prefix" in want and not c["remote_number"].startswith(want["prefix"]): fail(f"call {c['id']}: number {c['remote_number']}")
             if "min_ms" in want and c["duration_ms"] < want["min_ms"]: fail(f"call {c['id']}: duration {c['duration_ms']}")
+            if "status" in want and c["status"] != want["status"]: fail(f"call {c['id']}: status {c['status']}")
 sys.exit(1 if bad else 0)
 EOF
 
-builds_before=$(pgrep -cx rustc || true)
+watch_start "$tmp/busy_http.txt"
 
 # --- Timed HTTP run: sequential, one request at a time --------------------------------------------
 for f in "${FILTERS[@]}"; do
@@ -323,7 +357,7 @@ for f in "${FILTERS[@]}"; do
     log "filter $f (${NAME[$f]}): $REQUESTS requests done"
 done
 
-builds_after=$(pgrep -cx rustc || true)
+watch_stop "$tmp/busy_http.txt"
 kill -TERM "$pid"
 wait "$pid" || true
 pid=""
@@ -363,7 +397,7 @@ python3 - "$tmp" "$GOAL_MS" "$REQUESTS" "${FILTERS[@]}" <<'EOF'
 import json, math, statistics, sys
 tmp, goal, n, filters = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
 names = {"a": "agent + last 7 days", "b": "number prefix", "c": "duration > 10 min",
-         "d": "no filter", "e": "agent + campaign"}
+         "d": "no filter", "e": "agent + campaign", "f": "status", "g": "duration > 30 min"}
 def pct(xs, p):
     xs = sorted(xs)
     return xs[max(0, math.ceil(p / 100 * len(xs)) - 1)]
@@ -403,10 +437,10 @@ for f in "${FILTERS[@]}"; do
     sed 's/^/    /' "$tmp/plan_$f.txt"
 done
 echo
-if [[ ${builds_before:-0} -gt 0 || ${builds_after:-0} -gt 0 ]]; then
-    echo "NOTE: rustc processes were running during the measurement (before: $builds_before, after: $builds_after)."
+if [[ $busy_s -gt 0 ]]; then
+    echo "NOTE: another build (rustc) ran during $busy_s s of the timed HTTP requests; rerun on a quiet machine."
 else
-    echo "No rustc process was running before or after the HTTP measurement."
+    echo "No rustc process ran during the timed HTTP requests (sampled every second)."
 fi
 if [[ -n $log_issues ]]; then
     echo "Server log ERROR lines:"

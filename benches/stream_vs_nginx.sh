@@ -11,13 +11,16 @@
 #              on the first fetch of each call in the session, file open + seek + read per request)
 #     nginx    GET /calls/bench/{id}.opus, the same files (storage dir as document root), its own
 #              instance with a temporary config: worker_processes auto, sendfile on, access_log off,
-#              keepalive_requests 1000000 (so neither server closes wrk's connections)
+#              tcp_nopush off (see the config below), keepalive_requests 1000000 (so neither
+#              server closes wrk's connections)
 #   with identical wrk parameters, after a 3 s warm-up of each. ROUNDS (default 3) rounds,
 #   nginx and callrec alternating; the median round of each is reported, with the ratio
 #   callrec/nginx of requests/s. The Lua script counts every answer that is not 206 or whose body
 #   is not 65536 bytes; any such answer, or a wrk socket error, is reported (and fails the goal).
 #   Also reported: CPU % of each server over its runs (utime+stime from /proc, one core = 100) —
-#   wrk runs on the same 2 cores, so both servers share the machine with the client.
+#   wrk runs on the same 2 cores, so both servers share the machine with the client — wrk's own
+#   CPU %, and "other": the machine's busy time (/proc/stat) minus server and wrk, i.e. whatever
+#   else ran (another build or test run skews the figures; a rustc seen during a run is noted).
 #   Goal (RESULTS.md): callrec >= 50 % of nginx's requests/s, and callrec p99 < 50 ms.
 #
 # THE RECORDINGS
@@ -104,11 +107,27 @@ stop_pid() { # pid signal
     kill -KILL "$p" 2>/dev/null || true
 }
 cleanup() {
+    [[ -z ${watch_pid:-} ]] || kill "$watch_pid" 2>/dev/null || true
     stop_pid "$cr_pid" TERM
     stop_pid "$ng_pid" QUIT
     if [[ $KEEP == 1 ]]; then log "kept $tmp"; else rm -rf "$tmp"; fi
 }
 trap cleanup EXIT
+
+# Seconds during which a compiler (rustc) ran, sampled once a second while a measurement runs:
+# another build on the 2 cores skews every figure, so the report says when one was seen.
+watch_pid=""
+watch_start() { # file
+    ( while :; do pgrep -x rustc >/dev/null && echo busy; sleep 1; done ) >"$1" 2>/dev/null &
+    watch_pid=$!
+}
+watch_stop() { # file -> sets busy_s to the number of busy seconds
+    if [[ -n $watch_pid ]]; then
+        { kill "$watch_pid" && wait "$watch_pid"; } 2>/dev/null || true
+    fi
+    watch_pid=""
+    busy_s=$(wc -l <"$1")
+}
 trap 'exit 130' INT TERM
 
 cp "$CALLREC" "$tmp/callrec"
@@ -210,7 +229,8 @@ events { worker_connections 4096; }
 http {
     access_log off;
     sendfile on;
-    tcp_nopush on;
+    # tcp_nopush stays off (nginx's default): with it (TCP_CORK) 64 KiB answers on loopback see
+    # ~40 ms stalls, p99 47 ms instead of 11 ms and requests/s swinging 9k-21k between runs.
     tcp_nodelay on;
     keepalive_timeout 65;
     keepalive_requests 1000000;
@@ -312,20 +332,27 @@ server_pids() { # name
 }
 CLK_TCK=$(getconf CLK_TCK)
 
+# Busy ticks of the whole machine (user nice system irq softirq steal) from /proc/stat.
+machine_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+
 run_wrk() { # name url lua duration out
-    local name=$1 url=$2 lua=$3 dur=$4 out=$5 pids c0 c1 t0 t1
+    local name=$1 url=$2 lua=$3 dur=$4 out=$5 pids c0 c1 m0 m1 t0 t1 wrk_cpu
     read -r -a pids <<<"$(server_pids "$name")"
     c0=$(cpu_ticks "${pids[@]}")
+    m0=$(machine_ticks)
+    watch_start "$out.busy"
     t0=$EPOCHREALTIME
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${dur}s" --timeout 10s --latency -s "$lua" "$url" >"$out" 2>&1 ||
-        { cat "$out" >&2; die "wrk against $name failed"; }
+    # bash's `time` gives wrk's own user + sys seconds, so that what else ran can be derived.
+    wrk_cpu=$( { TIMEFORMAT='%U %S'; time wrk -t"$THREADS" -c"$CONNECTIONS" -d"${dur}s" --timeout 10s --latency \
+        -s "$lua" "$url" >"$out" 2>&1; } 2>&1 ) || { cat "$out" >&2; die "wrk against $name failed"; }
     t1=$EPOCHREALTIME
     c1=$(cpu_ticks "${pids[@]}")
-    echo "CPU ticks=$((c1 - c0)) hz=$CLK_TCK wall=$(python3 -c "print($t1 - $t0)")" >>"$out"
+    m1=$(machine_ticks)
+    watch_stop "$out.busy"
+    echo "CPU ticks=$((c1 - c0)) hz=$CLK_TCK wall=$(python3 -c "print($t1 - $t0)") busy_s=$busy_s machine_ticks=$((m1 - m0)) wrk_s=$(awk '{ print $1 + $2 }' <<<"$wrk_cpu")" >>"$out"
     grep -q '^RESULT ' "$out" || { cat "$out" >&2; die "no RESULT line from wrk against $name"; }
 }
 
-builds_before=$(pgrep -cx rustc || true)
 log "warm-up: 3 s each"
 run_wrk nginx "$NG" "$tmp/nginx.lua" 3 "$tmp/warm_nginx.txt"
 run_wrk callrec "$CR" "$tmp/callrec.lua" 3 "$tmp/warm_callrec.txt"
@@ -339,7 +366,6 @@ for ((r = 1; r <= ROUNDS; r++)); do
         kill -0 "$ng_pid" 2>/dev/null || { tail -n 20 "$ngx/error.log" >&2; die "nginx died"; }
     done
 done
-builds_after=$(pgrep -cx rustc || true)
 cr_threads=$(awk '$1 == "Threads:" { print $2 }' "/proc/$cr_pid/status")
 cr_rss=$(awk '$1 == "VmHWM:" { print int($2 / 1024) }' "/proc/$cr_pid/status")
 plays=$(sqlite3 "$store/callrec.db" "SELECT count(*) FROM audit WHERE action = 'play'")
@@ -366,16 +392,19 @@ def parse(path):
     d["rps"] = d["requests"] / (d["duration_us"] / 1e6)
     d["mbs"] = d["bytes"] / (d["duration_us"] / 1e6) / 1e6
     d["cpu"] = d["ticks"] / d["hz"] / d["wall"] * 100
+    d["wrk_cpu"] = d["wrk_s"] / d["wall"] * 100
+    # Everything else on the machine (other builds, tests), % of one core.
+    d["other"] = max(0.0, (d["machine_ticks"] - d["ticks"]) / d["hz"] / d["wall"] * 100 - d["wrk_cpu"])
     d["errors"] = d["non206"] + d["short"] + d["err_connect"] + d["err_read"] + d["err_write"] + d["err_timeout"]
     return d
 runs = {n: [parse(f"{tmp}/run_{n}_{r}.txt") for r in range(1, rounds + 1)] for n in ("nginx", "callrec")}
 med = {n: sorted(rs, key=lambda d: d["rps"])[len(rs) // 2] for n, rs in runs.items()}
-print("| server | requests/s | MB/s | p50 ms | p90 ms | p99 ms | max ms | non-206 / errors | server CPU % |")
-print("|---|---|---|---|---|---|---|---|---|")
+print("| server | requests/s | MB/s | p50 ms | p90 ms | p99 ms | max ms | non-206 / errors | server CPU % | wrk CPU % | other CPU % |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for n in ("nginx", "callrec"):
     d = med[n]
     print(f"| {n} | {d['rps']:.0f} | {d['mbs']:.0f} | {d['p50_us']/1000:.1f} | {d['p90_us']/1000:.1f} | "
-          f"{d['p99_us']/1000:.1f} | {d['max_us']/1000:.1f} | {d['errors']:.0f} | {d['cpu']:.0f} |")
+          f"{d['p99_us']/1000:.1f} | {d['max_us']/1000:.1f} | {d['errors']:.0f} | {d['cpu']:.0f} | {d['wrk_cpu']:.0f} | {d['other']:.0f} |")
 ratio = med["callrec"]["rps"] / med["nginx"]["rps"]
 p99 = med["callrec"]["p99_us"] / 1000
 errs = sum(d["errors"] for rs in runs.values() for d in rs)
@@ -385,9 +414,16 @@ print(f"callrec / nginx requests/s: **{ratio:.2f}** (goal >= {goal_ratio}); call
 met = ratio >= goal_ratio and p99 < goal_p99 and errs == 0
 print(f"Goal: {'met' if met else 'NOT met'}")
 print()
-print("Median round by requests/s. All rounds (requests/s, p99 ms, server CPU %):")
+print("Median round by requests/s. All rounds (requests/s, p99 ms, server CPU %, wrk CPU %, CPU % of everything else on the")
+print("machine, seconds with a rustc running):")
 for n in ("nginx", "callrec"):
-    print(f"- {n}: " + "; ".join(f"{d['rps']:.0f} req/s, p99 {d['p99_us']/1000:.1f}, CPU {d['cpu']:.0f}" for d in runs[n]))
+    print(f"- {n}: " + "; ".join(f"{d['rps']:.0f} req/s, p99 {d['p99_us']/1000:.1f}, CPU {d['cpu']:.0f}, wrk {d['wrk_cpu']:.0f}, "
+                                 f"other {d['other']:.0f}, rustc {d['busy_s']:.0f} s" for d in runs[n]))
+busy = sum(d["busy_s"] for rs in runs.values() for d in rs)
+if busy:
+    print(f"- NOTE: another build (rustc) ran during {busy:.0f} s of the measured runs; those figures are skewed, rerun on a quiet machine.")
+else:
+    print("- No rustc process ran during the measured runs (sampled every second).")
 for n in ("nginx", "callrec"):
     bad = [d for d in runs[n] if d["errors"]]
     for d in bad:
@@ -396,12 +432,7 @@ for n in ("nginx", "callrec"):
 EOF
 echo
 echo "callrec after the runs: $cr_threads threads, peak RSS $cr_rss MB, 'play' audit rows: $plays (one per call per session expected: $CALLS)."
-echo "Server CPU % is of one core (max $(($(nproc) * 100))); wrk ($THREADS threads) runs on the same cores."
-if [[ ${builds_before:-0} -gt 0 || ${builds_after:-0} -gt 0 ]]; then
-    echo "NOTE: rustc processes were running during the measurement (before: $builds_before, after: $builds_after)."
-else
-    echo "No rustc process was running before or after the measurement."
-fi
+echo "CPU % are of one core (max $(($(nproc) * 100))); wrk ($THREADS threads) runs on the same cores as the server; other = the rest of the machine."
 if [[ -n $log_issues ]]; then
     echo "callrec log WARN/ERROR lines:"
     sed 's/^/    /' <<<"$log_issues"
