@@ -278,7 +278,10 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     // Stable query plans: without this SQLite 3.54 re-prepares cached statements with bound
     // `col = ?` / `LIMIT ?` on every use (18 % of the server's CPU under streaming load) and may
     // switch plans after ANALYZE.
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(())
 }
