@@ -153,13 +153,16 @@ pub async fn audio(
     let call = visible_call(&st, &id, call_id).await?;
     let path = file_of(&st, &call)?;
     let download = q.get("download").is_some_and(|v| v == "1");
-    let mut file = tokio::fs::File::open(&path).await.map_err(|e| {
-        AppError::not_found(&format!("cannot open the audio of call {call_id}: {e}"))
-    })?;
-    let meta = file
-        .metadata()
-        .await
-        .map_err(|e| AppError::not_found(&e.to_string()))?;
+    // Open and stat in one trip to the blocking pool (each trip is a thread hand-off).
+    let opened = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&path)?;
+        let meta = file.metadata()?;
+        Ok::<_, std::io::Error>((file, meta))
+    })
+    .await
+    .map_err(|_| AppError::not_found("opening the audio failed"))?
+    .map_err(|e| AppError::not_found(&format!("cannot open the audio of call {call_id}: {e}")))?;
+    let (file, meta) = opened;
     let len = meta.len();
     let mtime_ns = meta
         .modified()
@@ -213,13 +216,27 @@ pub async fn audio(
     } else {
         audit_listen(&st, &id, call_id, "play", detail).await?;
     }
-    file.seek(std::io::SeekFrom::Start(first))
+    let body = if n <= SMALL_RANGE_BYTES {
+        // The common case (a browser's or player's range): one positioned read.
+        let bytes = tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt;
+            let mut buf = vec![0u8; n as usize];
+            file.read_exact_at(&mut buf, first).map(|()| buf)
+        })
         .await
-        .map_err(|e| AppError::not_found(&e.to_string()))?;
-    let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
-        file.take(n),
-        64 * 1024,
-    ));
+        .map_err(|_| AppError::not_found("reading the audio failed"))?
+        .map_err(|e| AppError::not_found(&format!("reading the audio of call {call_id}: {e}")))?;
+        Body::from(bytes)
+    } else {
+        let mut file = tokio::fs::File::from_std(file);
+        file.seek(std::io::SeekFrom::Start(first))
+            .await
+            .map_err(|e| AppError::not_found(&e.to_string()))?;
+        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+            file.take(n),
+            64 * 1024,
+        ))
+    };
     let mut resp = Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "audio/ogg; codecs=opus")
@@ -239,6 +256,9 @@ pub async fn audio(
     resp.body(body)
         .map_err(|e| AppError::bad_request(&e.to_string()))
 }
+
+/// Ranges up to this size are read in one go; larger ones (whole-file downloads) are streamed.
+const SMALL_RANGE_BYTES: u64 = 1 << 20;
 
 const WAV_HEADER_BYTES: u64 = 44;
 /// Decoded per step when streaming WAV: 10 s keeps memory flat for any call length.
