@@ -36,6 +36,8 @@ lint: deps
 bench: build
 	benches/encode_vs_opusenc.sh
 	benches/seat_capacity.sh
+	benches/search_1m.sh
+	benches/stream_vs_nginx.sh
 
 clean:
 	$(CARGO) clean
