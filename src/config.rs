@@ -583,14 +583,15 @@ customer_channel = 1
     }
 
     #[test]
-    fn defaults_applied() {
-        let c = Config::parse(GOOD, Path::new("t.toml")).unwrap();
+    fn defaults_applied() -> Result<(), ConfigError> {
+        let c = Config::parse(GOOD, Path::new("t.toml"))?;
         assert_eq!(c.encoder.rate_hz, 16000);
         assert_eq!(c.encoder.bitrate_bps, 16000);
         assert_eq!(c.encoder.frame_samples(), 320);
         assert_eq!(c.storage.fsync_interval_ms, 2000);
         assert_eq!(c.seats[0].mode, SeatMode::Control);
         assert_eq!(c.control_socket(), PathBuf::from("/tmp/x/control.sock"));
+        Ok(())
     }
 
     #[test]
@@ -631,7 +632,8 @@ customer_channel = 1
 
     #[test]
     fn duplicate_seat_named() {
-        let twice = format!("{GOOD}{}", &GOOD[GOOD.find("[[seat]]").unwrap()..]);
+        let seat = GOOD.find("[[seat]]").unwrap_or(0);
+        let twice = format!("{GOOD}{}", &GOOD[seat..]);
         let e = err(&twice);
         assert!(e.contains("seat[1].id") && e.contains("twice"), "{e}");
     }

@@ -117,9 +117,8 @@ mod tests {
         let frames: Vec<i16> = (0..1500 * 3).map(|i| i as i16).collect();
         w.push(&frames, f32::from);
         assert_eq!(c.slots(), 3000);
-        let a = c.pop().unwrap();
-        let b = c.pop().unwrap();
-        assert_eq!((a, b), (2.0, 0.0)); // party 0 <- device ch 2, party 1 <- ch 0
+        let (a, b) = (c.pop().ok(), c.pop().ok());
+        assert_eq!((a, b), (Some(2.0), Some(0.0))); // party 0 <- device ch 2, party 1 <- ch 0
         w.push(&frames, f32::from); // 1500 more frames, room for 501
         assert_eq!(shared.dropped_frames.load(Ordering::Relaxed), 999);
         assert_eq!(shared.frames_in.load(Ordering::Relaxed), 3000);

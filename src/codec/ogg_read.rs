@@ -356,12 +356,12 @@ pub fn reseal_last_page(data: &mut [u8], page: &Page) {
 
 #[cfg(test)]
 mod tests {
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
     use super::*;
     use crate::codec::ogg_write::OpusFileWriter;
 
-    fn tone_file(frames: usize) -> Vec<u8> {
-        let mut w =
-            OpusFileWriter::new(Vec::new(), 16000, 320, 16000, 5, 7, &["A=b".into()]).unwrap();
+    fn tone_file(frames: usize) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+        let mut w = OpusFileWriter::new(Vec::new(), 16000, 320, 16000, 5, 7, &["A=b".into()])?;
         let mut t = 0usize;
         for _ in 0..frames {
             let mut f = vec![0f32; 640];
@@ -369,15 +369,15 @@ mod tests {
                 f[2 * i] = 0.3 * ((t as f32) * 2.0 * std::f32::consts::PI * 440.0 / 16000.0).sin();
                 t += 1;
             }
-            w.push_frame(&f).unwrap();
+            w.push_frame(&f)?;
         }
-        w.finish().unwrap()
+        Ok(w.finish()?)
     }
 
     #[test]
-    fn writes_family1_head_and_exact_length() {
-        let data = tone_file(100);
-        let info = inspect(&data).unwrap();
+    fn writes_family1_head_and_exact_length() -> TestResult {
+        let data = tone_file(100)?;
+        let info = inspect(&data)?;
         assert_eq!(info.head.family, 1);
         assert_eq!((info.head.streams, info.head.coupled), (2, 0));
         assert_eq!(info.head.mapping, vec![0, 1]);
@@ -388,18 +388,19 @@ mod tests {
         // Page 0 holds only OpusHead, page 1 ends with OpusTags (RFC 7845 §3).
         assert_eq!(info.pages[0].lacing.len(), 1);
         assert_eq!(info.pages[0].granule, 0);
-        let dec = decode(&data, 48000).unwrap();
+        let dec = decode(&data, 48000)?;
         assert_eq!(dec.frames(), 96000);
         // The tone is on channel 0 only; channel 1 stays silent (uncoupled streams).
         let rms = |v: &[f32]| (v.iter().map(|x| x * x).sum::<f32>() / v.len() as f32).sqrt();
         assert!(rms(&dec.channel(0)) > 0.1);
         assert!(rms(&dec.channel(1)) < 1e-3);
+        Ok(())
     }
 
     #[test]
-    fn pages_at_most_every_half_second() {
-        let data = tone_file(200);
-        let info = inspect(&data).unwrap();
+    fn pages_at_most_every_half_second() -> TestResult {
+        let data = tone_file(200)?;
+        let info = inspect(&data)?;
         let audio: Vec<_> = info.pages.iter().skip(2).collect();
         for w in audio.windows(2) {
             assert!(
@@ -409,32 +410,34 @@ mod tests {
                 w[1].granule
             );
         }
+        Ok(())
     }
 
     #[test]
-    fn truncation_stops_at_last_intact_page() {
-        let data = tone_file(100);
+    fn truncation_stops_at_last_intact_page() -> TestResult {
+        let data = tone_file(100)?;
         let cut = &data[..data.len() - 10];
-        let info = inspect(cut).unwrap();
+        let info = inspect(cut)?;
         assert!(!info.has_eos());
         assert!(info.valid_bytes < cut.len());
         assert_eq!((info.samples_48k + 312) % 24000, 0);
         let mut fixed = cut[..info.valid_bytes].to_vec();
-        let last = info.pages.last().unwrap().clone();
+        let last = info.pages.last().ok_or("no pages")?.clone();
         reseal_last_page(&mut fixed, &last);
-        let again = inspect(&fixed).unwrap();
+        let again = inspect(&fixed)?;
         assert!(again.has_eos());
         assert_eq!(again.valid_bytes, fixed.len());
+        Ok(())
     }
 
     #[test]
-    fn window_decode_matches_full_decode_after_preroll() {
+    fn window_decode_matches_full_decode_after_preroll() -> TestResult {
         // 6 s of tone: seek to 4.2 s (several pages in) and compare with the full decode.
-        let data = tone_file(300);
-        let info = inspect(&data).unwrap();
-        let full = decode(&data, 16000).unwrap();
+        let data = tone_file(300)?;
+        let info = inspect(&data)?;
+        let full = decode(&data, 16000)?;
         let from = 67_200u64; // 4.2 s at 16 kHz
-        let win = decode_window(&data, &info, 16000, from, 1600).unwrap();
+        let win = decode_window(&data, &info, 16000, from, 1600)?;
         assert_eq!(win.len(), 1600 * 2);
         let reference = &full.samples[from as usize * 2..(from as usize + 1600) * 2];
         let err: f32 = win
@@ -444,7 +447,8 @@ mod tests {
             .fold(0.0, f32::max);
         assert!(err < 0.05, "max difference {err} after pre-roll");
         // Past the end: clamped to what the file holds.
-        let tail = decode_window(&data, &info, 16000, full.frames() as u64 - 100, 1000).unwrap();
+        let tail = decode_window(&data, &info, 16000, full.frames() as u64 - 100, 1000)?;
         assert_eq!(tail.len(), 200);
+        Ok(())
     }
 }

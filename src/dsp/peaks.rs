@@ -167,7 +167,9 @@ mod tests {
         b.push_silence(spp);
         let dat = b.finish();
         assert_eq!(&dat[..4], &2i32.to_le_bytes());
-        let p = parse(&dat).unwrap();
+        let Some(p) = parse(&dat) else {
+            panic!("our own .dat does not parse: {dat:?}");
+        };
         assert_eq!(
             (p.sample_rate, p.samples_per_pixel, p.channels, p.length),
             (16000, 160, 2, 3)

@@ -861,6 +861,7 @@ pub fn score(card: &Scorecard, answers: &[AnswerEntry]) -> Result<Score, AnswerE
 
 #[cfg(test)]
 mod tests {
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
     use super::*;
     use Answer::*;
 
@@ -914,8 +915,8 @@ kind = "scale"
 critical = "evaluation"
 "#;
 
-    fn card() -> Scorecard {
-        from_toml(CARD).expect("test card parses")
+    fn card() -> Result<Scorecard, CardError> {
+        from_toml(CARD)
     }
 
     fn answers(list: &[(&str, Answer)]) -> Vec<AnswerEntry> {
@@ -945,9 +946,9 @@ critical = "evaluation"
     }
 
     #[test]
-    fn all_best_answers_score_100_and_pass() {
+    fn all_best_answers_score_100_and_pass() -> TestResult {
         let s = score(
-            &card(),
+            &card()?,
             &answers(&[
                 ("yn1", Yes),
                 ("sc1", Scale(5)),
@@ -955,28 +956,28 @@ critical = "evaluation"
                 ("yn2", Yes),
                 ("sc2", Scale(5)),
             ]),
-        )
-        .unwrap();
+        )?;
         assert_eq!(s.percent, Some(100.0));
         assert_eq!(s.passed, Some(true));
         assert!(s.failed_critical.is_empty());
         assert!(s.sections.iter().all(|x| x.percent == Some(100.0)));
+        Ok(())
     }
 
     #[test]
-    fn mixed_answers_with_weights() {
+    fn mixed_answers_with_weights() -> TestResult {
         // a: yn1 yes 1×1 = 1; sc1 4 → (4−1)/4 = 0.75 × 2 = 1.5; pt1 3/4 = 0.75 × 1 = 0.75.
         //    earned 3.25, max 1 + 2 + 1 = 4 → 81.25 %.
         // b: yn2 yes 1×3 = 3; sc2 3 → 0.5 × 1 = 0.5. earned 3.5, max 4 → 87.5 %.
         // total = 100 × (2×3.25 + 1×3.5) / (2×4 + 1×4) = 100 × 10 / 12 = 83.333… % ≥ 80 → pass.
-        let s = score(&card(), &mixed()).unwrap();
+        let s = score(&card()?, &mixed())?;
         let a = &s.sections[0];
         assert!(close(a.earned, 3.25) && close(a.max, 4.0));
-        assert!(close(a.percent.unwrap(), 81.25));
+        assert!(close(a.percent.unwrap_or(f64::NAN), 81.25));
         let b = &s.sections[1];
         assert!(close(b.earned, 3.5) && close(b.max, 4.0));
-        assert!(close(b.percent.unwrap(), 87.5));
-        assert!(close(s.percent.unwrap(), 250.0 / 3.0));
+        assert!(close(b.percent.unwrap_or(f64::NAN), 87.5));
+        assert!(close(s.percent.unwrap_or(f64::NAN), 250.0 / 3.0));
         assert_eq!(s.passed, Some(true));
         assert!(s.failed_critical.is_empty());
         assert_eq!(a.zeroed_by, None);
@@ -984,57 +985,59 @@ critical = "evaluation"
         // The same answers as they come from a browser.
         let json = r#"[{"q":"yn1","value":"yes"},{"q":"sc1","value":4},
             {"q":"pt1","value":"3"},{"q":"yn2","value":"yes"},{"q":"sc2","value":3}]"#;
-        let from_browser: Vec<AnswerEntry> = serde_json::from_str(json).unwrap();
-        assert_eq!(score(&card(), &from_browser).unwrap(), s);
-        let back: Vec<AnswerEntry> =
-            serde_json::from_str(&serde_json::to_string(&mixed()).unwrap()).unwrap();
-        assert_eq!(score(&card(), &back).unwrap(), s);
+        let from_browser: Vec<AnswerEntry> = serde_json::from_str(json)?;
+        assert_eq!(score(&card()?, &from_browser)?, s);
+        let back: Vec<AnswerEntry> = serde_json::from_str(&serde_json::to_string(&mixed())?)?;
+        assert_eq!(score(&card()?, &back)?, s);
+        Ok(())
     }
 
     #[test]
-    fn na_removes_the_question_from_the_maximum() {
+    fn na_removes_the_question_from_the_maximum() -> TestResult {
         // pt1 N/A: a: earned 1 + 1.5 = 2.5, max 3; b unchanged 3.5 / 4.
         // total = 100 × (2×2.5 + 3.5) / (2×3 + 4) = 100 × 8.5 / 10 = 85 %.
         let mut with_na = mixed();
         with_na[2].value = Na;
-        let s = score(&card(), &with_na).unwrap();
+        let s = score(&card()?, &with_na)?;
         assert!(close(s.sections[0].max, 3.0));
-        assert!(close(s.percent.unwrap(), 85.0));
+        assert!(close(s.percent.unwrap_or(f64::NAN), 85.0));
 
         // The same card without pt1, the same other answers: identical score.
-        let mut without = card();
+        let mut without = card()?;
         without.sections[0].questions.retain(|q| q.id != "pt1");
         let mut fewer = mixed();
         fewer.remove(2);
-        assert_eq!(score(&without, &fewer).unwrap(), s);
+        assert_eq!(score(&without, &fewer)?, s);
+        Ok(())
     }
 
     #[test]
-    fn section_critical_zeroes_only_its_section() {
+    fn section_critical_zeroes_only_its_section() -> TestResult {
         // yn2 no (critical section): b earned 0 + 0.5 → zeroed to 0, max stays 4.
         // a unchanged 3.25 / 4. total = 100 × (2×3.25 + 0) / 12 = 54.1666… % → fail.
         let mut a = mixed();
         a[3].value = No;
-        let s = score(&card(), &a).unwrap();
-        assert!(close(s.sections[0].percent.unwrap(), 81.25));
+        let s = score(&card()?, &a)?;
+        assert!(close(s.sections[0].percent.unwrap_or(f64::NAN), 81.25));
         assert_eq!(s.sections[0].zeroed_by, None);
         let b = &s.sections[1];
         assert_eq!(b.earned, 0.0);
         assert!(close(b.max, 4.0));
         assert_eq!(b.percent, Some(0.0));
         assert_eq!(b.zeroed_by.as_deref(), Some("yn2"));
-        assert!(close(s.percent.unwrap(), 650.0 / 12.0));
+        assert!(close(s.percent.unwrap_or(f64::NAN), 650.0 / 12.0));
         assert_eq!(s.passed, Some(false));
         assert_eq!(s.failed_critical, vec!["yn2".to_owned()]);
+        Ok(())
     }
 
     #[test]
-    fn evaluation_critical_fails_everything_but_keeps_answers() {
+    fn evaluation_critical_fails_everything_but_keeps_answers() -> TestResult {
         // sc2 = 1 (critical evaluation) → total 0 %, failed. Sections keep their own scores:
         // a 3.25 / 4; b: yn2 yes 3 + sc2 0 = 3 / 4 (not zeroed: the scope is the evaluation).
         let mut a = mixed();
         a[4].value = Scale(1);
-        let s = score(&card(), &a).unwrap();
+        let s = score(&card()?, &a)?;
         assert_eq!(s.percent, Some(0.0));
         assert_eq!(s.passed, Some(false));
         assert_eq!(s.failed_critical, vec!["sc2".to_owned()]);
@@ -1044,23 +1047,24 @@ critical = "evaluation"
         assert_eq!(a.len(), 5);
 
         // Fails even with a pass mark of 0; a critical N/A or a passing answer does not fail.
-        let mut lenient = card();
+        let mut lenient = card()?;
         lenient.pass_mark_percent = 0.0;
-        assert_eq!(score(&lenient, &a).unwrap().passed, Some(false));
+        assert_eq!(score(&lenient, &a)?.passed, Some(false));
         let mut na = mixed();
         na[3].value = Na;
-        assert!(score(&card(), &na).unwrap().failed_critical.is_empty());
+        assert!(score(&card()?, &na)?.failed_critical.is_empty());
 
         // Both scopes failing at once: both listed, card order.
         a[3].value = No;
-        let s = score(&card(), &a).unwrap();
+        let s = score(&card()?, &a)?;
         assert_eq!(s.failed_critical, vec!["yn2".to_owned(), "sc2".to_owned()]);
         assert_eq!(s.percent, Some(0.0));
+        Ok(())
     }
 
     #[test]
-    fn all_na_is_not_scorable() {
-        let mut c = card();
+    fn all_na_is_not_scorable() -> TestResult {
+        let mut c = card()?;
         for q in c.sections.iter_mut().flat_map(|s| s.questions.iter_mut()) {
             q.allow_na = true;
         }
@@ -1071,7 +1075,7 @@ critical = "evaluation"
             ("yn2", Na),
             ("sc2", Na),
         ]);
-        let s = score(&c, &all_na).unwrap();
+        let s = score(&c, &all_na)?;
         assert_eq!(s.percent, None);
         assert_eq!(s.passed, None);
         assert!(s
@@ -1084,14 +1088,15 @@ critical = "evaluation"
         let mut one = mixed();
         one[3].value = Na;
         one[4].value = Na;
-        let s = score(&c, &one).unwrap();
+        let s = score(&c, &one)?;
         assert_eq!(s.sections[1].percent, None);
-        assert!(close(s.percent.unwrap(), 81.25));
+        assert!(close(s.percent.unwrap_or(f64::NAN), 81.25));
+        Ok(())
     }
 
     #[test]
-    fn answer_validation_names_each_problem() {
-        let c = card();
+    fn answer_validation_names_each_problem() -> TestResult {
+        let c = card()?;
         let (a, b) = ("a".to_owned(), "b".to_owned());
 
         let mut missing = mixed();
@@ -1199,11 +1204,12 @@ critical = "evaluation"
         }
         assert!(serde_json::from_str::<AnswerEntry>(r#"{"q":"x","value":2.5}"#).is_err());
         assert!(serde_json::from_str::<AnswerEntry>(r#"{"q":"x","vlaue":2}"#).is_err());
+        Ok(())
     }
 
     #[test]
-    fn card_validation_names_each_problem() {
-        let mut c = card();
+    fn card_validation_names_each_problem() -> TestResult {
+        let mut c = card()?;
         c.id = "Bad Id".into();
         c.pass_mark_percent = 120.0;
         c.sections[0].weight = 0.0;
@@ -1251,17 +1257,18 @@ critical = "evaluation"
         assert!(e.contains("stars"), "{e}");
         let e = from_toml(&CARD.replace("id = \"b\"", "id = \"B\"")).unwrap_err();
         assert!(e.to_string().contains("section id `B`"), "{e}");
+        Ok(())
     }
 
     #[test]
-    fn defaults_parse_validate_and_round_trip() {
+    fn defaults_parse_validate_and_round_trip() -> TestResult {
         let cards = defaults();
         let ids: Vec<&str> = cards.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["inbound-service", "outbound", "complaint"]);
         for ((file, _), c) in DEFAULT_CARDS.iter().zip(&cards) {
             assert_eq!(*file, c.id);
             assert_eq!(c.version, 1);
-            validate(c).unwrap();
+            validate(c)?;
             let questions = || c.sections.iter().flat_map(|s| s.questions.iter());
             assert!(
                 questions().all(|q| !q.help.trim().is_empty()),
@@ -1272,15 +1279,15 @@ critical = "evaluation"
                 "{file}: critical"
             );
 
-            let toml_text = to_toml(c).unwrap();
-            let again = from_toml(&toml_text).unwrap();
+            let toml_text = to_toml(c)?;
+            let again = from_toml(&toml_text)?;
             assert_eq!(&again, c, "{file}: TOML round trip\n{toml_text}");
-            assert_eq!(to_toml(&again).unwrap(), toml_text);
+            assert_eq!(to_toml(&again)?, toml_text);
 
-            let json = to_json(c).unwrap();
-            let again = from_json(&json).unwrap();
+            let json = to_json(c)?;
+            let again = from_json(&json)?;
             assert_eq!(&again, c, "{file}: JSON round trip");
-            assert_eq!(to_json(&again).unwrap(), json);
+            assert_eq!(to_json(&again)?, json);
 
             // Every default can score a call: best answers give 100 %.
             let best: Vec<AnswerEntry> = questions()
@@ -1293,7 +1300,7 @@ critical = "evaluation"
                     AnswerEntry::new(q.id.clone(), v)
                 })
                 .collect();
-            assert_eq!(score(c, &best).unwrap().percent, Some(100.0), "{file}");
+            assert_eq!(score(c, &best)?.percent, Some(100.0), "{file}");
         }
 
         let inbound = &cards[0];
@@ -1304,11 +1311,12 @@ critical = "evaluation"
             .map(|q| std::mem::discriminant(&q.kind))
             .collect();
         assert_eq!(kinds.len(), 3, "inbound mixes yes_no, scale and points");
+        Ok(())
     }
 
     #[test]
-    fn content_hash_ignores_version_only() {
-        let c = card();
+    fn content_hash_ignores_version_only() -> TestResult {
+        let c = card()?;
         let h = content_hash(&c);
         assert_eq!(h.len(), 64);
         let mut bumped = c.clone();
@@ -1328,10 +1336,11 @@ critical = "evaluation"
         let spelled = CARD
             .replace("version = 3", "version = 9\npass_mark_percent = 80")
             .replacen("kind = \"yes_no\"\n", "kind = \"yes_no\"\nweight = 1\n", 1);
-        assert_eq!(content_hash(&from_toml(&spelled).unwrap()), h);
-        assert_eq!(content_hash(&from_json(&to_json(&c).unwrap()).unwrap()), h);
+        assert_eq!(content_hash(&from_toml(&spelled)?), h);
+        assert_eq!(content_hash(&from_json(&to_json(&c)?)?), h);
         for c in defaults() {
             assert_ne!(content_hash(&c), h);
         }
+        Ok(())
     }
 }

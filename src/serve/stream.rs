@@ -465,15 +465,16 @@ mod tests {
     }
 
     #[test]
-    fn wav_header_is_what_hound_reads() {
+    fn wav_header_is_what_hound_reads() -> Result<(), hound::Error> {
         let mut h = wav_header(16000, 2, 16000);
         h.extend(std::iter::repeat_n(0u8, 64_000));
-        let r = hound::WavReader::new(std::io::Cursor::new(h)).unwrap();
+        let r = hound::WavReader::new(std::io::Cursor::new(h))?;
         let spec = r.spec();
         assert_eq!(
             (spec.sample_rate, spec.channels, spec.bits_per_sample),
             (16000, 2, 16)
         );
         assert_eq!(r.duration(), 16000);
+        Ok(())
     }
 }

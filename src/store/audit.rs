@@ -214,17 +214,18 @@ pub fn list(conn: &Connection, f: &Filter) -> Result<Vec<Row>, StoreError> {
 
 #[cfg(test)]
 mod tests {
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
     use super::*;
 
-    fn db() -> (tempfile::TempDir, Connection) {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = super::super::open_rw(&dir.path().join("a.db")).unwrap();
-        (dir, conn)
+    fn db() -> Result<(tempfile::TempDir, Connection), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let conn = super::super::open_rw(&dir.path().join("a.db"))?;
+        Ok((dir, conn))
     }
 
     #[test]
-    fn chain_verifies_and_detects_an_edited_row() {
-        let (_d, conn) = db();
+    fn chain_verifies_and_detects_an_edited_row() -> TestResult {
+        let (_d, conn) = db()?;
         for i in 0..5 {
             append(
                 &conn,
@@ -235,10 +236,9 @@ mod tests {
                     detail: serde_json::json!({"from_s": i}),
                     ip: Some("127.0.0.1"),
                 },
-            )
-            .unwrap();
+            )?;
         }
-        let ok = verify(&conn).unwrap();
+        let ok = verify(&conn)?;
         assert_eq!(ok.rows, 5);
         assert!(ok.breaks.is_empty(), "{:?}", ok.breaks);
 
@@ -248,11 +248,9 @@ mod tests {
             .is_err());
         assert!(conn.execute("DELETE FROM audit WHERE id = 2", []).is_err());
         // ...and someone who drops them is caught by the chain.
-        conn.execute_batch("DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;")
-            .unwrap();
-        conn.execute("UPDATE audit SET actor = 'mallory' WHERE id = 3", [])
-            .unwrap();
-        let bad = verify(&conn).unwrap();
+        conn.execute_batch("DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;")?;
+        conn.execute("UPDATE audit SET actor = 'mallory' WHERE id = 3", [])?;
+        let bad = verify(&conn)?;
         assert_eq!(
             bad.breaks,
             vec![Break {
@@ -260,8 +258,9 @@ mod tests {
                 problem: "contents do not match the row's hash (the row was edited)".into()
             }]
         );
-        conn.execute("DELETE FROM audit WHERE id = 4", []).unwrap();
-        let bad = verify(&conn).unwrap();
+        conn.execute("DELETE FROM audit WHERE id = 4", [])?;
+        let bad = verify(&conn)?;
         assert_eq!(bad.breaks.iter().filter(|b| b.id == 5).count(), 2);
+        Ok(())
     }
 }

@@ -643,18 +643,17 @@ pub fn recording_calls(conn: &Connection) -> Result<Vec<CallRow>, StoreError> {
 
 #[cfg(test)]
 mod tests {
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
     use super::*;
 
     #[test]
-    fn migrates_and_round_trips() {
+    fn migrates_and_round_trips() -> TestResult {
         let dir = std::env::temp_dir().join(format!("callrec-store-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir)?;
         let path = dir.join("t.db");
         let _ = std::fs::remove_file(&path);
-        let conn = open_rw(&path).unwrap();
-        let v: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap();
+        let conn = open_rw(&path)?;
+        let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         assert_eq!(v, schema_version());
         let nc = NewCall {
             box_id: "b".into(),
@@ -670,12 +669,12 @@ mod tests {
                 ..Default::default()
             },
         };
-        let (id, rel) = insert_call(&conn, &nc).unwrap();
+        let (id, rel) = insert_call(&conn, &nc)?;
         assert_eq!(rel, format!("calls/2026/11/27/{id}.opus"));
-        let iv = open_interval(&conn, id, "pause", 1000, Some("cti"), Some("card")).unwrap();
-        close_interval(&conn, iv, 4000).unwrap();
-        add_tags(&conn, id, &["vip".into(), "vip".into()]).unwrap();
-        let c = get_call(&conn, id).unwrap();
+        let iv = open_interval(&conn, id, "pause", 1000, Some("cti"), Some("card"))?;
+        close_interval(&conn, iv, 4000)?;
+        add_tags(&conn, id, &["vip".into(), "vip".into()])?;
+        let c = get_call(&conn, id)?;
         assert_eq!(c.status, "recording");
         assert_eq!(c.tags, vec!["vip"]);
         assert_eq!(c.intervals[0].end_ms, Some(4000));
@@ -685,8 +684,7 @@ mod tests {
                 agent: Some("alice".into()),
                 ..Default::default()
             },
-        )
-        .unwrap();
+        )?;
         assert_eq!(found.len(), 1);
         let none = list_calls(
             &conn,
@@ -694,8 +692,7 @@ mod tests {
                 agent: Some("x' OR 1=1 --".into()),
                 ..Default::default()
             },
-        )
-        .unwrap();
+        )?;
         assert!(none.is_empty());
         let bad = conn.execute(
             "UPDATE calls SET direction = 'sideways' WHERE id = ?1",
@@ -707,8 +704,9 @@ mod tests {
         );
         // Reopening does not re-run migrations.
         drop(conn);
-        let conn = open_rw(&path).unwrap();
-        assert_eq!(get_call(&conn, id).unwrap().id, id);
-        std::fs::remove_dir_all(&dir).unwrap();
+        let conn = open_rw(&path)?;
+        assert_eq!(get_call(&conn, id)?.id, id);
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
     }
 }

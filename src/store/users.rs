@@ -556,12 +556,13 @@ pub fn revoke_token(conn: &Connection, name: &str) -> Result<(), UserError> {
 
 #[cfg(test)]
 mod tests {
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
     use super::*;
 
     #[test]
-    fn passwords_sessions_and_lockout() {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = super::super::open_rw(&dir.path().join("u.db")).unwrap();
+    fn passwords_sessions_and_lockout() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let conn = super::super::open_rw(&dir.path().join("u.db"))?;
         assert!(matches!(
             hash_password("short"),
             Err(UserError::ShortPassword)
@@ -576,10 +577,9 @@ mod tests {
                 password: "correct horse battery",
                 must_change: true,
             },
-        )
-        .unwrap();
+        )?;
         assert_eq!(u.agent_id, "alice");
-        let phc = password_hash_of(&conn, u.id).unwrap();
+        let phc = password_hash_of(&conn, u.id)?;
         assert!(phc.starts_with("$argon2id$"));
         assert!(verify_password("correct horse battery", &phc));
         assert!(!verify_password("correct horse batterz", &phc));
@@ -598,29 +598,30 @@ mod tests {
             Err(UserError::BadName(_))
         ));
 
-        let (cookie, s) = create_session(&conn, &u, None).unwrap();
+        let (cookie, s) = create_session(&conn, &u, None)?;
         assert_ne!(cookie, s.token_sha256, "only the hash is stored");
-        assert!(lookup_session(&conn, &cookie, 60, 3600).unwrap().is_some());
-        assert!(lookup_session(&conn, "forged", 60, 3600).unwrap().is_none());
+        assert!(lookup_session(&conn, &cookie, 60, 3600)?.is_some());
+        assert!(lookup_session(&conn, "forged", 60, 3600)?.is_none());
 
         for _ in 0..2 {
-            assert_eq!(record_failed_login(&conn, u.id, 3, 60).unwrap(), None);
+            assert_eq!(record_failed_login(&conn, u.id, 3, 60)?, None);
         }
-        assert!(record_failed_login(&conn, u.id, 3, 60).unwrap().is_some());
-        let locked = get_user(&conn, "alice").unwrap().unwrap();
+        assert!(record_failed_login(&conn, u.id, 3, 60)?.is_some());
+        let locked = get_user(&conn, "alice")?.ok_or("not found")?;
         assert!(locked.locked_until_utc.is_some());
 
-        set_password(&conn, "alice", "another long password", false).unwrap();
+        set_password(&conn, "alice", "another long password", false)?;
         assert!(
-            lookup_session(&conn, &cookie, 60, 3600).unwrap().is_none(),
+            lookup_session(&conn, &cookie, 60, 3600)?.is_none(),
             "a password change ends sessions"
         );
-        let after = get_user(&conn, "alice").unwrap().unwrap();
+        let after = get_user(&conn, "alice")?.ok_or("not found")?;
         assert!(after.locked_until_utc.is_none() && !after.must_change);
 
-        let (secret, t) = add_token(&conn, "cti", "admin").unwrap();
-        assert_eq!(lookup_token(&conn, &secret).unwrap().unwrap().id, t.id);
-        revoke_token(&conn, "cti").unwrap();
-        assert!(lookup_token(&conn, &secret).unwrap().is_none());
+        let (secret, t) = add_token(&conn, "cti", "admin")?;
+        assert_eq!(lookup_token(&conn, &secret)?.ok_or("not found")?.id, t.id);
+        revoke_token(&conn, "cti")?;
+        assert!(lookup_token(&conn, &secret)?.is_none());
+        Ok(())
     }
 }
