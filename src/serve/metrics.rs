@@ -127,32 +127,31 @@ pub fn render_seats(out: &mut String, seats: Option<&[SeatStatus]>) {
             );
         }
     }
-    out.push_str("# HELP callrec_seat_dropped_frames_total Frames lost because a ring was full.\n# TYPE callrec_seat_dropped_frames_total counter\n");
-    for s in seats {
-        let _ = writeln!(
-            out,
-            "callrec_seat_dropped_frames_total{{seat=\"{}\"}} {}",
-            label(&s.seat),
-            s.dropped_frames
-        );
-    }
-    out.push_str("# HELP callrec_seat_encoder_lag_ms Audio waiting in the ring for the encoder.\n# TYPE callrec_seat_encoder_lag_ms gauge\n");
-    for s in seats {
-        let _ = writeln!(
-            out,
-            "callrec_seat_encoder_lag_ms{{seat=\"{}\"}} {}",
-            label(&s.seat),
-            s.lag_ms
-        );
-    }
-    out.push_str("# HELP callrec_seat_inputs_down Inputs of the seat that are unplugged or stalled.\n# TYPE callrec_seat_inputs_down gauge\n");
-    for s in seats {
-        let _ = writeln!(
-            out,
-            "callrec_seat_inputs_down{{seat=\"{}\"}} {}",
-            label(&s.seat),
-            s.inputs_down.len()
-        );
+    let per_seat = [
+        (
+            "callrec_seat_dropped_frames_total",
+            "counter",
+            "Frames lost because a ring was full.",
+            (|s: &SeatStatus| s.dropped_frames) as fn(&SeatStatus) -> u64,
+        ),
+        (
+            "callrec_seat_encoder_lag_ms",
+            "gauge",
+            "Audio waiting in the ring for the encoder.",
+            |s| s.lag_ms,
+        ),
+        (
+            "callrec_seat_inputs_down",
+            "gauge",
+            "Inputs of the seat that are unplugged or stalled.",
+            |s| s.inputs_down.len() as u64,
+        ),
+    ];
+    for (name, kind, help, value) in per_seat {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for s in seats {
+            let _ = writeln!(out, "{name}{{seat=\"{}\"}} {}", label(&s.seat), value(s));
+        }
     }
 }
 

@@ -162,6 +162,20 @@ impl Browser {
         }
     }
 
+    /// Saves a screenshot to `test-artifacts/<name>` and checks it is a real PNG.
+    fn save_screenshot(&self, name: &str) -> std::path::PathBuf {
+        let png = self.screenshot_png();
+        let shot = artifacts().join(name);
+        std::fs::write(&shot, &png).unwrap();
+        assert!(
+            png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10 * 1024,
+            "the screenshot should be a PNG over 10 KB, got {} bytes: {}",
+            png.len(),
+            shot.display()
+        );
+        shot
+    }
+
     fn assert_no_console_errors(&self, when: &str) {
         self.read_console();
         let severe: Vec<Value> = self
@@ -595,15 +609,7 @@ fn reviewer_replays_a_call_in_chromium() {
     );
 
     // 10. A screenshot of the call page, for people (kept even if a check below fails).
-    let png = b.screenshot_png();
-    let shot = artifacts().join("player.png");
-    std::fs::write(&shot, &png).unwrap();
-    assert!(
-        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10 * 1024,
-        "the screenshot should be a PNG over 10 KB, got {} bytes: {}",
-        png.len(),
-        shot.display()
-    );
+    let shot = b.save_screenshot("player.png");
 
     // 11. Nothing went wrong in the browser's console on any page.
     b.assert_no_console_errors("on any page");
@@ -966,15 +972,7 @@ fn reviewer_scores_agent_disputes_in_chromium() {
     let preview =
         num(&b.js("return Number(document.getElementById('eval-preview').dataset.percent);"));
     b.js("document.getElementById('eval-form').scrollIntoView({block: 'start'});");
-    let png = b.screenshot_png();
-    let shot = artifacts().join("evaluation.png");
-    std::fs::write(&shot, &png).unwrap();
-    assert!(
-        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10 * 1024,
-        "the screenshot should be a PNG over 10 KB, got {} bytes: {}",
-        png.len(),
-        shot.display()
-    );
+    let shot = b.save_screenshot("evaluation.png");
 
     // 6. Submit: the list shows the server's score, below 100 %, and the preview agreed.
     b.click("#eval-submit");
