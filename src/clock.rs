@@ -22,12 +22,7 @@ pub fn utc_plus_ms(start: &str, ms: u64) -> String {
 
 /// CLOCK_MONOTONIC in milliseconds (steady since boot, immune to wall-clock steps).
 pub fn mono_ms() -> i64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
 }
 

@@ -375,7 +375,7 @@ fn open_index(cfg: &Config) -> anyhow::Result<rusqlite::Connection> {
 fn cli_actor() -> String {
     let user = std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| format!("uid {}", unsafe { libc::getuid() }));
+        .unwrap_or_else(|_| format!("uid {}", rustix::process::getuid().as_raw()));
     format!("cli:{user}")
 }
 

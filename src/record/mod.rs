@@ -80,7 +80,6 @@ fn build_seat(
 /// Holds an exclusive lock on the storage dir for the life of the recorder: one writer only.
 /// Without it a second recorder would "recover" the first one's open calls.
 fn lock_storage(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
-    use std::os::unix::io::AsRawFd;
     let path = dir.join("recorder.lock");
     let f = std::fs::OpenOptions::new()
         .create(true)
@@ -88,14 +87,17 @@ fn lock_storage(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
         .write(true)
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
-    // SAFETY: flock on a valid descriptor that this function owns.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        anyhow::bail!(
+    use rustix::fs::{flock, FlockOperation};
+    match flock(&f, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(f),
+        Err(rustix::io::Errno::WOULDBLOCK) => anyhow::bail!(
             "another `callrec record` is already using {}; stop it first (systemctl stop callrec)",
             dir.display()
-        );
+        ),
+        Err(e) => {
+            Err(std::io::Error::from(e)).with_context(|| format!("locking {}", path.display()))
+        }
     }
-    Ok(f)
 }
 
 /// Runs the recorder until SIGTERM/SIGINT.

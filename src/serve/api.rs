@@ -28,12 +28,27 @@ pub fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, AppError> {
 /// The call if it exists and the caller may see it; 404 either way otherwise, so call ids
 /// outside one's scope cannot be probed.
 pub async fn visible_call(st: &St, id: &Identity, call_id: i64) -> Result<CallRow, AppError> {
+    visible(st, id, call_id, store::get_call).await
+}
+
+/// Like [`visible_call`] without tags and intervals: for the file-serving routes, which run once
+/// per byte range.
+pub async fn visible_call_row(st: &St, id: &Identity, call_id: i64) -> Result<CallRow, AppError> {
+    visible(st, id, call_id, store::get_call_row).await
+}
+
+async fn visible(
+    st: &St,
+    id: &Identity,
+    call_id: i64,
+    get: fn(&rusqlite::Connection, i64) -> Result<CallRow, store::StoreError>,
+) -> Result<CallRow, AppError> {
     let scope = id
         .scope(st.cfg.server.reviewer_scope)
         .ok_or_else(|| AppError::api(StatusCode::FORBIDDEN, "API tokens cannot read calls"))?;
     st.db
-        .read(move |c| {
-            let call = store::get_call(c, call_id)?;
+        .read_quick(move |c| {
+            let call = get(c, call_id)?;
             if search::visible(c, &call, &scope)? {
                 Ok(call)
             } else {

@@ -107,6 +107,63 @@ impl Identity {
     }
 }
 
+/// Live sessions looked up within the last second, by token hash: a player fetching byte ranges
+/// asks with the same cookie many times a second, and the database lookup was a tenth of the
+/// streaming CPU (benches/RESULTS.md). Logout, login and password or account changes made in
+/// this process take effect at once ([`SessionCache::forget`], [`SessionCache::clear`]); changes
+/// made by another process (`callrec users disable`) within [`SESSION_CACHE_TTL`].
+#[derive(Default)]
+pub struct SessionCache {
+    live: std::sync::Mutex<HashMap<String, (Instant, users::Session)>>,
+}
+
+pub const SESSION_CACHE_TTL: Duration = Duration::from_secs(1);
+/// Beyond this many entries stale ones are swept on insert, so memory stays bounded.
+const SESSION_CACHE_SWEEP_AT: usize = 4096;
+
+impl SessionCache {
+    fn get(&self, token_sha256: &str) -> Option<users::Session> {
+        let live = self.live.lock().ok()?;
+        live.get(token_sha256)
+            .filter(|(at, _)| at.elapsed() < SESSION_CACHE_TTL)
+            .map(|(_, s)| s.clone())
+    }
+
+    fn put(&self, session: users::Session) {
+        if let Ok(mut live) = self.live.lock() {
+            if live.len() >= SESSION_CACHE_SWEEP_AT {
+                live.retain(|_, (at, _)| at.elapsed() < SESSION_CACHE_TTL);
+            }
+            live.insert(session.token_sha256.clone(), (Instant::now(), session));
+        }
+    }
+
+    pub fn forget(&self, token_sha256: &str) {
+        if let Ok(mut live) = self.live.lock() {
+            live.remove(token_sha256);
+        }
+    }
+
+    /// After any change to accounts or sessions: every next request asks the database.
+    pub fn clear(&self) {
+        if let Ok(mut live) = self.live.lock() {
+            live.clear();
+        }
+    }
+}
+
+fn session_identity(s: users::Session, ip: String) -> Identity {
+    Identity {
+        actor: s.user.username.clone(),
+        ip,
+        caller: Caller::User {
+            user: s.user,
+            session_sha256: s.token_sha256,
+            csrf: s.csrf,
+        },
+    }
+}
+
 /// Paths answered with JSON errors rather than pages.
 pub fn is_api(path: &str) -> bool {
     path.starts_with("/api/") || path == "/metrics" || path == "/healthz"
@@ -160,15 +217,19 @@ async fn identify(st: &St, headers: &HeaderMap, ip: String) -> Result<Identity, 
         };
     }
     if let Some(tok) = cookie(headers, SESSION_COOKIE) {
+        if let Some(s) = st.sessions.get(&users::sha256_hex(tok)) {
+            return Ok(session_identity(s, ip));
+        }
         let tok = tok.to_owned();
         let (idle, max) = (st.cfg.server.session_idle_s, st.cfg.server.session_max_s);
         let found = st
             .db
-            .read(move |c| users::find_session(c, &tok, idle, max).map_err(AppError::from))
+            .read_quick(move |c| users::find_session(c, &tok, idle, max).map_err(AppError::from))
             .await?;
         match found {
             users::Lookup::Missing => {}
             users::Lookup::Dead(sha) => {
+                st.sessions.forget(&sha);
                 st.db
                     .write(move |c| users::delete_session(c, &sha).map_err(AppError::from))
                     .await?;
@@ -180,15 +241,8 @@ async fn identify(st: &St, headers: &HeaderMap, ip: String) -> Result<Identity, 
                         .write(move |c| users::touch_session(c, &sha).map_err(AppError::from))
                         .await?;
                 }
-                return Ok(Identity {
-                    actor: s.user.username.clone(),
-                    ip,
-                    caller: Caller::User {
-                        user: s.user,
-                        session_sha256: s.token_sha256,
-                        csrf: s.csrf,
-                    },
-                });
+                st.sessions.put(s.clone());
+                return Ok(session_identity(s, ip));
             }
         }
     }
@@ -561,6 +615,9 @@ pub async fn post_login(
     };
     // A fresh session id at every login (no fixation); whatever cookie came in is discarded.
     let old = cookie(&headers, SESSION_COOKIE).map(users::sha256_hex);
+    if let Some(old) = &old {
+        st.sessions.forget(old);
+    }
     let (u2, ip2) = (user.clone(), ip.clone());
     let token = st
         .db
@@ -603,6 +660,7 @@ pub async fn post_logout(
     axum::Extension(id): axum::Extension<Identity>,
 ) -> Result<Response, AppError> {
     if let Some(sha) = id.session_sha256().map(str::to_owned) {
+        st.sessions.forget(&sha);
         let id2 = id.clone();
         st.db
             .write(move |c| {
@@ -717,6 +775,7 @@ pub async fn post_password(
             Ok::<_, AppError>(token)
         })
         .await?;
+    st.sessions.clear();
     Ok((
         StatusCode::SEE_OTHER,
         [

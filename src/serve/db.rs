@@ -54,12 +54,33 @@ impl Db {
                 .map(Ok)
                 .unwrap_or_else(|| readers[0].lock());
             match guard {
-                Ok(conn) => f(&conn),
+                Ok(conn) => snapshot(&conn, f),
                 Err(_) => Err(E::from(DbError::Panicked)),
             }
         })
         .await
         .unwrap_or_else(|_| Err(E::from(DbError::Panicked)))
+    }
+
+    /// Runs `f` on a free read connection right here on the async worker, or, when all readers
+    /// are busy, like [`Db::read`]. Only for indexed point lookups that take microseconds (a
+    /// session by its hash, a call by its id): a hand-off to the blocking pool costs more than
+    /// the query itself, and on the streaming path it was most of the time per request
+    /// (benches/RESULTS.md, "Streaming vs nginx"). Never for searches or writes. Unlike
+    /// [`Db::read`] it opens no transaction: a point lookup is one statement, and each
+    /// statement is its own snapshot.
+    pub async fn read_quick<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        // The guard must be gone before any await (it is not Send).
+        let f = match self.readers.iter().find_map(|m| m.try_lock().ok()) {
+            Some(conn) => return f(&conn),
+            None => f,
+        };
+        self.read(f).await
     }
 
     /// Runs `f` on the write connection.
@@ -83,4 +104,25 @@ impl Db {
         let conn = self.writer.lock().map_err(|_| DbError::Panicked)?;
         Ok(f(&conn))
     }
+}
+
+/// Runs `f` inside one read transaction: its statements see one snapshot, and SQLite takes the
+/// WAL read lock once instead of once per statement (the locks were a tenth of the server's CPU
+/// when streaming; benches/RESULTS.md).
+fn snapshot<T, E, F>(conn: &Connection, f: F) -> Result<T, E>
+where
+    E: From<DbError>,
+    F: FnOnce(&Connection) -> Result<T, E>,
+{
+    let run = |sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut st| st.execute([]))
+            .map_err(|e| E::from(DbError::Store(StoreError::Sql(e))))
+    };
+    run("BEGIN")?;
+    let out = f(conn);
+    // Nothing was written, so ending the transaction cannot lose anything; a failure here only
+    // means it is already over.
+    let _ = run("COMMIT");
+    out
 }

@@ -157,17 +157,11 @@ pub fn render_seats(out: &mut String, seats: Option<&[SeatStatus]>) {
 
 /// Free and total bytes of the filesystem holding `dir`.
 pub fn render_disk(out: &mut String, dir: &std::path::Path) {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+    let Ok(s) = rustix::fs::statvfs(dir) else {
         return;
     };
-    // SAFETY: statvfs fills the struct we own from a valid NUL-terminated path.
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
-        return;
-    }
-    let free = s.f_bavail as u64 * s.f_frsize as u64;
-    let total = s.f_blocks as u64 * s.f_frsize as u64;
+    let free = s.f_bavail * s.f_frsize;
+    let total = s.f_blocks * s.f_frsize;
     let _ = writeln!(out, "# HELP callrec_disk_free_bytes Free space for recordings.\n# TYPE callrec_disk_free_bytes gauge\ncallrec_disk_free_bytes {free}");
     let _ = writeln!(out, "# HELP callrec_disk_total_bytes Size of the recordings filesystem.\n# TYPE callrec_disk_total_bytes gauge\ncallrec_disk_total_bytes {total}");
 }

@@ -44,6 +44,7 @@ pub struct AppState {
     /// (session hash, call) pairs whose `play` is already audited (the table `session_plays` is
     /// the durable record; this spares a write per range request).
     pub plays_seen: Mutex<std::collections::HashSet<(String, i64)>>,
+    pub sessions: auth::SessionCache,
 }
 
 pub type St = Arc<AppState>;
@@ -237,6 +238,10 @@ fn bootstrap_admin(db: &Db) -> anyhow::Result<Option<String>> {
 pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // File and database work waits in the blocking pool. Tokio's default cap (512) let 200
+        // streaming clients grow it to ~200 threads that mostly woke each other; a small pool
+        // queues instead, which costs nothing on 2 cores with page-cached files.
+        .max_blocking_threads(64)
         .thread_name("http")
         .enable_all()
         .build()
@@ -273,6 +278,7 @@ async fn serve(cfg: Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         login_attempts: Mutex::new(HashMap::new()),
         dummy_hash,
         plays_seen: Mutex::new(std::collections::HashSet::new()),
+        sessions: auth::SessionCache::default(),
     });
     let app = router
         .route_layer(axum::middleware::from_fn_with_state(

@@ -566,6 +566,8 @@ pub async fn change_user(
         })
         .await
         .map_err(|e| e.with_html(true))?;
+    // Roles, passwords and disabled flags are part of every cached session.
+    st.sessions.clear();
     Ok(users_page(&st, &id, Some(flash)).await?.into_response())
 }
 

@@ -5,7 +5,7 @@
 //! request, and the resolved path must stay inside the storage directory. Every first fetch of a
 //! call's audio in a session is audited as `play`; `?download=1` is audited as `download`.
 
-use super::api::visible_call;
+use super::api::visible_call_row;
 use super::auth::Identity;
 use super::{AppError, St};
 use crate::codec::ogg_read;
@@ -71,27 +71,98 @@ pub fn parse_range(h: Option<&str>, len: u64) -> ByteRange {
     ByteRange::Part(first, last.map_or(len - 1, |l| l.min(len - 1)))
 }
 
-/// The call's file, checked to lie inside the storage directory.
-fn file_of(st: &St, call: &CallRow) -> Result<PathBuf, AppError> {
-    let rel = std::path::Path::new(&call.rel_path);
+/// The call's file inside the storage directory. Only the index row names it, and the row may
+/// only hold plain relative components (no `..`, no absolute path), so no row can point outside.
+/// Symlinks the operator placed inside the storage directory (say, an old month moved to another
+/// disk) are followed: the directory is callrec's own (mode 0700) and trusted.
+fn resolve(root: &std::path::Path, call_id: i64, rel_path: &str) -> Result<PathBuf, AppError> {
+    let rel = std::path::Path::new(rel_path);
     if rel.is_absolute()
         || rel
             .components()
             .any(|c| !matches!(c, std::path::Component::Normal(_)))
     {
-        return Err(AppError::not_found(
-            "this call's file path is not valid; run `callrec check`",
-        ));
+        return Err(AppError::not_found(&format!(
+            "the file path of call {call_id} is not valid; run `callrec check`"
+        )));
     }
-    let path = st.cfg.storage.dir.join(rel);
-    let (root, real) = (st.cfg.storage.dir.canonicalize(), path.canonicalize());
-    match (root, real) {
-        (Ok(root), Ok(real)) if real.starts_with(&root) => Ok(real),
-        _ => Err(AppError::not_found(&format!(
-            "the audio of call {} is missing from storage; run `callrec check`",
-            call.id
-        ))),
-    }
+    Ok(root.join(rel))
+}
+
+fn file_of(st: &St, call: &CallRow) -> Result<PathBuf, AppError> {
+    resolve(&st.cfg.storage.dir, call.id, &call.rel_path)
+}
+
+/// The opened recording: what [`open_and_read`] finds out.
+struct Opened {
+    file: std::fs::File,
+    len: u64,
+    mtime_ns: u128,
+    /// The requested bytes when the range is small enough to read at once (the common case).
+    small: Option<Vec<u8>>,
+}
+
+/// How [`open_and_read`] may read.
+#[derive(Clone, Copy, PartialEq)]
+enum Wait {
+    /// Only from the page cache (`preadv2` with `RWF_NOWAIT`): safe on an async worker.
+    Never,
+    /// Whatever the disk takes: only in the blocking pool.
+    Blocking,
+}
+
+/// Resolves, opens, stats and (for a small satisfiable range) reads. With [`Wait::Never`] it
+/// answers `Ok(None)` when the bytes are not all in the page cache, and the caller retries in
+/// the blocking pool: a hand-off costs more than the read of a cached range, and most ranges
+/// are cached (a listener's player fetches the same file over and over).
+fn open_and_read(
+    path: &std::path::Path,
+    call_id: i64,
+    range_header: Option<&str>,
+    wait: Wait,
+) -> Result<Option<Opened>, AppError> {
+    use std::os::unix::fs::FileExt;
+    let cannot = |e: std::io::Error| {
+        AppError::not_found(&format!(
+            "cannot read the audio of call {call_id}: {e}; run `callrec check`"
+        ))
+    };
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    let len = meta.len();
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let small = match parse_range(range_header, len) {
+        ByteRange::Part(a, b) if b - a < SMALL_RANGE_BYTES => {
+            let mut buf = vec![0u8; (b - a + 1) as usize];
+            if wait == Wait::Never {
+                let cached = rustix::io::preadv2(
+                    &file,
+                    &mut [std::io::IoSliceMut::new(&mut buf)],
+                    a,
+                    rustix::io::ReadWriteFlags::NOWAIT,
+                );
+                // EAGAIN (not cached), a short read (partly cached) or a filesystem without
+                // RWF_NOWAIT support: let the blocking pool do it.
+                if !matches!(cached, Ok(got) if got == buf.len()) {
+                    return Ok(None);
+                }
+            } else {
+                file.read_exact_at(&mut buf, a).map_err(cannot)?;
+            }
+            Some(buf)
+        }
+        _ => None,
+    };
+    Ok(Some(Opened {
+        file,
+        len,
+        mtime_ns,
+        small,
+    }))
 }
 
 fn etag_for(call: &CallRow, len: u64, mtime_ns: u128) -> String {
@@ -150,25 +221,29 @@ pub async fn audio(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let call = visible_call(&st, &id, call_id).await?;
-    let path = file_of(&st, &call)?;
+    let call = visible_call_row(&st, &id, call_id).await?;
     let download = q.get("download").is_some_and(|v| v == "1");
-    // Open and stat in one trip to the blocking pool (each trip is a thread hand-off).
-    let opened = tokio::task::spawn_blocking(move || {
-        let file = std::fs::File::open(&path)?;
-        let meta = file.metadata()?;
-        Ok::<_, std::io::Error>((file, meta))
-    })
-    .await
-    .map_err(|_| AppError::not_found("opening the audio failed"))?
-    .map_err(|e| AppError::not_found(&format!("cannot open the audio of call {call_id}: {e}")))?;
-    let (file, meta) = opened;
-    let len = meta.len();
-    let mtime_ns = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos());
+    let range_header = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let path = file_of(&st, &call)?;
+    let cached = open_and_read(&path, call_id, range_header.as_deref(), Wait::Never)?;
+    let opened = match cached {
+        Some(o) => o,
+        None => tokio::task::spawn_blocking(move || {
+            open_and_read(&path, call_id, range_header.as_deref(), Wait::Blocking)
+        })
+        .await
+        .map_err(|_| AppError::not_found("reading the audio failed; retry"))??
+        .ok_or_else(|| AppError::not_found("reading the audio failed; retry"))?,
+    };
+    let Opened {
+        file,
+        len,
+        mtime_ns,
+        mut small,
+    } = opened;
     let etag = etag_for(&call, len, mtime_ns);
     let cache = if call.status == "recording" {
         "no-store"
@@ -216,26 +291,23 @@ pub async fn audio(
     } else {
         audit_listen(&st, &id, call_id, "play", detail).await?;
     }
-    let body = if n <= SMALL_RANGE_BYTES {
-        // The common case (a browser's or player's range): one positioned read.
-        let bytes = tokio::task::spawn_blocking(move || {
-            use std::os::unix::fs::FileExt;
-            let mut buf = vec![0u8; n as usize];
-            file.read_exact_at(&mut buf, first).map(|()| buf)
-        })
-        .await
-        .map_err(|_| AppError::not_found("reading the audio failed"))?
-        .map_err(|e| AppError::not_found(&format!("reading the audio of call {call_id}: {e}")))?;
-        Body::from(bytes)
-    } else {
-        let mut file = tokio::fs::File::from_std(file);
-        file.seek(std::io::SeekFrom::Start(first))
-            .await
-            .map_err(|e| AppError::not_found(&e.to_string()))?;
-        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
-            file.take(n),
-            64 * 1024,
-        ))
+    // The bytes read ahead are the answer only if the Range still stands (If-Range matched);
+    // they came from the same header and length, so they are exactly first..=last.
+    let body = match small
+        .take()
+        .filter(|_| status == StatusCode::PARTIAL_CONTENT)
+    {
+        Some(bytes) => Body::from(bytes),
+        None => {
+            let mut file = tokio::fs::File::from_std(file);
+            file.seek(std::io::SeekFrom::Start(first))
+                .await
+                .map_err(|e| AppError::not_found(&e.to_string()))?;
+            Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+                file.take(n),
+                64 * 1024,
+            ))
+        }
     };
     let mut resp = Response::builder()
         .status(status)
@@ -291,7 +363,7 @@ pub async fn wav(
     Path(call_id): Path<i64>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let call = visible_call(&st, &id, call_id).await?;
+    let call = visible_call_row(&st, &id, call_id).await?;
     let path = file_of(&st, &call)?;
     let data = tokio::fs::read(&path).await.map_err(|e| {
         AppError::not_found(&format!("cannot read the audio of call {call_id}: {e}"))
@@ -394,7 +466,7 @@ pub async fn peaks(
     Path(call_id): Path<i64>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let call = visible_call(&st, &id, call_id).await?;
+    let call = visible_call_row(&st, &id, call_id).await?;
     let audio = file_of(&st, &call)?;
     let dat_path = peaks::path_for(&audio);
     let recording = call.status == "recording";

@@ -588,16 +588,17 @@ pub(crate) fn fill_details(conn: &Connection, c: &mut CallRow) -> Result<(), Sto
 }
 
 pub fn get_call(conn: &Connection, id: i64) -> Result<CallRow, StoreError> {
-    let mut c = conn
-        .query_row(
-            &format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = ?1"),
-            [id],
-            row_to_call,
-        )
-        .optional()?
-        .ok_or(StoreError::NoSuchCall(id))?;
+    let mut c = get_call_row(conn, id)?;
     fill_details(conn, &mut c)?;
     Ok(c)
+}
+
+/// The call's own row, without tags and intervals (left empty): all that serving its file needs.
+pub fn get_call_row(conn: &Connection, id: i64) -> Result<CallRow, StoreError> {
+    conn.prepare_cached(&format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = ?1"))?
+        .query_row([id], row_to_call)
+        .optional()?
+        .ok_or(StoreError::NoSuchCall(id))
 }
 
 #[derive(Debug, Default, Clone)]

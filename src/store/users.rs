@@ -378,31 +378,28 @@ pub fn find_session(
     max_s: u64,
 ) -> Result<Lookup, UserError> {
     let token_sha256 = sha256_hex(token);
-    let found: Option<(i64, String, String, String)> = conn
-        .query_row(
-            "SELECT user_id, csrf, created_at_utc, last_seen_utc FROM sessions WHERE token_sha256 = ?1",
-            [&token_sha256],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
+    // One cached statement: this runs on every authenticated request. The subquery renames the
+    // session's columns so `USER_COLUMNS` stay unambiguous.
+    let sql = format!(
+        "SELECT {USER_COLUMNS}, s_csrf, s_created, s_seen FROM
+           (SELECT user_id, csrf AS s_csrf, created_at_utc AS s_created, last_seen_utc AS s_seen
+              FROM sessions WHERE token_sha256 = ?1)
+         JOIN users ON users.id = user_id"
+    );
+    let found: Option<(User, String, String, String)> = conn
+        .prepare_cached(&sql)?
+        .query_row([&token_sha256], |r| {
+            Ok((row_to_user(r)?, r.get(10)?, r.get(11)?, r.get(12)?))
+        })
         .optional()?;
-    let Some((user_id, csrf, created, last_seen)) = found else {
+    let Some((user, csrf, created, last_seen)) = found else {
         return Ok(Lookup::Missing);
     };
     let now = Utc::now();
     let ago = |s: u64| crate::clock::format_utc(now - chrono::Duration::seconds(s as i64));
-    if created < ago(max_s) || last_seen < ago(idle_s) {
+    if created < ago(max_s) || last_seen < ago(idle_s) || user.disabled {
         return Ok(Lookup::Dead(token_sha256));
     }
-    let user = conn
-        .query_row(
-            &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
-            [user_id],
-            row_to_user,
-        )
-        .optional()?;
-    let Some(user) = user.filter(|u| !u.disabled) else {
-        return Ok(Lookup::Dead(token_sha256));
-    };
     Ok(Lookup::Live {
         touch: last_seen < ago((idle_s / 4).clamp(1, 15)),
         session: Session {

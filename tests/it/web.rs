@@ -837,6 +837,39 @@ fn sessions_csrf_fixation_and_lockout() {
     );
     assert_eq!(victim.get("/api/me").json()["user"], "qa2");
 
+    // Live sessions are cached for up to 1 s; logout and an admin's changes still end them at
+    // once. Each session is used first so that it is in the cache.
+    let mut leaving = wb.login("qa2", PASSWORD);
+    assert_eq!(leaving.get("/api/me").status, 200);
+    let mut replay = Session::anonymous(&wb);
+    replay.cookie = leaving.cookie.clone();
+    let csrf = leaving.csrf.clone().unwrap();
+    assert_eq!(leaving.post_form("/logout", &[("csrf", &csrf)]).status, 303);
+    assert_eq!(
+        replay.get("/api/me").status,
+        401,
+        "a logged-out cookie must die at once"
+    );
+    let mut qa2 = wb.login("qa2", PASSWORD);
+    assert_eq!(qa2.get("/api/me").status, 200);
+    assert_eq!(admin.get("/admin/users").status, 200); // the page carries the CSRF token
+    let admin_csrf = admin.csrf.clone().unwrap();
+    let r = admin.post_form(
+        "/admin/users/qa2",
+        &[("op", "disable"), ("csrf", &admin_csrf)],
+    );
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    assert_eq!(
+        qa2.get("/api/me").status,
+        401,
+        "a disabled user's session must die at once"
+    );
+    let r = admin.post_form(
+        "/admin/users/qa2",
+        &[("op", "enable"), ("csrf", &admin_csrf)],
+    );
+    assert_eq!(r.status, 200, "{}", r.body_text());
+
     // CSRF: no token, a wrong token, another session's token: all refused, nothing written.
     let mut qa1 = wb.login("qa1", PASSWORD);
     let body = r#"{"at_ms":0,"text":"csrf"}"#;
