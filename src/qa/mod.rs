@@ -3,3 +3,5 @@
 
 pub mod sampling;
 pub mod scorecard;
+pub mod script;
+pub mod transcript;

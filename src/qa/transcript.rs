@@ -1,0 +1,1 @@
+//! Transcripts made by any external speech-to-text: WebVTT or JSON segments.

@@ -1,0 +1,1 @@
+//! Calibration sessions: several reviewers score one call blind; results side by side.
