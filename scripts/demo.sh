@@ -112,6 +112,12 @@ for _ in $(seq 100); do [ -S "$demo/store/control.sock" ] && break; sleep 0.1; d
     $cli call stop --seat seat04 >/dev/null || true
     echo "--- $(date -u +%H:%M:%S) calls so far:"
     $cli calls list --limit 6 || true
+    if [ "$n" = 1 ]; then
+      # QA content once the first calls exist: accounts, a sampling plan drawn with a fixed
+      # seed, evaluations (one acknowledged, one disputed) and a spot check. Runs only once.
+      echo "--- demo QA content (Review queue and Reports in the web UI):"
+      $cli qa seed-demo || true
+    fi
     sleep 10
   done
 ) &

@@ -6,6 +6,7 @@ pub mod capture;
 pub mod clock;
 pub mod codec;
 pub mod config;
+pub mod demo;
 pub mod dsp;
 pub mod encode;
 pub mod qa;

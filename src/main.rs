@@ -67,6 +67,16 @@ enum Cmd {
         #[command(subcommand)]
         cmd: CallCmd,
     },
+    /// Quality review helpers.
+    Qa {
+        #[command(subcommand)]
+        cmd: QaCmd,
+    },
+    /// Transcripts made by an external speech-to-text: searchable, and used to suggest script steps.
+    Transcript {
+        #[command(subcommand)]
+        cmd: TranscriptCmd,
+    },
     /// Encode a WAV file (ch 0 agent, ch 1 customer) through the recorder's pipeline.
     Encode {
         input: PathBuf,
@@ -206,6 +216,19 @@ impl MetaArgs {
 }
 
 #[derive(Subcommand)]
+enum QaCmd {
+    /// Demo content (accounts, a sampling plan drawn with a fixed seed, evaluations, a spot
+    /// check) for `make demo`; does nothing if it ran before. Not for a production box.
+    SeedDemo,
+}
+
+#[derive(Subcommand)]
+enum TranscriptCmd {
+    /// Import a WebVTT (.vtt) or JSON transcript for a call; replaces an earlier one.
+    Import { call_id: i64, file: PathBuf },
+}
+
+#[derive(Subcommand)]
 enum CallCmd {
     /// Start recording a call on a seat.
     Start {
@@ -284,6 +307,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Run => run_both(Config::load(&cli.config)?),
         Cmd::Users { cmd } => users(&Config::load(&cli.config)?, cmd),
         Cmd::Tokens { cmd } => tokens(&Config::load(&cli.config)?, cmd),
+        Cmd::Qa {
+            cmd: QaCmd::SeedDemo,
+        } => seed_demo(&Config::load(&cli.config)?),
+        Cmd::Transcript {
+            cmd: TranscriptCmd::Import { call_id, file },
+        } => transcript_import(&Config::load(&cli.config)?, call_id, &file),
         Cmd::Audit {
             cmd: AuditCmd::Verify { json },
         } => audit_verify(&Config::load(&cli.config)?, json),
@@ -541,6 +570,58 @@ fn tokens(cfg: &Config, cmd: TokensCmd) -> anyhow::Result<()> {
             println!("{name}: revoked");
         }
     }
+    Ok(())
+}
+
+fn seed_demo(cfg: &Config) -> anyhow::Result<()> {
+    let conn = open_index(cfg)?;
+    let Some(s) = callrec::demo::seed(&conn, &cli_actor())? else {
+        println!("demo QA content is there already");
+        return Ok(());
+    };
+    for (name, role, password) in &s.accounts {
+        println!(
+            "demo account {name} ({}): one-time password {password}",
+            role.as_str()
+        );
+    }
+    println!(
+        "demo plan drawn with seed {}: {} call(s) assigned, {} evaluated, {} spot check(s)",
+        callrec::demo::SEED,
+        s.assignments,
+        s.evaluations.len(),
+        s.checks.len()
+    );
+    Ok(())
+}
+
+fn transcript_import(cfg: &Config, call_id: i64, file: &Path) -> anyhow::Result<()> {
+    use callrec::qa::transcript;
+    use callrec::store::compliance;
+    let conn = open_index(cfg)?;
+    let call = store::get_call(&conn, call_id)?;
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("reading {} (it must be UTF-8 text)", file.display()))?;
+    let (segments, format) =
+        transcript::parse(&text).with_context(|| format!("parsing {}", file.display()))?;
+    transcript::check_max_ms(
+        &segments,
+        callrec::serve::compliance_api::max_transcript_ms(call.duration_ms),
+    )
+    .with_context(|| format!("{} does not fit call {call_id}", file.display()))?;
+    let source = file.display().to_string();
+    let n = compliance::put_transcript(&conn, call_id, &segments, format, &source, &cli_actor())?;
+    store::audit::append(
+        &conn,
+        &store::audit::Event {
+            actor: &cli_actor(),
+            action: "transcript.import",
+            call_id: Some(call_id),
+            detail: serde_json::json!({"format": format, "segments": n, "source": source}),
+            ip: None,
+        },
+    )?;
+    println!("call {call_id}: imported {n} segment(s) ({format}) from {source}");
     Ok(())
 }
 

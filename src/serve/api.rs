@@ -58,7 +58,7 @@ async fn visible(
         .await
 }
 
-pub const SEARCH_KEYS: [&str; 18] = [
+pub const SEARCH_KEYS: [&str; 19] = [
     "min_dead_air_s",
     "min_overtalk_s",
     "agent",
@@ -73,6 +73,7 @@ pub const SEARCH_KEYS: [&str; 18] = [
     "status",
     "tag",
     "q",
+    "transcript",
     "sort",
     "order",
     "page",
@@ -176,6 +177,7 @@ pub fn parse_search(q: &HashMap<String, String>) -> Result<SearchQuery, AppError
         status: one_of("status", &["recording", "complete", "interrupted"])?,
         tag: text("tag", 128)?,
         text: text("q", 200)?,
+        transcript: text("transcript", 200)?,
         min_dead_air_ms: num("min_dead_air_s", 0, 86_400)?.map(|s| s * 1000),
         min_overtalk_ms: num("min_overtalk_s", 0, 86_400)?.map(|s| s * 1000),
         sort,

@@ -50,6 +50,10 @@ fn nav(id: &Identity) -> String {
         return String::new();
     };
     let mut links = vec![("/calls", "Calls")];
+    if matches!(role, Role::Admin | Role::Supervisor | Role::Qa) {
+        links.push(("/qa", "Review queue"));
+        links.push(("/reports", "Reports"));
+    }
     if matches!(role, Role::Admin | Role::Auditor) {
         links.push(("/audit", "Audit log"));
     }

@@ -9,12 +9,15 @@
 
 pub mod api;
 pub mod auth;
+pub mod calibration_api;
 pub mod charts;
+pub mod compliance_api;
 pub mod db;
 pub mod html;
 pub mod metrics;
 pub mod pages;
 pub mod qa_api;
+pub mod qa_pages;
 pub mod reports;
 pub mod routes;
 pub mod stream;
@@ -258,6 +261,10 @@ async fn serve(cfg: Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let seeded = db.write_blocking(crate::store::qa::seed_default_cards)??;
     if !seeded.is_empty() {
         tracing::info!(cards = ?seeded, "installed the default scorecards");
+    }
+    let scripts = db.write_blocking(crate::store::compliance::seed_default_scripts)??;
+    if !scripts.is_empty() {
+        tracing::info!(scripts = ?scripts, "installed the default call scripts");
     }
     if let Some(pw) = bootstrap_admin(&db)? {
         println!("callrec: first start: created user `admin` with one-time password: {pw}");

@@ -19,6 +19,8 @@ use std::collections::HashMap;
 const PLAYER_JS: &str = include_str!("assets/player.js");
 const APP_CSS: &str = include_str!("assets/app.css");
 const EVALUATE_JS: &str = include_str!("assets/evaluate.js");
+const COMPLIANCE_JS: &str = include_str!("assets/compliance.js");
+const QA_JS: &str = include_str!("assets/qa.js");
 
 /// `GET /static/{name}`: a fixed set of names; nothing is read from disk.
 pub async fn static_asset(Path(name): Path<String>) -> Response {
@@ -26,6 +28,8 @@ pub async fn static_asset(Path(name): Path<String>) -> Response {
         "player.js" => (PLAYER_JS, "text/javascript; charset=utf-8"),
         "app.css" => (APP_CSS, "text/css; charset=utf-8"),
         "evaluate.js" => (EVALUATE_JS, "text/javascript; charset=utf-8"),
+        "compliance.js" => (COMPLIANCE_JS, "text/javascript; charset=utf-8"),
+        "qa.js" => (QA_JS, "text/javascript; charset=utf-8"),
         _ => return AppError::not_found("no such asset").into_response(),
     };
     (
@@ -94,6 +98,7 @@ pub async fn search(
 <label>Status {status}</label>
 <label>Tag <input name="tag" value="{tag}"></label>
 <label>Notes contain <input name="q" value="{text}"></label>
+<label>Transcript says <input name="transcript" value="{transcript}"></label>
 <label>Seat <input name="seat" value="{seat}"></label>
 <label>Sort {sort}</label><label>Order {order}</label>
 <button type="submit">Search</button> <a href="/calls">Clear</a></form>"#,
@@ -106,6 +111,7 @@ pub async fn search(
         maxd = v("max_duration_s"),
         tag = v("tag"),
         text = v("q"),
+        transcript = v("transcript"),
         seat = v("seat"),
         direction = select(
             "direction",
@@ -304,10 +310,13 @@ pub async fn call(
 </section>
 <aside id="notes"><h2>Notes</h2><ul id="note-list"></ul>{note_form}</aside>
 <section id="evaluations" data-role="{role}" data-agent-id="{agent_id}"><h2>Evaluations</h2></section>
+<section id="compliance" data-role="{role}"><h2>Script compliance</h2></section>
+<section id="transcript" data-role="{role}"><h2>Transcript</h2></section>
 <dl class="meta">{meta}</dl>
 </main>
 <script src="/static/player.js" defer></script>
-<script src="/static/evaluate.js" defer></script>"##,
+<script src="/static/evaluate.js" defer></script>
+<script src="/static/compliance.js" defer></script>"##,
         id = c.id,
         dur = c.duration_ms,
         can = u8::from(can_note),

@@ -10,6 +10,7 @@ use super::auth::Identity;
 use super::{AppError, St};
 use crate::qa::scorecard::{self, Answer, AnswerEntry};
 use crate::store::audit;
+use crate::store::calibration;
 use crate::store::qa::{self, Evaluation, QaError, StoredCard};
 use crate::store::sampling::{self, PlanError};
 use crate::store::users::Role;
@@ -122,14 +123,35 @@ fn may_see(id: &Identity, e: &Evaluation) -> bool {
     e.status != "draft" || id.actor == e.reviewer
 }
 
+/// Calibration evaluations are blind (see `store::calibration::may_see`) and never shown to
+/// agents: they grade the reviewers, not the agent.
+fn calibration_visible(
+    c: &rusqlite::Connection,
+    id: &Identity,
+    e: &Evaluation,
+) -> Result<bool, AppError> {
+    if e.calibration_id.is_none() {
+        return Ok(true);
+    }
+    if id.role() == Some(Role::Agent) {
+        return Ok(false);
+    }
+    Ok(calibration::may_see(c, e.id, &id.actor)?)
+}
+
 async fn load(st: &St, id: &Identity, ev: i64) -> Result<Evaluation, AppError> {
-    let e = st
+    let id2 = id.clone();
+    let (e, blind_ok) = st
         .db
-        .read(move |c| qa::get_evaluation(c, ev).map_err(AppError::from))
+        .read(move |c| {
+            let e = qa::get_evaluation(c, ev)?;
+            let ok = calibration_visible(c, &id2, &e)?;
+            Ok::<_, AppError>((e, ok))
+        })
         .await?;
     // The call must be visible (an agent: their own calls only); hide what is not.
     visible_call(st, id, e.call_id).await?;
-    if !may_see(id, &e) {
+    if !may_see(id, &e) || !blind_ok {
         return Err(AppError::not_found(&format!("no evaluation {ev}")));
     }
     Ok(e)
@@ -141,11 +163,19 @@ pub async fn call_evaluations(
     Path(call_id): Path<i64>,
 ) -> Result<Json<Vec<Evaluation>>, AppError> {
     visible_call(&st, &id, call_id).await?;
-    let all = st
+    let seen = st
         .db
-        .read(move |c| qa::evaluations_for_call(c, call_id).map_err(AppError::from))
+        .read(move |c| {
+            let mut out = Vec::new();
+            for e in qa::evaluations_for_call(c, call_id)? {
+                if may_see(&id, &e) && calibration_visible(c, &id, &e)? {
+                    out.push(e);
+                }
+            }
+            Ok::<_, AppError>(out)
+        })
         .await?;
-    Ok(Json(all.into_iter().filter(|e| may_see(&id, e)).collect()))
+    Ok(Json(seen))
 }
 
 #[derive(Deserialize)]

@@ -5,7 +5,9 @@
 //! role × route test in `tests/it/web.rs` walks [`rules`] with every role and fails on a route it
 //! has no expectation for.
 
-use super::{api, auth, pages, qa_api, reports, stream, St};
+use super::{
+    api, auth, calibration_api, compliance_api, pages, qa_api, qa_pages, reports, stream, St,
+};
 use crate::store::users::Role;
 use axum::handler::Handler;
 use axum::http::Method;
@@ -187,6 +189,85 @@ fn build() -> Builder {
         "/api/reports/questions",
         Roles(REVIEWERS),
         reports::questions,
+    )
+    .get("/api/reports/trend", Roles(REVIEWERS), reports::trend)
+    .get(
+        "/api/reports/reviewers",
+        Roles(REVIEWERS),
+        reports::reviewers,
+    )
+    .get("/reports", Roles(REVIEWERS), reports::page_view)
+    .get("/qa", Roles(REVIEWERS), qa_pages::home)
+    .get(
+        "/api/scripts",
+        Roles(EVERYONE),
+        compliance_api::list_scripts,
+    )
+    .get(
+        "/api/scripts/{slug}",
+        Roles(EVERYONE),
+        compliance_api::get_script,
+    )
+    .post(
+        "/api/scripts",
+        Roles(SUPERVISORS),
+        compliance_api::save_script,
+    )
+    .get(
+        "/api/calls/{id}/checks",
+        Roles(EVERYONE),
+        compliance_api::call_checks,
+    )
+    .post(
+        "/api/calls/{id}/checks",
+        Roles(REVIEWERS),
+        compliance_api::create_check,
+    )
+    .get(
+        "/api/checks/{id}",
+        Roles(EVERYONE),
+        compliance_api::get_check,
+    )
+    .post(
+        "/api/checks/{id}/marks",
+        Roles(REVIEWERS),
+        compliance_api::save_marks,
+    )
+    .post(
+        "/api/checks/{id}/submit",
+        Roles(REVIEWERS),
+        compliance_api::submit_check,
+    )
+    .get(
+        "/api/calls/{id}/transcript",
+        Roles(EVERYONE),
+        compliance_api::get_transcript,
+    )
+    .post(
+        "/api/calls/{id}/transcript",
+        Roles(REVIEWERS),
+        compliance_api::put_transcript,
+    )
+    .get("/api/calibrations", Roles(REVIEWERS), calibration_api::list)
+    .post(
+        "/api/calibrations",
+        Roles(SUPERVISORS),
+        calibration_api::create,
+    )
+    .get(
+        "/api/calibrations/{id}",
+        Roles(REVIEWERS),
+        calibration_api::get,
+    )
+    .post(
+        "/api/calibrations/{id}/close",
+        Roles(SUPERVISORS),
+        calibration_api::close,
+    )
+    .get(
+        "/calibrations/{id}",
+        Roles(REVIEWERS),
+        calibration_api::page_view,
     )
     .post("/api/control/seats/{seat}/{action}", Control, api::control)
     .get("/metrics", Metrics, api::metrics)

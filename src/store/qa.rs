@@ -187,6 +187,8 @@ pub struct Evaluation {
     pub created_at_utc: String,
     pub submitted_at_utc: Option<String>,
     pub disputes: Vec<Dispute>,
+    /// The calibration session this evaluation belongs to; None for an ordinary evaluation.
+    pub calibration_id: Option<i64>,
 }
 
 pub fn create_evaluation(
@@ -205,18 +207,39 @@ pub fn create_evaluation(
     Ok(conn.last_insert_rowid())
 }
 
+/// A reviewer's draft in calibration session `calibration_id` (see `store::calibration`).
+///
+/// Unlike [`create_evaluation`] it records no agent: a calibration scores the reviewers, not the
+/// agent, so the per-agent reports (which group by `agent`) leave it out and the agent is not
+/// asked to acknowledge or dispute several practice scores of one call.
+pub fn create_calibration_evaluation(
+    conn: &Connection,
+    call_id: i64,
+    card_row_id: i64,
+    reviewer: &str,
+    calibration_id: i64,
+) -> Result<i64, QaError> {
+    let now = crate::clock::utc_now();
+    conn.execute(
+        "INSERT INTO evaluations (call_id, scorecard_id, reviewer, agent, status, answers, created_at_utc, updated_at_utc, calibration_id)
+         VALUES (?1, ?2, ?3, NULL, 'draft', '[]', ?4, ?4, ?5)",
+        params![call_id, card_row_id, reviewer, now, calibration_id],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
 pub fn get_evaluation(conn: &Connection, id: i64) -> Result<Evaluation, QaError> {
     let row = conn
         .query_row(
             "SELECT e.id, e.call_id, s.slug, s.version, s.id, e.reviewer, e.agent, e.status, e.answers, e.comment,
-                    e.score, e.created_at_utc, e.submitted_at_utc
+                    e.score, e.created_at_utc, e.submitted_at_utc, e.calibration_id
              FROM evaluations e JOIN scorecards s ON s.id = e.scorecard_id WHERE e.id = ?1",
             [id],
             |r| {
                 Ok((
                     (r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?, r.get::<_, u32>(3)?, r.get::<_, i64>(4)?),
                     (r.get::<_, String>(5)?, r.get::<_, Option<String>>(6)?, r.get::<_, String>(7)?, r.get::<_, String>(8)?),
-                    (r.get::<_, Option<String>>(9)?, r.get::<_, Option<String>>(10)?, r.get::<_, String>(11)?, r.get::<_, Option<String>>(12)?),
+                    (r.get::<_, Option<String>>(9)?, r.get::<_, Option<String>>(10)?, r.get::<_, String>(11)?, r.get::<_, Option<String>>(12)?, r.get::<_, Option<i64>>(13)?),
                 ))
             },
         )
@@ -225,7 +248,7 @@ pub fn get_evaluation(conn: &Connection, id: i64) -> Result<Evaluation, QaError>
     let (
         (id, call_id, scorecard, scorecard_version, scorecard_row),
         (reviewer, agent, status, answers),
-        (comment, score, created_at_utc, submitted_at_utc),
+        (comment, score, created_at_utc, submitted_at_utc, calibration_id),
     ) = row;
     let mut st = conn.prepare_cached(
         "SELECT id, question, reason, raised_by, raised_at_utc, decision, decided_by, decision_note
@@ -260,6 +283,7 @@ pub fn get_evaluation(conn: &Connection, id: i64) -> Result<Evaluation, QaError>
         created_at_utc,
         submitted_at_utc,
         disputes,
+        calibration_id,
     })
 }
 

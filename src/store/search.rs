@@ -77,6 +77,8 @@ pub struct Query {
     pub tag: Option<String>,
     /// Free text matched against the call's notes.
     pub text: Option<String>,
+    /// Words that must all occur in the call's transcript (FTS5; a trailing `*` is a prefix).
+    pub transcript: Option<String>,
     /// Acoustic thresholds: longest dead air, total overtalk (calls with metrics only).
     pub min_dead_air_ms: Option<i64>,
     pub min_overtalk_ms: Option<i64>,
@@ -183,6 +185,17 @@ fn where_clause(q: &Query, scope: &Scope) -> (String, Vec<Value>) {
             "id IN (SELECT call_id FROM notes WHERE deleted_at_utc IS NULL AND text LIKE ? ESCAPE '\\')",
             vec![format!("%{}%", like_escape(t)).into()],
         );
+    }
+    // User text never reaches FTS5 syntax: `fts_query` quotes every word. Text with no word in
+    // it matches nothing rather than everything.
+    if let Some(t) = &q.transcript {
+        match crate::store::compliance::fts_query(t) {
+            Some(m) => push(
+                "id IN (SELECT s.call_id FROM transcript_fts f JOIN transcript_segments s ON s.id = f.rowid WHERE transcript_fts MATCH ?)",
+                vec![m.into()],
+            ),
+            None => push("0 = 1", Vec::new()),
+        }
     }
     if conds.is_empty() {
         (String::new(), args)

@@ -803,6 +803,7 @@ fn reviewer_scores_agent_disputes_in_chromium() {
     let wb = WebBox::start("");
     let _keep = KeepServerLog(wb.log.clone());
     wb.add_user("rita", "qa", &[]);
+    wb.add_user("lead", "supervisor", &[]);
     wb.add_user("alice", "agent", &["--agent-id", "alice"]);
 
     // alice's call (~6 s) is the one to score; bob's (another agent) must stay out of her
@@ -870,15 +871,50 @@ fn reviewer_scores_agent_disputes_in_chromium() {
         r.body_text()
     );
 
-    // 2. rita opens alice's call in Chromium and starts a "complaint" evaluation.
-    let page = format!("/calls/{call_id}");
-    browser_login(&b, &wb, "rita", &page);
-    wait_eval_ready(&b, true);
-    b.find("#eval-card option[value=complaint]");
-    b.click("#eval-card option[value=complaint]");
+    // 2. A lead's sampling plan deals alice's call to rita. rita opens it from her review
+    // queue in Chromium: the call page comes with the plan's scorecard chosen.
+    let mut lead = wb.login("lead", PASSWORD);
+    let r = lead.post_json(
+        "/api/plans",
+        r#"{"name":"alice weekly","filters":{"agent":"alice"},"quota_per_agent":1,"reviewers":["rita"],"scorecard":"complaint"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.body_text());
+    let plan = r.json()["id"].as_i64().unwrap();
+    let r = lead.post_json(&format!("/api/plans/{plan}/draw"), "{}");
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    let dealt = r.json()["assignments"].clone();
+    assert_eq!(dealt.as_array().map(Vec::len), Some(1), "{dealt}");
+    assert_eq!(dealt[0]["call_id"], call_id, "{dealt}");
+    let assignment = dealt[0]["id"].as_i64().unwrap();
+    let row = format!("#queue tr[data-assignment=\"{assignment}\"]");
+    browser_login(&b, &wb, "rita", "/qa");
     assert_eq!(
-        b.js("return document.getElementById('eval-card').value;"),
-        "complaint"
+        b.js(&format!(
+            "return document.querySelector('{row} .state').textContent;"
+        )),
+        "to do"
+    );
+    b.click(&format!("{row} a.open"));
+    let page = format!("/calls/{call_id}");
+    b.wait("the call page from the queue", || {
+        let u = b.url();
+        u.starts_with(&wb.url(&format!("{page}?assignment={assignment}")))
+            .then_some(())
+            .ok_or(u)
+    });
+    wait_eval_ready(&b, true);
+    b.wait_js(
+        "the plan's scorecard chosen",
+        "document.getElementById('eval-card').value === 'complaint'",
+    );
+    let banner =
+        b.js("return document.querySelector('#evaluations .assignment-banner').textContent;");
+    assert!(
+        banner
+            .as_str()
+            .unwrap_or_default()
+            .contains(&format!("#{assignment}")),
+        "the assignment banner: {banner}"
     );
     b.click("#eval-new");
     b.find("#eval-form");
@@ -1013,6 +1049,84 @@ fn reviewer_scores_agent_disputes_in_chromium() {
     );
     b.assert_no_console_errors("while rita scored the call");
 
+    // 6b. A spot check against the shipped inbound script. An imported transcript suggests the
+    // recording notice (rita confirms it), the greeting is set from the player's position with
+    // "Heard now", the rest is N/A for this short call.
+    let vtt = "WEBVTT\n\n00:00.500 --> 00:02.000\n<v Agent>Hello, this call is recorded for quality and training.\n";
+    let r = rita.send(
+        "POST",
+        &format!("/api/calls/{call_id}/transcript"),
+        "text/vtt",
+        vtt,
+        true,
+    );
+    assert_eq!(r.status, 201, "{}", r.body_text());
+    b.goto(&wb.url(&page));
+    wait_eval_ready(&b, true);
+    b.wait_js(
+        "the spot-check section and the transcript",
+        "document.body.dataset.complianceReady === '1' && document.body.dataset.transcript === 'loaded'",
+    );
+    let segs = b.js("return document.querySelectorAll('#transcript-list li.seg').length;");
+    assert_eq!(segs, 1, "{}", b.context());
+    b.find("#check-script option[value=\"inbound-compliance\"]");
+    b.click("#check-script option[value=\"inbound-compliance\"]");
+    b.click("#check-new");
+    b.find("#check-form");
+    let step = |k: &str| format!("#check-form li.check-step[data-step=\"{k}\"]");
+    b.click(&format!(
+        "{} .suggestion button.confirm",
+        step("recording_notice")
+    ));
+    b.wait_js("the audio metadata", "callrecPlayer.audio.readyState >= 1");
+    b.js_async(
+        "const done = arguments[0], a = callrecPlayer.audio;
+         callrecPlayer.seek(1.0);
+         if (!a.seeking) done(a.currentTime);
+         else a.addEventListener('seeked', () => done(a.currentTime), {once: true});",
+    );
+    b.click(&format!("{} button.take-moment", step("greeting")));
+    for k in ["identity", "account_details", "anything_else", "closing"] {
+        b.click(&format!("{} button.mark-na", step(k)));
+    }
+    b.wait_js(
+        "the preview to pass",
+        "(document.getElementById('check-outcome') || {dataset: {}}).dataset.passed === '1'",
+    );
+    b.js_async("window.callrecCompliance.flush().then(() => arguments[0](true));");
+    b.click("#check-submit");
+    b.wait_js(
+        "the submitted spot check in the list",
+        "document.querySelector('#check-list li.check[data-status=submitted][data-passed=\"1\"]')",
+    );
+    let checks = rita.get(&format!("/api/calls/{call_id}/checks")).json();
+    let marks = &checks[0]["marks"];
+    let at = |k: &str| {
+        marks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["step"] == k)
+            .map(|m| (m["mark"].clone(), num(&m["at_ms"])))
+            .unwrap()
+    };
+    assert_eq!(
+        (checks[0]["status"].clone(), checks[0]["passed"].clone()),
+        (json!("submitted"), json!(true)),
+        "{checks:#}"
+    );
+    assert_eq!(
+        at("recording_notice"),
+        (json!("present"), 500.0),
+        "{checks:#}"
+    );
+    let (greet, greet_ms) = at("greeting");
+    assert!(
+        greet == "present" && (greet_ms - 1000.0).abs() <= 300.0,
+        "the greeting should be heard at about 1 s: {checks:#}"
+    );
+    b.assert_no_console_errors("during the spot check");
+
     // 7. alice sees it with its score and disputes the "no".
     browser_logout(&b, &wb);
     browser_login(&b, &wb, "alice", &page);
@@ -1073,7 +1187,46 @@ fn reviewer_scores_agent_disputes_in_chromium() {
     );
     b.assert_no_console_errors("on any page");
 
-    // 10. The audit log has every step of this call's evaluation.
+    // 10. The report reflects it: rita's queue shows the call evaluated, and the reports page
+    // shows alice with one evaluation at 100 % after the dispute she won.
+    browser_logout(&b, &wb);
+    browser_login(&b, &wb, "rita", "/qa");
+    assert_eq!(
+        b.js(&format!(
+            "return document.querySelector('{row} .state').textContent;"
+        )),
+        "evaluated"
+    );
+    b.click("header.top nav a[href=\"/reports\"]");
+    b.wait_js(
+        "the reports page",
+        "document.querySelector('#report-agents tr[data-agent=\"alice\"]')",
+    );
+    let cells = b.js(
+        "return Array.from(document.querySelectorAll('#report-agents tr[data-agent=\"alice\"] td')).map(td => td.textContent);",
+    );
+    // Agent, calls, evaluations, mean, pass rate, compliance, disputes, upheld, won by agent.
+    assert_eq!(
+        cells,
+        json!(["alice", "1", "1", "100.0 %", "100.0 %", "100.0 %", "1", "0", "1"]),
+        "alice's report row\n{}",
+        b.context()
+    );
+    let charts = b.js("return document.querySelectorAll('#reports svg.chart').length;");
+    assert_eq!(charts, 4, "four charts on the reports page");
+    let missed_row = b.js(&format!(
+        "const r = document.querySelector('#report-questions tr[data-question=\"{missed}\"]');
+         return r && Array.from(r.querySelectorAll('td')).slice(2).map(td => td.textContent);"
+    ));
+    assert_eq!(
+        missed_row,
+        json!(["2", "0", "0.0 %"]),
+        "bob's and alice's evaluations; after the accepted dispute {missed} counts as passed"
+    );
+    b.save_screenshot("reports.png");
+    b.assert_no_console_errors("on the queue and reports pages");
+
+    // 11. The audit log has every step of this call's evaluation.
     let rows = audit_rows(&wb, call_id);
     for (actor, action) in [
         ("rita", "evaluation.create"),
@@ -1082,6 +1235,9 @@ fn reviewer_scores_agent_disputes_in_chromium() {
         ("alice", "evaluation.dispute"),
         ("rita", "evaluation.resolve"),
         ("alice", "evaluation.acknowledge"),
+        ("rita", "transcript.import"),
+        ("rita", "check.create"),
+        ("rita", "check.submit"),
     ] {
         assert!(
             rows.iter()

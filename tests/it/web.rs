@@ -55,6 +55,11 @@ struct Ids {
     first_q: String,
     plan: i64,
     assignment: i64,
+    /// Spot checks of `call` by `writer`: one submitted, one still a draft.
+    check_done: i64,
+    check_draft: i64,
+    /// A calibration session on `call` with reviewers qa1 and writer.
+    calibration: i64,
 }
 
 fn cases(ids: &Ids, role: &str) -> Vec<Case> {
@@ -459,6 +464,164 @@ fn cases(ids: &Ids, role: &str) -> Vec<Case> {
             [401, 200, 200, 403, 403, 403, 200],
         ),
         c(
+            "GET",
+            "/api/reports/trend",
+            "/api/reports/trend".into(),
+            "",
+            String::new(),
+            [401, 200, 200, 403, 403, 403, 200],
+        ),
+        c(
+            "GET",
+            "/api/reports/reviewers",
+            "/api/reports/reviewers?format=csv".into(),
+            "",
+            String::new(),
+            [401, 200, 200, 403, 403, 403, 200],
+        ),
+        c(
+            "GET",
+            "/reports",
+            "/reports".into(),
+            "",
+            String::new(),
+            [303, 200, 200, 403, 403, 403, 200],
+        ),
+        c(
+            "GET",
+            "/qa",
+            "/qa".into(),
+            "",
+            String::new(),
+            [303, 200, 200, 403, 403, 403, 200],
+        ),
+        c(
+            "GET",
+            "/api/scripts",
+            "/api/scripts".into(),
+            "",
+            String::new(),
+            api_all,
+        ),
+        c(
+            "GET",
+            "/api/scripts/{slug}",
+            "/api/scripts/inbound-compliance?format=toml".into(),
+            "",
+            String::new(),
+            api_all,
+        ),
+        c(
+            "POST",
+            "/api/scripts",
+            "/api/scripts".into(),
+            json,
+            format!(
+                r#"{{"slug":"script-{role}","name":"Test","steps":[{{"key":"hello","text":"Say hello","window":{{"within_first_s":10}}}}]}}"#
+            ),
+            [401, 201, 403, 403, 403, 403, 201],
+        ),
+        c(
+            "GET",
+            "/api/calls/{id}/checks",
+            format!("/api/calls/{call}/checks"),
+            "",
+            String::new(),
+            api_all,
+        ),
+        c(
+            "POST",
+            "/api/calls/{id}/checks",
+            format!("/api/calls/{call}/checks"),
+            json,
+            r#"{"script":"inbound-compliance"}"#.into(),
+            [401, 201, 201, 403, 403, 403, 201],
+        ),
+        // Submitted: everyone who sees the call sees the check.
+        c(
+            "GET",
+            "/api/checks/{id}",
+            format!("/api/checks/{}", ids.check_done),
+            "",
+            String::new(),
+            api_all,
+        ),
+        // A draft check is its reviewer's (writer, not among these roles): hidden from the rest.
+        c(
+            "POST",
+            "/api/checks/{id}/marks",
+            format!("/api/checks/{}/marks", ids.check_draft),
+            json,
+            r#"{"marks":[]}"#.into(),
+            [401, 404, 404, 403, 403, 403, 404],
+        ),
+        c(
+            "POST",
+            "/api/checks/{id}/submit",
+            format!("/api/checks/{}/submit", ids.check_draft),
+            json,
+            String::new(),
+            [401, 404, 404, 403, 403, 403, 404],
+        ),
+        c(
+            "GET",
+            "/api/calls/{id}/transcript",
+            format!("/api/calls/{call}/transcript"),
+            "",
+            String::new(),
+            api_all,
+        ),
+        c(
+            "POST",
+            "/api/calls/{id}/transcript",
+            format!("/api/calls/{call}/transcript"),
+            "text/vtt",
+            "WEBVTT\n\n00:00.000 --> 00:01.000\n<v Agent>this call is recorded\n".into(),
+            [401, 201, 201, 403, 403, 403, 201],
+        ),
+        c(
+            "GET",
+            "/api/calibrations",
+            "/api/calibrations".into(),
+            "",
+            String::new(),
+            [401, 200, 200, 403, 403, 403, 200],
+        ),
+        c(
+            "POST",
+            "/api/calibrations",
+            "/api/calibrations".into(),
+            json,
+            format!(r#"{{"call_id":{call},"scorecard":"complaint","reviewers":["qa1","writer"]}}"#),
+            [401, 201, 403, 403, 403, 403, 201],
+        ),
+        // qa1 takes part: sees the session, not yet the answers.
+        c(
+            "GET",
+            "/api/calibrations/{id}",
+            format!("/api/calibrations/{}", ids.calibration),
+            "",
+            String::new(),
+            [401, 200, 200, 403, 403, 403, 200],
+        ),
+        c(
+            "GET",
+            "/calibrations/{id}",
+            format!("/calibrations/{}", ids.calibration),
+            "",
+            String::new(),
+            [303, 200, 200, 403, 403, 403, 200],
+        ),
+        // The supervisor closes it first; the admin then finds it closed.
+        c(
+            "POST",
+            "/api/calibrations/{id}/close",
+            format!("/api/calibrations/{}/close", ids.calibration),
+            json,
+            String::new(),
+            [401, 200, 403, 403, 403, 403, 409],
+        ),
+        c(
             "POST",
             "/api/control/seats/{seat}/{action}",
             "/api/control/seats/seat02/login".into(),
@@ -576,7 +739,7 @@ fn every_route_with_every_role() {
     let csv = writer.get("/api/reports/agents?format=csv").body_text();
     assert!(
         csv.starts_with("agent,calls,evaluations,mean_percent")
-            && csv.contains("\nalice,1,3,100.0,100.0,1,0\n"),
+            && csv.contains("\nalice,1,3,100.0,100.0,1,0,0,0,\n"),
         "{csv}"
     );
     let qrep = writer.get("/api/reports/questions").json();
@@ -599,6 +762,51 @@ fn every_route_with_every_role() {
     let r = lead.post_json(&format!("/api/plans/{plan}/draw"), "{}");
     assert_eq!(r.status, 200, "{}", r.body_text());
     let assignment = r.json()["assignments"][0]["id"].as_i64().unwrap();
+    // Spot checks: one submitted (every step N/A), one left a draft.
+    let new_check = |writer: &mut Session| -> (i64, Vec<String>) {
+        let r = writer.post_json(
+            &format!("/api/calls/{call}/checks"),
+            r#"{"script":"inbound-compliance"}"#,
+        );
+        assert_eq!(r.status, 201, "{}", r.body_text());
+        let v = r.json();
+        let steps = v["script"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["key"].as_str().unwrap().to_owned())
+            .collect();
+        (v["id"].as_i64().unwrap(), steps)
+    };
+    let (check_done, steps) = new_check(&mut writer);
+    let marks: Vec<serde_json::Value> = steps
+        .iter()
+        .map(|k| serde_json::json!({"step": k, "mark": "na"}))
+        .collect();
+    let r = writer.post_json(
+        &format!("/api/checks/{check_done}/marks"),
+        &serde_json::json!({ "marks": marks }).to_string(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    let r = writer.post_json(&format!("/api/checks/{check_done}/submit"), "");
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    assert_eq!(r.json()["passed"], true, "{}", r.body_text());
+    let (check_draft, _) = new_check(&mut writer);
+    // A transcript, so that GET /api/calls/{id}/transcript has one to answer with.
+    let r = writer.send(
+        "POST",
+        &format!("/api/calls/{call}/transcript"),
+        "text/vtt",
+        "WEBVTT\n\n00:00.100 --> 00:01.000\n<v Agent>hello there\n",
+        true,
+    );
+    assert_eq!(r.status, 201, "{}", r.body_text());
+    let r = lead.post_json(
+        "/api/calibrations",
+        &format!(r#"{{"call_id":{call},"scorecard":"complaint","reviewers":["qa1","writer"]}}"#),
+    );
+    assert_eq!(r.status, 201, "{}", r.body_text());
+    let calibration = r.json()["id"].as_i64().unwrap();
     let ids = Ids {
         call,
         note,
@@ -609,6 +817,9 @@ fn every_route_with_every_role() {
         first_q,
         plan,
         assignment,
+        check_done,
+        check_draft,
+        calibration,
     };
 
     // Every rule has an expectation and every expectation a rule.

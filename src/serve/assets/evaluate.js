@@ -26,7 +26,10 @@
 //         [data-resolve-value="<did>"]       new answer for "changed"
 //         [data-resolve="<did>"][data-decision="upheld|changed|accepted"]
 //       .eval-item-msg              this evaluation's error message
-//   select#eval-card, button#eval-new        start a new evaluation (reviewers)
+//   select#eval-card, button#eval-new        start a new evaluation (reviewers); the page's
+//                                            ?scorecard=<slug> is preselected once cards load
+//   p.assignment-banner[data-assignment]     ?assignment=<id>: "Assignment #id: evaluate this
+//                                            call with <card name>", first in the section
 //   form#eval-form[data-eval-id]             the open draft
 //     fieldset[data-section="<sid>"]         one per section; .eval-sec-preview
 //     .eval-q[data-q="<qid>"]                one question (class eval-invalid when the server
@@ -63,6 +66,11 @@
   const isReviewer = REVIEWER_ROLES.includes(role);
   const DEFAULT_PASS_MARK = 80;
   const PASS_TOLERANCE = 1e-9;
+
+  // Links from the review queue: /calls/{id}?assignment={aid}&scorecard={slug}.
+  const pageParams = new URLSearchParams(location.search);
+  const assignmentId = /^\d+$/.test(pageParams.get('assignment') || '') ? pageParams.get('assignment') : '';
+  const wantedCard = (pageParams.get('scorecard') || '').trim();
 
   const urls = {
     list: `/api/calls/${cid}/evaluations`,
@@ -321,6 +329,23 @@
 
   const list = el('ul', { id: 'eval-list', 'aria-live': 'polite' });
   section.append(list);
+
+  // The assignment this visit came from, right under the heading; the card name replaces the
+  // slug once the scorecards are loaded.
+  let banner = null;
+  function renderBanner(cardName) {
+    if (!assignmentId) return;
+    if (!banner) {
+      banner = el('p', { class: 'assignment-banner', role: 'status', dataset: { assignment: assignmentId } });
+      const heading = section.querySelector(':scope > h2');
+      section.insertBefore(banner, heading ? heading.nextSibling : section.firstChild);
+    }
+    banner.textContent = '';
+    banner.append(`Assignment #${assignmentId}: evaluate this call`);
+    const name = cardName || wantedCard;
+    if (name) banner.append(' with ', el('strong', { class: 'assignment-card', text: name }));
+  }
+  renderBanner('');
   // The section-wide message sits above the list; it is #eval-msg whatever its kind.
   const showSectionMsg = (text, kind = 'error') => {
     say(section, 'eval-section-msg', text, kind, list);
@@ -402,6 +427,15 @@
       cardSelect.disabled = !any;
       newButton.disabled = !any;
       if (!any) showSectionMsg('There are no scorecards yet; a supervisor or admin can add one.');
+      if (wantedCard) {
+        const wanted = stored.find((s) => s.card.id === wantedCard);
+        if (wanted) {
+          cardSelect.value = wanted.card.id;
+          renderBanner(wanted.card.name);
+        } else if (any) {
+          showSectionMsg(`The assigned scorecard “${wantedCard}” is not available any more; choose another one from the list or ask your lead.`);
+        }
+      }
     } catch (err) {
       cardSelect.textContent = '';
       cardSelect.append(el('option', { value: '', text: 'No scorecards' }));

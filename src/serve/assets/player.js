@@ -157,6 +157,9 @@
   let peaksState = 'loading'; // 'loading' | 'ok' | 'failed'
   let callDurationMs = 0;
   let intervals = []; // {kind, start, end|null} in seconds; null end = still open
+  // Acoustic metric regions from the call's `metrics` (dsp::talk::Metrics), in seconds:
+  // {kind: 'dead_air'|'overtalk', start, end, interrupter?: 'agent'|'customer'}.
+  let regions = [];
   let notes = [];
   let pendingSeek = null; // target set before metadata was there; re-applied on loadedmetadata
 
@@ -247,6 +250,10 @@
     gapFill: 'rgba(214, 96, 20, 0.22)',
     gapEdge: 'rgba(176, 70, 10, 0.75)',
     gapText: '#7a3306',
+    deadAirFill: 'rgba(234, 179, 8, 0.26)',
+    deadAirStrip: '#b58900',
+    overtalkFill: 'rgba(219, 39, 119, 0.16)',
+    overtalkStrip: '#c0266d',
     note: '#7b3fb0',
     played: 'rgba(31, 95, 168, 0.10)',
     heard: '#6f9fd8',
@@ -345,7 +352,24 @@
       g.fillRect(0, y0, W, laneH);
       g.fillStyle = COLORS.axis;
       g.fillRect(0, y0 + laneH / 2, W, 1 / dpr);
-      if (peaks && ch < peaks.channels && span > 0) drawLanePeaks(g, ch, y0, laneH, span);
+    }
+
+    // Dead air and overtalk: translucent bands under the waveform across both lanes, and a thin
+    // strip of the same colour at the top so short ones stay visible.
+    if (span > 0) {
+      for (const r of regions) {
+        const x0 = xOf(r.start);
+        const w = Math.max(2, xOf(r.end) - x0);
+        const dead = r.kind === 'dead_air';
+        g.fillStyle = dead ? COLORS.deadAirFill : COLORS.overtalkFill;
+        g.fillRect(x0, TOP, w, 2 * laneH);
+        g.fillStyle = dead ? COLORS.deadAirStrip : COLORS.overtalkStrip;
+        g.fillRect(x0, TOP - 4, w, 3);
+      }
+    }
+
+    for (let ch = 0; ch < 2; ch++) {
+      if (peaks && ch < peaks.channels && span > 0) drawLanePeaks(g, ch, TOP + ch * laneH, laneH, span);
     }
     g.fillStyle = 'rgba(0, 0, 0, 0.25)';
     g.fillRect(0, TOP + laneH, W, 1 / dpr);
@@ -537,14 +561,121 @@
     e.preventDefault(); // no text selection while dragging
   });
   canvas.addEventListener('pointermove', (e) => {
-    if (dragging) seekFromPointer(e);
+    if (dragging) {
+      hideTip();
+      seekFromPointer(e);
+    } else {
+      showTip(e);
+    }
   });
+  canvas.addEventListener('pointerleave', () => hideTip());
   const endDrag = () => {
     dragging = false;
   };
   canvas.addEventListener('pointerup', endDrag);
   canvas.addEventListener('pointercancel', endDrag);
   canvas.addEventListener('lostpointercapture', endDrag);
+
+  // ---------------------------------------------------------------------------------------
+  // Legend under the waveform (only the kinds this call has) and the hover tip that names the
+  // region under the pointer.
+
+  const legend = document.createElement('div');
+  legend.className = 'wave-legend';
+  legend.id = 'wave-legend';
+  legend.hidden = true;
+  canvas.insertAdjacentElement('afterend', legend);
+
+  const tip = document.createElement('div');
+  tip.className = 'wave-tip';
+  tip.id = 'wave-tip';
+  tip.hidden = true;
+  tip.setAttribute('role', 'tooltip');
+  legend.insertAdjacentElement('afterend', tip);
+
+  const LEGEND = [
+    { kind: 'dead_air', cls: 'dead-air', label: 'Dead air', title: 'Both parties silent' },
+    { kind: 'overtalk', cls: 'overtalk', label: 'Overtalk', title: 'Both parties speaking at once' },
+    { kind: 'pause', cls: 'paused', label: 'Paused', title: 'Recording paused (nothing was recorded)' },
+    { kind: 'gap', cls: 'gap', label: 'Gap', title: 'Audio device gap (nothing was recorded)' },
+  ];
+
+  function renderLegend() {
+    legend.textContent = '';
+    for (const k of LEGEND) {
+      const metric = k.kind === 'dead_air' || k.kind === 'overtalk';
+      const n = metric
+        ? regions.filter((r) => r.kind === k.kind).length
+        : intervals.filter((iv) => iv.kind === k.kind).length;
+      if (!n) continue;
+      const item = document.createElement('span');
+      item.className = 'legend-item';
+      item.dataset.kind = k.kind;
+      item.dataset.count = String(n);
+      item.title = k.title;
+      const sw = document.createElement('span');
+      sw.className = `swatch ${k.cls}`;
+      sw.setAttribute('aria-hidden', 'true');
+      item.append(sw, metric ? `${k.label} ×${n}` : k.label);
+      legend.append(item);
+    }
+    legend.hidden = !legend.childNodes.length;
+  }
+
+  function describeRegion(r, hours) {
+    const range = `${fmtTime(r.start, hours)}–${fmtTime(r.end, hours)}`;
+    if (r.kind === 'dead_air') return `Dead air ${range} (${round1(r.end - r.start)} s)`;
+    return `Overtalk ${range}${r.interrupter ? `, ${r.interrupter} interrupted` : ''}`;
+  }
+
+  function describeInterval(iv, hours) {
+    const end = iv.end === null ? '…' : fmtTime(iv.end, hours);
+    const what = iv.kind === 'gap' ? 'Gap' : iv.kind === 'pause' ? 'Paused' : iv.label;
+    return `${what} ${fmtTime(iv.start, hours)}–${end}`;
+  }
+
+  // Descriptions of everything drawn under canvas x (CSS pixels), with the same minimum width
+  // the drawing uses so a short region can still be hovered.
+  function regionsAt(x) {
+    const span = duration();
+    if (span <= 0 || cssWidth <= 0) return [];
+    const px = (s) => (s / span) * cssWidth;
+    const hit = (start, end) => {
+      const x0 = px(start);
+      const x1 = Math.max(x0 + 2, px(end));
+      return x >= x0 - 1 && x <= x1 + 1;
+    };
+    const hours = span >= 3600;
+    const out = [];
+    for (const r of regions) if (hit(r.start, r.end)) out.push(describeRegion(r, hours));
+    for (const iv of intervals) {
+      if (hit(iv.start, iv.end === null ? span : iv.end)) out.push(describeInterval(iv, hours));
+    }
+    return out;
+  }
+
+  function showTip(e) {
+    const rect = canvas.getBoundingClientRect();
+    const lines = regionsAt(e.clientX - rect.left);
+    if (!lines.length) {
+      hideTip();
+      return;
+    }
+    const text = lines.join('\n');
+    if (tip.textContent !== text) tip.textContent = text;
+    tip.hidden = false;
+    // Positioned against its offset parent (#player is position: relative in app.css).
+    const host = tip.offsetParent || document.documentElement;
+    const hr = host.getBoundingClientRect();
+    let left = e.clientX - hr.left + 12;
+    if (left + tip.offsetWidth > hr.width - 4) left = Math.max(0, e.clientX - hr.left - 12 - tip.offsetWidth);
+    tip.style.left = `${Math.round(left)}px`;
+    tip.style.top = `${Math.round(rect.top - hr.top + TOP + 4)}px`;
+  }
+
+  function hideTip() {
+    if (!tip.hidden) tip.hidden = true;
+  }
 
   // ---------------------------------------------------------------------------------------
   // Per-party mute/solo. The file is agent on channel 0, customer on channel 1; each party's
@@ -1090,7 +1221,30 @@
       start: Math.max(0, Number(iv.start_ms) || 0) / 1000,
       end: iv.end_ms == null ? null : Number(iv.end_ms) / 1000,
     }));
+    regions = metricRegions(data.metrics);
     setNotes(Array.isArray(data.notes) ? data.notes : []);
+    renderLegend();
+  }
+
+  // Dead air and overtalk spans of the metrics object (null while recording), in seconds.
+  function metricRegions(m) {
+    if (!m || typeof m !== 'object') return [];
+    const out = [];
+    const add = (kind, list) => {
+      for (const r of Array.isArray(list) ? list : []) {
+        const start = Number(r && r.start_ms);
+        const end = Number(r && r.end_ms);
+        if (!Number.isFinite(start) || !Number.isFinite(end) || end <= start) continue;
+        const reg = { kind, start: Math.max(0, start) / 1000, end: end / 1000 };
+        if (kind === 'overtalk' && (r.interrupter === 'agent' || r.interrupter === 'customer')) {
+          reg.interrupter = r.interrupter;
+        }
+        out.push(reg);
+      }
+    };
+    add('dead_air', m.dead_air);
+    add('overtalk', m.overtalk);
+    return out.sort((a, b) => a.start - b.start || a.end - b.end);
   }
 
   async function loadPeaks() {
@@ -1154,8 +1308,17 @@
         : null;
     },
     seek,
+    play,
     heardRanges,
+    // Dead air and overtalk drawn on the waveform, in seconds.
+    get regions() {
+      return regions.map((r) => ({ kind: r.kind, start: r.start, end: r.end }));
+    },
+    // The playhead in whole milliseconds (a seek requested before the metadata counts).
+    currentMs: () => Math.round(position() * 1000),
   };
+  // Scripts loaded before this one (or that start waiting for it) listen for this.
+  document.dispatchEvent(new Event('callrec:player-ready'));
 
   setPlayLabel();
   applyLanes();
