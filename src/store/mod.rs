@@ -339,6 +339,25 @@ CREATE TABLE calibrations (
 ALTER TABLE evaluations ADD COLUMN calibration_id INTEGER REFERENCES calibrations (id);
 CREATE INDEX evaluations_calibration ON evaluations (calibration_id);
 "#,
+    // The evidence ledger: one hash-chained entry per finalized call, and a tombstone per
+    // deletion. No foreign key: a tombstone outlives its call. Append-only like the audit log.
+    r#"
+CREATE TABLE ledger (
+    seq            INTEGER PRIMARY KEY,
+    kind           TEXT NOT NULL CHECK (kind IN ('call', 'tombstone')),
+    call_id        INTEGER NOT NULL,
+    file_sha256    TEXT,
+    detail         TEXT NOT NULL,
+    prev_sha256    TEXT NOT NULL,
+    entry_sha256   TEXT NOT NULL UNIQUE,
+    at_utc         TEXT NOT NULL
+);
+CREATE INDEX ledger_call ON ledger (call_id);
+CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
+    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
+    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
+"#,
 ];
 
 pub fn schema_version() -> i64 {
