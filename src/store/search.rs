@@ -188,13 +188,22 @@ fn where_clause(q: &Query, scope: &Scope) -> (String, Vec<Value>) {
     }
     // User text never reaches FTS5 syntax: `fts_query` quotes every word. Text with no word in
     // it matches nothing rather than everything.
+    // Each word must occur somewhere in the call's transcript (not necessarily in one segment),
+    // so each is its own FTS5 lookup; at most 8 words keep the query bounded.
     if let Some(t) = &q.transcript {
-        match crate::store::compliance::fts_query(t) {
-            Some(m) => push(
+        let words: Vec<String> = t
+            .split_whitespace()
+            .filter_map(crate::store::compliance::fts_query)
+            .take(8)
+            .collect();
+        if words.is_empty() {
+            push("0 = 1", Vec::new());
+        }
+        for w in words {
+            push(
                 "id IN (SELECT s.call_id FROM transcript_fts f JOIN transcript_segments s ON s.id = f.rowid WHERE transcript_fts MATCH ?)",
-                vec![m.into()],
-            ),
-            None => push("0 = 1", Vec::new()),
+                vec![w.into()],
+            );
         }
     }
     if conds.is_empty() {

@@ -1590,3 +1590,266 @@ fn sampling_plans_draw_reproducibly_honour_filters_and_quotas() {
         "1"
     );
 }
+
+/// Full marks on every question of a scorecard (as JSON), except `fail` answered "no".
+fn answers_for(card: &serde_json::Value, fail: Option<&str>) -> serde_json::Value {
+    let answers: Vec<serde_json::Value> = card["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["questions"].as_array().unwrap().clone())
+        .map(|q| {
+            let v = match q["kind"].as_str().unwrap() {
+                "yes_no" if Some(q["id"].as_str().unwrap()) == fail => serde_json::json!("no"),
+                "yes_no" => serde_json::json!("yes"),
+                "scale" => serde_json::json!(5),
+                _ => q["max_points"].clone(),
+            };
+            serde_json::json!({"q": q["id"], "value": v, "at_ms": 200})
+        })
+        .collect();
+    serde_json::json!({ "answers": answers })
+}
+
+#[test]
+fn calibration_is_blind_until_closed_and_measures_reviewers() {
+    let wb = WebBox::start("");
+    wb.add_user("lead", "supervisor", &[]);
+    wb.add_user("qa1", "qa", &[]);
+    wb.add_user("qa2", "qa", &[]);
+    wb.add_user("alice", "agent", &["--agent-id", "alice"]);
+    let call = wb.record_call("seat02", 1.0, &["--agent", "alice"]);
+    let mut lead = wb.login("lead", PASSWORD);
+    let (mut qa1, mut qa2) = (wb.login("qa1", PASSWORD), wb.login("qa2", PASSWORD));
+    let mut alice = wb.login("alice", PASSWORD);
+
+    // One reviewer only is no calibration.
+    let r = lead.post_json(
+        "/api/calibrations",
+        &format!(r#"{{"call_id":{call},"scorecard":"complaint","reviewers":["qa1"]}}"#),
+    );
+    assert_eq!(r.status, 400, "{}", r.body_text());
+    let r = lead.post_json(
+        "/api/calibrations",
+        &format!(
+            r#"{{"call_id":{call},"scorecard":"complaint","reviewers":["qa1","qa2"],"reference":"qa1","due_days":2}}"#
+        ),
+    );
+    assert_eq!(r.status, 201, "{}", r.body_text());
+    let cal = r.json();
+    let id = cal["id"].as_i64().unwrap();
+    let ev_of = |who: &str| {
+        cal["evaluation_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p[0] == who)
+            .unwrap()[1]
+            .as_i64()
+            .unwrap()
+    };
+    let (ev1, ev2) = (ev_of("qa1"), ev_of("qa2"));
+    let card = qa1.get("/api/scorecards/complaint").json()["card"].clone();
+    let first_yes_no = card["sections"][0]["questions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["kind"] == "yes_no" && q["critical"] != true)
+        .map(|q| q["id"].as_str().unwrap().to_owned());
+    for (s, ev, fail) in [
+        (&mut qa1, ev1, None),
+        (&mut qa2, ev2, first_yes_no.as_deref()),
+    ] {
+        let r = s.post_json(
+            &format!("/api/evaluations/{ev}/answers"),
+            &answers_for(&card, fail).to_string(),
+        );
+        assert_eq!(r.status, 204, "{}", r.body_text());
+        assert_eq!(
+            s.post_json(&format!("/api/evaluations/{ev}/submit"), "")
+                .status,
+            200
+        );
+    }
+
+    // Blind while open: qa1 sees neither qa2's evaluation nor the answers side by side.
+    assert_eq!(qa1.get(&format!("/api/evaluations/{ev2}")).status, 404);
+    let listed = qa1.get(&format!("/api/calls/{call}/evaluations")).json();
+    let seen: Vec<i64> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seen, vec![ev1], "{listed}");
+    let v = qa1.get(&format!("/api/calibrations/{id}")).json();
+    assert!(
+        v["result"].is_null() && v["hidden_because"].is_string(),
+        "{v}"
+    );
+    // The agent never sees calibration scores, nor the session.
+    assert_eq!(alice.get(&format!("/api/evaluations/{ev1}")).status, 404);
+    assert_eq!(alice.get(&format!("/api/calibrations/{id}")).status, 403);
+    // Calibration scores stay out of the agent's report.
+    let rep = lead.get("/api/reports/agents").json();
+    assert!(
+        rep.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["agent"] != "alice" || r["evaluations"] == 0),
+        "{rep}"
+    );
+
+    // The lead sees the result at any time; after closing, so do the reviewers.
+    let r = lead.post_json(&format!("/api/calibrations/{id}/close"), "");
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    let result = qa2.get(&format!("/api/calibrations/{id}")).json()["result"].clone();
+    let reviewers = result["reviewers"].as_array().unwrap();
+    let dist = |who: &str| {
+        reviewers.iter().find(|r| r["reviewer"] == who).unwrap()["distance_from_reference"]
+            .as_f64()
+            .unwrap()
+    };
+    assert_eq!(dist("qa1"), 0.0, "{result:#}");
+    let n_questions = result["questions"].as_array().unwrap().len() as f64;
+    if first_yes_no.is_some() {
+        // One question differs by its whole share (100 points), the rest agree.
+        assert!(
+            (dist("qa2") - 100.0 / n_questions).abs() < 1e-6,
+            "{result:#}"
+        );
+        let disagree: Vec<&serde_json::Value> = result["questions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|q| q["agree"] == false)
+            .collect();
+        assert_eq!(disagree.len(), 1, "{result:#}");
+        assert_eq!(disagree[0]["spread"], 1.0);
+    }
+    let page = qa2.get(&format!("/calibrations/{id}")).body_text();
+    assert!(
+        page.contains("Answers side by side") && page.contains("qa1"),
+        "{page}"
+    );
+    let rv = lead.get("/api/reports/reviewers").json();
+    let qa2_row = rv["reviewers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["reviewer"] == "qa2")
+        .cloned()
+        .unwrap();
+    assert_eq!(qa2_row["calibrations"], 1, "{rv}");
+}
+
+#[test]
+fn transcripts_search_and_demo_content() {
+    let wb = WebBox::start("");
+    wb.add_user("qa1", "qa", &[]);
+    let sam = wb.record_call("seat01", 6.0, &["--agent", "sam", "--direction", "inbound"]);
+    let ana = wb.record_call(
+        "seat02",
+        6.0,
+        &["--agent", "ana", "--direction", "outbound"],
+    );
+    let mut qa1 = wb.login("qa1", PASSWORD);
+
+    // CLI import of a WebVTT file; a transcript that runs past the call is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let vtt = dir.path().join("sam.vtt");
+    std::fs::write(
+        &vtt,
+        "WEBVTT\n\n00:00.200 --> 00:02.000\n<v Agent>This call is recorded for quality.\n\n00:02.500 --> 00:04.000\n<v Customer>My router keeps dropping.\n",
+    )
+    .unwrap();
+    let out = wb.cli(&[
+        "transcript",
+        "import",
+        &sam.to_string(),
+        vtt.to_str().unwrap(),
+    ]);
+    assert!(out.contains("imported 2 segment(s)"), "{out}");
+    let long = dir.path().join("long.json");
+    std::fs::write(
+        &long,
+        r#"{"segments":[{"start":1.0,"end":95.0,"speaker":"agent","text":"far too long"}]}"#,
+    )
+    .unwrap();
+    let o = wb.cli_with_stdin(
+        &[
+            "transcript",
+            "import",
+            &ana.to_string(),
+            long.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("does not fit call"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    // Full-text search over transcripts: words, a prefix, and FTS syntax treated as text.
+    let found = |s: &mut Session, q: &str| -> Vec<i64> {
+        let r = s.get(&format!("/api/calls?transcript={}", q));
+        assert_eq!(r.status, 200, "{q}: {}", r.body_text());
+        r.json()["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(found(&mut qa1, "recorded"), vec![sam]);
+    assert_eq!(found(&mut qa1, "rout*"), vec![sam]);
+    assert_eq!(found(&mut qa1, "recorded%20router"), vec![sam]);
+    assert!(found(&mut qa1, "recorded%20refund").is_empty());
+    assert!(found(&mut qa1, "%22%20OR%20NEAR(%2A").is_empty());
+    let t = qa1.get(&format!("/api/calls/{sam}/transcript")).json();
+    assert_eq!(t["segments"][1]["speaker"], "customer", "{t}");
+    assert_eq!(t["format"], "webvtt");
+    assert_eq!(qa1.get(&format!("/api/calls/{ana}/transcript")).status, 204);
+
+    // The demo seeding: accounts, a plan drawn with the fixed seed, evaluations, a spot check.
+    let out = wb.cli(&["qa", "seed-demo"]);
+    assert!(
+        !out.contains("demo account qa1"),
+        "qa1 exists already: {out}"
+    );
+    assert!(out.contains("demo account lead (supervisor)"), "{out}");
+    assert!(
+        out.contains("2 call(s) assigned, 2 evaluated, 1 spot check(s)"),
+        "{out}"
+    );
+    let db = wb.db();
+    assert_eq!(
+        sqlite(
+            &db,
+            "SELECT group_concat(status, ',') FROM (SELECT status FROM evaluations ORDER BY id)"
+        ),
+        "acknowledged,disputed"
+    );
+    assert_eq!(
+        sqlite(
+            &db,
+            "SELECT count(*) FROM compliance_checks WHERE status = 'submitted' AND passed = 1"
+        ),
+        "1"
+    );
+    assert_eq!(sqlite(&db, "PRAGMA integrity_check"), "ok");
+    assert_eq!(
+        wb.cli(&["qa", "seed-demo"]).trim(),
+        "demo QA content is there already"
+    );
+    let rep = qa1.get("/api/reports/agents").json();
+    let evaluated: i64 = rep
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["evaluations"].as_i64().unwrap())
+        .sum();
+    assert_eq!(evaluated, 2, "{rep}");
+}
