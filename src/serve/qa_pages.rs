@@ -11,7 +11,7 @@ use super::html::{esc, page, url_enc};
 use super::{AppError, St};
 use crate::store::users::Role;
 use crate::store::{calibration, compliance, qa, sampling};
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::response::Html;
 use axum::Extension;
 use rusqlite::{params, Connection};
@@ -177,7 +177,8 @@ pub async fn home(
         .iter()
         .map(|s| {
             format!(
-                r#"<li>{name} <span class="muted">{slug} v{v}, {n} steps</span> · <a href="/api/scripts/{slug_q}?format=toml">TOML</a></li>"#,
+                r#"<li>{name} <span class="muted">{slug} v{v}, {n} steps</span> · <a href="/api/scripts/{slug_q}?format=toml">TOML</a>{edit}</li>"#,
+                edit = edit_link(lead, "script", &s.slug),
                 name = esc(&s.name),
                 slug = esc(&s.slug),
                 slug_q = esc(&url_enc(&s.slug)),
@@ -190,7 +191,8 @@ pub async fn home(
         .iter()
         .map(|s| {
             format!(
-                r#"<li>{name} <span class="muted">{slug} v{v}</span> · <a href="/api/scorecards/{slug_q}?format=toml">TOML</a></li>"#,
+                r#"<li>{name} <span class="muted">{slug} v{v}</span> · <a href="/api/scorecards/{slug_q}?format=toml">TOML</a>{edit}</li>"#,
+                edit = edit_link(lead, "scorecard", &s.card.id),
                 name = esc(&s.card.name),
                 slug = esc(&s.card.id),
                 slug_q = esc(&url_enc(&s.card.id)),
@@ -225,4 +227,69 @@ pub async fn home(
         plan_form = if lead { PLAN_FORM } else { "" },
     );
     Ok(Html(page(Some(&id), "Quality review", &body)))
+}
+
+fn edit_link(lead: bool, kind: &str, slug: &str) -> String {
+    if lead {
+        format!(
+            r#" · <a class="edit" href="/qa/edit/{kind}/{}">Edit</a>"#,
+            esc(&url_enc(slug))
+        )
+    } else {
+        String::new()
+    }
+}
+
+/// `GET /qa/edit/{kind}/{slug}`: a scorecard or script as TOML in a text editor; saving posts it
+/// to the JSON API, which validates it and stores a new version when it changed (so evaluations
+/// and checks keep the version they used). Changing `id`/`slug` in the text makes a new one.
+pub async fn edit(
+    State(st): State<St>,
+    Extension(id): Extension<Identity>,
+    Path((kind, slug)): Path<(String, String)>,
+) -> Result<Html<String>, AppError> {
+    let s2 = slug.clone();
+    let (text, version) = match kind.as_str() {
+        "scorecard" => {
+            st.db
+                .read(move |c| {
+                    let card = qa::latest_card(c, &s2)?
+                        .ok_or_else(|| AppError::not_found(&format!("no scorecard {s2:?}")))?;
+                    let text = crate::qa::scorecard::to_toml(&card.card)
+                        .map_err(|e| AppError::bad_request(&e.to_string()))?;
+                    Ok::<_, AppError>((text, i64::from(card.card.version)))
+                })
+                .await
+        }
+        "script" => {
+            st.db
+                .read(move |c| {
+                    let s = compliance::latest_script(c, &s2)?
+                        .ok_or_else(|| AppError::not_found(&format!("no script {s2:?}")))?;
+                    let text = crate::qa::script::to_toml(&s.script)
+                        .map_err(|e| AppError::bad_request(&e.to_string()))?;
+                    Ok::<_, AppError>((text, s.version))
+                })
+                .await
+        }
+        _ => Err(AppError::not_found(
+            "only scorecards and scripts can be edited here",
+        )),
+    }
+    .map_err(|e| e.with_html(true))?;
+    let body = format!(
+        r#"<main id="qa-edit" data-kind="{kind}" data-slug="{slug}">
+<h1>Edit {kind} {slug} <span class="muted">(version {version})</span></h1>
+<p class="hint">TOML, as exported. Saving checks it and stores a new version if anything changed; evaluations and checks made earlier keep the version they used. Change the <code>{key}</code> to save a copy under a new name.</p>
+<textarea id="edit-text" rows="30" cols="100" spellcheck="false">{text}</textarea>
+<p><button type="button" id="edit-save">Save</button> <a href="/qa">Back to the review queue</a></p>
+<p id="qa-msg" role="status"></p>
+</main>
+<script src="/static/qa.js" defer></script>"#,
+        kind = esc(&kind),
+        slug = esc(&slug),
+        key = if kind == "scorecard" { "id" } else { "slug" },
+        text = esc(&text),
+    );
+    Ok(Html(page(Some(&id), &format!("Edit {slug}"), &body)))
 }

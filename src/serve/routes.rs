@@ -198,6 +198,7 @@ fn build() -> Builder {
     )
     .get("/reports", Roles(REVIEWERS), reports::page_view)
     .get("/qa", Roles(REVIEWERS), qa_pages::home)
+    .get("/qa/edit/{kind}/{slug}", Roles(SUPERVISORS), qa_pages::edit)
     .get(
         "/api/scripts",
         Roles(EVERYONE),

@@ -497,6 +497,14 @@ fn cases(ids: &Ids, role: &str) -> Vec<Case> {
         ),
         c(
             "GET",
+            "/qa/edit/{kind}/{slug}",
+            "/qa/edit/script/inbound-compliance".into(),
+            "",
+            String::new(),
+            [303, 200, 403, 403, 403, 403, 200],
+        ),
+        c(
+            "GET",
             "/api/scripts",
             "/api/scripts".into(),
             "",
@@ -1727,6 +1735,15 @@ fn calibration_is_blind_until_closed_and_measures_reviewers() {
         assert_eq!(disagree.len(), 1, "{result:#}");
         assert_eq!(disagree[0]["spread"], 1.0);
     }
+    // The lead's TOML editor for scorecards carries the exported card; a reviewer has none.
+    let editor = lead.get("/qa/edit/scorecard/complaint").body_text();
+    assert!(
+        editor.contains(r#"<textarea id="edit-text""#)
+            && editor.contains("id = &quot;complaint&quot;"),
+        "{editor}"
+    );
+    assert_eq!(qa1.get("/qa/edit/scorecard/complaint").status, 403);
+    assert_eq!(lead.get("/qa/edit/scorecard/nope").status, 404);
     let page = qa2.get(&format!("/calibrations/{id}")).body_text();
     assert!(
         page.contains("Answers side by side") && page.contains("qa1"),

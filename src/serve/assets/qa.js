@@ -3,7 +3,7 @@
 // the JSON API with the session's CSRF token; the page reloads to show the new state.
 'use strict';
 (() => {
-  const root = document.getElementById('qa');
+  const root = document.getElementById('qa') || document.getElementById('qa-edit');
   if (!root) return;
   const csrf = document.querySelector('meta[name="csrf-token"]')?.content || '';
   const msg = document.getElementById('qa-msg');
@@ -71,6 +71,29 @@
         const r = await api('POST', `/api/assignments/${encodeURIComponent(b.dataset.assignment)}/swap`, { reason });
         return r ? `Swapped for call ${r.call_id}.` : 'Swapped; no other call of this agent was left to draw.';
       });
+    }
+  });
+
+  // The TOML editor (/qa/edit/{kind}/{slug}).
+  const save = document.getElementById('edit-save');
+  save?.addEventListener('click', async () => {
+    const url = root.dataset.kind === 'script' ? '/api/scripts' : '/api/scorecards';
+    save.disabled = true;
+    try {
+      const res = await fetch(url, {
+        method: 'POST',
+        credentials: 'same-origin',
+        headers: { 'content-type': 'application/toml', 'x-csrf-token': csrf },
+        body: document.getElementById('edit-text').value,
+      });
+      const data = await res.json().catch(() => null);
+      if (!res.ok) throw new Error((data && data.error) || `HTTP ${res.status}`);
+      const version = data.version ?? (data.card && data.card.version);
+      say(`Saved: version ${version}.`, 'ok');
+    } catch (err) {
+      say(`Not saved: ${err.message}`);
+    } finally {
+      save.disabled = false;
     }
   });
 
