@@ -25,6 +25,26 @@ pub fn json_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, AppError> {
         .map_err(|e| AppError::bad_request(&format!("malformed JSON body: {e}")))
 }
 
+/// An export as `?format=json` (the default) or `?format=toml` (`toml` renders it).
+pub fn json_or_toml<T: serde::Serialize>(
+    format: Option<&str>,
+    value: T,
+    toml: impl FnOnce(&T) -> Result<String, String>,
+) -> Result<Response, AppError> {
+    match format {
+        None | Some("json") => Ok(Json(value).into_response()),
+        Some("toml") => {
+            let text = toml(&value).map_err(|e| AppError::bad_request(&e))?;
+            Ok((
+                [(header::CONTENT_TYPE, "application/toml; charset=utf-8")],
+                text,
+            )
+                .into_response())
+        }
+        Some(_) => Err(AppError::bad_request("format must be json or toml")),
+    }
+}
+
 /// The call if it exists and the caller may see it; 404 either way otherwise, so call ids
 /// outside one's scope cannot be probed.
 pub async fn visible_call(st: &St, id: &Identity, call_id: i64) -> Result<CallRow, AppError> {

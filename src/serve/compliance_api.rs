@@ -5,7 +5,7 @@
 //! only the checks of their own calls (the call must be visible), and every change is audited.
 //! Transcript suggestions are only ever *offered*: nothing here marks a step by itself.
 
-use super::api::{json_body, visible_call};
+use super::api::{json_body, json_or_toml, visible_call};
 use super::auth::Identity;
 use super::{AppError, St};
 use crate::qa::script::{self, CheckOutcome, Script, StepMark, Suggestion};
@@ -59,19 +59,9 @@ pub async fn get_script(
         .read(move |c| compliance::latest_script(c, &s2).map_err(AppError::from))
         .await?
         .ok_or_else(|| AppError::not_found(&format!("no script {slug:?}")))?;
-    match q.get("format").map(String::as_str) {
-        None | Some("json") => Ok(Json(stored).into_response()),
-        Some("toml") => {
-            let text = script::to_toml(&stored.script)
-                .map_err(|e| AppError::bad_request(&e.to_string()))?;
-            Ok((
-                [(header::CONTENT_TYPE, "application/toml; charset=utf-8")],
-                text,
-            )
-                .into_response())
-        }
-        Some(_) => Err(AppError::bad_request("format must be json or toml")),
-    }
+    json_or_toml(q.get("format").map(String::as_str), stored, |s| {
+        script::to_toml(&s.script).map_err(|e| e.to_string())
+    })
 }
 
 /// `POST /api/scripts`: a script as JSON, or TOML with `Content-Type: application/toml`. Saving

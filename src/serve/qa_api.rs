@@ -5,7 +5,7 @@
 //! edits or submits it, drafts are visible only to their reviewer, an agent sees, acknowledges
 //! and disputes only evaluations of their own calls, and every change is audited.
 
-use super::api::{json_body, parse_search, visible_call};
+use super::api::{json_body, json_or_toml, parse_search, visible_call};
 use super::auth::Identity;
 use super::{AppError, St};
 use crate::qa::scorecard::{self, Answer, AnswerEntry};
@@ -65,19 +65,9 @@ pub async fn get_card(
         })
         .await?
         .ok_or_else(|| AppError::not_found(&format!("no scorecard {slug:?}")))?;
-    match q.get("format").map(String::as_str) {
-        None | Some("json") => Ok(Json(card).into_response()),
-        Some("toml") => {
-            let text = scorecard::to_toml(&card.card)
-                .map_err(|e| AppError::bad_request(&e.to_string()))?;
-            Ok((
-                [(header::CONTENT_TYPE, "application/toml; charset=utf-8")],
-                text,
-            )
-                .into_response())
-        }
-        Some(_) => Err(AppError::bad_request("format must be json or toml")),
-    }
+    json_or_toml(q.get("format").map(String::as_str), card, |c| {
+        scorecard::to_toml(&c.card).map_err(|e| e.to_string())
+    })
 }
 
 /// `POST /api/scorecards`: import or edit a card (JSON, or TOML with a TOML content type).

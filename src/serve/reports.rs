@@ -583,64 +583,116 @@ fn cell(v: Option<f64>, unit: &str) -> String {
         .unwrap_or_else(|| "—".into())
 }
 
-fn agents_table(rows: &[AgentRow]) -> String {
-    let body: String = rows
+/// A results table; each row is (its `data-{key}` value, its cells as plain text), all escaped
+/// here.
+fn table(id: &str, key: &str, head: &[&str], rows: Vec<(&str, Vec<String>)>) -> String {
+    let th: String = head
         .iter()
-        .map(|r| {
-            format!(
-                r#"<tr data-agent="{a}"><td>{a}</td><td>{}</td><td class="evaluations">{}</td><td class="mean">{}</td><td>{}</td><td class="compliance">{}</td><td class="disputes">{}</td><td>{}</td><td>{}</td></tr>"#,
-                r.calls,
-                r.evaluations,
-                cell(r.mean_percent, " %"),
-                cell(r.pass_rate, " %"),
-                cell(r.compliance_pass_rate, " %"),
-                r.disputes,
-                r.disputes_upheld,
-                r.disputes_won,
-                a = esc(&r.agent),
-            )
+        .map(|h| format!("<th>{}</th>", esc(h)))
+        .collect();
+    let body: String = rows
+        .into_iter()
+        .map(|(k, cells)| {
+            let tds: String = cells
+                .iter()
+                .map(|c| format!("<td>{}</td>", esc(c)))
+                .collect();
+            format!(r#"<tr data-{key}="{}">{tds}</tr>"#, esc(k))
         })
         .collect();
     format!(
-        r#"<table class="results" id="report-agents"><thead><tr><th>Agent</th><th>Calls</th><th>Evaluations</th><th>Mean score</th><th>Pass rate</th><th>Compliance pass</th><th>Disputes</th><th>Upheld</th><th>Won by agent</th></tr></thead><tbody>{body}</tbody></table>"#
+        r#"<table class="results" id="{id}"><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"#
+    )
+}
+
+fn agents_table(rows: &[AgentRow]) -> String {
+    table(
+        "report-agents",
+        "agent",
+        &[
+            "Agent",
+            "Calls",
+            "Evaluations",
+            "Mean score",
+            "Pass rate",
+            "Compliance pass",
+            "Disputes",
+            "Upheld",
+            "Won by agent",
+        ],
+        rows.iter()
+            .map(|r| {
+                (
+                    r.agent.as_str(),
+                    vec![
+                        r.agent.clone(),
+                        r.calls.to_string(),
+                        r.evaluations.to_string(),
+                        cell(r.mean_percent, " %"),
+                        cell(r.pass_rate, " %"),
+                        cell(r.compliance_pass_rate, " %"),
+                        r.disputes.to_string(),
+                        r.disputes_upheld.to_string(),
+                        r.disputes_won.to_string(),
+                    ],
+                )
+            })
+            .collect(),
     )
 }
 
 fn questions_table(rows: &[QuestionRow]) -> String {
-    let body: String = rows
-        .iter()
-        .map(|r| {
-            format!(
-                r#"<tr data-question="{q}"><td>{card}</td><td>{text}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
-                r.answered,
-                r.failed,
-                cell(r.failure_rate, " %"),
-                q = esc(&r.question),
-                card = esc(&r.scorecard),
-                text = esc(&r.text),
-            )
-        })
-        .collect();
-    format!(
-        r#"<table class="results" id="report-questions"><thead><tr><th>Scorecard</th><th>Question</th><th>Answered</th><th>Failed</th><th>Failure rate</th></tr></thead><tbody>{body}</tbody></table>"#
+    table(
+        "report-questions",
+        "question",
+        &[
+            "Scorecard",
+            "Question",
+            "Answered",
+            "Failed",
+            "Failure rate",
+        ],
+        rows.iter()
+            .map(|r| {
+                (
+                    r.question.as_str(),
+                    vec![
+                        r.scorecard.clone(),
+                        r.text.clone(),
+                        r.answered.to_string(),
+                        r.failed.to_string(),
+                        cell(r.failure_rate, " %"),
+                    ],
+                )
+            })
+            .collect(),
     )
 }
 
 fn reviewers_table(rows: &[ReviewerRow]) -> String {
-    let body: String = rows
-        .iter()
-        .map(|r| {
-            format!(
-                r#"<tr data-reviewer="{who}"><td>{who}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
-                r.evaluations,
-                r.checks,
-                r.calibrations,
-                cell(r.mean_distance, " pts"),
-                who = esc(&r.reviewer),
-            )
-        })
-        .collect();
-    format!(
-        r#"<table class="results" id="report-reviewers"><thead><tr><th>Reviewer</th><th>Evaluations</th><th>Spot checks</th><th>Calibrations</th><th>Distance from reference</th></tr></thead><tbody>{body}</tbody></table>"#
+    table(
+        "report-reviewers",
+        "reviewer",
+        &[
+            "Reviewer",
+            "Evaluations",
+            "Spot checks",
+            "Calibrations",
+            "Distance from reference",
+        ],
+        rows.iter()
+            .map(|r| {
+                (
+                    r.reviewer.as_str(),
+                    vec![
+                        r.reviewer.clone(),
+                        r.evaluations.to_string(),
+                        r.checks.to_string(),
+                        r.calibrations.to_string(),
+                        cell(r.mean_distance, " pts"),
+                    ],
+                )
+            })
+            .collect(),
     )
 }
