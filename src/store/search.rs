@@ -131,8 +131,14 @@ fn where_clause(q: &Query, scope: &Scope) -> (String, Vec<Value>) {
     if let Some(v) = text(&q.agent) {
         push("agent = ?", vec![v]);
     }
-    if let Some(v) = text(&q.seat) {
-        push("seat_id = ?", vec![v]);
+    // A seat group is a comma-separated list (`seat01,seat02`): the seats of one team or floor.
+    match &q.seat {
+        Some(list) if list.contains(',') => push(
+            "instr(',' || replace(?, ' ', '') || ',', ',' || seat_id || ',') > 0",
+            vec![list.clone().into()],
+        ),
+        Some(one) => push("seat_id = ?", vec![one.clone().into()]),
+        None => {}
     }
     if let Some(v) = text(&q.since_utc) {
         push("started_at_utc >= ?", vec![v]);
@@ -306,6 +312,46 @@ mod tests {
     type TestResult = Result<(), Box<dyn std::error::Error>>;
     use super::*;
     use crate::store::{insert_call, CallMeta, NewCall};
+
+    #[test]
+    fn seat_groups() -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let conn = crate::store::open_rw(&dir.path().join("s.db"))?;
+        for seat in ["s1", "s2", "s10"] {
+            insert_call(
+                &conn,
+                &NewCall {
+                    box_id: "b".into(),
+                    seat_id: seat.into(),
+                    mode: "control".into(),
+                    started_at_utc: "2026-11-20T10:00:00.000Z".into(),
+                    started_mono_ms: 0,
+                    rate_hz: 16000,
+                    bitrate_bps: 16000,
+                    meta: CallMeta::default(),
+                },
+            )?;
+        }
+        let seats = |v: &str| -> Result<Vec<String>, StoreError> {
+            let q = Query {
+                seat: Some(v.into()),
+                per_page: 50,
+                ..Default::default()
+            };
+            let mut s: Vec<String> = search(&conn, &q, &Scope::All)?
+                .calls
+                .into_iter()
+                .map(|c| c.seat_id)
+                .collect();
+            s.sort();
+            Ok(s)
+        };
+        assert_eq!(seats("s1")?, vec!["s1"]);
+        // Whole names only: "s1" in the group does not match "s10".
+        assert_eq!(seats("s1, s2")?, vec!["s1", "s2"]);
+        assert_eq!(seats("s10,s3")?, vec!["s10"]);
+        Ok(())
+    }
 
     #[test]
     fn filters_scope_and_escaping() -> TestResult {
