@@ -173,6 +173,10 @@ pub struct StorageConfig {
     /// Upper bound on audio lost to a power cut (invariant 3).
     #[serde(default = "default_fsync_interval_ms")]
     pub fsync_interval_ms: u64,
+    /// The id in the storage dir's STORAGE-ID file, printed on first start. When set, the box
+    /// refuses to run on a storage dir with another id or none: an unmounted or wrong disk.
+    #[serde(default)]
+    pub id: Option<String>,
 }
 
 fn default_fsync_interval_ms() -> u64 {

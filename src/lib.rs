@@ -9,6 +9,8 @@ pub mod config;
 pub mod demo;
 pub mod dsp;
 pub mod encode;
+pub mod evidence;
+pub mod import;
 pub mod qa;
 pub mod record;
 pub mod serve;

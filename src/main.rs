@@ -3,6 +3,7 @@
 
 use anyhow::{bail, Context};
 use callrec::config::{Config, EncoderConfig, DEFAULT_CONFIG_PATH};
+use callrec::evidence;
 use callrec::record::control::{self, Request};
 use callrec::store::{self, users, CallFilter, CallMeta};
 use clap::{Parser, Subcommand};
@@ -67,6 +68,45 @@ enum Cmd {
         #[command(subcommand)]
         cmd: CallCmd,
     },
+    /// Import legacy recordings (WAV incl. µ-law/A-law, MP3, FLAC, Ogg Vorbis, Ogg Opus) into
+    /// the store, with metadata from an optional CSV sidecar. The same source twice is imported
+    /// once; a bad file is reported and skipped.
+    Import {
+        /// Files or directories (walked recursively).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// CSV with one row per recording (column names below).
+        #[arg(long)]
+        sidecar: Option<PathBuf>,
+        #[arg(long, value_name = "COLUMN")]
+        col_file: Option<String>,
+        #[arg(long, value_name = "COLUMN")]
+        col_agent: Option<String>,
+        #[arg(long, value_name = "COLUMN")]
+        col_number: Option<String>,
+        #[arg(long, value_name = "COLUMN")]
+        col_started: Option<String>,
+        #[arg(long, value_name = "COLUMN")]
+        col_direction: Option<String>,
+        #[arg(long, value_name = "COLUMN")]
+        col_campaign: Option<String>,
+        #[arg(long, value_name = "COLUMN")]
+        col_external_id: Option<String>,
+        /// Layout of the sidecar's start times (chrono/strptime, UTC), e.g. "%d/%m/%Y %H:%M".
+        #[arg(long)]
+        time_format: Option<String>,
+        /// In stereo sources, the agent's channel (0 or 1); the other is the customer.
+        #[arg(long, default_value_t = 0)]
+        agent_channel: u8,
+        /// Worker threads (default: one per core).
+        #[arg(long, default_value_t = 0)]
+        jobs: usize,
+        /// Check and decode everything, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Quality review helpers.
     Qa {
         #[command(subcommand)]
@@ -76,6 +116,45 @@ enum Cmd {
     Transcript {
         #[command(subcommand)]
         cmd: TranscriptCmd,
+    },
+    /// The box's Ed25519 key, which signs evidence bundles.
+    Key {
+        #[command(subcommand)]
+        cmd: KeyCmd,
+    },
+    /// Export calls as evidence bundles (one folder per call), verifiable with sha256sum and
+    /// openssl alone. Audited.
+    Export {
+        /// Call ids.
+        #[arg(required = true)]
+        ids: Vec<i64>,
+        /// Folder to write `call-<id>/` bundles into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Also the whole call decoded to WAV (marked derived).
+        #[arg(long)]
+        wav: bool,
+        /// Also an excerpt WAV from this many seconds into the call (with --to).
+        #[arg(long, requires = "to")]
+        from: Option<f64>,
+        /// End of the excerpt, seconds from the start of the call (with --from).
+        #[arg(long, requires = "from")]
+        to: Option<f64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify an evidence bundle folder, or with --store every recording against the index and
+    /// the ledger; exits non-zero on any mismatch.
+    Verify {
+        /// A `call-<id>` folder made by `callrec export`.
+        #[arg(required_unless_present = "store", conflicts_with = "store")]
+        bundle: Option<PathBuf>,
+        /// Check the whole store instead: files vs index rows vs ledger, the ledger chain,
+        /// orphan files.
+        #[arg(long)]
+        store: bool,
+        #[arg(long)]
+        json: bool,
     },
     /// Encode a WAV file (ch 0 agent, ch 1 customer) through the recorder's pipeline.
     Encode {
@@ -147,6 +226,15 @@ enum TokensCmd {
 enum AuditCmd {
     /// Recompute the hash chain; exits non-zero and names each bad row if it is broken.
     Verify {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCmd {
+    /// Print the public key (PEM) and its SHA-256 fingerprint (of the DER form).
+    Show {
         #[arg(long)]
         json: bool,
     },
@@ -302,14 +390,91 @@ fn main() {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.cmd {
-        Cmd::Record => callrec::record::run(Config::load(&cli.config)?),
-        Cmd::Serve => serve(Config::load(&cli.config)?),
-        Cmd::Run => run_both(Config::load(&cli.config)?),
+        Cmd::Record => {
+            let cfg = Config::load(&cli.config)?;
+            box_key_at_start(&cfg);
+            callrec::record::run(cfg)
+        }
+        Cmd::Serve => {
+            let cfg = Config::load(&cli.config)?;
+            box_key_at_start(&cfg);
+            serve(cfg)
+        }
+        Cmd::Run => {
+            let cfg = Config::load(&cli.config)?;
+            box_key_at_start(&cfg);
+            run_both(cfg)
+        }
+        Cmd::Key {
+            cmd: KeyCmd::Show { json },
+        } => key_show(&Config::load(&cli.config)?, json),
+        Cmd::Export {
+            ids,
+            out,
+            wav,
+            from,
+            to,
+            json,
+        } => export(
+            &Config::load(&cli.config)?,
+            &ids,
+            &out,
+            evidence::bundle::Options {
+                wav,
+                excerpt_s: from.zip(to),
+            },
+            json,
+        ),
+        Cmd::Verify {
+            bundle,
+            store: whole,
+            json,
+        } => match bundle {
+            Some(dir) if !whole => verify_bundle(&cli.config, &dir, json),
+            _ => verify_store(&Config::load(&cli.config)?, json),
+        },
         Cmd::Users { cmd } => users(&Config::load(&cli.config)?, cmd),
         Cmd::Tokens { cmd } => tokens(&Config::load(&cli.config)?, cmd),
         Cmd::Qa {
             cmd: QaCmd::SeedDemo,
         } => seed_demo(&Config::load(&cli.config)?),
+        Cmd::Import {
+            paths,
+            sidecar,
+            col_file,
+            col_agent,
+            col_number,
+            col_started,
+            col_direction,
+            col_campaign,
+            col_external_id,
+            time_format,
+            agent_channel,
+            jobs,
+            dry_run,
+            json,
+        } => {
+            let req = callrec::import::ImportRequest {
+                paths,
+                sidecar,
+                columns: callrec::import::sidecar::ColumnMap {
+                    file: col_file,
+                    agent: col_agent,
+                    number: col_number,
+                    started: col_started,
+                    direction: col_direction,
+                    campaign: col_campaign,
+                    external_id: col_external_id,
+                },
+                time_format,
+                agent_channel,
+                jobs,
+                dry_run,
+                actor: cli_actor(),
+                ..Default::default()
+            };
+            import(&Config::load(&cli.config)?, &req, json)
+        }
         Cmd::Transcript {
             cmd: TranscriptCmd::Import { call_id, file },
         } => transcript_import(&Config::load(&cli.config)?, call_id, &file),
@@ -573,6 +738,22 @@ fn tokens(cfg: &Config, cmd: TokensCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn import(cfg: &Config, req: &callrec::import::ImportRequest, json: bool) -> anyhow::Result<()> {
+    let summary = callrec::import::run(cfg, req, !json)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{summary}");
+    }
+    if summary.has_failures() {
+        bail!(
+            "{} file(s) could not be imported (listed above); the others were",
+            summary.failed
+        );
+    }
+    Ok(())
+}
+
 fn seed_demo(cfg: &Config) -> anyhow::Result<()> {
     let conn = open_index(cfg)?;
     let Some(s) = callrec::demo::seed(&conn, &cli_actor())? else {
@@ -645,6 +826,240 @@ fn audit_verify(cfg: &Config, json: bool) -> anyhow::Result<()> {
     }
     if !json {
         println!("audit chain intact");
+    }
+    Ok(())
+}
+
+/// Makes the box key on first start (or loads it) and logs its fingerprint. Recording never
+/// depends on it: a problem is logged and the daemon goes on; `callrec export` then refuses with
+/// the same reason until it is fixed.
+fn box_key_at_start(cfg: &Config) {
+    // An unmounted or wrong disk: write nothing (the recorder and server refuse it next).
+    if store::identity::precheck(&cfg.storage.dir, cfg.storage.id.as_deref()).is_err() {
+        return;
+    }
+    match evidence::key::ensure(&cfg.storage.dir) {
+        Ok((k, made)) => tracing::info!(
+            fingerprint_sha256 = k.fingerprint_sha256(),
+            "{} box key {}",
+            if made { "made a new" } else { "using" },
+            k.paths.public.display()
+        ),
+        Err(e) => tracing::error!(
+            "box key: {e}. Recording goes on; evidence export is refused until this is fixed"
+        ),
+    }
+}
+
+fn key_show(cfg: &Config, json: bool) -> anyhow::Result<()> {
+    let k = evidence::key::load(&cfg.storage.dir)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "public_key_pem": k.public_pem(),
+                "fingerprint_sha256": k.fingerprint_sha256(),
+                "public_key_file": k.paths.public.display().to_string(),
+                "algorithm": "Ed25519",
+            }))?
+        );
+    } else {
+        print!("{}", k.public_pem());
+        println!(
+            "fingerprint (SHA-256 of the DER public key): {}",
+            k.fingerprint_sha256()
+        );
+        println!(
+            "file: {}  (check: openssl pkey -pubin -in {} -outform DER | sha256sum)",
+            k.paths.public.display(),
+            k.paths.public.display()
+        );
+    }
+    Ok(())
+}
+
+fn export(
+    cfg: &Config,
+    ids: &[i64],
+    out: &Path,
+    options: evidence::bundle::Options,
+    json: bool,
+) -> anyhow::Result<()> {
+    if let Some((from, to)) = options.excerpt_s {
+        if !(from.is_finite() && to.is_finite() && from >= 0.0 && to > from) {
+            bail!(
+                "--from {from} --to {to}: give seconds from the start of the call, 0 ≤ from < to"
+            );
+        }
+    }
+    let db = cfg.db_path();
+    if !db.exists() {
+        bail!("no index at {}: nothing to export", db.display());
+    }
+    let (key, made) = evidence::key::ensure(&cfg.storage.dir)?;
+    if made {
+        eprintln!(
+            "made the box key {} (fingerprint {})",
+            key.paths.public.display(),
+            key.fingerprint_sha256()
+        );
+    }
+    let conn = open_index(cfg)?;
+    let actor = cli_actor();
+    let x = evidence::bundle::Exporter {
+        conn: &conn,
+        storage_dir: &cfg.storage.dir,
+        box_id: &cfg.box_.id,
+        key: &key,
+        actor: &actor,
+        out_dir: out,
+        options,
+    };
+    let mut done = Vec::new();
+    let mut failed = Vec::new();
+    for &id in ids {
+        match evidence::bundle::export_call(&x, id) {
+            Ok(e) => {
+                if !json {
+                    println!(
+                        "call {id}: {} ({} files, manifest sha256 {})",
+                        e.dir,
+                        e.files.len() + 3,
+                        e.manifest_sha256
+                    );
+                }
+                done.push(e);
+            }
+            Err(e) => {
+                eprintln!("callrec: export of call {id} failed: {e}");
+                failed.push(serde_json::json!({"call_id": id, "error": e.to_string()}));
+            }
+        }
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"exported": done, "failed": failed}))?
+        );
+    } else if let Some(first) = done.first() {
+        println!(
+            "verify without callrec: {}",
+            evidence::bundle::verify_command(first.call_id)
+        );
+    }
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} call(s) not exported (see above); the others are in {}",
+            failed.len(),
+            ids.len(),
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+fn verify_bundle(config: &Path, dir: &Path, json: bool) -> anyhow::Result<()> {
+    let r = evidence::verify::verify_bundle(dir)?;
+    // On the box itself, say whether this box signed the bundle (a bundle from another box is
+    // fine; the fingerprint must then be compared with that box's `callrec key show`).
+    let this_box = Config::load(config)
+        .ok()
+        .and_then(|c| evidence::key::load(&c.storage.dir).ok())
+        .map(|k| k.fingerprint_sha256().to_owned());
+    if json {
+        let mut v = serde_json::to_value(&r)?;
+        v["signed_by_this_box"] = match (&this_box, &r.key_fingerprint_sha256) {
+            (Some(a), Some(b)) => serde_json::Value::Bool(a == b),
+            _ => serde_json::Value::Null,
+        };
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for p in &r.problems {
+            println!("{p}");
+        }
+        println!(
+            "{}: call {}, {} file(s) checked, signature {}, {} ledger entr{} checked",
+            r.dir,
+            r.call_id
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| "?".into()),
+            r.files_checked,
+            if r.signature_valid {
+                "valid"
+            } else {
+                "INVALID"
+            },
+            r.ledger_entries_checked,
+            if r.ledger_entries_checked == 1 {
+                "y"
+            } else {
+                "ies"
+            }
+        );
+        if let Some(fp) = &r.key_fingerprint_sha256 {
+            match &this_box {
+                Some(mine) if mine == fp => println!("signed by this box's key ({fp})"),
+                Some(mine) => println!(
+                    "signed by key {fp}, which is NOT this box's key ({mine}): compare it with `callrec key show` on the box that exported it"
+                ),
+                None => println!(
+                    "signing key fingerprint {fp}: compare it with `callrec key show` on the box"
+                ),
+            }
+        }
+    }
+    if !r.problems.is_empty() {
+        bail!(
+            "the bundle does not verify: {} problem(s); do not rely on it, and ask for a fresh export from the box",
+            r.problems.len()
+        );
+    }
+    if !json {
+        println!("bundle intact");
+    }
+    Ok(())
+}
+
+fn verify_store(cfg: &Config, json: bool) -> anyhow::Result<()> {
+    let db = cfg.db_path();
+    if !db.exists() {
+        bail!("no index at {}: nothing to verify", db.display());
+    }
+    let conn = store::open_ro(&db)?;
+    let r = evidence::verify::verify_store(&conn, &cfg.storage.dir)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        for p in &r.problems {
+            println!("{p}");
+        }
+        if r.temporary_files > 0 {
+            println!(
+                "{} temporary *.tmp file(s) under calls/ (a write in progress, or left by a crash; not checked)",
+                r.temporary_files
+            );
+        }
+        println!(
+            "{} call(s) ({} still recording), {} file(s) hashed ({} bytes), {} ledger entries, head {}",
+            r.calls,
+            r.calls_recording,
+            r.files_hashed,
+            r.bytes_hashed,
+            r.ledger_entries,
+            r.ledger_head
+                .as_ref()
+                .map(|h| format!("#{} {}", h.seq, h.entry_sha256))
+                .unwrap_or_else(|| "none".into())
+        );
+    }
+    if !r.problems.is_empty() {
+        bail!(
+            "the store does not verify: {} problem(s) listed above; keep the disk as it is (no repair, no cleanup) and treat the calls named as possibly tampered",
+            r.problems.len()
+        );
+    }
+    if !json {
+        println!("store intact: every recording matches its index row and the ledger");
     }
     Ok(())
 }

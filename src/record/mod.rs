@@ -103,10 +103,19 @@ fn lock_storage(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
 /// Runs the recorder until SIGTERM/SIGINT.
 pub fn run(cfg: Config) -> anyhow::Result<()> {
     let dir = &cfg.storage.dir;
+    store::identity::precheck(dir, cfg.storage.id.as_deref())?;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating storage dir {}", dir.display()))?;
     let _lock = lock_storage(dir)?;
     let conn = store::open_rw(&cfg.db_path())?;
+    let (storage_id, created) = store::identity::ensure(dir, &conn, cfg.storage.id.as_deref())?;
+    if created {
+        tracing::info!(
+            storage_id,
+            "new storage: identity written to {}; put `id = \"{storage_id}\"` under [storage] in the config so an unmounted disk is refused",
+            dir.join(store::identity::FILE).display()
+        );
+    }
     let recovered = store::recovery::recover_all(&conn, dir)?;
     if !recovered.is_empty() {
         tracing::warn!(

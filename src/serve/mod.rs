@@ -255,9 +255,12 @@ pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
 
 async fn serve(cfg: Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    crate::store::identity::precheck(&cfg.storage.dir, cfg.storage.id.as_deref())?;
     std::fs::create_dir_all(&cfg.storage.dir)
         .with_context(|| format!("creating storage dir {}", cfg.storage.dir.display()))?;
     let db = Db::open(&cfg.db_path())?;
+    let (dir, expected) = (cfg.storage.dir.clone(), cfg.storage.id.clone());
+    db.write_blocking(|c| crate::store::identity::ensure(&dir, c, expected.as_deref()))??;
     let seeded = db.write_blocking(crate::store::qa::seed_default_cards)??;
     if !seeded.is_empty() {
         tracing::info!(cards = ?seeded, "installed the default scorecards");

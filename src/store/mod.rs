@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod calibration;
 pub mod compliance;
+pub mod identity;
 pub mod metrics;
 pub mod notes;
 pub mod qa;
@@ -358,6 +359,25 @@ CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
 CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
     BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
 "#,
+    // Legacy imports: one row per source file (by content hash), so importing the same source
+    // twice imports it once.
+    r#"
+CREATE TABLE imports (
+    source_sha256    TEXT PRIMARY KEY,
+    call_id          INTEGER NOT NULL REFERENCES calls (id),
+    source_path      TEXT NOT NULL,
+    source_format    TEXT NOT NULL,
+    imported_by      TEXT NOT NULL,
+    imported_at_utc  TEXT NOT NULL
+);
+"#,
+    // Facts about the store itself; `storage_id` must match the STORAGE-ID file (store::identity).
+    r#"
+CREATE TABLE box_meta (
+    key    TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+);
+"#,
 ];
 
 pub fn schema_version() -> i64 {
@@ -517,7 +537,9 @@ pub struct Finalized<'a> {
     pub note: Option<&'a str>,
 }
 
-/// Closes a call: final figures, hash, and any interval left open at the end of the audio.
+/// Closes a call: final figures, hash, any interval left open at the end of the audio, and the
+/// call's ledger entry (invariant 5) — all in one transaction, so a finalized call with a hash
+/// always has its entry.
 pub fn finalize_call(conn: &Connection, f: &Finalized) -> Result<(), StoreError> {
     let tx = conn.unchecked_transaction()?;
     tx.execute(
@@ -532,6 +554,15 @@ pub fn finalize_call(conn: &Connection, f: &Finalized) -> Result<(), StoreError>
         "UPDATE call_intervals SET end_ms = ?2 WHERE call_id = ?1 AND end_ms IS NULL",
         params![f.call_id, f.duration_ms as i64],
     )?;
+    // The UPDATE above took the write lock, so reading the ledger head here cannot race another
+    // writer. The entry is built from the row as just written.
+    match get_call_row(&tx, f.call_id) {
+        Ok(row) => {
+            crate::evidence::ledger::append_call(&tx, &row)?;
+        }
+        Err(StoreError::NoSuchCall(_)) => {}
+        Err(e) => return Err(e),
+    }
     tx.commit()?;
     Ok(())
 }

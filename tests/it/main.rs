@@ -8,6 +8,8 @@ mod browser;
 mod cli;
 mod common;
 mod crash;
+mod evidence;
+mod import;
 mod modes;
 mod web;
 mod webbox;

@@ -3,7 +3,8 @@
 //! against the file's bytes, the control API with a token, TLS, and the audit chain (tampered
 //! directly in SQLite with the `sqlite3` tool).
 
-use super::webbox::{Session, WebBox, PASSWORD};
+use super::common::bin;
+use super::webbox::{free_port, Session, WebBox, PASSWORD};
 use callrec::serve::routes::rules;
 use std::collections::HashMap;
 use std::process::Command;
@@ -1869,4 +1870,55 @@ fn transcripts_search_and_demo_content() {
         .map(|r| r["evaluations"].as_i64().unwrap())
         .sum();
     assert_eq!(evaluated, 2, "{rep}");
+}
+
+#[test]
+fn storage_identity_refuses_a_wrong_or_unmounted_disk() {
+    let wb = WebBox::start("");
+    let store = wb.db().parent().unwrap().to_owned();
+    let id = std::fs::read_to_string(store.join("STORAGE-ID"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_eq!(id.len(), 32, "{id}");
+    assert_eq!(
+        sqlite(
+            &wb.db(),
+            "SELECT value FROM box_meta WHERE key = 'storage_id'"
+        ),
+        id
+    );
+    // `callrec serve` with a config naming another storage id, or an empty mount point.
+    let tmp = tempfile::tempdir().unwrap();
+    let serve_with = |dir: &std::path::Path, storage_id: &str| {
+        let cfg = tmp.path().join("other.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[box]\nid = \"web-box\"\n[storage]\ndir = \"{}\"\nid = \"{storage_id}\"\n[server]\nbind = \"127.0.0.1:{}\"\ntls = false\n",
+                dir.display(),
+                free_port()
+            ),
+        )
+        .unwrap();
+        let o = Command::new(bin())
+            .arg("--config")
+            .arg(&cfg)
+            .arg("serve")
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "serve must refuse");
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let err = serve_with(&store, "0123456789abcdef0123456789abcdef");
+    assert!(err.contains("is the right disk mounted"), "{err}");
+    let empty = tmp.path().join("mnt");
+    std::fs::create_dir(&empty).unwrap();
+    let err = serve_with(&empty, &id);
+    assert!(err.contains("probably not mounted"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(&empty).unwrap().count(),
+        0,
+        "nothing may be written to an unmounted mount point"
+    );
 }

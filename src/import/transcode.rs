@@ -1,0 +1,505 @@
+//! One decoded source → one box-format Ogg Opus stream: channel mapping, resampling to the
+//! encoder rate with the recorder's resampler (`dsp::resample::PartyResampler`), 20 ms framing,
+//! encoding on helper threads (one per party for a stereo source, each allowed to run up to
+//! `IN_FLIGHT` seconds ahead of the other because conversational turns load them unevenly; one
+//! encoder shared by both channels for a mono mix; see `opus_out`), with waveform peaks and
+//! per-frame levels computed on the way. The calling thread decodes, resamples and writes.
+//!
+//! Channel mapping: a stereo source's `agent_channel` (0 or 1) becomes the agent, the other
+//! channel the customer. A mono source is a mix of both parties that cannot be separated; it is
+//! stored in *both* channels (see the `import` module doc for why).
+//!
+//! Length: the output holds exactly as many samples as the source (resampler delay removed, its
+//! tail flushed), rounded up to whole 20 ms frames with silence, so an imported call is never
+//! shorter than its source and at most one frame longer.
+//!
+//! This module writes only to the writer it is given and never touches the index or the file
+//! system; the caller decides where bytes go and when they are made durable.
+
+use super::decode::{DecodeError, PcmSource};
+use super::opus_out::{join_streams, OutError, PacketFileWriter, PartyEncoder};
+use crate::config::EncoderConfig;
+use crate::dsp::level::rms_dbfs;
+use crate::dsp::peaks::PeaksBuilder;
+use crate::dsp::resample::{PartyResampler, ResampleError};
+use crate::dsp::talk::LevelLog;
+use sha2::{Digest, Sha256};
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::mpsc;
+
+/// Frames encoded per hand-off between the two encoder threads (1 s at 20 ms).
+const BATCH_FRAMES: usize = 50;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TranscodeError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Resample(#[from] ResampleError),
+    #[error(transparent)]
+    Out(#[from] OutError),
+    #[error("the customer-channel encoder thread stopped unexpectedly")]
+    EncoderThread,
+}
+
+/// Counts and hashes every byte on its way out, so finishing needs no re-read.
+pub struct HashingWriter<W: Write> {
+    pub inner: W,
+    hasher: Sha256,
+    pub bytes: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
+    }
+    /// Lowercase hex SHA-256 of everything written.
+    pub fn sha256(&self) -> String {
+        hex::encode(self.hasher.clone().finalize())
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// What came out.
+pub struct Transcoded {
+    /// Playable length of the written file.
+    pub duration_ms: u64,
+    /// Length of the decoded source.
+    pub source_ms: u64,
+    /// Mono source stored in both channels.
+    pub mono_mix: bool,
+    /// audiowaveform `.dat` bytes for the player.
+    pub peaks: Vec<u8>,
+    /// Per-frame levels (dBFS) for the talk metrics; None for a mono mix (both channels are the
+    /// same signal, so talk/overtalk figures would be meaningless).
+    pub levels: Option<LevelLog>,
+    /// Damage found in the source.
+    pub notes: Vec<String>,
+}
+
+/// One party's resampler and its output queue.
+struct Lane {
+    rs: PartyResampler,
+    fifo: VecDeque<f32>,
+    /// Leading samples still to drop (the resampler's delay).
+    to_drop: usize,
+}
+
+impl Lane {
+    fn new(from_hz: u32, to_hz: u32) -> Result<Self, ResampleError> {
+        let rs = PartyResampler::new(from_hz, to_hz, false)?;
+        let to_drop = rs.output_delay();
+        Ok(Lane {
+            rs,
+            fifo: VecDeque::new(),
+            to_drop,
+        })
+    }
+
+    fn push(&mut self, input: &[f32]) {
+        self.rs.process(input, &mut self.fifo);
+        let d = self.to_drop.min(self.fifo.len());
+        self.fifo.drain(..d);
+        self.to_drop -= d;
+    }
+}
+
+/// Batches handed to an encoder thread but not yet collected. Turns in a conversation leave one
+/// party silent (cheap to encode) while the other speaks, for seconds at a time; letting each
+/// encoder run up to this many batches (seconds) ahead of the other keeps both cores busy.
+const IN_FLIGHT: usize = 16;
+
+type Packets = Result<Vec<Vec<u8>>, OutError>;
+
+/// One encoder on its own thread: batches of samples in, packets out, in order.
+struct EncoderThread {
+    to: mpsc::SyncSender<Vec<f32>>,
+    from: mpsc::Receiver<Packets>,
+}
+
+impl EncoderThread {
+    fn spawn<'scope>(
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        mut enc: PartyEncoder,
+        frame: usize,
+    ) -> EncoderThread {
+        let (to, rx) = mpsc::sync_channel::<Vec<f32>>(IN_FLIGHT);
+        let (tx, from) = mpsc::sync_channel::<Packets>(IN_FLIGHT);
+        scope.spawn(move || {
+            for batch in rx {
+                let r: Packets = batch.chunks_exact(frame).map(|f| enc.encode(f)).collect();
+                if tx.send(r).is_err() {
+                    break;
+                }
+            }
+        });
+        EncoderThread { to, from }
+    }
+
+    fn send(&self, batch: Vec<f32>) -> Result<(), TranscodeError> {
+        self.to
+            .send(batch)
+            .map_err(|_| TranscodeError::EncoderThread)
+    }
+
+    fn recv(&self) -> Result<Vec<Vec<u8>>, TranscodeError> {
+        Ok(self
+            .from
+            .recv()
+            .map_err(|_| TranscodeError::EncoderThread)??)
+    }
+}
+
+/// The agent's encoder thread and, for a stereo source, the customer's. A mono mix is encoded
+/// once and its packet serves both streams.
+struct Encoders {
+    agent: EncoderThread,
+    customer: Option<EncoderThread>,
+    in_flight: usize,
+}
+
+impl Encoders {
+    /// Queues one batch (whole frames); `customer` is ignored for a mono mix.
+    fn submit(&mut self, agent: Vec<f32>, customer: Vec<f32>) -> Result<(), TranscodeError> {
+        self.agent.send(agent)?;
+        if let Some(c) = &self.customer {
+            c.send(customer)?;
+        }
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// The oldest queued batch as two-stream packets.
+    fn collect(&mut self) -> Result<Vec<Vec<u8>>, TranscodeError> {
+        let mine = self.agent.recv()?;
+        self.in_flight -= 1;
+        match &self.customer {
+            None => mine.iter().map(|p| Ok(join_streams(p, p)?)).collect(),
+            Some(c) => {
+                let theirs = c.recv()?;
+                if theirs.len() != mine.len() {
+                    return Err(TranscodeError::EncoderThread);
+                }
+                mine.iter()
+                    .zip(&theirs)
+                    .map(|(a, c)| Ok(join_streams(a, c)?))
+                    .collect()
+            }
+        }
+    }
+}
+
+/// The highest Opus bandwidth a source sampled at `rate_hz` can have content in. Telling the
+/// encoder spares it coding an empty band (an 8 kHz µ-law call is narrowband whatever the box's
+/// encoder rate) and roughly halves SILK's work for narrowband sources.
+fn source_bandwidth(rate_hz: u32) -> opus::Bandwidth {
+    match rate_hz {
+        0..=8_000 => opus::Bandwidth::Narrowband,
+        8_001..=12_000 => opus::Bandwidth::Mediumband,
+        12_001..=16_000 => opus::Bandwidth::Wideband,
+        16_001..=24_000 => opus::Bandwidth::Superwideband,
+        _ => opus::Bandwidth::Fullband,
+    }
+}
+
+/// Decodes `src` to the end and writes the box format to `out`. `agent_channel` picks the
+/// agent in a stereo source. Returns the writer (for its hash and fsync) and what was made.
+pub fn transcode<W: Write + Send>(
+    src: &mut dyn PcmSource,
+    agent_channel: usize,
+    e: &EncoderConfig,
+    out: W,
+    serial: u32,
+    comments: &[String],
+) -> Result<(W, Transcoded), TranscodeError> {
+    let info = src.info().clone();
+    let mono_mix = info.channels < 2;
+    let frame = e.frame_samples();
+    std::thread::scope(|scope| -> Result<(W, Transcoded), TranscodeError> {
+        let bandwidth = source_bandwidth(info.rate_hz);
+        let mut agent_enc = PartyEncoder::new(e, bandwidth)?;
+        let lookahead = agent_enc.lookahead()?;
+        let customer = if mono_mix {
+            None
+        } else {
+            Some(EncoderThread::spawn(
+                scope,
+                PartyEncoder::new(e, bandwidth)?,
+                frame,
+            ))
+        };
+        let mut encoders = Encoders {
+            agent: EncoderThread::spawn(scope, agent_enc, frame),
+            customer,
+            in_flight: 0,
+        };
+        let mut writer = PacketFileWriter::new(out, e, lookahead, serial, comments)?;
+        let lanes_n = if mono_mix { 1 } else { 2 };
+        let mut lanes = Vec::with_capacity(lanes_n);
+        for _ in 0..lanes_n {
+            lanes.push(Lane::new(info.rate_hz, e.rate_hz)?);
+        }
+        let mut peaks = PeaksBuilder::new(e.rate_hz);
+        let mut levels = LevelLog::default();
+        let mut planes: Vec<Vec<f32>> = Vec::new();
+        let mut src_frames = 0u64;
+        let mut out_samples = 0u64;
+        let batch = BATCH_FRAMES * frame;
+        let mut interleaved = Vec::with_capacity(batch * 2);
+        // Takes whole batches from the lanes (at the end also the remainder, completed with
+        // silence to a whole frame), queues them for encoding, and writes what is done.
+        let mut drain = |lanes: &mut Vec<Lane>,
+                         writer: &mut PacketFileWriter<W>,
+                         encoders: &mut Encoders,
+                         final_flush: bool|
+         -> Result<u64, TranscodeError> {
+            let mut taken = 0u64;
+            loop {
+                let avail = lanes.iter().map(|l| l.fifo.len()).min().unwrap_or(0);
+                let n = if avail >= batch {
+                    batch
+                } else if final_flush {
+                    avail
+                } else {
+                    break;
+                };
+                if n == 0 {
+                    break;
+                }
+                let padded = n.div_ceil(frame) * frame;
+                let mut a: Vec<f32> = lanes[0].fifo.drain(..n).collect();
+                a.resize(padded, 0.0);
+                let c: Vec<f32> = match lanes.get_mut(1) {
+                    Some(l) => {
+                        let mut c: Vec<f32> = l.fifo.drain(..n).collect();
+                        c.resize(padded, 0.0);
+                        c
+                    }
+                    None => Vec::new(),
+                };
+                let cust: &[f32] = if c.is_empty() { &a } else { &c };
+                interleaved.clear();
+                for (x, y) in a.iter().zip(cust) {
+                    interleaved.push(*x);
+                    interleaved.push(*y);
+                }
+                peaks.push(&interleaved);
+                if !c.is_empty() {
+                    for (fa, fc) in a.chunks_exact(frame).zip(c.chunks_exact(frame)) {
+                        levels.push(rms_dbfs(fa), rms_dbfs(fc));
+                    }
+                }
+                encoders.submit(a, c)?;
+                taken += n as u64;
+                while encoders.in_flight >= IN_FLIGHT {
+                    for p in encoders.collect()? {
+                        writer.push(p)?;
+                    }
+                }
+                if n < batch {
+                    break;
+                }
+            }
+            Ok(taken)
+        };
+        while src.next_block(&mut planes)? {
+            let Some(first) = planes.first() else {
+                continue;
+            };
+            src_frames += first.len() as u64;
+            if mono_mix {
+                lanes[0].push(first);
+            } else {
+                let a = agent_channel.min(1);
+                lanes[0].push(&planes[a]);
+                lanes[1].push(&planes[1 - a]);
+            }
+            let min_len = lanes.iter().map(|l| l.fifo.len()).min().unwrap_or(0);
+            if min_len >= batch {
+                out_samples += drain(&mut lanes, &mut writer, &mut encoders, false)?;
+            }
+        }
+        // Flush the resamplers' tails, then keep exactly the source's length.
+        let expected =
+            (src_frames as u128 * u128::from(e.rate_hz) / u128::from(info.rate_hz.max(1))) as u64;
+        let want = expected.saturating_sub(out_samples) as usize;
+        let zeros = vec![0f32; 480];
+        for lane in lanes.iter_mut() {
+            let mut guard = 0;
+            while lane.fifo.len() < want && guard < 1000 {
+                lane.push(&zeros);
+                guard += 1;
+            }
+            lane.fifo.truncate(want);
+        }
+        drain(&mut lanes, &mut writer, &mut encoders, true)?;
+        while encoders.in_flight > 0 {
+            for p in encoders.collect()? {
+                writer.push(p)?;
+            }
+        }
+        let duration_ms = writer.duration_ms();
+        // Encoded silence flushes the encoders' lookahead (RFC 7845 §4.4).
+        let silence = vec![0f32; frame * writer.padding_frames() as usize];
+        encoders.submit(silence.clone(), silence)?;
+        let padding = encoders.collect()?;
+        let mut out = writer.finish(padding)?;
+        out.flush().map_err(OutError::Io)?;
+        // Dropping the encoders closes their queues; the scope joins the threads.
+        drop(encoders);
+        Ok((
+            out,
+            Transcoded {
+                duration_ms,
+                source_ms: src_frames * 1000 / u64::from(info.rate_hz.max(1)),
+                mono_mix,
+                peaks: peaks.finish(),
+                levels: (!mono_mix).then_some(levels),
+                notes: src.notes(),
+            },
+        ))
+    })
+}
+
+/// Decodes `src` to the end without encoding (for `--dry-run`); returns its length in ms.
+pub fn measure(src: &mut dyn PcmSource) -> Result<u64, DecodeError> {
+    let rate = u64::from(src.info().rate_hz.max(1));
+    let mut planes = Vec::new();
+    let mut frames = 0u64;
+    while src.next_block(&mut planes)? {
+        frames += planes.first().map_or(0, |p| p.len() as u64);
+    }
+    Ok(frames * 1000 / rate)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::import::decode::SourceInfo;
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    /// A tone per channel, handed out in odd-sized blocks.
+    struct Tones {
+        info: SourceInfo,
+        freqs: Vec<f32>,
+        left: u64,
+        pos: u64,
+    }
+
+    impl PcmSource for Tones {
+        fn info(&self) -> &SourceInfo {
+            &self.info
+        }
+        fn next_block(&mut self, planes: &mut Vec<Vec<f32>>) -> Result<bool, DecodeError> {
+            let n = self.left.min(1237);
+            if n == 0 {
+                return Ok(false);
+            }
+            planes.resize(self.freqs.len(), Vec::new());
+            let rate = self.info.rate_hz as f32;
+            for (plane, f) in planes.iter_mut().zip(&self.freqs) {
+                plane.clear();
+                plane.extend(
+                    (self.pos..self.pos + n)
+                        .map(|i| 0.4 * (2.0 * std::f32::consts::PI * f * i as f32 / rate).sin()),
+                );
+            }
+            self.pos += n;
+            self.left -= n;
+            Ok(true)
+        }
+        fn notes(&self) -> Vec<String> {
+            Vec::new()
+        }
+    }
+
+    fn tones(rate_hz: u32, freqs: &[f32], ms: u64) -> Tones {
+        Tones {
+            info: SourceInfo {
+                format: "test/tone".into(),
+                rate_hz,
+                channels: freqs.len(),
+                expected_frames: None,
+            },
+            freqs: freqs.to_vec(),
+            left: u64::from(rate_hz) * ms / 1000,
+            pos: 0,
+        }
+    }
+
+    /// Goertzel level of `f` in `x` (sample rate `rate`), in dB.
+    fn level_db(x: &[f32], f: f32, rate: f32) -> f32 {
+        let w = 2.0 * std::f32::consts::PI * f / rate;
+        let c = 2.0 * w.cos();
+        let (mut s1, mut s2) = (0f32, 0f32);
+        for &v in x {
+            let s = v + c * s1 - s2;
+            s2 = s1;
+            s1 = s;
+        }
+        let p = (s1 * s1 + s2 * s2 - c * s1 * s2).max(1e-12);
+        10.0 * (p / (x.len() as f32).powi(2)).log10()
+    }
+
+    #[test]
+    fn keeps_the_source_length_at_any_rate() -> TestResult {
+        let e = EncoderConfig::default();
+        for rate in [8_000u32, 11_025, 16_000, 22_050, 44_100, 48_000] {
+            for ms in [1_000u64, 2_345] {
+                let mut src = tones(rate, &[440.0, 1000.0], ms);
+                let (out, t) = transcode(&mut src, 0, &e, Vec::new(), 1, &[])?;
+                assert!(
+                    t.duration_ms >= ms && t.duration_ms < ms + 20,
+                    "{rate} Hz, {ms} ms: wrote {} ms",
+                    t.duration_ms
+                );
+                assert!(
+                    t.source_ms.abs_diff(ms) <= 1,
+                    "{rate} Hz: source {} ms",
+                    t.source_ms
+                );
+                let d = crate::codec::ogg_read::decode(&out, 16_000)?;
+                assert_eq!(d.frames() as u64, t.duration_ms * 16, "{rate} Hz");
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn maps_channels_and_mono() -> TestResult {
+        let e = EncoderConfig::default();
+        // Agent on channel 1: the 700 Hz tone must land in channel 0 (agent) of the file.
+        let mut src = tones(44_100, &[1_900.0, 700.0], 1_500);
+        let (out, t) = transcode(&mut src, 1, &e, Vec::new(), 1, &[])?;
+        assert!(!t.mono_mix && t.levels.is_some());
+        let d = crate::codec::ogg_read::decode(&out, 16_000)?;
+        let (a, c) = (d.channel(0), d.channel(1));
+        let (a, c) = (&a[4_000..20_000], &c[4_000..20_000]);
+        assert!(level_db(a, 700.0, 16e3) > level_db(a, 1_900.0, 16e3) + 25.0);
+        assert!(level_db(c, 1_900.0, 16e3) > level_db(c, 700.0, 16e3) + 25.0);
+        // A mono source is in both channels, identically.
+        let mut src = tones(8_000, &[500.0], 1_000);
+        let (out, t) = transcode(&mut src, 0, &e, Vec::new(), 1, &[])?;
+        assert!(t.mono_mix && t.levels.is_none());
+        let d = crate::codec::ogg_read::decode(&out, 16_000)?;
+        assert_eq!(d.channel(0), d.channel(1));
+        assert!(level_db(&d.channel(0)[4_000..12_000], 500.0, 16e3) > -15.0);
+        Ok(())
+    }
+}
