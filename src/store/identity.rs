@@ -135,6 +135,21 @@ pub fn ensure(
     conn: &Connection,
     expected: Option<&str>,
 ) -> Result<(String, bool), IdentityError> {
+    // One writer at a time: `callrec run` starts the recorder and the web service together, and
+    // without the lock one could see the other's index row before its file (and call the file
+    // missing). BEGIN IMMEDIATE takes SQLite's write lock; the other waits (busy_timeout).
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let out = ensure_locked(dir, conn, expected);
+    let end = if out.is_ok() { "COMMIT" } else { "ROLLBACK" };
+    conn.execute_batch(end)?;
+    out
+}
+
+fn ensure_locked(
+    dir: &Path,
+    conn: &Connection,
+    expected: Option<&str>,
+) -> Result<(String, bool), IdentityError> {
     let d = || dir.display().to_string();
     let (file, index) = (read_file(dir)?, index_id(conn)?);
     let id = match (file, index) {
@@ -154,15 +169,14 @@ pub fn ensure(
                     expected: e.to_owned(),
                 });
             }
-            // The index row first: if the file write fails, the next start reports the missing
-            // file instead of minting a second identity. `callrec run` starts the recorder and
-            // the web service at once: whichever inserts first wins, both write its id.
-            conn.execute(
-                "INSERT OR IGNORE INTO box_meta (key, value) VALUES ('storage_id', ?1)",
-                [&new_id()?],
-            )?;
-            let id = index_id(conn)?.ok_or_else(|| IdentityError::Garbled { dir: d() })?;
+            // The file first, inside the transaction: if writing it fails, the row is rolled
+            // back and nothing claims an identity the disk does not carry.
+            let id = new_id()?;
             write_file(dir, &id)?;
+            conn.execute(
+                "INSERT INTO box_meta (key, value) VALUES ('storage_id', ?1)",
+                [&id],
+            )?;
             return Ok((id, true));
         }
     };
