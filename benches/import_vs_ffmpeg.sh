@@ -119,8 +119,8 @@ trap 'rm -rf "$out"' EXIT
 timed() {
     local t0 t1
     t0=$EPOCHREALTIME
-    if ! taskset -c "$CPUS" "$@" >"$out/last.log" 2>&1; then
-        cat "$out/last.log" >&2
+    if ! taskset -c "$CPUS" "$@" >"$out/last.log" 2>"$out/last.err"; then
+        cat "$out/last.log" "$out/last.err" >&2
         die "command failed: $*"
     fi
     t1=$EPOCHREALTIME

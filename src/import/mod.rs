@@ -43,6 +43,9 @@
 //!   add a dependency and a global pool for nothing). Within a stereo file the two parties are
 //!   encoded on two threads, so even a single long file uses two cores.
 //!
+//! Like the recorder, an import checks the storage identity first (`store::identity`): it never
+//! creates a store on an unmounted disk nor writes into one whose identity does not match.
+//!
 //! This module never modifies a source file, never deletes or rewrites an existing call, and never
 //! lets one bad file stop the batch: every per-file problem becomes a line in the summary.
 
@@ -83,6 +86,8 @@ pub enum ImportError {
     Sidecar(#[from] SidecarError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Identity(#[from] store::identity::IdentityError),
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -474,11 +479,17 @@ fn open_db(cfg: &Config, dry_run: bool) -> Result<Option<Connection>, ImportErro
         }
         return Ok(None);
     }
+    // The same wrong-disk guard as the recorder: never create a store on an unmounted disk,
+    // never write into a store whose identity file does not match its index.
+    let expected = cfg.storage.id.as_deref();
+    store::identity::precheck(&cfg.storage.dir, expected)?;
     std::fs::create_dir_all(&cfg.storage.dir).map_err(|source| ImportError::Io {
         path: cfg.storage.dir.display().to_string(),
         source,
     })?;
-    Ok(Some(store::open_rw(&path)?))
+    let conn = store::open_rw(&path)?;
+    store::identity::ensure(&cfg.storage.dir, &conn, expected)?;
+    Ok(Some(conn))
 }
 
 struct Source {

@@ -1,8 +1,8 @@
 //! `callrec import`: legacy recordings made by real tools (sox, ffmpeg, opusenc) into a fresh
 //! store, checked by tools nobody here wrote (opusinfo, ffprobe, sqlite3).
 //!
-//! The tests drive the library entry point `callrec::import::run`; the CLI form is noted beside
-//! each call (`// CLI:`) for when the subcommand is wired.
+//! The first runs drive the library entry point `callrec::import::run` (the CLI form is noted
+//! beside each, `// CLI:`); the re-import runs the `callrec import` binary itself.
 
 use crate::common::{check_opus_file, decode, integrity_ok, tone_dbfs};
 use callrec::config::Config;
@@ -38,7 +38,9 @@ fn config(root: &Path) -> Config {
         "[box]\nid = \"import-box\"\n[storage]\ndir = \"{}\"\n",
         root.join("store").display()
     );
-    Config::parse(&text, &root.join("callrec.toml")).expect("minimal config parses")
+    let path = root.join("callrec.toml");
+    std::fs::write(&path, &text).unwrap();
+    Config::parse(&text, &path).expect("minimal config parses")
 }
 
 struct Fixtures {
@@ -480,24 +482,60 @@ fn mixed_legacy_folder_is_imported_once() {
     assert_eq!(detail["imported"], 6);
     drop(conn);
 
-    // The same folder again: nothing new; every good file is "already imported as call N".
-    // CLI: (the same command again)
-    let again = import::run(&cfg, &req, false).unwrap();
-    println!("{again}");
-    assert_eq!(again.imported, 0, "{again}");
-    assert_eq!(again.failed, 1, "only the text file fails again: {again}");
+    // The same folder again, through the CLI this time: nothing new; every good file is
+    // "already imported as call N"; the text file fails again, so the exit status is non-zero.
+    let out = Command::new(crate::common::bin())
+        .arg("--config")
+        .arg(root.path().join("callrec.toml"))
+        .arg("import")
+        .arg(&f.dir)
+        .arg("--sidecar")
+        .arg(&f.sidecar)
+        .args([
+            "--col-file=filename",
+            "--col-number=ani",
+            "--col-started=start_time",
+            "--col-direction=dir",
+            "--col-campaign=queue",
+            "--col-external-id=call_id",
+            "--time-format=%d/%m/%Y %H:%M:%S",
+            "--jobs=2",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "one file failed: the exit status says so"
+    );
+    assert!(
+        stderr.contains("1 file(s) could not be imported"),
+        "{stderr}"
+    );
+    let again: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(again["imported"], 0, "{again:#}");
+    assert_eq!(
+        again["failed"], 1,
+        "only the text file fails again: {again:#}"
+    );
+    assert_eq!(again["skipped"], 7, "{again:#}");
     for (name, _, _) in expect {
-        match outcome(&again, name) {
-            Outcome::Skipped {
-                reason,
-                call_id: Some(id),
-            } => {
-                assert_eq!(*id, call_id(&s, name));
-                assert_eq!(reason, &format!("already imported as call {id}"));
-            }
-            other => panic!("{name} must be skipped the second time: {other:?}"),
-        }
+        let id = call_id(&s, name);
+        let r = again["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["path"].as_str().unwrap().ends_with(name))
+            .unwrap();
+        assert_eq!(r["outcome"], "skipped", "{name}: {r}");
+        assert_eq!(r["call_id"], id, "{name}: {r}");
+        assert_eq!(r["reason"], format!("already imported as call {id}"));
     }
+    assert!(
+        cfg.storage.dir.join("STORAGE-ID").exists(),
+        "the store has its identity"
+    );
     let conn = Connection::open(&db).unwrap();
     let calls: i64 = conn
         .query_row("SELECT count(*) FROM calls", [], |r| r.get(0))
@@ -512,27 +550,4 @@ fn mixed_legacy_folder_is_imported_once() {
         .unwrap();
     assert_eq!(audits, 2);
     integrity_ok(&db);
-}
-
-// TEMPORARY bench driver (removed once `callrec import` is wired in main.rs).
-#[test]
-#[ignore]
-fn tmp_bench_driver() {
-    let cfg = Config::load(Path::new(&std::env::var("TMP_IMPORT_CFG").unwrap())).unwrap();
-    let files: Vec<PathBuf> = std::env::var("TMP_IMPORT_FILES")
-        .unwrap()
-        .split('\n')
-        .map(PathBuf::from)
-        .collect();
-    let req = ImportRequest {
-        paths: files,
-        jobs: 2,
-        ..ImportRequest::default()
-    };
-    let s = import::run(&cfg, &req, false).unwrap();
-    std::fs::write(
-        std::env::var("TMP_IMPORT_OUT").unwrap(),
-        serde_json::to_string(&s).unwrap(),
-    )
-    .unwrap();
 }
