@@ -44,6 +44,38 @@ pub struct Config {
     pub seats: Vec<SeatConfig>,
     #[serde(default)]
     pub server: ServerConfig,
+    #[serde(default)]
+    pub retention: RetentionConfig,
+}
+
+/// How long recordings are kept (`store::retention`). Without rules and without
+/// `default_keep_days`, nothing is ever deleted by retention.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Keep period for a call that matches no rule; None keeps such calls forever.
+    #[serde(default)]
+    pub default_keep_days: Option<u32>,
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<RetentionRule>,
+}
+
+/// One `[[retention.rule]]`: the calls it matches (every given field must match) and how long
+/// they are kept, counted from the start of the call. When several rules match one call, the
+/// longest keep wins, so adding a rule can never shorten what another rule promised.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRule {
+    pub name: String,
+    pub keep_days: u32,
+    #[serde(default)]
+    pub campaign: Option<String>,
+    #[serde(default)]
+    pub direction: Option<String>,
+    #[serde(default)]
+    pub tag: Option<String>,
+    #[serde(default)]
+    pub seat: Option<String>,
 }
 
 /// Who qa and supervisor users may see.
@@ -177,10 +209,28 @@ pub struct StorageConfig {
     /// refuses to run on a storage dir with another id or none: an unmounted or wrong disk.
     #[serde(default)]
     pub id: Option<String>,
+    /// Disk-pressure guard: when the storage filesystem is fuller than this, the oldest calls
+    /// that are not on legal hold are deleted until it is at `low_water_percent` again.
+    #[serde(default = "default_high_water_percent")]
+    pub high_water_percent: u8,
+    #[serde(default = "default_low_water_percent")]
+    pub low_water_percent: u8,
+    /// How often the recorder checks free space (and finishes any pending deletion).
+    #[serde(default = "default_guard_interval_ms")]
+    pub guard_interval_ms: u64,
 }
 
 fn default_fsync_interval_ms() -> u64 {
     2000
+}
+fn default_high_water_percent() -> u8 {
+    95
+}
+fn default_low_water_percent() -> u8 {
+    90
+}
+fn default_guard_interval_ms() -> u64 {
+    10_000
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -218,6 +268,32 @@ impl Default for EncoderConfig {
             complexity: default_complexity(),
             frame_ms: default_frame_ms(),
         }
+    }
+}
+
+impl RetentionConfig {
+    fn validate(&self) -> Result<(), (String, String)> {
+        let mut names = HashSet::new();
+        for (i, r) in self.rules.iter().enumerate() {
+            let key = |field: &str| format!("retention.rule[{i}].{field}");
+            if r.name.trim().is_empty() || !names.insert(r.name.as_str()) {
+                return Err((key("name"), "must be present and unique".into()));
+            }
+            if let Some(d) = r.direction.as_deref().filter(|d| !["inbound", "outbound"].contains(d)) {
+                return Err((
+                    key("direction"),
+                    format!("{d:?} must be \"inbound\" or \"outbound\""),
+                ));
+            }
+            if r.campaign.is_none() && r.direction.is_none() && r.tag.is_none() && r.seat.is_none()
+            {
+                return Err((
+                    key("campaign"),
+                    "a rule must match on at least one of campaign, direction, tag, seat; use retention.default_keep_days for all other calls".into(),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -412,6 +488,23 @@ impl Config {
                 "must be between 1 and 60000 ms".into(),
             ));
         }
+        let (high, low) = (
+            self.storage.high_water_percent,
+            self.storage.low_water_percent,
+        );
+        if !(1..=100).contains(&high) {
+            return Err(bad(
+                "storage.high_water_percent".into(),
+                "must be between 1 and 100".into(),
+            ));
+        }
+        if low >= high {
+            return Err(bad(
+                "storage.low_water_percent".into(),
+                format!("must be below storage.high_water_percent ({high})"),
+            ));
+        }
+        self.retention.validate().map_err(|(k, m)| bad(k, m))?;
         self.encoder.validate().map_err(|(k, m)| bad(k, m))?;
         self.server.validate().map_err(|(k, m)| bad(k, m))?;
         let mut seen = HashSet::new();

@@ -176,7 +176,7 @@ struct Manifest<'a> {
     files: &'a [FileEntry],
 }
 
-const LEDGER_LAYOUT: &str = "entry_sha256 = SHA-256 of the lines 'callrec-ledger-v1', seq, kind, call_id, file_sha256 (empty if none), detail, prev_sha256, at_utc, each followed by a line feed; see VERIFY.md";
+const LEDGER_LAYOUT: &str = "entry_sha256 = SHA-256 of the lines 'callrec-ledger-v2', seq, kind, call_id, file_sha256 (empty if none), detail, prev_sha256, at_utc, each followed by a line feed; see VERIFY.md";
 
 /// Exports one call into `out_dir/call-<id>/`, audited. On any error nothing is left behind.
 pub fn export_call(x: &Exporter, call_id: i64) -> Result<Exported, ExportError> {
@@ -720,7 +720,7 @@ pub fn verify_command(call_id: i64) -> String {
 fn ledger_command(e: &Entry) -> String {
     let q = |s: &str| format!("'{}'", s.replace('\'', r#"'\''"#));
     format!(
-        r"printf 'callrec-ledger-v1\n%s\n%s\n%s\n%s\n%s\n%s\n%s\n' {} {} {} {} {} {} {} | sha256sum",
+        r"printf 'callrec-ledger-v2\n%s\n%s\n%s\n%s\n%s\n%s\n%s\n' {} {} {} {} {} {} {} | sha256sum",
         e.seq,
         q(&e.kind),
         e.call_id,
@@ -922,7 +922,7 @@ signed letter, an earlier bundle).\n\n\
 When the call ended, the box appended an entry with the recording's SHA-256 to its\n\
 append-only, hash-chained ledger. `manifest.json` → `ledger.entries` has the call's entries\n\
 and `ledger.head_at_export` the newest entry of the whole chain at export time. An entry's\n\
-`entry_sha256` is the SHA-256 of the lines `callrec-ledger-v1`, `seq`, `kind`, `call_id`,\n\
+`entry_sha256` is the SHA-256 of the lines `callrec-ledger-v2`, `seq`, `kind`, `call_id`,\n\
 `file_sha256` (empty when none), `detail`, `prev_sha256`, `at_utc`, each followed by a line feed;\n\
 `prev_sha256` is the previous entry's hash. The `file_sha256` of the `call` entry must equal the\n\
 SHA-256 of `call-{id}.opus`. To recompute:\n\n",

@@ -10,13 +10,13 @@
 //! transaction that holds SQLite's write lock (two writers must not fork the chain; `seq` is the
 //! primary key, so a racing second writer fails instead of forking).
 //!
-//! # Entry hash: the byte layout (version 1)
+//! # Entry hash: the byte layout (version 2)
 //!
 //! `entry_sha256` is the lowercase hex SHA-256 (FIPS 180-4) of these UTF-8 lines, each ended by
 //! one line feed (0x0a), including the last:
 //!
 //! ```text
-//! callrec-ledger-v1
+//! callrec-ledger-v2
 //! <seq>            decimal, no leading zeros (1 for the first entry)
 //! <kind>           call | tombstone
 //! <call_id>        decimal
@@ -32,18 +32,23 @@
 //! `sqlite3 callrec.db 'SELECT * FROM ledger WHERE seq = 1'`:
 //!
 //! ```text
-//! printf 'callrec-ledger-v1\n%s\n%s\n%s\n%s\n%s\n%s\n%s\n' \
+//! printf 'callrec-ledger-v2\n%s\n%s\n%s\n%s\n%s\n%s\n%s\n' \
 //!   "$seq" "$kind" "$call_id" "$file_sha256" "$detail" "$prev_sha256" "$at_utc" | sha256sum
 //! ```
 //!
 //! # Detail
 //!
 //! For a call: `{"agent", "box_id", "bytes", "campaign", "direction", "duration_ms",
-//! "ended_at_utc", "remote_number", "seat_id", "started_at_utc", "status"}` from the call's row,
+//! "ended_at_utc", "seat_id", "started_at_utc", "status"}` from the call's row,
 //! as canonical JSON (RFC 8785, JCS: keys sorted, no whitespace, integers as integers, absent
 //! values as `null`, strings escaped minimally). For a tombstone: `{"reason": ...}`. The hash is
 //! over the stored text, so a verifier never needs to re-canonicalize; `callrec verify --store`
 //! also rebuilds a call's detail from its current row to detect an edited row.
+//!
+//! Version 2 differs from version 1 (never released) only in leaving the customer's number out
+//! of the detail: the ledger is permanent, and a number that an erasure request (GDPR Art. 17)
+//! removes from the index must not survive in it. The number stays bound to the evidence through
+//! the file's OpusTags, which `file_sha256` covers while the file exists.
 
 use crate::store::{CallRow, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -54,7 +59,7 @@ use sha2::{Digest, Sha256};
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// First line of the hashed layout; a new layout gets a new tag, never a silent change.
-pub const LAYOUT_TAG: &str = "callrec-ledger-v1";
+pub const LAYOUT_TAG: &str = "callrec-ledger-v2";
 
 /// One ledger row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,7 +94,6 @@ pub struct CallDetail {
     pub direction: Option<String>,
     pub duration_ms: i64,
     pub ended_at_utc: Option<String>,
-    pub remote_number: Option<String>,
     pub seat_id: String,
     pub started_at_utc: String,
     pub status: String,
@@ -105,7 +109,6 @@ impl CallDetail {
             direction: c.meta.direction.clone(),
             duration_ms: c.duration_ms,
             ended_at_utc: c.ended_at_utc.clone(),
-            remote_number: c.meta.remote_number.clone(),
             seat_id: c.seat_id.clone(),
             started_at_utc: c.started_at_utc.clone(),
             status: c.status.clone(),
@@ -428,7 +431,7 @@ mod tests {
     }
 
     /// The layout worked by hand, independently of this code:
-    /// `printf 'callrec-ledger-v1\n%s\n%s\n%s\n%s\n%s\n%s\n%s\n' 1 call 7 e3b0…b855
+    /// `printf 'callrec-ledger-v2\n%s\n%s\n%s\n%s\n%s\n%s\n%s\n' 1 call 7 e3b0…b855
     ///  '{"agent":"alice","bytes":1234}' 000…000 2026-11-27T10:00:00.000Z | sha256sum`
     #[test]
     fn entry_hash_matches_a_hand_computed_vector() {

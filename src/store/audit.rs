@@ -75,8 +75,19 @@ fn row_hash(r: &Row) -> String {
 }
 
 /// Appends one row. `BEGIN IMMEDIATE` serialises writers (server and CLI) so the chain never forks.
+/// Inside a caller's transaction (which must already hold the write lock, e.g. a deletion that
+/// audits each call it marks) the row joins that transaction: both commit or neither does.
 pub fn append(conn: &Connection, ev: &Event) -> Result<i64, StoreError> {
+    if !conn.is_autocommit() {
+        return append_locked(conn, ev);
+    }
     let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let id = append_locked(&tx, ev)?;
+    tx.commit()?;
+    Ok(id)
+}
+
+fn append_locked(tx: &Connection, ev: &Event) -> Result<i64, StoreError> {
     let last: Option<(i64, String)> = tx
         .query_row(
             "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1",
@@ -115,7 +126,6 @@ pub fn append(conn: &Connection, ev: &Event) -> Result<i64, StoreError> {
             row.hash
         ],
     )?;
-    tx.commit()?;
     Ok(id)
 }
 

@@ -5,10 +5,14 @@
 //! (invariant 2). Timestamps are UTC text with milliseconds (`2026-11-27T17:20:00.123Z`), which
 //! sorts and compares correctly as text.
 
+pub mod alarms;
 pub mod audit;
 pub mod calibration;
+pub mod check;
 pub mod compliance;
+pub mod holds;
 pub mod identity;
+pub mod lifecycle;
 pub mod metrics;
 pub mod notes;
 pub mod qa;
@@ -36,6 +40,8 @@ pub enum StoreError {
     TooNew { found: i64, supported: i64 },
     #[error("no call with id {0}")]
     NoSuchCall(i64),
+    #[error("upgrading the index to schema version {version} failed: {problem}. Nothing was changed; restore the index from a backup or report this")]
+    Migration { version: i64, problem: String },
 }
 
 /// Migrations, applied in order; index i upgrades schema version i to i + 1. Never edit one that
@@ -378,6 +384,94 @@ CREATE TABLE box_meta (
     value  TEXT NOT NULL
 );
 "#,
+    // Data lifecycle (retention, legal hold, erasure, disk pressure). The calls table is rebuilt
+    // (SQLite's 12-step ALTER, https://sqlite.org/lang_altertable.html#otheralter) because its
+    // status CHECK gains `garbage` (marked for deletion, file not yet unlinked) and `deleted`.
+    r#"
+CREATE TABLE deletions (
+    id               INTEGER PRIMARY KEY,
+    kind             TEXT NOT NULL CHECK (kind IN ('retention', 'erasure', 'pressure', 'manual')),
+    reason           TEXT NOT NULL CHECK (length(trim(reason)) > 0),
+    requested_by     TEXT NOT NULL,
+    created_at_utc   TEXT NOT NULL,
+    finished_at_utc  TEXT,
+    calls            INTEGER NOT NULL,
+    receipt          TEXT,
+    receipt_sig      TEXT
+);
+CREATE TABLE calls_new (
+    id               INTEGER PRIMARY KEY,
+    box_id           TEXT NOT NULL,
+    seat_id          TEXT NOT NULL,
+    mode             TEXT NOT NULL CHECK (mode IN ('control', 'vox', 'continuous')),
+    status           TEXT NOT NULL CHECK (status IN ('recording', 'complete', 'interrupted', 'garbage', 'deleted')),
+    started_at_utc   TEXT NOT NULL,
+    started_mono_ms  INTEGER NOT NULL,
+    ended_at_utc     TEXT,
+    duration_ms      INTEGER NOT NULL DEFAULT 0,
+    bytes            INTEGER NOT NULL DEFAULT 0,
+    sha256           TEXT,
+    dropped_frames   INTEGER NOT NULL DEFAULT 0,
+    rate_hz          INTEGER NOT NULL,
+    bitrate_bps      INTEGER NOT NULL,
+    agent            TEXT,
+    direction        TEXT CHECK (direction IN ('inbound', 'outbound')),
+    remote_number    TEXT,
+    campaign         TEXT,
+    external_id      TEXT,
+    rel_path         TEXT NOT NULL UNIQUE,
+    end_reason       TEXT,
+    note             TEXT,
+    deletion_id      INTEGER REFERENCES deletions (id),
+    deleted_at_utc   TEXT,
+    CHECK ((status IN ('garbage', 'deleted')) = (deletion_id IS NOT NULL))
+);
+INSERT INTO calls_new (id, box_id, seat_id, mode, status, started_at_utc, started_mono_ms,
+    ended_at_utc, duration_ms, bytes, sha256, dropped_frames, rate_hz, bitrate_bps, agent,
+    direction, remote_number, campaign, external_id, rel_path, end_reason, note)
+SELECT id, box_id, seat_id, mode, status, started_at_utc, started_mono_ms,
+    ended_at_utc, duration_ms, bytes, sha256, dropped_frames, rate_hz, bitrate_bps, agent,
+    direction, remote_number, campaign, external_id, rel_path, end_reason, note FROM calls;
+DROP TABLE calls;
+ALTER TABLE calls_new RENAME TO calls;
+CREATE INDEX calls_started ON calls (started_at_utc);
+CREATE INDEX calls_seat ON calls (seat_id, started_at_utc);
+CREATE INDEX calls_agent ON calls (agent, started_at_utc);
+CREATE INDEX calls_duration ON calls (duration_ms);
+CREATE INDEX calls_campaign ON calls (campaign, started_at_utc);
+CREATE INDEX calls_number ON calls (remote_number, started_at_utc);
+CREATE INDEX calls_status ON calls (status, started_at_utc);
+CREATE INDEX calls_agent_campaign ON calls (agent, campaign, started_at_utc);
+CREATE INDEX calls_deletion ON calls (deletion_id);
+CREATE TABLE legal_holds (
+    id               INTEGER PRIMARY KEY,
+    scope            TEXT NOT NULL CHECK (scope IN ('call', 'agent', 'numbers')),
+    call_id          INTEGER REFERENCES calls (id),
+    agent            TEXT,
+    number_from      TEXT,
+    number_to        TEXT,
+    reason           TEXT NOT NULL CHECK (length(trim(reason)) > 0),
+    placed_by        TEXT NOT NULL,
+    placed_at_utc    TEXT NOT NULL,
+    released_by      TEXT,
+    released_at_utc  TEXT,
+    release_reason   TEXT,
+    CHECK ((scope = 'call') = (call_id IS NOT NULL)),
+    CHECK ((scope = 'agent') = (agent IS NOT NULL)),
+    CHECK ((scope = 'numbers') = (number_from IS NOT NULL AND number_to IS NOT NULL)),
+    -- Four eyes: the admin who placed a hold can never be the one who releases it.
+    CHECK (released_by IS NULL OR released_by <> placed_by)
+);
+CREATE INDEX legal_holds_active ON legal_holds (released_at_utc);
+CREATE TABLE alarms (
+    id              INTEGER PRIMARY KEY,
+    kind            TEXT NOT NULL,
+    detail          TEXT NOT NULL,
+    raised_at_utc   TEXT NOT NULL,
+    cleared_at_utc  TEXT
+);
+CREATE UNIQUE INDEX alarms_active ON alarms (kind) WHERE cleared_at_utc IS NULL;
+"#,
 ];
 
 pub fn schema_version() -> i64 {
@@ -439,9 +533,31 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
             supported: schema_version(),
         });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(v as usize) {
+    if v == schema_version() {
+        return Ok(());
+    }
+    // A migration that rebuilds a table drops the old one while other tables still reference
+    // it; SQLite's procedure for that is foreign keys off outside the transaction, then
+    // `foreign_key_check` before commit (https://sqlite.org/lang_altertable.html#otheralter).
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    let applied = apply_migrations(conn, v);
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    applied
+}
+
+fn apply_migrations(conn: &Connection, from_version: i64) -> Result<(), StoreError> {
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(from_version as usize) {
         let tx = conn.unchecked_transaction()?;
         tx.execute_batch(sql)?;
+        let broken: Option<String> = tx
+            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+            .optional()?;
+        if let Some(table) = broken {
+            return Err(StoreError::Migration {
+                version: i as i64 + 1,
+                problem: format!("table {table} has a row whose reference no longer resolves"),
+            });
+        }
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
     }
@@ -647,13 +763,15 @@ pub struct CallRow {
     pub rel_path: String,
     pub end_reason: Option<String>,
     pub note: Option<String>,
+    /// When the recording was deleted (status `deleted`), or None.
+    pub deleted_at_utc: Option<String>,
     pub tags: Vec<String>,
     pub intervals: Vec<Interval>,
 }
 
 pub(crate) const CALL_COLUMNS: &str = "id, box_id, seat_id, mode, status, started_at_utc, started_mono_ms, ended_at_utc,
     duration_ms, bytes, sha256, dropped_frames, rate_hz, bitrate_bps, agent, direction, remote_number,
-    campaign, external_id, rel_path, end_reason, note";
+    campaign, external_id, rel_path, end_reason, note, deleted_at_utc";
 
 pub(crate) fn row_to_call(r: &rusqlite::Row) -> rusqlite::Result<CallRow> {
     Ok(CallRow {
@@ -681,6 +799,7 @@ pub(crate) fn row_to_call(r: &rusqlite::Row) -> rusqlite::Result<CallRow> {
         rel_path: r.get(19)?,
         end_reason: r.get(20)?,
         note: r.get(21)?,
+        deleted_at_utc: r.get(22)?,
         tags: Vec::new(),
         intervals: Vec::new(),
     })

@@ -222,7 +222,7 @@ fn export_bundle_passes_sha256sum_and_openssl_and_tampering_is_caught() {
     let o = Command::new("sh")
         .args([
             "-c",
-            r#"printf 'callrec-ledger-v1\n%s\n%s\n%s\n%s\n%s\n%s\n%s\n' "$@" | sha256sum"#,
+            r#"printf 'callrec-ledger-v2\n%s\n%s\n%s\n%s\n%s\n%s\n%s\n' "$@" | sha256sum"#,
             "sh",
         ])
         .arg(e["seq"].to_string())
@@ -242,7 +242,7 @@ fn export_bundle_passes_sha256sum_and_openssl_and_tampering_is_caught() {
     let md = std::fs::read_to_string(dir.join("VERIFY.md")).unwrap();
     let line = md
         .lines()
-        .find(|l| l.starts_with("printf 'callrec-ledger-v1"))
+        .find(|l| l.starts_with("printf 'callrec-ledger-v2"))
         .unwrap();
     let o = run_in(&dir, "sh", &["-c", line]);
     assert!(

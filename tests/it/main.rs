@@ -5,11 +5,14 @@
 
 mod alsa;
 mod browser;
+mod check;
 mod cli;
 mod common;
 mod crash;
+mod disk_full;
 mod evidence;
 mod import;
+mod lifecycle;
 mod modes;
 mod web;
 mod webbox;

@@ -1,0 +1,1 @@
+//! Active alarms (disk full, disk pressure the guard could not relieve).

@@ -1,0 +1,1 @@
+//! `callrec check`: consistency between index, files, ledger and peaks.

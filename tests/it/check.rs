@@ -1,0 +1,1 @@
+//! `callrec check [--repair-*]` against stores damaged by the test.

@@ -1,0 +1,1 @@
+//! Disk full: recording into a small filesystem made by the test.

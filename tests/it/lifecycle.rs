@@ -1,0 +1,1 @@
+//! Retention, legal holds, erasure and the garbage step, with a fake clock.
