@@ -279,7 +279,11 @@ impl RetentionConfig {
             if r.name.trim().is_empty() || !names.insert(r.name.as_str()) {
                 return Err((key("name"), "must be present and unique".into()));
             }
-            if let Some(d) = r.direction.as_deref().filter(|d| !["inbound", "outbound"].contains(d)) {
+            if let Some(d) = r
+                .direction
+                .as_deref()
+                .filter(|d| !["inbound", "outbound"].contains(d))
+            {
                 return Err((
                     key("direction"),
                     format!("{d:?} must be \"inbound\" or \"outbound\""),

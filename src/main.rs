@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+mod lifecycle_cli;
+
 #[derive(Parser)]
 #[command(
     name = "callrec",
@@ -140,6 +142,38 @@ enum Cmd {
         /// End of the excerpt, seconds from the start of the call (with --from).
         #[arg(long, requires = "from")]
         to: Option<f64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Retention rules: delete what has outlived its keep period ([retention] in the config).
+    Retention {
+        #[command(subcommand)]
+        cmd: lifecycle_cli::RetentionCmd,
+    },
+    /// Legal holds: calls that nothing may delete until a second admin releases them.
+    Hold {
+        #[command(subcommand)]
+        cmd: lifecycle_cli::HoldCmd,
+    },
+    /// GDPR erasure: delete every recording of one customer number and scrub the number from
+    /// the index; writes a receipt signed with the box key. The admin's password is read from
+    /// stdin.
+    Erase {
+        /// The customer's number (any notation; only its digits count).
+        #[arg(long)]
+        number: String,
+        /// The erasure request's ticket or case id (recorded; must not contain the number).
+        #[arg(long)]
+        request: String,
+        /// The admin account carrying out the request.
+        #[arg(long, required_unless_present = "dry_run")]
+        by: Option<String>,
+        /// Folder for the signed receipt (receipt.json, receipt.sig, box.pub).
+        #[arg(long, required_unless_present = "dry_run")]
+        out: Option<PathBuf>,
+        /// Only list the calls the request would touch.
+        #[arg(long)]
+        dry_run: bool,
         #[arg(long)]
         json: bool,
     },
@@ -433,6 +467,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Some(dir) if !whole => verify_bundle(&cli.config, &dir, json),
             _ => verify_store(&Config::load(&cli.config)?, json),
         },
+        Cmd::Retention { cmd } => lifecycle_cli::retention_cmd(&Config::load(&cli.config)?, cmd),
+        Cmd::Hold { cmd } => lifecycle_cli::hold_cmd(&Config::load(&cli.config)?, cmd),
+        Cmd::Erase {
+            number,
+            request,
+            by,
+            out,
+            dry_run,
+            json,
+        } => lifecycle_cli::erase_cmd(
+            &Config::load(&cli.config)?,
+            lifecycle_cli::EraseArgs {
+                number,
+                request,
+                by: by.unwrap_or_default(),
+                out,
+                dry_run,
+                json,
+            },
+        ),
         Cmd::Users { cmd } => users(&Config::load(&cli.config)?, cmd),
         Cmd::Tokens { cmd } => tokens(&Config::load(&cli.config)?, cmd),
         Cmd::Qa {

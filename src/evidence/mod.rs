@@ -11,6 +11,7 @@
 
 pub mod bundle;
 pub mod key;
+pub mod erasure;
 pub mod ledger;
 pub mod verify;
 

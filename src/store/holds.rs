@@ -152,7 +152,8 @@ fn require_admin(conn: &Connection, username: &str) -> Result<(), HoldError> {
         )
         .optional()
         .map_err(StoreError::from)?;
-    ok.map(|_| ()).ok_or_else(|| HoldError::NotAdmin(username.to_owned()))
+    ok.map(|_| ())
+        .ok_or_else(|| HoldError::NotAdmin(username.to_owned()))
 }
 
 /// Places a hold; returns its id. `by` must be an enabled admin account.
@@ -175,9 +176,13 @@ pub fn place(
             ("call", Some(*call_id), None, None, None)
         }
         Scope::Agent { agent } => ("agent", None, Some(agent.as_str()), None, None),
-        Scope::Numbers { from, to } => {
-            ("numbers", None, None, Some(from.as_str()), Some(to.as_str()))
-        }
+        Scope::Numbers { from, to } => (
+            "numbers",
+            None,
+            None,
+            Some(from.as_str()),
+            Some(to.as_str()),
+        ),
     };
     tx.execute(
         "INSERT INTO legal_holds (scope, call_id, agent, number_from, number_to, reason, placed_by, placed_at_utc)
@@ -308,7 +313,10 @@ mod tests {
         let h = numbers("442079460000", "442079460999");
         assert!(h.covers(1, None, Some("+44 20 7946 0500")));
         assert!(!h.covers(1, None, Some("+44 20 7946 1000")));
-        assert!(!h.covers(1, None, Some("+44 20 794")), "shorter numbers are not in range");
+        assert!(
+            !h.covers(1, None, Some("+44 20 794")),
+            "shorter numbers are not in range"
+        );
         assert!(!h.covers(1, None, None));
         let p = numbers("4420794", "4420794");
         assert!(p.covers(1, None, Some("+44 20 7946 0500")));

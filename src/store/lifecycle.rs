@@ -157,9 +157,10 @@ pub fn mark_garbage(
             "garbage" | "deleted" => continue,
             _ => {}
         }
-        if let Some(h) = active.iter().find(|h| {
-            h.covers(id, c.agent.as_deref(), c.remote_number.as_deref())
-        }) {
+        if let Some(h) = active
+            .iter()
+            .find(|h| h.covers(id, c.agent.as_deref(), c.remote_number.as_deref()))
+        {
             return Err(LifecycleError::Held {
                 call_id: id,
                 hold_id: h.id,
@@ -190,18 +191,14 @@ pub fn mark_garbage(
         )
         .map_err(StoreError::from)?;
         // Transcripts are the recording's content in text form: they go with the audio.
-        tx.execute(
-            "DELETE FROM transcript_segments WHERE call_id = ?1",
-            [c.id],
-        )
-        .map_err(StoreError::from)?;
+        tx.execute("DELETE FROM transcript_segments WHERE call_id = ?1", [c.id])
+            .map_err(StoreError::from)?;
         tx.execute("DELETE FROM transcripts WHERE call_id = ?1", [c.id])
             .map_err(StoreError::from)?;
         if d.kind == DeletionKind::Erasure {
             scrub_personal_fields(&tx, c.id, d.now_utc)?;
         }
-        let t =
-            ledger::append_tombstone(&tx, c.id, c.sha256.as_deref(), &tombstone_reason)?;
+        let t = ledger::append_tombstone(&tx, c.id, c.sha256.as_deref(), &tombstone_reason)?;
         audit::append(
             &tx,
             &audit::Event {
@@ -250,6 +247,37 @@ fn scrub_personal_fields(conn: &Connection, call_id: i64, now_utc: &str) -> Resu
         "UPDATE imports SET source_path = '(erased)' WHERE call_id = ?1",
         [call_id],
     )?;
+    Ok(())
+}
+
+/// Scrubs the personal fields of calls whose recordings are already deleted (an erasure request
+/// for a number whose older calls retention removed), with one audit row per call.
+pub fn scrub_rows(
+    conn: &Connection,
+    ids: &[i64],
+    actor: &str,
+    now_utc: &str,
+) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    for &id in ids {
+        scrub_personal_fields(&tx, id, now_utc)?;
+        tx.execute("DELETE FROM transcript_segments WHERE call_id = ?1", [id])?;
+        tx.execute("DELETE FROM transcripts WHERE call_id = ?1", [id])?;
+        audit::append(
+            &tx,
+            &audit::Event {
+                actor,
+                action: "erase.scrub",
+                call_id: Some(id),
+                detail: serde_json::json!({"fields": ["remote_number", "external_id", "note", "notes.text", "transcript"]}),
+                ip: None,
+            },
+        )?;
+    }
+    tx.commit()?;
     Ok(())
 }
 

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod notes;
 pub mod qa;
 pub mod recovery;
+pub mod retention;
 pub mod sampling;
 pub mod search;
 pub mod users;
@@ -488,6 +489,10 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
         true,
     )?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Freed space is overwritten with zeros on every connection, so that a customer's number
+    // scrubbed by an erasure request does not survive in an old version of its row left in
+    // free space by earlier updates (https://sqlite.org/pragma.html#pragma_secure_delete).
+    conn.pragma_update(None, "secure_delete", "ON")?;
     Ok(())
 }
 

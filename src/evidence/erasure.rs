@@ -1,0 +1,241 @@
+//! GDPR erasure (Art. 17) of every call with one customer number, and its signed deletion receipt.
+//!
+//! `callrec erase --number N --request REF` finds every call whose number has the same digits as
+//! N, refuses the whole request if any of them is on legal hold (Art. 17(3)(e): a legal claim
+//! overrides erasure) or still recording, deletes the live ones through `store::lifecycle` (kind
+//! `erasure`: audio, peaks and transcript gone, number, CTI id, note and notes text scrubbed,
+//! ledger tombstones, audit rows) and scrubs the same fields from calls that retention already
+//! deleted. The receipt lists what was removed and what was kept, is signed with the box key
+//! (Ed25519, RFC 8032) and is stored in the `deletions` row, so the same bytes can be handed out
+//! again later.
+//!
+//! The receipt never contains the number: the box must not keep it after erasure, and whoever
+//! receives the receipt knows which number the request `REF` was about. For the same reason the
+//! request reference is refused if it contains the number's digits. This module never deletes a
+//! call that is held, and never writes the number anywhere.
+
+use super::key::BoxKey;
+use crate::store::holds::{self, digits};
+use crate::store::lifecycle::{self, Deletion, DeletionKind, LifecycleError, MarkedCall};
+use crate::store::StoreError;
+use rusqlite::{params, Connection};
+use serde::Serialize;
+use std::path::Path;
+
+/// First field of a receipt; a new layout gets a new tag.
+pub const RECEIPT_FORMAT: &str = "callrec-erasure-receipt-v1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ErasureError {
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0:?} has fewer than 6 digits: give the customer's full number")]
+    ShortNumber(String),
+    #[error("the request reference must not contain the number (it is kept in the ledger and the receipt); use the ticket or case id")]
+    NumberInReference,
+    #[error("calls {calls:?} with this number are on legal hold (hold {holds:?}); nothing was erased. Erasure does not apply while a legal claim needs the recording (GDPR Art. 17(3)(e)); ask the admins who placed the holds")]
+    Held { calls: Vec<i64>, holds: Vec<i64> },
+    #[error(
+        "call {0} with this number is still recording; erase after it ends. Nothing was erased"
+    )]
+    Recording(i64),
+    #[error("writing the receipt to {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// What an erasure request finds (also the dry-run answer).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Found {
+    /// Live calls: their recordings are deleted.
+    pub live: Vec<i64>,
+    /// Calls whose recordings retention or an earlier request already deleted: their rows still
+    /// carry the number, which is scrubbed.
+    pub already_deleted: Vec<i64>,
+    pub recording: Vec<i64>,
+    /// (call id, hold id)
+    pub held: Vec<(i64, i64)>,
+}
+
+/// The signed receipt.
+#[derive(Debug, Clone, Serialize)]
+pub struct Receipt {
+    pub format: &'static str,
+    pub box_id: String,
+    pub deletion_id: i64,
+    pub request_reference: String,
+    pub requested_by: String,
+    pub executed_at_utc: String,
+    /// Recordings deleted by this request, each with its file hash and ledger tombstone.
+    pub deleted_recordings: Vec<MarkedCall>,
+    /// Calls whose recordings were already gone; their remaining personal fields were scrubbed.
+    pub scrubbed_rows: Vec<i64>,
+    pub removed: Vec<&'static str>,
+    pub kept: Vec<&'static str>,
+    pub ledger_head_sha256: Option<String>,
+    pub signature: &'static str,
+}
+
+pub struct Erased {
+    pub receipt: Receipt,
+    /// The exact bytes signed and stored.
+    pub receipt_json: Vec<u8>,
+    pub signature: [u8; 64],
+}
+
+/// Which calls carry `number` (same digits), and whether any blocks erasure.
+pub fn find(conn: &Connection, number: &str) -> Result<Found, ErasureError> {
+    let want = digits(number);
+    if want.len() < 6 {
+        return Err(ErasureError::ShortNumber(number.to_owned()));
+    }
+    let active = holds::active(conn)?;
+    let mut st = conn
+        .prepare("SELECT id, status, agent, remote_number FROM calls WHERE remote_number IS NOT NULL ORDER BY id")
+        .map_err(StoreError::from)?;
+    let mut rows = st.query([]).map_err(StoreError::from)?;
+    let mut f = Found::default();
+    while let Some(r) = rows.next().map_err(StoreError::from)? {
+        let n: String = r.get(3).map_err(StoreError::from)?;
+        if digits(&n) != want {
+            continue;
+        }
+        let id: i64 = r.get(0).map_err(StoreError::from)?;
+        let status: String = r.get(1).map_err(StoreError::from)?;
+        let agent: Option<String> = r.get(2).map_err(StoreError::from)?;
+        if let Some(h) = active
+            .iter()
+            .find(|h| h.covers(id, agent.as_deref(), Some(&n)))
+        {
+            f.held.push((id, h.id));
+        }
+        match status.as_str() {
+            "recording" => f.recording.push(id),
+            "garbage" | "deleted" => f.already_deleted.push(id),
+            _ => f.live.push(id),
+        }
+    }
+    Ok(f)
+}
+
+/// One erasure request.
+pub struct Request<'a> {
+    /// The customer's number, in any notation (only its digits count).
+    pub number: &'a str,
+    /// The request's ticket or case id; it goes into the ledger, so never the number itself.
+    pub reference: &'a str,
+    pub actor: &'a str,
+    pub now_utc: &'a str,
+}
+
+/// Erases every call with the request's number and returns the signed receipt (module docs).
+pub fn erase(
+    conn: &Connection,
+    storage_dir: &Path,
+    key: &BoxKey,
+    box_id: &str,
+    req: &Request,
+) -> Result<Erased, ErasureError> {
+    let Request {
+        number,
+        reference,
+        actor,
+        now_utc,
+    } = *req;
+    let want = digits(number);
+    if want.len() >= 6 && digits(reference).contains(&want) {
+        return Err(ErasureError::NumberInReference);
+    }
+    let found = find(conn, number)?;
+    if !found.held.is_empty() {
+        return Err(ErasureError::Held {
+            calls: found.held.iter().map(|h| h.0).collect(),
+            holds: found.held.iter().map(|h| h.1).collect(),
+        });
+    }
+    if let Some(&id) = found.recording.first() {
+        return Err(ErasureError::Recording(id));
+    }
+    let reason = format!("erasure request {reference}");
+    let d = Deletion {
+        kind: DeletionKind::Erasure,
+        reason: &reason,
+        actor,
+        now_utc,
+    };
+    let marked = lifecycle::mark_garbage(conn, &found.live, &d)?;
+    lifecycle::scrub_rows(conn, &found.already_deleted, actor, now_utc)?;
+    lifecycle::finish_garbage(conn, storage_dir, now_utc)?;
+    let receipt = Receipt {
+        format: RECEIPT_FORMAT,
+        box_id: box_id.to_owned(),
+        deletion_id: marked.deletion_id,
+        request_reference: reference.to_owned(),
+        requested_by: actor.to_owned(),
+        executed_at_utc: now_utc.to_owned(),
+        deleted_recordings: marked.calls,
+        scrubbed_rows: found.already_deleted,
+        removed: vec![
+            "the audio file (Ogg Opus) and its waveform peaks",
+            "the transcript",
+            "the customer's number, the CTI call id and the call note from the index",
+            "the text of reviewers' notes on the call",
+            "the source path of an imported call",
+        ],
+        kept: vec![
+            "the call row without personal data of the customer: time, seat, agent, duration",
+            "QA evaluations and spot checks (the agent's record)",
+            "the ledger tombstone and audit rows naming this request (no number in either)",
+        ],
+        ledger_head_sha256: crate::evidence::ledger::head(conn)?.map(|h| h.entry_sha256),
+        signature: "Ed25519 (RFC 8032) over the exact bytes of receipt.json, in receipt.sig (64 raw bytes); public key in box.pub",
+    };
+    let mut receipt_json = serde_json::to_vec_pretty(&receipt).unwrap_or_default();
+    receipt_json.push(b'\n');
+    let signature = key.sign(&receipt_json);
+    conn.execute(
+        "UPDATE deletions SET receipt = ?2, receipt_sig = ?3 WHERE id = ?1",
+        params![
+            marked.deletion_id,
+            String::from_utf8_lossy(&receipt_json),
+            hex::encode(signature)
+        ],
+    )
+    .map_err(StoreError::from)?;
+    // Old page images in the write-ahead log still hold the number until a checkpoint; with the
+    // recorder or web service reading, TRUNCATE may not finish at once, and SQLite then reuses
+    // the log from the start at the next write.
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    Ok(Erased {
+        receipt,
+        receipt_json,
+        signature,
+    })
+}
+
+/// Writes `receipt.json`, `receipt.sig` and `box.pub` into `out_dir` (created if missing).
+pub fn write_receipt(out_dir: &Path, e: &Erased, key: &BoxKey) -> Result<(), ErasureError> {
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| ErasureError::Io { path, source }
+    };
+    std::fs::create_dir_all(out_dir).map_err(io(out_dir))?;
+    for (name, bytes) in [
+        ("receipt.json", e.receipt_json.as_slice()),
+        ("receipt.sig", e.signature.as_slice()),
+        ("box.pub", key.public_pem().as_bytes()),
+    ] {
+        let p = out_dir.join(name);
+        std::fs::write(&p, bytes).map_err(io(&p))?;
+    }
+    Ok(())
+}
+
+/// The command that checks a receipt folder with OpenSSL alone.
+pub fn verify_command() -> &'static str {
+    "openssl pkeyutl -verify -pubin -inkey box.pub -rawin -in receipt.json -sigfile receipt.sig"
+}

@@ -1,0 +1,280 @@
+//! The data-lifecycle commands of the CLI: `retention run`, `hold place|release|list` and
+//! `erase`. Argument parsing and printing only; the rules live in `store::retention`,
+//! `store::holds`, `store::lifecycle` and `evidence::erasure`.
+//!
+//! Holds and erasure change what the box keeps, so they name an admin account (`--by`) and
+//! read that account's password from stdin: the "second admin" who releases a hold is then a
+//! real second person, not a name typed by the first. These commands never run without that.
+
+use anyhow::bail;
+use callrec::clock::utc_now;
+use callrec::config::Config;
+use callrec::evidence::{self, erasure};
+use callrec::store::{holds, retention, users};
+use clap::Subcommand;
+use std::path::{Path, PathBuf};
+
+#[derive(Subcommand)]
+pub enum RetentionCmd {
+    /// Delete every recording whose keep period ([retention] in the config) has passed; calls on
+    /// legal hold are kept. The recorder also runs this every hour.
+    Run {
+        /// Only list what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum HoldCmd {
+    /// Put calls on legal hold: nothing deletes them until a second admin releases the hold.
+    /// The admin's password is read from stdin.
+    #[command(group(clap::ArgGroup::new("scope").required(true)))]
+    Place {
+        /// One call.
+        #[arg(long, group = "scope")]
+        call: Option<i64>,
+        /// Every call of this agent, past and future.
+        #[arg(long, group = "scope")]
+        agent: Option<String>,
+        /// Customer numbers: one number, a prefix ending in *, or FROM-TO of equal length.
+        #[arg(long, group = "scope")]
+        numbers: Option<String>,
+        /// The matter or case the hold is for (required).
+        #[arg(long)]
+        reason: String,
+        /// The admin account placing the hold.
+        #[arg(long)]
+        by: String,
+    },
+    /// Release a hold; must be a different admin from the one who placed it. Password on stdin.
+    Release {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        by: String,
+    },
+    /// Holds in force (with --all, released ones too).
+    List {
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Reads the password of `username` from stdin and checks it is an enabled admin's.
+fn authenticate_admin(conn: &rusqlite::Connection, username: &str) -> anyhow::Result<()> {
+    let password = crate::read_password_stdin()?;
+    let user = users::get_user(conn, username)?;
+    let ok = match &user {
+        Some(u) if !u.disabled && u.role == users::Role::Admin => {
+            users::verify_password(&password, &users::password_hash_of(conn, u.id)?)
+        }
+        _ => false,
+    };
+    if !ok {
+        bail!("{username:?}: not an enabled admin account, or wrong password (read from stdin); nothing was changed");
+    }
+    Ok(())
+}
+
+pub fn retention_cmd(cfg: &Config, cmd: RetentionCmd) -> anyhow::Result<()> {
+    let RetentionCmd::Run { dry_run, json } = cmd;
+    let conn = crate::open_index(cfg)?;
+    let out = retention::run(
+        &conn,
+        &cfg.storage.dir,
+        &cfg.retention,
+        chrono::Utc::now(),
+        &crate::cli_actor(),
+        dry_run,
+    )?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    let verb = if dry_run { "would delete" } else { "deleted" };
+    for d in &out.plan.delete {
+        println!(
+            "{verb} call {:>8}  started {}  rule {:?} ({} days, due {})",
+            d.call_id, d.started_at_utc, d.rule, d.keep_days, d.due_at_utc
+        );
+    }
+    for d in &out.plan.held {
+        println!(
+            "kept   call {:>8}  started {}  rule {:?} due {}, but on legal hold #{}",
+            d.call_id,
+            d.started_at_utc,
+            d.rule,
+            d.due_at_utc,
+            d.held_by.unwrap_or_default()
+        );
+    }
+    let bytes: i64 = out.plan.delete.iter().map(|d| d.bytes).sum();
+    println!(
+        "{verb} {} call(s), {} bytes; {} due call(s) kept on legal hold{}",
+        out.plan.delete.len(),
+        bytes,
+        out.plan.held.len(),
+        if cfg.retention.rules.is_empty() && cfg.retention.default_keep_days.is_none() {
+            " (no [retention] rules in the config: recordings are kept forever)"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+pub fn hold_cmd(cfg: &Config, cmd: HoldCmd) -> anyhow::Result<()> {
+    let conn = crate::open_index(cfg)?;
+    match cmd {
+        HoldCmd::Place {
+            call,
+            agent,
+            numbers,
+            reason,
+            by,
+        } => {
+            let scope = match (call, agent, numbers) {
+                (Some(call_id), _, _) => holds::Scope::Call { call_id },
+                (_, Some(agent), _) => holds::Scope::Agent { agent },
+                (_, _, Some(range)) => holds::parse_range(&range)?,
+                _ => bail!("give --call, --agent or --numbers"),
+            };
+            authenticate_admin(&conn, &by)?;
+            let id = holds::place(&conn, &scope, &reason, &by, &utc_now())?;
+            println!("legal hold #{id} placed by {by}: {}", describe(&scope));
+        }
+        HoldCmd::Release { id, reason, by } => {
+            authenticate_admin(&conn, &by)?;
+            let h = holds::release(&conn, id, &by, &reason, &utc_now())?;
+            println!(
+                "legal hold #{id} ({}) placed by {} released by {by}",
+                describe(&h.scope),
+                h.placed_by
+            );
+        }
+        HoldCmd::List { all, json } => {
+            let list: Vec<holds::Hold> = holds::list(&conn)?
+                .into_iter()
+                .filter(|h| all || h.released_at_utc.is_none())
+                .collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+                return Ok(());
+            }
+            for h in &list {
+                println!(
+                    "#{:<4} {:<40} placed {} by {}: {}{}",
+                    h.id,
+                    describe(&h.scope),
+                    h.placed_at_utc,
+                    h.placed_by,
+                    h.reason,
+                    h.released_at_utc
+                        .as_deref()
+                        .map(|t| format!(
+                            "  [released {t} by {}]",
+                            h.released_by.as_deref().unwrap_or("?")
+                        ))
+                        .unwrap_or_default()
+                );
+            }
+            if list.is_empty() {
+                println!("no legal holds{}", if all { "" } else { " in force" });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn describe(s: &holds::Scope) -> String {
+    match s {
+        holds::Scope::Call { call_id } => format!("call {call_id}"),
+        holds::Scope::Agent { agent } => format!("every call of agent {agent}"),
+        holds::Scope::Numbers { from, to } if from == to => format!("numbers starting {from}"),
+        holds::Scope::Numbers { from, to } => format!("numbers {from}-{to}"),
+    }
+}
+
+pub struct EraseArgs {
+    pub number: String,
+    pub request: String,
+    pub by: String,
+    pub out: Option<PathBuf>,
+    pub dry_run: bool,
+    pub json: bool,
+}
+
+pub fn erase_cmd(cfg: &Config, a: EraseArgs) -> anyhow::Result<()> {
+    let conn = crate::open_index(cfg)?;
+    if a.dry_run {
+        let f = erasure::find(&conn, &a.number)?;
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&f)?);
+        } else {
+            println!(
+                "would delete the recordings of call(s) {:?}; would scrub the rows of already deleted call(s) {:?}",
+                f.live, f.already_deleted
+            );
+            if !f.held.is_empty() {
+                println!(
+                    "BLOCKED: (call, legal hold) {:?}: erasure would be refused",
+                    f.held
+                );
+            }
+            if !f.recording.is_empty() {
+                println!("BLOCKED: call(s) {:?} still recording", f.recording);
+            }
+        }
+        return Ok(());
+    }
+    let Some(out) = a.out else {
+        bail!("--out DIR is required: the signed receipt is written there");
+    };
+    authenticate_admin(&conn, &a.by)?;
+    let (key, _) = evidence::key::ensure(&cfg.storage.dir)?;
+    let e = erasure::erase(
+        &conn,
+        &cfg.storage.dir,
+        &key,
+        &cfg.box_.id,
+        &erasure::Request {
+            number: &a.number,
+            reference: &a.request,
+            actor: &a.by,
+            now_utc: &utc_now(),
+        },
+    )?;
+    erasure::write_receipt(&out, &e, &key)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&e.receipt)?);
+    } else {
+        print_receipt_summary(&out, &e.receipt);
+    }
+    Ok(())
+}
+
+fn print_receipt_summary(out: &Path, r: &erasure::Receipt) {
+    println!(
+        "erasure {} (request {}): deleted {} recording(s) {:?}; scrubbed {} already deleted call row(s)",
+        r.deletion_id,
+        r.request_reference,
+        r.deleted_recordings.len(),
+        r.deleted_recordings
+            .iter()
+            .map(|c| c.call_id)
+            .collect::<Vec<_>>(),
+        r.scrubbed_rows.len()
+    );
+    println!(
+        "signed receipt in {}; check it with:\n  cd {} && {}",
+        out.display(),
+        out.display(),
+        erasure::verify_command()
+    );
+}
