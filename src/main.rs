@@ -1173,8 +1173,12 @@ fn calls(cfg: &Config, cmd: CallsCmd) -> anyhow::Result<()> {
                 .transpose()
             };
             if let Some(s) = &status {
-                if !["recording", "complete", "interrupted"].contains(&s.as_str()) {
-                    bail!("--status {s:?}: use recording, complete or interrupted");
+                if !["recording", "complete", "interrupted", "garbage", "deleted"]
+                    .contains(&s.as_str())
+                {
+                    bail!(
+                        "--status {s:?}: use recording, complete, interrupted, garbage or deleted"
+                    );
                 }
             }
             let f = CallFilter {

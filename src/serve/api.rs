@@ -194,7 +194,10 @@ pub fn parse_search(q: &HashMap<String, String>) -> Result<SearchQuery, AppError
         campaign: text("campaign", 128)?,
         min_duration_ms: num("min_duration_s", 0, 86_400 * 7)?.map(|s| s * 1000),
         max_duration_ms: num("max_duration_s", 0, 86_400 * 7)?.map(|s| s * 1000),
-        status: one_of("status", &["recording", "complete", "interrupted"])?,
+        status: one_of(
+            "status",
+            &["recording", "complete", "interrupted", "garbage", "deleted"],
+        )?,
         tag: text("tag", 128)?,
         text: text("q", 200)?,
         transcript: text("transcript", 200)?,
@@ -234,13 +237,27 @@ pub async fn run_search(
     Ok(results)
 }
 
-pub async fn healthz() -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain")],
-        "ok\n",
-    )
-        .into_response()
+/// `GET /healthz` (public, for monitoring): 200 `ok`, or 503 naming each active alarm (disk
+/// full, disk pressure the guard could not relieve) and since when. Details stay behind login.
+pub async fn healthz(State(st): State<St>) -> Response {
+    let alarms = st
+        .db
+        .read_quick(|c| store::alarms::active(c).map_err(AppError::from))
+        .await;
+    let (status, body) = match alarms {
+        Ok(a) if a.is_empty() => (StatusCode::OK, "ok\n".to_owned()),
+        Ok(a) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            a.iter()
+                .map(|a| format!("alarm {} since {}\n", a.kind, a.raised_at_utc))
+                .collect(),
+        ),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "index unreadable\n".to_owned(),
+        ),
+    };
+    (status, [(header::CONTENT_TYPE, "text/plain")], body).into_response()
 }
 
 pub async fn me(Extension(id): Extension<Identity>) -> Json<serde_json::Value> {
@@ -267,6 +284,10 @@ pub struct CallDetail {
     pub notes: Vec<notes::Note>,
     /// Acoustic metrics (`dsp::talk::Metrics`); null while recording.
     pub metrics: Option<serde_json::Value>,
+    /// Why and when the recording was deleted; null while it exists.
+    pub deletion: Option<store::lifecycle::DeletionInfo>,
+    /// Legal holds in force on this call.
+    pub legal_holds: Vec<store::holds::Hold>,
 }
 
 /// Metrics for a finished call that has none yet (recovered after a crash, or recorded before
@@ -296,23 +317,30 @@ async fn compute_metrics(st: &St, call: &CallRow) -> Option<serde_json::Value> {
 
 pub async fn call_detail(st: &St, id: &Identity, call_id: i64) -> Result<CallDetail, AppError> {
     let call = visible_call(st, id, call_id).await?;
-    let (notes, metrics) = st
+    let row = call.clone();
+    let (notes, metrics, deletion, legal_holds) = st
         .db
         .read(move |c| {
             Ok::<_, AppError>((
                 notes::for_call(c, call_id)?,
                 store::metrics::get(c, call_id)?,
+                store::lifecycle::deletion_of(c, call_id)?,
+                store::holds::covering(c, &row)?,
             ))
         })
         .await?;
     let metrics = match metrics {
-        None if call.status != "recording" => compute_metrics(st, &call).await,
+        None if matches!(call.status.as_str(), "complete" | "interrupted") => {
+            compute_metrics(st, &call).await
+        }
         m => m,
     };
     Ok(CallDetail {
         call,
         notes,
         metrics,
+        deletion,
+        legal_holds,
     })
 }
 

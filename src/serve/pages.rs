@@ -129,7 +129,8 @@ pub async fn search(
                 ("", "any"),
                 ("complete", "complete"),
                 ("recording", "recording"),
-                ("interrupted", "interrupted")
+                ("interrupted", "interrupted"),
+                ("deleted", "deleted")
             ]
         ),
         sort = select(
@@ -261,6 +262,7 @@ pub async fn call(
                 .join(" "),
         ),
         row("SHA-256", format!("<code>{}</code>", opt(&c.sha256))),
+        row("Legal hold", holds_html(&d.legal_holds)),
         row("Talk (agent / customer)", metric_talk(d.metrics.as_ref())),
         row(
             "Dead air (≥ 5 s)",
@@ -289,6 +291,13 @@ pub async fn call(
     } else {
         ""
     };
+    if let Some(del) = &d.deletion {
+        return Ok(Html(page(
+            Some(&id),
+            &format!("Call {}", c.id),
+            &deleted_call_body(c.id, del, &meta),
+        )));
+    }
     let body = format!(
         r##"<main id="call" data-call-id="{id}" data-duration-ms="{dur}" data-can-note="{can}">
 <h1>Call {id}</h1>
@@ -325,6 +334,42 @@ pub async fn call(
         agent_id = esc(id.user().map(|u| u.agent_id.as_str()).unwrap_or_default()),
     );
     Ok(Html(page(Some(&id), &format!("Call {}", c.id), &body)))
+}
+
+fn holds_html(holds: &[crate::store::holds::Hold]) -> String {
+    holds
+        .iter()
+        .map(|h| {
+            format!(
+                r#"<span class="badge hold">hold #{} since {} by {}: {}</span>"#,
+                h.id,
+                esc(&h.placed_at_utc),
+                esc(&h.placed_by),
+                esc(&h.reason)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A call whose recording is gone: no player, the deletion's when, why and who instead.
+fn deleted_call_body(
+    call_id: i64,
+    del: &crate::store::lifecycle::DeletionInfo,
+    meta: &str,
+) -> String {
+    format!(
+        r#"<main id="call" data-call-id="{call_id}"><h1>Call {call_id}</h1>
+<section id="deleted" class="flash"><p>The recording of this call was deleted ({kind}) on {when} by {who}: {reason}. The index keeps this row and the evidence ledger a tombstone with the deleted file's SHA-256.</p></section>
+<dl class="meta">{meta}</dl></main>"#,
+        kind = esc(&del.kind),
+        when = esc(del
+            .finished_at_utc
+            .as_deref()
+            .unwrap_or(&del.created_at_utc)),
+        who = esc(&del.requested_by),
+        reason = esc(&del.reason),
+    )
 }
 
 fn metric_talk(m: Option<&serde_json::Value>) -> String {

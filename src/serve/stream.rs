@@ -90,6 +90,21 @@ fn resolve(root: &std::path::Path, call_id: i64, rel_path: &str) -> Result<PathB
 }
 
 fn file_of(st: &St, call: &CallRow) -> Result<PathBuf, AppError> {
+    if matches!(call.status.as_str(), "garbage" | "deleted") {
+        // 410, not 404: the call existed and its recording was deliberately removed; the call
+        // page says when and why (retention, erasure, disk pressure).
+        return Err(AppError::api(
+            StatusCode::GONE,
+            &format!(
+                "the recording of call {} was deleted{}; the index keeps its row and the ledger its tombstone",
+                call.id,
+                call.deleted_at_utc
+                    .as_deref()
+                    .map(|t| format!(" on {t}"))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
     resolve(&st.cfg.storage.dir, call.id, &call.rel_path)
 }
 

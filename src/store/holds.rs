@@ -134,6 +134,20 @@ pub fn active(conn: &Connection) -> Result<Vec<Hold>, StoreError> {
     Ok(v)
 }
 
+/// The holds in force that cover this call.
+pub fn covering(conn: &Connection, call: &super::CallRow) -> Result<Vec<Hold>, StoreError> {
+    Ok(active(conn)?
+        .into_iter()
+        .filter(|h| {
+            h.covers(
+                call.id,
+                call.meta.agent.as_deref(),
+                call.meta.remote_number.as_deref(),
+            )
+        })
+        .collect())
+}
+
 /// Every hold, newest first, released ones included.
 pub fn list(conn: &Connection) -> Result<Vec<Hold>, StoreError> {
     let mut st = conn.prepare(&format!(

@@ -352,6 +352,37 @@ pub fn finish_garbage(
     Ok(pending.len() as u64)
 }
 
+/// Why and when a call's recording was deleted, as the call page shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeletionInfo {
+    pub deletion_id: i64,
+    pub kind: String,
+    pub reason: String,
+    pub requested_by: String,
+    pub created_at_utc: String,
+    pub finished_at_utc: Option<String>,
+}
+
+/// The deletion that removed (or is removing) this call's recording, if any.
+pub fn deletion_of(conn: &Connection, call_id: i64) -> Result<Option<DeletionInfo>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT d.id, d.kind, d.reason, d.requested_by, d.created_at_utc, d.finished_at_utc
+             FROM calls c JOIN deletions d ON d.id = c.deletion_id WHERE c.id = ?1",
+        )?
+        .query_row([call_id], |r| {
+            Ok(DeletionInfo {
+                deletion_id: r.get(0)?,
+                kind: r.get(1)?,
+                reason: r.get(2)?,
+                requested_by: r.get(3)?,
+                created_at_utc: r.get(4)?,
+                finished_at_utc: r.get(5)?,
+            })
+        })
+        .optional()?)
+}
+
 /// Both steps: what every caller that deletes uses.
 pub fn delete_calls(
     conn: &Connection,

@@ -268,7 +268,8 @@ pub fn candidates(
     limit: u32,
 ) -> Result<Vec<CandidateRow>, StoreError> {
     let (wh, mut args) = where_clause(q, &Scope::All);
-    let extra = "status != 'recording' AND agent IS NOT NULL";
+    // Only calls whose recording exists can be reviewed.
+    let extra = "status IN ('complete', 'interrupted') AND agent IS NOT NULL";
     let wh = if wh.is_empty() {
         format!("WHERE {extra}")
     } else {

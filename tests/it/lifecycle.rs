@@ -448,3 +448,130 @@ fn retention_holds_erasure_and_the_garbage_step_on_a_fake_clock() {
     assert!(audit.breaks.is_empty(), "{:?}", audit.breaks);
     integrity_ok(&rec.db());
 }
+
+/// What staff see of a deleted or held call, and an alarm on `/healthz`, through `callrec run`.
+#[test]
+fn deleted_and_held_calls_on_the_web_and_alarms_on_healthz() {
+    use crate::webbox::{WebBox, PASSWORD};
+    let wb = WebBox::start("");
+    wb.add_user("ann", "admin", &[]);
+    wb.add_user("ben", "admin", &[]);
+    wb.add_user("rita", "qa", &[]);
+    let held = wb.record_call(
+        "seat01",
+        1.0,
+        &["--agent", "alice", "--number", "+4930111222"],
+    );
+    let gone = wb.record_call(
+        "seat01",
+        1.0,
+        &["--agent", "alice", "--number", "+4930999888"],
+    );
+    let mut rita = wb.login("rita", PASSWORD);
+    let t0 = std::time::Instant::now();
+    while [held, gone]
+        .iter()
+        .any(|id| rita.get(&format!("/api/calls/{id}")).json()["status"] == "recording")
+    {
+        assert!(t0.elapsed().as_secs() < 10, "calls not finalized");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let pw = format!("{PASSWORD}\n");
+    let o = wb.cli_with_stdin(
+        &[
+            "hold",
+            "place",
+            "--call",
+            &held.to_string(),
+            "--reason",
+            "case 9",
+            "--by",
+            "ann",
+        ],
+        &pw,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let receipt = wb.dir.path().join("receipt");
+    let o = wb.cli_with_stdin(
+        &[
+            "erase",
+            "--number",
+            "+49 30 999 888",
+            "--request",
+            "DSR-7",
+            "--by",
+            "ben",
+            "--out",
+            receipt.to_str().unwrap(),
+        ],
+        &pw,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("deleted 1 recording(s) [{gone}]")),
+        "{}",
+        text(&o)
+    );
+
+    // The erased call: 410 for its audio, a page that says when and why, no number anywhere.
+    let r = rita.get(&format!("/api/calls/{gone}/audio"));
+    assert_eq!(r.status, 410, "{}", r.body_text());
+    assert!(
+        r.body_text().contains("was deleted on"),
+        "{}",
+        r.body_text()
+    );
+    let j = rita.get(&format!("/api/calls/{gone}")).json();
+    assert_eq!(j["status"], "deleted");
+    assert_eq!(j["remote_number"], serde_json::Value::Null);
+    assert_eq!(j["deletion"]["kind"], "erasure");
+    assert_eq!(j["deletion"]["reason"], "erasure request DSR-7");
+    let page = rita.get(&format!("/calls/{gone}")).body_text();
+    assert!(page.contains("was deleted (erasure)"), "{page}");
+    assert!(
+        !page.contains("<audio"),
+        "no player for a deleted recording"
+    );
+    assert!(!page.contains("999") || !page.contains("888"), "{page}");
+    let found = rita.get("/api/calls?status=deleted").json();
+    assert!(found["calls"].is_array(), "{found}");
+    let ids: Vec<i64> = found["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![gone]);
+
+    // The held call: playable, and its page shows the hold.
+    let j = rita.get(&format!("/api/calls/{held}")).json();
+    assert_eq!(j["legal_holds"][0]["reason"], "case 9");
+    assert_eq!(j["legal_holds"][0]["placed_by"], "ann");
+    assert_eq!(rita.get(&format!("/api/calls/{held}/audio")).status, 200);
+    assert!(rita
+        .get(&format!("/calls/{held}"))
+        .body_text()
+        .contains("hold #1"));
+
+    // /healthz turns 503 while an alarm is active, and back to 200 when it clears.
+    let mut anon = crate::webbox::Session::anonymous(&wb);
+    let h = anon.get("/healthz");
+    assert_eq!((h.status, h.body_text().as_str()), (200, "ok\n"));
+    let sql = |q: &str| {
+        let o = Command::new("sqlite3")
+            .arg(wb.db())
+            .arg(q)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+    };
+    sql("INSERT INTO alarms (kind, detail, raised_at_utc) VALUES ('disk_full', 'test', '2026-11-28T04:00:00.000Z')");
+    let h = anon.get("/healthz");
+    assert_eq!(h.status, 503);
+    assert_eq!(
+        h.body_text(),
+        "alarm disk_full since 2026-11-28T04:00:00.000Z\n"
+    );
+    sql("UPDATE alarms SET cleared_at_utc = '2026-11-28T04:01:00.000Z'");
+    assert_eq!(anon.get("/healthz").status, 200);
+}
