@@ -1,5 +1,5 @@
-//! The data-lifecycle commands of the CLI: `retention run`, `hold place|release|list` and
-//! `erase`. Argument parsing and printing only; the rules live in `store::retention`,
+//! The data-lifecycle commands of the CLI: `retention run`, `hold place|release|list`,
+//! `erase` and `check`. Argument parsing and printing only; the rules live in `store::retention`,
 //! `store::holds`, `store::lifecycle` and `evidence::erasure`.
 //!
 //! Holds and erasure change what the box keeps, so they name an admin account (`--by`) and
@@ -10,7 +10,7 @@ use anyhow::bail;
 use callrec::clock::utc_now;
 use callrec::config::Config;
 use callrec::evidence::{self, erasure};
-use callrec::store::{holds, retention, users};
+use callrec::store::{check, holds, retention, users};
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
 
@@ -277,4 +277,59 @@ fn print_receipt_summary(out: &Path, r: &erasure::Receipt) {
         out.display(),
         erasure::verify_command()
     );
+}
+
+/// `callrec check` flags: without any it only reads (and may run beside the recorder).
+#[derive(clap::Args)]
+pub struct CheckArgs {
+    /// Every repair below (none deletes evidence or hides tampering).
+    #[arg(long)]
+    repair: bool,
+    /// Recover calls stuck in `recording` with no recorder running: trim each file to its last
+    /// intact Ogg page and mark the call interrupted, as the recorder does at start.
+    #[arg(long)]
+    repair_recording: bool,
+    /// Add the missing ledger entry of each finished call whose file matches its row (calls
+    /// finalized before the ledger existed).
+    #[arg(long)]
+    repair_ledger: bool,
+    /// Finish pending deletions: remove the files of calls marked garbage and mark them deleted.
+    #[arg(long)]
+    repair_garbage: bool,
+    /// Move files under calls/ that no call accounts for (and left-over *.tmp files) to
+    /// <storage>/orphans/; never deletes them.
+    #[arg(long)]
+    repair_orphans: bool,
+    /// Rebuild missing or damaged waveform peaks (.dat) from recordings that match their hash.
+    #[arg(long)]
+    repair_peaks: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn check_cmd(cfg: &Config, a: CheckArgs) -> anyhow::Result<()> {
+    let opts = if a.repair {
+        check::CheckOptions::repair_all()
+    } else {
+        check::CheckOptions {
+            repair_recording: a.repair_recording,
+            repair_ledger: a.repair_ledger,
+            repair_garbage: a.repair_garbage,
+            repair_orphans: a.repair_orphans,
+            repair_peaks: a.repair_peaks,
+        }
+    };
+    let report = check::run(cfg, &opts)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{report}");
+    }
+    if report.problems() > 0 {
+        bail!(
+            "{} problem(s) in the store (listed above)",
+            report.problems()
+        );
+    }
+    Ok(())
 }

@@ -145,6 +145,9 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Consistency of index, files, ledger, peaks and audit log; repairs only with --repair-*
+    /// flags (and only while the recorder is stopped). Exits non-zero on any problem left.
+    Check(lifecycle_cli::CheckArgs),
     /// Retention rules: delete what has outlived its keep period ([retention] in the config).
     Retention {
         #[command(subcommand)]
@@ -467,6 +470,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Some(dir) if !whole => verify_bundle(&cli.config, &dir, json),
             _ => verify_store(&Config::load(&cli.config)?, json),
         },
+        Cmd::Check(a) => lifecycle_cli::check_cmd(&Config::load(&cli.config)?, a),
         Cmd::Retention { cmd } => lifecycle_cli::retention_cmd(&Config::load(&cli.config)?, cmd),
         Cmd::Hold { cmd } => lifecycle_cli::hold_cmd(&Config::load(&cli.config)?, cmd),
         Cmd::Erase {
@@ -1091,6 +1095,15 @@ fn verify_store(cfg: &Config, json: bool) -> anyhow::Result<()> {
             println!(
                 "{} temporary *.tmp file(s) under calls/ (a write in progress, or left by a crash; not checked)",
                 r.temporary_files
+            );
+        }
+        for p in &r.pending_deletions {
+            println!("pending deletion: {p}");
+        }
+        if !r.pending_deletions.is_empty() {
+            println!(
+                "{} deletion(s) pending (the recorder finishes them; or stop it and run `callrec check --repair-garbage`)",
+                r.pending_deletions.len()
             );
         }
         println!(

@@ -39,9 +39,62 @@ impl From<rusqlite::Error> for VerifyError {
     }
 }
 
+/// What kind of thing does not match: lets `callrec check` say which repair (if any) applies,
+/// and scripts filter without parsing the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// Anything found in an evidence bundle.
+    Bundle,
+    // Found by `callrec verify --store` (and `callrec check`, which runs the same scan).
+    /// A finished call's recording is not there.
+    FileMissing,
+    /// A recording exists but cannot be read.
+    FileUnreadable,
+    /// A recording's size differs from its row.
+    SizeMismatch,
+    /// A recording's SHA-256 differs from its row: tampering or corruption. Never repaired.
+    HashMismatch,
+    /// The ledger's hash chain is broken.
+    LedgerChain,
+    /// A finished call with a hash has no ledger entry (finalized before the ledger existed, or
+    /// the row was written outside callrec).
+    LedgerEntryMissing,
+    /// The ledger and the row disagree (file hash, a committed field, a tombstone for a live row).
+    LedgerMismatch,
+    /// The ledger names a call that has no row (rows are never deleted).
+    LedgerWithoutRow,
+    /// A `garbage` or `deleted` call has no ledger tombstone.
+    TombstoneMissing,
+    /// A file is present for a call whose recording was deleted.
+    ResurrectedFile,
+    /// A file under calls/ that no row accounts for, or the peaks of a deleted call.
+    OrphanFile,
+    /// A call marked `garbage` whose deletion has not finished (not a mismatch).
+    PendingDeletion,
+    // Found only by `callrec check`.
+    /// SQLite's `PRAGMA integrity_check` reports damage.
+    DatabaseIntegrity,
+    /// A row refers to a row that does not exist (`PRAGMA foreign_key_check`).
+    ForeignKey,
+    /// STORAGE-ID, the index and `storage.id` in the config do not agree.
+    StorageIdentity,
+    /// A `*.tmp` file under calls/ older than any write in progress could be.
+    StaleTemporaryFile,
+    /// A finished call has no waveform peaks file.
+    PeaksMissing,
+    /// A finished call's peaks file does not parse or does not fit the call.
+    PeaksCorrupt,
+    /// A row is `recording` but no recorder holds the storage lock.
+    StuckRecording,
+    /// The audit log's hash chain is broken.
+    AuditChain,
+}
+
 /// One thing that does not match.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Problem {
+    pub kind: ProblemKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub call_id: Option<i64>,
     /// A file name (bundle) or a path relative to the storage dir (store).
@@ -72,8 +125,14 @@ impl std::fmt::Display for Problem {
     }
 }
 
-fn problem(call_id: Option<i64>, path: Option<&str>, what: impl Into<String>) -> Problem {
+pub(crate) fn problem(
+    kind: ProblemKind,
+    call_id: Option<i64>,
+    path: Option<&str>,
+    what: impl Into<String>,
+) -> Problem {
     Problem {
+        kind,
         call_id,
         path: path.map(str::to_owned),
         what: what.into(),
@@ -82,7 +141,8 @@ fn problem(call_id: Option<i64>, path: Option<&str>, what: impl Into<String>) ->
     }
 }
 
-fn mismatch(
+pub(crate) fn mismatch(
+    kind: ProblemKind,
     call_id: Option<i64>,
     path: Option<&str>,
     what: impl Into<String>,
@@ -92,7 +152,7 @@ fn mismatch(
     Problem {
         expected: Some(expected.to_string()),
         found: Some(found.to_string()),
-        ..problem(call_id, path, what)
+        ..problem(kind, call_id, path, what)
     }
 }
 
@@ -186,13 +246,18 @@ pub fn verify_bundle(dir: &Path) -> Result<BundleReport, VerifyError> {
         Ok(pem) => match key::parse_public_pem(&pem) {
             Ok(vk) => Some(vk),
             Err(e) => {
-                r.problems
-                    .push(problem(None, Some(bundle::PUBLIC_KEY), e.to_string()));
+                r.problems.push(problem(
+                    ProblemKind::Bundle,
+                    None,
+                    Some(bundle::PUBLIC_KEY),
+                    e.to_string(),
+                ));
                 None
             }
         },
         Err(e) => {
             r.problems.push(problem(
+                ProblemKind::Bundle,
                 None,
                 Some(bundle::PUBLIC_KEY),
                 format!("cannot read the public key: {e}"),
@@ -204,6 +269,7 @@ pub fn verify_bundle(dir: &Path) -> Result<BundleReport, VerifyError> {
         r.key_fingerprint_sha256 = key::fingerprint(vk).ok();
         match std::fs::read(dir.join(bundle::SIGNATURE)) {
             Ok(sig) if sig.len() != 64 => r.problems.push(mismatch(
+                ProblemKind::Bundle,
                 None,
                 Some(bundle::SIGNATURE),
                 "not an Ed25519 signature",
@@ -213,7 +279,7 @@ pub fn verify_bundle(dir: &Path) -> Result<BundleReport, VerifyError> {
             Ok(sig) => {
                 r.signature_valid = key::verify_signature(vk, &manifest_bytes, &sig);
                 if !r.signature_valid {
-                    r.problems.push(problem(
+                    r.problems.push(problem(ProblemKind::Bundle,
                         None,
                         Some(bundle::MANIFEST),
                         "the signature in manifest.sig does not match manifest.json with box.pub: the manifest or the signature was changed, or box.pub is not the key that signed it",
@@ -221,6 +287,7 @@ pub fn verify_bundle(dir: &Path) -> Result<BundleReport, VerifyError> {
                 }
             }
             Err(e) => r.problems.push(problem(
+                ProblemKind::Bundle,
                 None,
                 Some(bundle::SIGNATURE),
                 format!("cannot read the signature: {e}"),
@@ -239,6 +306,7 @@ pub fn verify_bundle(dir: &Path) -> Result<BundleReport, VerifyError> {
                     .filter(|(h, n)| super::is_sha256_hex(h) && plain_name(n));
                 let Some((want, name)) = parsed else {
                     r.problems.push(problem(
+                        ProblemKind::Bundle,
                         None,
                         Some(bundle::SUMS),
                         format!("line {} is not `<sha256>  <file name>`: {line:?}", i + 1),
@@ -248,11 +316,13 @@ pub fn verify_bundle(dir: &Path) -> Result<BundleReport, VerifyError> {
                 in_sums.insert(name.to_owned());
                 match hash_of(name) {
                     None => r.problems.push(problem(
+                        ProblemKind::Bundle,
                         None,
                         Some(name),
                         "listed in SHA256SUMS but missing",
                     )),
                     Some((got, _)) if got != want => r.problems.push(mismatch(
+                        ProblemKind::Bundle,
                         None,
                         Some(name),
                         "content changed (SHA256SUMS)",
@@ -264,6 +334,7 @@ pub fn verify_bundle(dir: &Path) -> Result<BundleReport, VerifyError> {
             }
         }
         Err(e) => r.problems.push(problem(
+            ProblemKind::Bundle,
             None,
             Some(bundle::SUMS),
             format!("cannot read SHA256SUMS: {e}"),
@@ -275,6 +346,7 @@ pub fn verify_bundle(dir: &Path) -> Result<BundleReport, VerifyError> {
         Ok(m) => Some(m),
         Err(e) => {
             r.problems.push(problem(
+                ProblemKind::Bundle,
                 None,
                 Some(bundle::MANIFEST),
                 format!("not a callrec manifest ({e}); it was changed or is from another tool"),
@@ -288,6 +360,7 @@ pub fn verify_bundle(dir: &Path) -> Result<BundleReport, VerifyError> {
         r.call_id = id;
         if m.format != bundle::FORMAT {
             r.problems.push(mismatch(
+                ProblemKind::Bundle,
                 id,
                 Some(bundle::MANIFEST),
                 "unknown bundle format",
@@ -298,6 +371,7 @@ pub fn verify_bundle(dir: &Path) -> Result<BundleReport, VerifyError> {
         if let Some(fp) = &r.key_fingerprint_sha256 {
             if *fp != m.signing_key.fingerprint_sha256 {
                 r.problems.push(mismatch(
+                    ProblemKind::Bundle,
                     id,
                     Some(bundle::PUBLIC_KEY),
                     "box.pub is not the key the manifest names",
@@ -309,6 +383,7 @@ pub fn verify_bundle(dir: &Path) -> Result<BundleReport, VerifyError> {
         for f in &m.files {
             if !plain_name(&f.name) {
                 r.problems.push(problem(
+                    ProblemKind::Bundle,
                     id,
                     Some(&f.name),
                     "the manifest names a file outside the bundle folder",
@@ -319,6 +394,7 @@ pub fn verify_bundle(dir: &Path) -> Result<BundleReport, VerifyError> {
             r.files_checked += 1;
             match hash_of(&f.name) {
                 None => r.problems.push(problem(
+                    ProblemKind::Bundle,
                     id,
                     Some(&f.name),
                     "listed in manifest.json but missing",
@@ -326,6 +402,7 @@ pub fn verify_bundle(dir: &Path) -> Result<BundleReport, VerifyError> {
                 Some((sha, bytes)) => {
                     if bytes != f.bytes {
                         r.problems.push(mismatch(
+                            ProblemKind::Bundle,
                             id,
                             Some(&f.name),
                             "size differs from manifest.json",
@@ -335,6 +412,7 @@ pub fn verify_bundle(dir: &Path) -> Result<BundleReport, VerifyError> {
                     }
                     if sha != f.sha256 {
                         r.problems.push(mismatch(
+                            ProblemKind::Bundle,
                             id,
                             Some(&f.name),
                             "content changed (manifest.json)",
@@ -354,6 +432,7 @@ pub fn verify_bundle(dir: &Path) -> Result<BundleReport, VerifyError> {
             [one] => Some(one.sha256.as_str()),
             _ => {
                 r.problems.push(problem(
+                    ProblemKind::Bundle,
                     id,
                     Some(bundle::MANIFEST),
                     format!(
@@ -367,6 +446,7 @@ pub fn verify_bundle(dir: &Path) -> Result<BundleReport, VerifyError> {
         if let Some(orig) = original_sha {
             if m.call.sha256.as_deref() != Some(orig) {
                 r.problems.push(mismatch(
+                    ProblemKind::Bundle,
                     id,
                     Some(bundle::MANIFEST),
                     "the call's SHA-256 in the manifest is not the original recording's",
@@ -380,10 +460,12 @@ pub fn verify_bundle(dir: &Path) -> Result<BundleReport, VerifyError> {
             r.ledger_entries_checked += 1;
             let at = format!("ledger entry {}", e.seq);
             for p in ledger::check_entry(e) {
-                r.problems.push(problem(id, Some(&at), p));
+                r.problems
+                    .push(problem(ProblemKind::Bundle, id, Some(&at), p));
             }
             if e.call_id != m.call_id {
                 r.problems.push(mismatch(
+                    ProblemKind::Bundle,
                     id,
                     Some(&at),
                     "entry is about another call",
@@ -396,6 +478,7 @@ pub fn verify_bundle(dir: &Path) -> Result<BundleReport, VerifyError> {
                 if let (Some(orig), Some(f)) = (original_sha, e.file_sha256.as_deref()) {
                     if orig != f {
                         r.problems.push(mismatch(
+                            ProblemKind::Bundle,
                             id,
                             Some(&at),
                             "the ledger recorded a different file than the bundle's original",
@@ -407,7 +490,7 @@ pub fn verify_bundle(dir: &Path) -> Result<BundleReport, VerifyError> {
             }
         }
         if !has_call_entry {
-            r.problems.push(problem(
+            r.problems.push(problem(ProblemKind::Bundle,
                 id,
                 Some(bundle::MANIFEST),
                 "no ledger entry for the call: the box did not record this file's hash when the call ended",
@@ -423,12 +506,14 @@ pub fn verify_bundle(dir: &Path) -> Result<BundleReport, VerifyError> {
         let fixed = [bundle::MANIFEST, bundle::SIGNATURE, bundle::SUMS];
         if manifest.is_some() && !listed.contains(&name) && !fixed.contains(&name.as_str()) {
             r.problems.push(problem(
+                ProblemKind::Bundle,
                 r.call_id,
                 Some(&name),
                 "a file the manifest does not list",
             ));
         } else if name != bundle::SUMS && !in_sums.contains(&name) && manifest.is_some() {
             r.problems.push(problem(
+                ProblemKind::Bundle,
                 r.call_id,
                 Some(&name),
                 "a file SHA256SUMS does not cover",
@@ -447,6 +532,10 @@ pub struct StoreReport {
     pub calls: u64,
     /// Calls still recording: their files are growing, so they are not hashed.
     pub calls_recording: u64,
+    /// Calls marked `garbage`: a deletion that has not finished (their files may still exist).
+    pub calls_pending_deletion: u64,
+    /// Calls whose recording was deleted: row and ledger tombstone kept, no file.
+    pub calls_deleted: u64,
     pub files_hashed: u64,
     pub bytes_hashed: u64,
     pub ledger_entries: u64,
@@ -454,7 +543,14 @@ pub struct StoreReport {
     pub files_in_calls_dir: u64,
     /// `*.tmp` files under calls/ (atomic writes in progress or left by a crash): counted only.
     pub temporary_files: u64,
+    /// One per `garbage` call. Not a mismatch: a deletion interrupted between its two steps,
+    /// finished by `callrec check --repair-garbage` or the next retention run.
+    pub pending_deletions: Vec<Problem>,
     pub problems: Vec<Problem>,
+    /// The `*.tmp` files counted in `temporary_files`, relative to the storage dir (for
+    /// `callrec check`, which looks at their age).
+    #[serde(skip)]
+    pub temporary_paths: Vec<String>,
 }
 
 /// Every file under `<storage>/calls/`, as paths relative to the storage dir.
@@ -520,11 +616,59 @@ fn detail_diff(ledger_detail: &str, row: &CallRow) -> Vec<(String, String, Strin
     out
 }
 
-/// Checks the whole store. Files under `calls/` are listed first and the index is read after,
-/// in one snapshot, so a call that starts meanwhile never shows up as an orphan file.
+/// What the ledger says, indexed by call, from one pass over the chain.
+struct LedgerIndex {
+    /// The latest `call` entry of each call.
+    calls: HashMap<i64, Entry>,
+    /// The latest `tombstone` of each call.
+    tombstones: HashMap<i64, Entry>,
+    chain: ledger::ChainReport,
+}
+
+fn index_ledger(conn: &Connection) -> Result<LedgerIndex, VerifyError> {
+    let mut calls: HashMap<i64, Entry> = HashMap::new();
+    let mut tombstones: HashMap<i64, Entry> = HashMap::new();
+    let chain = ledger::scan_chain(conn, |e| {
+        let by_kind = if e.kind == "tombstone" {
+            &mut tombstones
+        } else {
+            &mut calls
+        };
+        by_kind.insert(e.call_id, e.clone());
+    })?;
+    Ok(LedgerIndex {
+        calls,
+        tombstones,
+        chain,
+    })
+}
+
+/// Checks the whole store; see [`scan_store`].
 pub fn verify_store(conn: &Connection, storage_dir: &Path) -> Result<StoreReport, VerifyError> {
+    scan_store(conn, storage_dir).map(|(report, _)| report)
+}
+
+/// Checks the whole store, and returns the rows it checked (one snapshot) so that `callrec
+/// check` can check more about the same rows. Files under `calls/` are listed first and the
+/// index is read after, in one snapshot, so a call that starts meanwhile never shows up as an
+/// orphan file.
+///
+/// The invariant, by a row's status:
+/// - `complete` / `interrupted` with a hash: the file exists with the row's size and SHA-256,
+///   and the call's latest ledger entry has that hash and the row's committed fields;
+/// - `garbage`: a pending deletion (reported apart from the problems), with a tombstone;
+/// - `deleted`: no file, and a tombstone;
+/// - `recording`: the file is growing; nothing to compare yet.
+///
+/// Every file under calls/ is a row's recording, or the peaks beside a recording that is not
+/// deleted, or a `*.tmp` (counted).
+pub(crate) fn scan_store(
+    conn: &Connection,
+    storage_dir: &Path,
+) -> Result<(StoreReport, Vec<CallRow>), VerifyError> {
+    use ProblemKind as K;
     let files = walk_calls(storage_dir)?;
-    let (rows, latest_call_entry, chain) = {
+    let (rows, ledger_index) = {
         // One read transaction: rows and ledger from the same moment.
         let tx = conn.unchecked_transaction()?;
         let rows: Vec<CallRow> = tx
@@ -534,72 +678,163 @@ pub fn verify_store(conn: &Connection, storage_dir: &Path) -> Result<StoreReport
             ))?
             .query_map([], store::row_to_call)?
             .collect::<Result<_, _>>()?;
-        let mut latest: HashMap<i64, Entry> = HashMap::new();
-        let mut tombstoned: HashSet<i64> = HashSet::new();
-        let chain = ledger::scan_chain(&tx, |e| {
-            if e.kind == "call" {
-                latest.insert(e.call_id, e.clone());
-            } else {
-                tombstoned.insert(e.call_id);
-            }
-        })?;
+        let ledger_index = index_ledger(&tx)?;
         tx.finish()?;
-        for id in tombstoned {
-            latest.remove(&id);
-        }
-        (rows, latest, chain)
+        (rows, ledger_index)
     };
+    let LedgerIndex {
+        calls: latest_call_entry,
+        tombstones,
+        chain,
+    } = ledger_index;
     let mut r = StoreReport {
         calls: rows.len() as u64,
         calls_recording: 0,
+        calls_pending_deletion: 0,
+        calls_deleted: 0,
         files_hashed: 0,
         bytes_hashed: 0,
         ledger_entries: chain.entries,
         ledger_head: chain.head.clone(),
         files_in_calls_dir: files.len() as u64,
         temporary_files: 0,
+        pending_deletions: Vec::new(),
         problems: Vec::new(),
+        temporary_paths: Vec::new(),
     };
     for p in chain.problems {
         r.problems.push(problem(
+            K::LedgerChain,
             None,
             Some(&format!("ledger entry {}", p.seq)),
             p.problem,
         ));
     }
 
-    let mut known: HashSet<&str> = HashSet::with_capacity(rows.len());
+    let mut by_path: HashMap<&str, &CallRow> = HashMap::with_capacity(rows.len());
     let mut row_ids: HashSet<i64> = HashSet::with_capacity(rows.len());
     for c in &rows {
-        known.insert(c.rel_path.as_str());
+        by_path.insert(c.rel_path.as_str(), c);
         row_ids.insert(c.id);
         let id = Some(c.id);
         let rel = Some(c.rel_path.as_str());
-        if c.status == "recording" {
-            r.calls_recording += 1;
-            continue;
+        let path = storage_dir.join(&c.rel_path);
+        let tombstone = tombstones.get(&c.id);
+        match c.status.as_str() {
+            "recording" => {
+                r.calls_recording += 1;
+                continue;
+            }
+            "garbage" | "deleted" => {
+                match tombstone {
+                    None => r.problems.push(problem(
+                        K::TombstoneMissing,
+                        id,
+                        rel,
+                        format!(
+                            "the row says {} but the ledger has no tombstone for the call (the status was changed outside callrec)",
+                            c.status
+                        ),
+                    )),
+                    Some(t) if t.file_sha256 != c.sha256 => r.problems.push(mismatch(
+                        K::LedgerMismatch,
+                        id,
+                        rel,
+                        format!("the tombstone (ledger entry {}) names another file than the row", t.seq),
+                        format!("sha256 {}", c.sha256.as_deref().unwrap_or("none")),
+                        format!("sha256 {}", t.file_sha256.as_deref().unwrap_or("none")),
+                    )),
+                    Some(_) => {}
+                }
+                if c.status == "garbage" {
+                    r.calls_pending_deletion += 1;
+                    let left = if path.exists() {
+                        "the file is still there"
+                    } else {
+                        "the file is gone but the row still says garbage"
+                    };
+                    r.pending_deletions.push(mismatch(
+                        K::PendingDeletion,
+                        id,
+                        rel,
+                        "marked for deletion (garbage), deletion not finished",
+                        "file removed and status deleted",
+                        left,
+                    ));
+                    continue;
+                }
+                r.calls_deleted += 1;
+                // A deleted call's file must stay gone: one that is back came from a backup
+                // restore, an undelete tool or a power cut the unlink did not survive.
+                match sha256_file(&path) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => r.problems.push(problem(
+                        K::ResurrectedFile,
+                        id,
+                        rel,
+                        format!("something is at the path of a deleted recording and cannot be read: {e}"),
+                    )),
+                    Ok((got, bytes)) => {
+                        let which = if c.sha256.as_deref() == Some(got.as_str()) {
+                            "the deleted recording itself"
+                        } else {
+                            "a different file"
+                        };
+                        r.problems.push(mismatch(
+                            K::ResurrectedFile,
+                            id,
+                            rel,
+                            format!("resurrected file: the call was deleted but a file is at its path ({which})"),
+                            format!(
+                                "no file (deleted {})",
+                                c.deleted_at_utc.as_deref().unwrap_or("at an unknown time")
+                            ),
+                            format!("{bytes} bytes, sha256 {got}"),
+                        ));
+                    }
+                }
+                continue;
+            }
+            _ => {}
+        }
+        if let Some(t) = tombstone {
+            r.problems.push(mismatch(
+                K::LedgerMismatch,
+                id,
+                rel,
+                format!(
+                    "the ledger has a tombstone for this call (entry {}) but the row is not deleted (restored outside callrec)",
+                    t.seq
+                ),
+                "status deleted",
+                format!("status {}", c.status),
+            ));
         }
         let Some(want) = c.sha256.as_deref() else {
             // Finalized without audio reaching the disk: nothing to hash, no ledger entry.
             continue;
         };
-        let path = storage_dir.join(&c.rel_path);
         match sha256_file(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => r.problems.push(mismatch(
+                K::FileMissing,
                 id,
                 rel,
                 "recording file is missing",
                 format!("{} bytes, sha256 {want}", c.bytes),
                 "no file",
             )),
-            Err(e) => r
-                .problems
-                .push(problem(id, rel, format!("cannot read: {e}"))),
+            Err(e) => r.problems.push(problem(
+                K::FileUnreadable,
+                id,
+                rel,
+                format!("cannot read: {e}"),
+            )),
             Ok((got, bytes)) => {
                 r.files_hashed += 1;
                 r.bytes_hashed += bytes;
                 if bytes != c.bytes as u64 {
                     r.problems.push(mismatch(
+                        K::SizeMismatch,
                         id,
                         rel,
                         "size differs from the index",
@@ -609,6 +844,7 @@ pub fn verify_store(conn: &Connection, storage_dir: &Path) -> Result<StoreReport
                 }
                 if got != want {
                     r.problems.push(mismatch(
+                        K::HashMismatch,
                         id,
                         rel,
                         "content changed: SHA-256 differs from the index",
@@ -620,6 +856,7 @@ pub fn verify_store(conn: &Connection, storage_dir: &Path) -> Result<StoreReport
         }
         match latest_call_entry.get(&c.id) {
             None => r.problems.push(problem(
+                K::LedgerEntryMissing,
                 id,
                 rel,
                 "finalized call has no ledger entry (the row was added or changed outside callrec, or predates the ledger)",
@@ -627,6 +864,7 @@ pub fn verify_store(conn: &Connection, storage_dir: &Path) -> Result<StoreReport
             Some(e) => {
                 if e.file_sha256.as_deref() != Some(want) {
                     r.problems.push(mismatch(
+                        K::LedgerMismatch,
                         id,
                         rel,
                         format!("index sha256 differs from ledger entry {}", e.seq),
@@ -636,6 +874,7 @@ pub fn verify_store(conn: &Connection, storage_dir: &Path) -> Result<StoreReport
                 }
                 for (field, was, is) in detail_diff(&e.detail, c) {
                     r.problems.push(mismatch(
+                        K::LedgerMismatch,
                         id,
                         rel,
                         format!("index row field {field} differs from ledger entry {}", e.seq),
@@ -646,60 +885,86 @@ pub fn verify_store(conn: &Connection, storage_dir: &Path) -> Result<StoreReport
             }
         }
     }
-    for (call_id, e) in &latest_call_entry {
-        if !row_ids.contains(call_id) {
+    // Rows are never deleted (a deletion keeps the row and adds a tombstone), so every call the
+    // ledger names must still have one.
+    let mut named: BTreeMap<i64, i64> = BTreeMap::new();
+    for e in latest_call_entry.values().chain(tombstones.values()) {
+        let seq = named.entry(e.call_id).or_insert(e.seq);
+        *seq = (*seq).min(e.seq);
+    }
+    for (call_id, seq) in named {
+        if !row_ids.contains(&call_id) {
             r.problems.push(problem(
-                Some(*call_id),
-                Some(&format!("ledger entry {}", e.seq)),
-                "the ledger has this call but the index has no row and the ledger no tombstone (the row was deleted outside callrec)",
+                K::LedgerWithoutRow,
+                Some(call_id),
+                Some(&format!("ledger entry {seq}")),
+                "the ledger has this call but the index has no row for it (the row was deleted outside callrec)",
             ));
         }
     }
 
     for rel in &files {
-        let is_known = if let Some(stem) = rel.strip_suffix(".opus") {
-            known.contains(format!("{stem}.opus").as_str())
-        } else if rel.ends_with(".tmp") {
+        if rel.ends_with(".tmp") {
             // Written and renamed atomically by callrec (peaks, imports): one being written now,
-            // or left by a process that died. Not evidence of anything; `callrec check` cleans up.
+            // or left by a process that died. Not evidence of anything; `callrec check` moves
+            // old ones aside.
             r.temporary_files += 1;
+            r.temporary_paths.push(rel.clone());
             continue;
-        } else if let Some(stem) = rel.strip_suffix(".dat") {
-            // Waveform peaks beside a recording are derived data.
-            known.contains(format!("{stem}.opus").as_str())
-        } else {
-            false
-        };
-        // Re-check: a call deleted (with its row) after the listing is not an orphan.
-        if !is_known && storage_dir.join(rel).exists() {
-            r.problems.push(problem(
-                None,
-                Some(rel),
-                "file in calls/ that no index row accounts for (orphan)",
-            ));
         }
+        // Waveform peaks beside a recording are derived data and belong to its row.
+        let (audio_rel, is_peaks) = match rel.strip_suffix(".dat") {
+            Some(stem) => (format!("{stem}.opus"), true),
+            None => (rel.clone(), false),
+        };
+        let owner = by_path.get(audio_rel.as_str());
+        let orphan_of = match owner {
+            // The row check above already reports a deleted call's audio (resurrected file).
+            Some(c) if c.status == "deleted" && !is_peaks => continue,
+            Some(c) if c.status == "deleted" => Some(c.id),
+            Some(_) => continue,
+            None => None,
+        };
+        // Re-check: a file removed after the listing (a deletion finishing) is not an orphan.
+        if !storage_dir.join(rel).exists() {
+            continue;
+        }
+        let what = if orphan_of.is_some() {
+            "waveform peaks of a deleted call (orphan)"
+        } else {
+            "file in calls/ that no index row accounts for (orphan)"
+        };
+        r.problems
+            .push(problem(K::OrphanFile, orphan_of, Some(rel), what));
     }
-    r.problems.sort_by(|a, b| {
-        (a.call_id.unwrap_or(i64::MAX), &a.path).cmp(&(b.call_id.unwrap_or(i64::MAX), &b.path))
-    });
-    Ok(r)
+    let order = |a: &Problem, b: &Problem| {
+        (a.call_id.unwrap_or(i64::MAX), &a.path, a.kind).cmp(&(
+            b.call_id.unwrap_or(i64::MAX),
+            &b.path,
+            b.kind,
+        ))
+    };
+    r.problems.sort_by(order);
+    r.pending_deletions.sort_by(order);
+    Ok((r, rows))
 }
 
 #[cfg(test)]
 mod tests {
     type TestResult = Result<(), Box<dyn std::error::Error>>;
     use super::*;
+    use crate::store::lifecycle::{self, Deletion, DeletionKind};
     use crate::store::{CallMeta, Finalized, NewCall};
 
     /// The temp dir (storage), its index, and (call id, file) of each call.
     type TestStore = (tempfile::TempDir, Connection, Vec<(i64, PathBuf)>);
 
-    /// A store with two finalized calls whose "recordings" are small files.
-    fn store_with_calls() -> Result<TestStore, Box<dyn std::error::Error>> {
+    /// A store with `n` finalized calls whose "recordings" are small files.
+    fn store_with_calls(n: usize) -> Result<TestStore, Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let conn = store::open_rw(&dir.path().join("callrec.db"))?;
         let mut calls = Vec::new();
-        for i in 0..2 {
+        for i in 0..n {
             let (id, rel) = store::insert_call(
                 &conn,
                 &NewCall {
@@ -712,6 +977,7 @@ mod tests {
                     bitrate_bps: 16000,
                     meta: CallMeta {
                         agent: Some("alice".into()),
+                        remote_number: Some("+4930123456".into()),
                         ..Default::default()
                     },
                 },
@@ -739,15 +1005,33 @@ mod tests {
         Ok((dir, conn, calls))
     }
 
+    fn deletion(reason: &str) -> Deletion<'_> {
+        Deletion {
+            kind: DeletionKind::Manual,
+            reason,
+            actor: "admin",
+            now_utc: "2026-12-01T00:00:00.000Z",
+        }
+    }
+
+    /// (kind, call id, line) of each problem, for exact comparisons.
+    fn kinds(problems: &[Problem]) -> Vec<(ProblemKind, Option<i64>)> {
+        problems.iter().map(|p| (p.kind, p.call_id)).collect()
+    }
+
     #[test]
     fn store_problems_are_named() -> TestResult {
-        let (dir, conn, calls) = store_with_calls()?;
+        let (dir, conn, calls) = store_with_calls(2)?;
         let ok = verify_store(&conn, dir.path())?;
         assert!(ok.problems.is_empty(), "{:?}", ok.problems);
         assert_eq!((ok.calls, ok.files_hashed, ok.ledger_entries), (2, 2, 2));
 
         let (a, pa) = &calls[0];
         let (b, pb) = &calls[1];
+        // The customer's number is not in the ledger (layout v2): erasing it is no mismatch.
+        conn.execute("UPDATE calls SET remote_number = NULL WHERE id = ?1", [b])?;
+        assert!(verify_store(&conn, dir.path())?.problems.is_empty());
+
         let mut data = std::fs::read(pa)?;
         data[10] ^= 1;
         std::fs::write(pa, &data)?;
@@ -774,11 +1058,106 @@ mod tests {
             "{lines:#?}"
         );
         assert_eq!(r.temporary_files, 1);
+        assert_eq!(r.temporary_paths, vec!["calls/.import-0123.tmp"]);
         assert_eq!(
-            lines.len(),
-            4,
+            kinds(&r.problems),
+            vec![
+                (ProblemKind::HashMismatch, Some(*a)),
+                (ProblemKind::LedgerMismatch, Some(*a)),
+                (ProblemKind::FileMissing, Some(*b)),
+                (ProblemKind::OrphanFile, None),
+            ],
             "the .dat beside a known recording is not an orphan: {lines:#?}"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn deleted_and_pending_calls_follow_their_tombstones() -> TestResult {
+        let (dir, conn, calls) = store_with_calls(4)?;
+        let [(gone, p_gone), (pending, p_pending), (back, p_back), (live, _)] = calls.as_slice()
+        else {
+            return Err("four calls".into());
+        };
+        std::fs::write(p_gone.with_extension("dat"), b"peaks")?;
+        // Deleted properly: no file, a tombstone. Not a problem.
+        lifecycle::delete_calls(&conn, dir.path(), &[*gone], &deletion("rule a"))?;
+        // Marked only (a crash between the two steps): pending, not a mismatch.
+        lifecycle::mark_garbage(&conn, &[*pending], &deletion("rule b"))?;
+        let r = verify_store(&conn, dir.path())?;
+        assert!(r.problems.is_empty(), "{:#?}", r.problems);
+        assert_eq!((r.calls_deleted, r.calls_pending_deletion), (1, 1));
+        assert_eq!(
+            kinds(&r.pending_deletions),
+            vec![(ProblemKind::PendingDeletion, Some(*pending))]
+        );
+        assert_eq!(
+            r.pending_deletions[0].found.as_deref(),
+            Some("the file is still there")
+        );
+        assert!(!p_gone.exists() && p_pending.exists());
+        // Only the finalized calls are hashed.
+        assert_eq!(r.files_hashed, 2);
+
+        // A deleted recording comes back (restored from a backup), with its peaks.
+        let kept = std::fs::read(p_back)?;
+        lifecycle::delete_calls(&conn, dir.path(), &[*back], &deletion("rule c"))?;
+        std::fs::write(p_back, &kept)?;
+        std::fs::write(p_back.with_extension("dat"), b"peaks")?;
+        // A deleted row whose tombstone is missing: status set by hand, bypassing lifecycle.
+        conn.execute(
+            "INSERT INTO deletions (kind, reason, requested_by, created_at_utc, calls)
+             VALUES ('manual', 'by hand', 'mallory', '2026-12-01T00:00:00.000Z', 1)",
+            [],
+        )?;
+        let hand = conn.last_insert_rowid();
+        conn.execute(
+            "UPDATE calls SET status = 'deleted', deletion_id = ?2 WHERE id = ?1",
+            rusqlite::params![live, hand],
+        )?;
+        // And the properly deleted call "undeleted" by hand: the tombstone still says deleted.
+        conn.execute(
+            "UPDATE calls SET status = 'complete', deletion_id = NULL WHERE id = ?1",
+            [gone],
+        )?;
+        let r = verify_store(&conn, dir.path())?;
+        let lines: Vec<String> = r.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            kinds(&r.problems),
+            vec![
+                (ProblemKind::FileMissing, Some(*gone)),
+                (ProblemKind::LedgerMismatch, Some(*gone)),
+                (ProblemKind::OrphanFile, Some(*back)),
+                (ProblemKind::ResurrectedFile, Some(*back)),
+                (ProblemKind::TombstoneMissing, Some(*live)),
+                // Its file is still there, and the row says deleted.
+                (ProblemKind::ResurrectedFile, Some(*live)),
+            ],
+            "{lines:#?}"
+        );
+        let rel_back = p_back.strip_prefix(dir.path())?.display().to_string();
+        let resurrected = &r.problems[3];
+        assert_eq!(resurrected.path.as_deref(), Some(rel_back.as_str()));
+        assert!(
+            resurrected.what.contains("the deleted recording itself"),
+            "{resurrected:?}"
+        );
+        assert_eq!(
+            resurrected.found.as_deref(),
+            Some(
+                format!(
+                    "{} bytes, sha256 {}",
+                    kept.len(),
+                    super::super::sha256_hex(&kept)
+                )
+                .as_str()
+            )
+        );
+        assert!(r.problems[2]
+            .path
+            .as_deref()
+            .is_some_and(|p| p.ends_with(".dat")));
+        assert!(lines[1].contains("tombstone"), "{lines:#?}");
         Ok(())
     }
 }

@@ -447,6 +447,13 @@ fn retention_holds_erasure_and_the_garbage_step_on_a_fake_clock() {
     let audit = store::audit::verify(&conn).unwrap();
     assert!(audit.breaks.is_empty(), "{:?}", audit.breaks);
     integrity_ok(&rec.db());
+    // `callrec check` agrees: three deleted recordings, each with its tombstone, no orphan.
+    drop(conn);
+    let checked = rec.cmd(&["check"]);
+    assert!(checked.contains("no problems"), "{checked}");
+    let v = rec.cmd(&["verify", "--store", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&v).unwrap();
+    assert_eq!(v["calls_deleted"], 3, "{v:#}");
 }
 
 /// What staff see of a deleted or held call, and an alarm on `/healthz`, through `callrec run`.
