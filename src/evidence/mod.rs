@@ -10,8 +10,8 @@
 //! fact: it only appends (ledger, audit) and reads.
 
 pub mod bundle;
-pub mod key;
 pub mod erasure;
+pub mod key;
 pub mod ledger;
 pub mod verify;
 

@@ -5,10 +5,18 @@
 //! they complete (≤ 500 ms apart) and fsynced every `fsync_interval_ms` by the syncer thread,
 //! which then records the durable length in the row. Finishing flushes the encoder, fsyncs, and
 //! writes duration, size and SHA-256 into the row (`complete`).
+//!
+//! When a write or fsync fails, the call is closed where it stands and handed to the disk guard
+//! (`disk_guard`), which seals it at its last intact page as `interrupted` (end reason
+//! `disk_full` or `write_error`). A "no space" error also stops every other call and every start
+//! until space returns. This module must never block on the disk guard, never retry a failed
+//! write (after a failed fsync the file's state is unknown), and never leave a row `recording`
+//! without either a writer or a pending seal.
 
+use super::disk_guard::{self, GuardHandle, END_DISK_FULL, END_WRITE_ERROR};
 use super::syncer::SyncJob;
 use crate::clock::utc_plus_ms;
-use crate::codec::ogg_write::{tags_for, OpusFileWriter};
+use crate::codec::ogg_write::{tags_for, OpusFileWriter, WriteError};
 use crate::config::EncoderConfig;
 use crate::dsp::level::rms_dbfs_channel;
 use crate::dsp::peaks::{self, PeaksBuilder};
@@ -19,6 +27,7 @@ use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -35,8 +44,35 @@ pub enum CallError {
     Store(#[from] store::StoreError),
     #[error("call {call_id}: {message}")]
     Encode { call_id: i64, message: String },
+    #[error("call {call_id}: fsync failed: {source}; what reached the disk is unknown, so the call is sealed at its last intact page")]
+    Sync {
+        call_id: i64,
+        source: std::io::Error,
+    },
     #[error("the index is unavailable (a thread panicked holding it)")]
     Poisoned,
+}
+
+impl CallError {
+    /// Whether the error means the storage filesystem (or the index on it) has no space.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            CallError::Io { source, .. } | CallError::Sync { source, .. } => {
+                disk_guard::is_disk_full_io(source)
+            }
+            CallError::Store(e) => disk_guard::is_disk_full_store(e),
+            CallError::Encode { .. } | CallError::Poisoned => false,
+        }
+    }
+
+    /// The row's `end_reason` for a call this error stopped.
+    pub fn end_reason(&self) -> &'static str {
+        if self.is_disk_full() {
+            END_DISK_FULL
+        } else {
+            END_WRITE_ERROR
+        }
+    }
 }
 
 /// Counts and hashes every byte on its way to the file, so finishing needs no re-read.
@@ -66,11 +102,24 @@ pub struct CallContext {
     pub fsync_interval: Duration,
     pub db: Arc<Mutex<Connection>>,
     pub syncer: Sender<SyncJob>,
+    /// The disk guard: whether the storage is full, and where stopped calls go to be sealed.
+    pub guard: GuardHandle,
 }
 
 impl CallContext {
     pub fn db(&self) -> Result<std::sync::MutexGuard<'_, Connection>, CallError> {
         self.db.lock().map_err(|_| CallError::Poisoned)
+    }
+
+    /// After `err` stopped call `call_id` (file closed, row still `recording`): report a full
+    /// disk, and have the guard seal the call. Never blocks.
+    fn hand_over(&self, call_id: i64, err: &CallError) {
+        let why = err.to_string();
+        if err.is_disk_full() {
+            self.guard.report_full(&why);
+        }
+        tracing::error!(call_id, "recording stopped: {why}");
+        self.guard.seal(call_id, err.end_reason(), &why);
     }
 }
 
@@ -80,6 +129,8 @@ pub struct ActiveCall {
     started_at_utc: String,
     writer: OpusFileWriter<BufWriter<HashingFile>>,
     sync_handle: File,
+    /// Set by the syncer when an fsync of this file failed (the errno): the call must stop.
+    sync_fault: Arc<AtomicI32>,
     last_sync: Instant,
     pub pause_interval: Option<i64>,
     pub gap_interval: Option<i64>,
@@ -119,7 +170,17 @@ impl ActiveCall {
             bitrate_bps: ctx.encoder.bitrate_bps,
             meta: meta.clone(),
         };
-        let (id, rel) = store::insert_call(&*ctx.db()?, &new)?;
+        let (id, rel) = match store::insert_call(&*ctx.db()?, &new) {
+            Ok(x) => x,
+            Err(e) => {
+                // Nothing was written (the transaction rolled back); only report a full disk.
+                let e = CallError::from(e);
+                if e.is_disk_full() {
+                    ctx.guard.report_full(&e.to_string());
+                }
+                return Err(e);
+            }
+        };
         let path = ctx.storage_dir.join(&rel);
         match Self::create_file(ctx, id, &path, &new) {
             Ok((writer, sync_handle)) => Ok(ActiveCall {
@@ -128,6 +189,7 @@ impl ActiveCall {
                 started_at_utc,
                 writer,
                 sync_handle,
+                sync_fault: Arc::new(AtomicI32::new(0)),
                 last_sync: Instant::now(),
                 pause_interval: None,
                 gap_interval: None,
@@ -140,6 +202,11 @@ impl ActiveCall {
                 frame_samples: ctx.encoder.frame_samples(),
             }),
             Err(e) => {
+                if e.is_disk_full() {
+                    // The index may have no room either: the guard frees its reserve first.
+                    ctx.hand_over(id, &e);
+                    return Err(e);
+                }
                 // The row must not claim a recording that never started.
                 let note = e.to_string();
                 let _ = store::finalize_call(
@@ -179,6 +246,29 @@ impl ActiveCall {
             .create_new(true)
             .open(path)
             .map_err(io)?;
+        Self::write_headers(ctx, id, path, dir, file, new).inspect_err(|_| {
+            // The file we just created holds our header pages at most, never audio: remove it,
+            // so no file that is not valid Ogg Opus stays in the store (invariant 4).
+            if std::fs::remove_file(path).is_ok() {
+                let _ = fsync_dir(dir);
+            }
+        })
+    }
+
+    /// Writes both header pages into a new call file and makes file and directory durable.
+    fn write_headers(
+        ctx: &CallContext,
+        id: i64,
+        path: &Path,
+        dir: &Path,
+        file: File,
+        new: &NewCall,
+    ) -> Result<(OpusFileWriter<BufWriter<HashingFile>>, File), CallError> {
+        let io = |source| CallError::Io {
+            call_id: id,
+            path: path.display().to_string(),
+            source,
+        };
         let sync_handle = file.try_clone().map_err(io)?;
         let m = &new.meta;
         let comments = tags_for(&[
@@ -211,9 +301,12 @@ impl ActiveCall {
             id as u32,
             &comments,
         )
-        .map_err(|err| CallError::Encode {
-            call_id: id,
-            message: err.to_string(),
+        .map_err(|err| match err {
+            WriteError::Io(source) => io(source),
+            other => CallError::Encode {
+                call_id: id,
+                message: other.to_string(),
+            },
         })?;
         sync_handle.sync_all().map_err(io)?;
         fsync_dir(dir).map_err(io)?;
@@ -224,10 +317,18 @@ impl ActiveCall {
         self.writer.duration_ms()
     }
 
-    fn enc_err(&self, e: impl std::fmt::Display) -> CallError {
-        CallError::Encode {
-            call_id: self.id,
-            message: e.to_string(),
+    /// Keeps an I/O error's kind (a full disk is told apart from a codec failure by it).
+    fn write_err(&self, e: WriteError) -> CallError {
+        match e {
+            WriteError::Io(source) => CallError::Io {
+                call_id: self.id,
+                path: self.path.display().to_string(),
+                source,
+            },
+            other => CallError::Encode {
+                call_id: self.id,
+                message: other.to_string(),
+            },
         }
     }
 
@@ -240,6 +341,13 @@ impl ActiveCall {
         silent: bool,
         captured_at: Instant,
     ) -> Result<(), CallError> {
+        let fault = self.sync_fault.load(Ordering::Acquire);
+        if fault != 0 {
+            return Err(CallError::Sync {
+                call_id: self.id,
+                source: std::io::Error::from_raw_os_error(fault),
+            });
+        }
         self.page_oldest.get_or_insert(captured_at);
         if silent {
             self.peaks.push_silence(self.frame_samples);
@@ -254,7 +362,7 @@ impl ActiveCall {
         } else {
             self.writer.push_frame(frame)
         }
-        .map_err(|e| self.enc_err(e))?;
+        .map_err(|e| self.write_err(e))?;
         if page_done {
             if let Some(t) = self.page_oldest.take() {
                 self.max_page_latency_ms =
@@ -266,6 +374,7 @@ impl ActiveCall {
             if let Ok(handle) = self.sync_handle.try_clone() {
                 let _ = ctx.syncer.send(SyncJob {
                     file: handle,
+                    fault: self.sync_fault.clone(),
                     call_id: self.id,
                     duration_ms: self.writer.duration_ms(),
                     bytes: self.writer.writer_mut().get_ref().bytes,
@@ -276,18 +385,37 @@ impl ActiveCall {
         Ok(())
     }
 
-    /// Closes the stream, makes it durable and completes the row.
+    /// Closes the stream, makes it durable and completes the row. If that fails, the call is
+    /// handed to the disk guard to be sealed as `interrupted` (its row is never left behind).
     pub fn finish(self, ctx: &CallContext, end_reason: &str) -> Result<i64, CallError> {
         let id = self.id;
+        self.finish_inner(ctx, end_reason).inspect_err(|e| {
+            ctx.hand_over(id, e);
+        })
+    }
+
+    fn finish_inner(self, ctx: &CallContext, end_reason: &str) -> Result<i64, CallError> {
+        let id = self.id;
+        let fault = self.sync_fault.load(Ordering::Acquire);
+        if fault != 0 {
+            return Err(CallError::Sync {
+                call_id: id,
+                source: std::io::Error::from_raw_os_error(fault),
+            });
+        }
         let duration_ms = self.writer.duration_ms();
+        let path = self.path.display().to_string();
         let io = |source| CallError::Io {
             call_id: id,
-            path: self.path.display().to_string(),
+            path: path.clone(),
             source,
         };
-        let buf = self.writer.finish().map_err(|e| CallError::Encode {
-            call_id: id,
-            message: e.to_string(),
+        let buf = self.writer.finish().map_err(|e| match e {
+            WriteError::Io(source) => io(source),
+            other => CallError::Encode {
+                call_id: id,
+                message: other.to_string(),
+            },
         })?;
         let hf = buf.into_inner().map_err(|e| io(e.into_error()))?;
         hf.file.sync_all().map_err(io)?;
@@ -323,20 +451,24 @@ impl ActiveCall {
         Ok(id)
     }
 
-    /// After a write error: close the file, keep what reached the disk, mark the row interrupted.
-    pub fn abandon(self, ctx: &CallContext, why: &str) {
+    /// After a write error: close the file where it stands (what reached the disk is kept) and
+    /// hand the call to the disk guard, which seals it as `interrupted`.
+    pub fn abandon(self, ctx: &CallContext, err: &CallError) {
         let id = self.id;
         drop(self);
-        tracing::error!(call_id = id, "recording stopped by a write error: {why}");
-        let Ok(db) = ctx.db() else { return };
-        let sealed = store::get_call(&db, id)
-            .map_err(|e| e.to_string())
-            .and_then(|row| {
-                store::recovery::recover_call(&db, &ctx.storage_dir, &row)
-                    .map_err(|e| e.to_string())
-            });
-        if let Err(e) = sealed {
-            tracing::error!(call_id = id, "could not seal the interrupted call: {e}");
-        }
+        ctx.hand_over(id, err);
+    }
+
+    /// Stops a healthy call because the storage is full (another writer hit it): the file is
+    /// closed after its last complete page and sealed by the guard with end reason `disk_full`.
+    /// Finishing it cleanly would need space the index needs more.
+    pub fn stop_for_full_disk(self, ctx: &CallContext) {
+        let id = self.id;
+        drop(self);
+        ctx.guard.seal(
+            id,
+            END_DISK_FULL,
+            "storage full: recording stopped on every seat",
+        );
     }
 }

@@ -1,12 +1,16 @@
 //! The recording daemon (`callrec record`): recovery, inputs, workers, fsync thread, control
 //! socket, systemd notification and signal handling, wired together.
 //!
-//! Start-up order matters: crash recovery runs before any new call can start, so a `recording`
-//! row always belongs to this process. First SIGTERM/SIGINT finishes every open call cleanly; a
-//! second one exits immediately (the next start recovers whatever was open).
+//! Start-up order matters: the disk guard looks at free space first (releasing its reserve if
+//! the disk is full, so recovery can write the index), crash recovery runs before any new call
+//! can start, so a `recording` row always belongs to this process, and deletions a crash left
+//! half done are completed. First SIGTERM/SIGINT finishes every open call cleanly; a second one
+//! exits immediately (the next start recovers whatever was open). This module must never start
+//! a seat before recovery has run.
 
 pub mod call;
 pub mod control;
+pub mod disk_guard;
 pub mod seat;
 pub mod syncer;
 pub mod worker;
@@ -116,6 +120,7 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
             dir.join(store::identity::FILE).display()
         );
     }
+    let (guard, guard_handle) = disk_guard::Guard::new(&cfg)?;
     let recovered = store::recovery::recover_all(&conn, dir)?;
     if !recovered.is_empty() {
         tracing::warn!(
@@ -123,7 +128,17 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
             recovered.len()
         );
     }
+    // A crash between the two steps of a deletion left `garbage` rows: finish them now. A
+    // failure is not fatal (the guard retries every tick).
+    match store::lifecycle::finish_garbage(&conn, dir, &crate::clock::utc_now()) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(calls = n, "completed deletions left by the previous run"),
+        Err(e) => tracing::error!("completing deletions left by the previous run: {e}"),
+    }
     let db = Arc::new(Mutex::new(conn));
+    let guard_thread = std::thread::Builder::new()
+        .name("disk-guard".into())
+        .spawn(move || guard.run())?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let term = Arc::new(AtomicBool::new(false));
@@ -142,9 +157,10 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
 
     let (sync_tx, sync_rx) = mpsc::channel();
     let sync_db = db.clone();
+    let sync_guard = guard_handle.clone();
     let syncer = std::thread::Builder::new()
         .name("fsync".into())
-        .spawn(move || syncer::run(sync_rx, sync_db))?;
+        .spawn(move || syncer::run(sync_rx, sync_db, sync_guard))?;
     let ctx = Arc::new(CallContext {
         box_id: cfg.box_.id.clone(),
         storage_dir: dir.clone(),
@@ -152,6 +168,7 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         fsync_interval: Duration::from_millis(cfg.storage.fsync_interval_ms),
         db: db.clone(),
         syncer: sync_tx,
+        guard: guard_handle.clone(),
     });
 
     let mut threads = Vec::new();
@@ -265,6 +282,9 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
     }
     drop(ctx);
     let _ = syncer.join();
+    // Last: calls the workers stopped on an error are sealed before the guard exits.
+    guard_handle.stop();
+    let _ = guard_thread.join();
     let _ = std::fs::remove_file(&sock_path);
     tracing::info!("stopped cleanly");
     Ok(())

@@ -3,7 +3,10 @@
 //! activated with pre-roll) or `continuous` (files rolled on a fixed interval).
 //!
 //! Runs on a worker, never on the audio thread. It may take the index lock briefly at call start
-//! and stop; fsyncs happen on the syncer thread.
+//! and stop; fsyncs happen on the syncer thread. While the disk guard says the storage is full,
+//! a seat keeps draining its rings (capture never backs up) but records nothing: its open call
+//! is stopped and handed to the guard, and no call starts until the guard says space is back.
+//! A seat must never wait for the guard or retry a start in a loop.
 
 use super::call::{ActiveCall, CallContext, CallError};
 use super::control::SeatStatus;
@@ -119,6 +122,12 @@ impl Seat {
 
     /// One pass: drain rings, fill gaps, run frames through the state machine.
     pub fn tick(&mut self, ctx: &CallContext) {
+        if ctx.guard.is_full() {
+            if let Some(call) = self.call.take() {
+                tracing::warn!(seat = %self.cfg.id, call_id = call.id, "storage full: call stopped");
+                call.stop_for_full_disk(ctx);
+            }
+        }
         let mut agent_s = 0.0;
         let mut lag_ms = 0u64;
         for inp in &mut self.inputs {
@@ -301,7 +310,7 @@ impl Seat {
         self.max_page_latency_ms = self.max_page_latency_ms.max(call.max_page_latency_ms);
         if let Err(e) = result {
             if let Some(c) = self.call.take() {
-                c.abandon(ctx, &e.to_string());
+                c.abandon(ctx, &e);
             }
         }
     }
@@ -309,7 +318,9 @@ impl Seat {
     /// A start by the seat itself (vox, continuous); after a failure, waits before retrying so a
     /// full disk does not turn into a row per frame.
     fn auto_start(&mut self, ctx: &CallContext) -> bool {
-        if self.retry_after.is_some_and(|t| Instant::now() < t) {
+        // While full, the guard's flag is the whole answer: no attempt, no error per frame, and
+        // the first frame after space returns starts the call.
+        if ctx.guard.is_full() || self.retry_after.is_some_and(|t| Instant::now() < t) {
             return false;
         }
         let ok = self.start(ctx, CallMeta::default()).is_ok();
@@ -338,6 +349,13 @@ impl Seat {
             return Err(format!(
                 "seat {} is already recording call {}; stop it first",
                 self.cfg.id, c.id
+            ));
+        }
+        if ctx.guard.is_full() {
+            return Err(format!(
+                "storage {} is full: seat {} cannot start a call until space returns (alarm disk_full); recording resumes by itself once space is freed",
+                ctx.storage_dir.display(),
+                self.cfg.id
             ));
         }
         let call = ActiveCall::start(

@@ -1,15 +1,23 @@
 //! The fsync thread: makes call files durable off the encoding path, then records in the index
 //! how much of each call is durable. Workers never wait for a disk flush.
+//!
+//! After a failed fsync the file's contents are unknown ("fsyncgate"): the syncer never retries
+//! it and never records progress for it; it flags the call so its worker stops it, and the disk
+//! guard seals it at its last intact page. A full index is reported to the disk guard.
 
+use super::disk_guard::{self, GuardHandle};
 use crate::store::{self, Progress};
 use rusqlite::Connection;
 use std::fs::File;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub struct SyncJob {
     pub file: File,
+    /// The call's fault flag: set to the errno when this fsync fails.
+    pub fault: Arc<AtomicI32>,
     pub call_id: i64,
     pub duration_ms: u64,
     pub bytes: u64,
@@ -17,12 +25,11 @@ pub struct SyncJob {
 }
 
 /// Runs until every sender is gone.
-pub fn run(rx: Receiver<SyncJob>, db: Arc<Mutex<Connection>>) {
+pub fn run(rx: Receiver<SyncJob>, db: Arc<Mutex<Connection>>, guard: GuardHandle) {
     while let Ok(first) = rx.recv() {
         std::thread::sleep(Duration::from_millis(50)); // gather a batch
         let mut batch = Vec::new();
         for job in std::iter::once(first).chain(rx.try_iter()) {
-            // After a failed fsync the file's state is unknown (fsyncgate): say so loudly.
             match job.file.sync_data() {
                 Ok(()) => batch.push(Progress {
                     call_id: job.call_id,
@@ -30,15 +37,26 @@ pub fn run(rx: Receiver<SyncJob>, db: Arc<Mutex<Connection>>) {
                     bytes: job.bytes,
                     dropped_frames: job.dropped_frames,
                 }),
-                Err(e) => tracing::error!(
-                    call_id = job.call_id,
-                    "fsync failed: {e}; the call may be incomplete on disk"
-                ),
+                Err(e) => {
+                    tracing::error!(
+                        call_id = job.call_id,
+                        "fsync failed: {e}; the call is stopped and sealed at its last intact page"
+                    );
+                    // EIO when the kernel gives no errno: the call must stop either way.
+                    let errno = e
+                        .raw_os_error()
+                        .filter(|c| *c != 0)
+                        .unwrap_or(rustix::io::Errno::IO.raw_os_error());
+                    job.fault.store(errno, Ordering::Release);
+                }
             }
         }
         if let Ok(conn) = db.lock() {
             if let Err(e) = store::update_progress(&conn, &batch) {
                 tracing::error!("recording progress in the index: {e}");
+                if disk_guard::is_disk_full_store(&e) {
+                    guard.report_full(&format!("index update failed: {e}"));
+                }
             }
         }
     }
