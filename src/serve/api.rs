@@ -664,6 +664,12 @@ pub async fn metrics(State(st): State<St>) -> Response {
     let seats = recorder_status(&st).await;
     super::metrics::render_seats(&mut out, seats.as_deref());
     super::metrics::render_disk(&mut out, &st.cfg.storage.dir);
+    let alarms = st
+        .db
+        .read_quick(|c| store::alarms::active(c).map_err(AppError::from))
+        .await
+        .unwrap_or_default();
+    super::metrics::render_alarms(&mut out, &alarms);
     st.metrics.render_requests(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -165,3 +165,22 @@ pub fn render_disk(out: &mut String, dir: &std::path::Path) {
     let _ = writeln!(out, "# HELP callrec_disk_free_bytes Free space for recordings.\n# TYPE callrec_disk_free_bytes gauge\ncallrec_disk_free_bytes {free}");
     let _ = writeln!(out, "# HELP callrec_disk_total_bytes Size of the recordings filesystem.\n# TYPE callrec_disk_total_bytes gauge\ncallrec_disk_total_bytes {total}");
 }
+
+/// One gauge per alarm kind callrec raises: 1 while active, 0 otherwise, so an alerting rule
+/// (`callrec_alarm_active == 1`) fires on either.
+pub fn render_alarms(out: &mut String, active: &[crate::store::alarms::Alarm]) {
+    let _ = writeln!(out, "# HELP callrec_alarm_active 1 while the alarm is raised (disk_full: recording stopped; disk_pressure: the guard cannot free enough space).\n# TYPE callrec_alarm_active gauge");
+    let mut kinds: Vec<&str> = vec![
+        crate::store::alarms::DISK_FULL,
+        crate::store::alarms::DISK_PRESSURE,
+    ];
+    for a in active {
+        if !kinds.contains(&a.kind.as_str()) {
+            kinds.push(&a.kind);
+        }
+    }
+    for k in kinds {
+        let on = u8::from(active.iter().any(|a| a.kind == k));
+        let _ = writeln!(out, "callrec_alarm_active{{kind=\"{}\"}} {on}", label(k));
+    }
+}

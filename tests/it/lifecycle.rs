@@ -579,6 +579,15 @@ fn deleted_and_held_calls_on_the_web_and_alarms_on_healthz() {
         h.body_text(),
         "alarm disk_full since 2026-11-28T04:00:00.000Z\n"
     );
+    let m = anon.get("/metrics").body_text();
+    assert!(
+        m.contains("callrec_alarm_active{kind=\"disk_full\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("callrec_alarm_active{kind=\"disk_pressure\"} 0"),
+        "{m}"
+    );
     sql("UPDATE alarms SET cleared_at_utc = '2026-11-28T04:01:00.000Z'");
     assert_eq!(anon.get("/healthz").status, 200);
 }
