@@ -247,6 +247,23 @@ impl Decoded {
 
 /// Decodes every intact page of `data` with libopus at `rate_hz`.
 pub fn decode(data: &[u8], rate_hz: u32) -> Result<Decoded, ReadError> {
+    let mut samples = Vec::new();
+    let channels = decode_each(data, rate_hz, |pcm| samples.extend_from_slice(pcm))?;
+    Ok(Decoded {
+        channels,
+        rate_hz,
+        samples,
+    })
+}
+
+/// Decodes every intact page of `data` with libopus at `rate_hz`, handing the interleaved PCM
+/// to `sink` one packet at a time (pre-skip and end padding removed, RFC 7845 §4.2 and §4.5),
+/// so a one-hour call is never in memory as PCM. Returns the channel count.
+pub fn decode_each(
+    data: &[u8],
+    rate_hz: u32,
+    mut sink: impl FnMut(&[f32]),
+) -> Result<usize, ReadError> {
     let info = inspect(data)?;
     let channels = info.head.channels as usize;
     let mut dec = MsDecoder::new(
@@ -257,23 +274,22 @@ pub fn decode(data: &[u8], rate_hz: u32) -> Result<Decoded, ReadError> {
     )?;
     let scale = f64::from(rate_hz) / f64::from(GRANULE_RATE_HZ);
     let mut buf = vec![0f32; rate_hz as usize * 120 / 1000 * channels];
-    let mut samples = Vec::new();
+    let mut to_skip = (f64::from(info.head.pre_skip) * scale).round() as usize * channels;
+    let mut to_keep = (info.samples_48k as f64 * scale).round() as usize * channels;
     for packet in packets(data, &info.pages).into_iter().skip(2) {
-        let n = dec.decode(&packet, &mut buf, channels)?;
-        samples.extend_from_slice(&buf[..n * channels]);
+        if to_keep == 0 {
+            break;
+        }
+        let n = dec.decode(&packet, &mut buf, channels)? * channels;
+        let skipped = to_skip.min(n);
+        to_skip -= skipped;
+        let kept = (n - skipped).min(to_keep);
+        to_keep -= kept;
+        if kept > 0 {
+            sink(&buf[skipped..skipped + kept]);
+        }
     }
-    let skip = (f64::from(info.head.pre_skip) * scale).round() as usize * channels;
-    let keep = (info.samples_48k as f64 * scale).round() as usize * channels;
-    let end = (skip + keep).min(samples.len());
-    let samples = samples
-        .get(skip..end)
-        .map(<[f32]>::to_vec)
-        .unwrap_or_default();
-    Ok(Decoded {
-        channels,
-        rate_hz,
-        samples,
-    })
+    Ok(channels)
 }
 
 /// Decoder pre-roll before a seek target: RFC 7845 §4.6 recommends at least 80 ms, because a

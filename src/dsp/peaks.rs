@@ -97,16 +97,19 @@ impl PeaksBuilder {
 
 /// Peaks for an existing recording (calls recovered after a crash, or made before peaks existed).
 pub fn from_opus(data: &[u8], rate_hz: u32) -> Result<Vec<u8>, crate::codec::ogg_read::ReadError> {
-    let decoded = crate::codec::ogg_read::decode(data, rate_hz)?;
+    let channels = crate::codec::ogg_read::inspect(data)?.head.channels as usize;
     let mut b = PeaksBuilder::new(rate_hz);
-    if decoded.channels == CHANNELS {
-        b.push(&decoded.samples);
-    } else {
-        // Not a callrec file layout: show the first channel in both lanes.
-        for s in decoded.samples.iter().step_by(decoded.channels.max(1)) {
-            b.push(&[*s, *s]);
+    // Streamed packet by packet: a one-hour call never sits in memory as PCM.
+    crate::codec::ogg_read::decode_each(data, rate_hz, |pcm| {
+        if channels == CHANNELS {
+            b.push(pcm);
+        } else {
+            // Not a callrec file layout: show the first channel in both lanes.
+            for s in pcm.iter().step_by(channels.max(1)) {
+                b.push(&[*s, *s]);
+            }
         }
-    }
+    })?;
     Ok(b.finish())
 }
 

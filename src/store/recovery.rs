@@ -68,11 +68,15 @@ pub fn recover_call(
             Err(e) => return Err(io(e)),
             Ok(data) => repair_file(call.id, &path, data).map_err(io)?,
         };
-        let sha = if r.bytes > 0 || path.exists() {
-            std::fs::read(&path).ok().map(|d| sha256_hex(&d))
+        let sealed = if r.bytes > 0 || path.exists() {
+            std::fs::read(&path).ok()
         } else {
             None
         };
+        let sha = sealed.as_deref().map(sha256_hex);
+        if let Some(data) = sealed.as_deref().filter(|_| r.duration_ms > 0) {
+            write_peaks(&path, data, call);
+        }
         finalize_call(
             conn,
             &Finalized {
@@ -94,6 +98,25 @@ pub fn recover_call(
             r.note
         );
         Ok(r)
+    }
+}
+
+/// The waveform peaks the recorder would have written at the end of the call (streamed, so a
+/// one-hour call costs no more memory than its file). Peaks can always be rebuilt
+/// (`callrec check --repair-peaks`), so a failure here is logged, not fatal.
+fn write_peaks(path: &Path, data: &[u8], call: &CallRow) {
+    let rate_hz = u32::try_from(call.rate_hz).unwrap_or(16000);
+    let written = crate::dsp::peaks::from_opus(data, rate_hz)
+        .map_err(|e| e.to_string())
+        .and_then(|dat| {
+            crate::dsp::peaks::write(&crate::dsp::peaks::path_for(path), &dat)
+                .map_err(|e| e.to_string())
+        });
+    if let Err(e) = written {
+        tracing::warn!(
+            call_id = call.id,
+            "no waveform peaks for the recovered call: {e}"
+        );
     }
 }
 
