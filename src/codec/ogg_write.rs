@@ -31,7 +31,8 @@ pub fn tags_for(pairs: &[(&str, String)]) -> Vec<String> {
         .collect()
 }
 
-fn opus_head(pre_skip: u16, input_rate_hz: u32) -> Vec<u8> {
+/// The identification header (RFC 7845 §5.1) of a callrec file: two uncoupled mono streams.
+pub fn opus_head(pre_skip: u16, input_rate_hz: u32) -> Vec<u8> {
     let mut h = Vec::with_capacity(21);
     h.extend_from_slice(b"OpusHead");
     h.push(1); // version
@@ -46,7 +47,8 @@ fn opus_head(pre_skip: u16, input_rate_hz: u32) -> Vec<u8> {
     h
 }
 
-fn opus_tags(comments: &[String]) -> Vec<u8> {
+/// The comment header (RFC 7845 §5.2) with these `KEY=value` comments.
+pub fn opus_tags(comments: &[String]) -> Vec<u8> {
     let vendor = format!("callrec {} (libopus)", env!("CARGO_PKG_VERSION"));
     let mut t = Vec::new();
     t.extend_from_slice(b"OpusTags");

@@ -21,7 +21,7 @@
 //! This module writes only to the `Write` it is given; it never opens, renames or deletes files.
 
 use crate::codec::ogg_write::PAGE_MS;
-use crate::codec::{CHANNELS, GRANULE_RATE_HZ};
+use crate::codec::GRANULE_RATE_HZ;
 use crate::config::EncoderConfig;
 use ogg::writing::{PacketWriteEndInfo, PacketWriter};
 use std::io::Write;
@@ -117,35 +117,6 @@ pub fn join_streams(agent: &[u8], customer: &[u8]) -> Result<Vec<u8>, OutError> 
     Ok(out)
 }
 
-fn opus_head(pre_skip: u16, input_rate_hz: u32) -> Vec<u8> {
-    let mut h = Vec::with_capacity(21);
-    h.extend_from_slice(b"OpusHead");
-    h.push(1); // version
-    h.push(CHANNELS as u8);
-    h.extend_from_slice(&pre_skip.to_le_bytes());
-    h.extend_from_slice(&input_rate_hz.to_le_bytes());
-    h.extend_from_slice(&0i16.to_le_bytes()); // output gain
-    h.push(1); // channel mapping family 1
-    h.push(2); // streams
-    h.push(0); // coupled: agent and customer stay separate
-    h.extend_from_slice(&[0, 1]);
-    h
-}
-
-fn opus_tags(comments: &[String]) -> Vec<u8> {
-    let vendor = format!("callrec {} (libopus)", env!("CARGO_PKG_VERSION"));
-    let mut t = Vec::new();
-    t.extend_from_slice(b"OpusTags");
-    t.extend_from_slice(&(vendor.len() as u32).to_le_bytes());
-    t.extend_from_slice(vendor.as_bytes());
-    t.extend_from_slice(&(comments.len() as u32).to_le_bytes());
-    for c in comments {
-        t.extend_from_slice(&(c.len() as u32).to_le_bytes());
-        t.extend_from_slice(c.as_bytes());
-    }
-    t
-}
-
 /// Ogg pages for pre-encoded two-stream packets, one per frame.
 pub struct PacketFileWriter<W: Write> {
     pw: PacketWriter<'static, W>,
@@ -172,12 +143,17 @@ impl<W: Write> PacketFileWriter<W> {
         let frame_ms = (e.frame_ms).max(1);
         let mut pw = PacketWriter::new(out);
         pw.write_packet(
-            opus_head(pre_skip_48k as u16, e.rate_hz),
+            crate::codec::ogg_write::opus_head(pre_skip_48k as u16, e.rate_hz),
             serial,
             PacketWriteEndInfo::EndPage,
             0,
         )?;
-        pw.write_packet(opus_tags(comments), serial, PacketWriteEndInfo::EndPage, 0)?;
+        pw.write_packet(
+            crate::codec::ogg_write::opus_tags(comments),
+            serial,
+            PacketWriteEndInfo::EndPage,
+            0,
+        )?;
         Ok(PacketFileWriter {
             pw,
             serial,

@@ -151,6 +151,15 @@ fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Builds the error for an I/O failure on call `call_id`'s file at `path`.
+fn io_error(call_id: i64, path: &Path) -> impl Fn(std::io::Error) -> CallError + Copy + '_ {
+    move |source| CallError::Io {
+        call_id,
+        path: path.display().to_string(),
+        source,
+    }
+}
+
 impl ActiveCall {
     pub fn start(
         ctx: &CallContext,
@@ -234,11 +243,7 @@ impl ActiveCall {
         path: &Path,
         new: &NewCall,
     ) -> Result<(OpusFileWriter<BufWriter<HashingFile>>, File), CallError> {
-        let io = |source| CallError::Io {
-            call_id: id,
-            path: path.display().to_string(),
-            source,
-        };
+        let io = io_error(id, path);
         let dir = path.parent().unwrap_or(&ctx.storage_dir);
         std::fs::create_dir_all(dir).map_err(io)?;
         let file = File::options()
@@ -264,11 +269,7 @@ impl ActiveCall {
         file: File,
         new: &NewCall,
     ) -> Result<(OpusFileWriter<BufWriter<HashingFile>>, File), CallError> {
-        let io = |source| CallError::Io {
-            call_id: id,
-            path: path.display().to_string(),
-            source,
-        };
+        let io = io_error(id, path);
         let sync_handle = file.try_clone().map_err(io)?;
         let m = &new.meta;
         let comments = tags_for(&[

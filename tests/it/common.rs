@@ -518,3 +518,54 @@ pub fn channel(interleaved: &[f32], channels: usize, c: usize) -> Vec<f32> {
         .copied()
         .collect()
 }
+
+/// Every call that is not deleted has its file, and every audio file under calls/ is a call's
+/// (beside it only waveform peaks may live).
+pub fn rows_and_files_match(rec: &Recorder) {
+    let rows: std::collections::BTreeSet<PathBuf> = rec
+        .calls()
+        .iter()
+        .filter(|c| c["status"] != "deleted")
+        .map(|c| rec.file_of(c))
+        .collect();
+    let mut files = std::collections::BTreeSet::new();
+    let mut stack = vec![rec.storage().join("calls")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|e| e == "opus") {
+                files.insert(p);
+            } else {
+                assert_eq!(
+                    p.extension().and_then(|e| e.to_str()),
+                    Some("dat"),
+                    "{}",
+                    p.display()
+                );
+            }
+        }
+    }
+    assert_eq!(rows, files, "rows and files differ");
+}
+
+/// Runs `callrec --config CFG ARGS` with `stdin` as its standard input (a password).
+pub fn cli_with_stdin(cfg: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(bin())
+        .arg("--config")
+        .arg(cfg)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}

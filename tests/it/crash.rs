@@ -2,7 +2,6 @@
 //! finalize), and a second SIGTERM (exit at once, recovered on the next start).
 
 use crate::common::*;
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 fn synthetic_seats(n: usize, mode: &str) -> String {
@@ -12,30 +11,6 @@ fn synthetic_seats(n: usize, mode: &str) -> String {
 }
 
 /// Every row has its file and every file under calls/ has its row.
-fn rows_and_files_match(rec: &Recorder) {
-    let rows: BTreeSet<_> = rec.calls().iter().map(|c| rec.file_of(c)).collect();
-    let mut files = BTreeSet::new();
-    let mut stack = vec![rec.storage().join("calls")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|e| e == "opus") {
-                files.insert(p);
-            } else {
-                // Beside the audio only its waveform peaks may live (derived data).
-                assert_eq!(
-                    p.extension().and_then(|e| e.to_str()),
-                    Some("dat"),
-                    "{}",
-                    p.display()
-                );
-            }
-        }
-    }
-    assert_eq!(rows, files);
-}
 
 #[test]
 fn sigkill_while_recording_loses_at_most_a_second_and_recovers() {

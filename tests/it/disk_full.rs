@@ -8,7 +8,6 @@
 
 use crate::common::*;
 use serde_json::Value;
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -182,37 +181,6 @@ fn recorder_on_small_fs(size_kib: u64, storage: &str, seats: &str) -> (Recorder,
 
 fn seat(id: &str, mode: &str, seed: u32) -> String {
     format!("[[seat]]\nid = \"{id}\"\nmode = \"{mode}\"\n[[seat.input]]\nkind = \"synthetic\"\nseed = {seed}\nagent_channel = 0\ncustomer_channel = 1\n")
-}
-
-/// Every call that is not deleted has its file, and every audio file under calls/ is a call's
-/// (beside it only waveform peaks may live).
-fn rows_and_files_match(rec: &Recorder) {
-    let rows: BTreeSet<PathBuf> = rec
-        .calls()
-        .iter()
-        .filter(|c| c["status"] != "deleted")
-        .map(|c| rec.file_of(c))
-        .collect();
-    let mut files = BTreeSet::new();
-    let mut stack = vec![rec.storage().join("calls")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|e| e == "opus") {
-                files.insert(p);
-            } else {
-                assert_eq!(
-                    p.extension().and_then(|e| e.to_str()),
-                    Some("dat"),
-                    "{}",
-                    p.display()
-                );
-            }
-        }
-    }
-    assert_eq!(rows, files, "rows and files differ");
 }
 
 /// The row's figures agree with its file, which real tools accept.

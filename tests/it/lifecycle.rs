@@ -10,9 +10,8 @@ use crate::common::*;
 use callrec::store::{self, lifecycle, retention};
 use chrono::{Duration, Utc};
 use rusqlite::Connection;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 const SEAT: &str = "[[seat]]\nid = \"s1\"\nmode = \"control\"\n[[seat.input]]\nkind = \"synthetic\"\nseed = 5\nagent_channel = 0\ncustomer_channel = 1\n";
 
@@ -45,22 +44,7 @@ fn record(rec: &Recorder, extra: &[&str]) -> i64 {
 
 /// Runs the CLI with `stdin` as standard input (an admin's password).
 fn cli_with_stdin(rec: &Recorder, stdin: &str, args: &[&str]) -> Output {
-    let mut child = Command::new(bin())
-        .arg("--config")
-        .arg(&rec.cfg)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{stdin}\n").as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    crate::common::cli_with_stdin(&rec.cfg, args, &format!("{stdin}\n"))
 }
 
 fn text(o: &Output) -> String {
@@ -382,26 +366,22 @@ fn retention_holds_erasure_and_the_garbage_step_on_a_fake_clock() {
     assert_eq!(receipt["scrubbed_rows"], serde_json::json!([a]));
     let raw = std::fs::read_to_string(receipt_dir.join("receipt.json")).unwrap();
     assert!(!raw.contains("7946"), "the receipt never holds the number");
-    let verified = Command::new("openssl")
-        .args([
-            "pkeyutl", "-verify", "-pubin", "-inkey", "box.pub", "-rawin",
-        ])
-        .args(["-in", "receipt.json", "-sigfile", "receipt.sig"])
-        .current_dir(&receipt_dir)
-        .output()
-        .unwrap();
+    let openssl_verify = || {
+        Command::new("openssl")
+            .args([
+                "pkeyutl", "-verify", "-pubin", "-inkey", "box.pub", "-rawin",
+            ])
+            .args(["-in", "receipt.json", "-sigfile", "receipt.sig"])
+            .current_dir(&receipt_dir)
+            .output()
+            .unwrap()
+    };
+    let verified = openssl_verify();
     assert!(verified.status.success(), "{}", text(&verified));
     let mut tampered = raw.clone().into_bytes();
     tampered[10] ^= 1;
     std::fs::write(receipt_dir.join("receipt.json"), tampered).unwrap();
-    let bad = Command::new("openssl")
-        .args([
-            "pkeyutl", "-verify", "-pubin", "-inkey", "box.pub", "-rawin",
-        ])
-        .args(["-in", "receipt.json", "-sigfile", "receipt.sig"])
-        .current_dir(&receipt_dir)
-        .output()
-        .unwrap();
+    let bad = openssl_verify();
     assert!(!bad.status.success(), "a changed receipt fails");
     // The receipt is stored with the deletion, byte for byte.
     let stored: String = conn

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use super::common::{bin, repo};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -152,17 +152,7 @@ impl WebBox {
     }
 
     pub fn cli_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
-        let mut c = Command::new(bin())
-            .arg("--config")
-            .arg(&self.cfg)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-        c.wait_with_output().unwrap()
+        super::common::cli_with_stdin(&self.cfg, args, stdin)
     }
 
     pub fn cli(&self, args: &[&str]) -> String {
