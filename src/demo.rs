@@ -52,8 +52,8 @@ pub fn seed(conn: &Connection, actor: &str) -> anyhow::Result<Option<Seeded>> {
     };
     let plan_id = sampling::create_plan(conn, &plan, actor)?;
     let filters: HashMap<String, String> = plan.filters.clone().into_iter().collect();
-    let query = crate::serve::api::parse_search(&filters)
-        .map_err(|e| anyhow::anyhow!("demo plan filters: {}", e.message))?;
+    let query = crate::store::search::parse_params(&filters)
+        .map_err(|e| anyhow::anyhow!("demo plan filters: {e}"))?;
     let now = chrono::Utc::now();
     let draw = sampling::draw_plan(
         conn,
@@ -133,6 +133,7 @@ fn accounts(conn: &Connection) -> anyhow::Result<Vec<(String, Role, String)>> {
                 password: &password,
                 must_change: true,
             },
+            crate::store::audit::Actor::local("demo"),
         )?;
         made.push((name.to_owned(), role, password));
     }

@@ -21,12 +21,12 @@
 //! bundle, or put a file in a bundle that the manifest does not describe.
 
 use super::key::BoxKey;
-use super::ledger::{self, Entry, Head};
-use super::{sha256_file, sha256_hex};
 use crate::codec::ogg_read::{self, FileInfo};
 use crate::codec::opus_ms::MsDecoder;
 use crate::codec::GRANULE_RATE_HZ;
 use crate::config::OPUS_RATES_HZ;
+use crate::hash::{sha256_file, sha256_hex};
+use crate::store::ledger::{self, Entry, Head};
 use crate::store::{self, audit, notes, qa, CallRow, StoreError};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
@@ -97,6 +97,27 @@ pub struct Options {
     pub wav: bool,
     /// An excerpt as WAV: from and to, in seconds from the start of the call.
     pub excerpt_s: Option<(f64, f64)>,
+}
+
+/// An excerpt whose bounds cannot be right for any call.
+#[derive(Debug, thiserror::Error)]
+#[error("--from {from_s} --to {to_s}: give seconds from the start of the call, 0 ≤ from < to")]
+pub struct BadExcerpt {
+    pub from_s: f64,
+    pub to_s: f64,
+}
+
+impl Options {
+    /// Options with the excerpt's bounds checked before any call is looked at (whether they
+    /// fit a given call is checked at export, against its duration).
+    pub fn new(wav: bool, excerpt_s: Option<(f64, f64)>) -> Result<Options, BadExcerpt> {
+        if let Some((from_s, to_s)) = excerpt_s {
+            if !(from_s.is_finite() && to_s.is_finite() && from_s >= 0.0 && to_s > from_s) {
+                return Err(BadExcerpt { from_s, to_s });
+            }
+        }
+        Ok(Options { wav, excerpt_s })
+    }
 }
 
 /// Everything an export needs besides the call id.

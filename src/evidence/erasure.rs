@@ -191,7 +191,7 @@ pub fn erase(
             "QA evaluations and spot checks (the agent's record)",
             "the ledger tombstone and audit rows naming this request (no number in either)",
         ],
-        ledger_head_sha256: crate::evidence::ledger::head(conn)?.map(|h| h.entry_sha256),
+        ledger_head_sha256: crate::store::ledger::head(conn)?.map(|h| h.entry_sha256),
         signature: "Ed25519 (RFC 8032) over the exact bytes of receipt.json, in receipt.sig (64 raw bytes); public key in box.pub",
     };
     let mut receipt_json = serde_json::to_vec_pretty(&receipt).unwrap_or_default();

@@ -118,7 +118,7 @@ pub fn fingerprint(vk: &VerifyingKey) -> Result<String, KeyError> {
     let der = vk
         .to_public_key_der()
         .map_err(|e| KeyError::Encode(e.to_string()))?;
-    Ok(super::sha256_hex(der.as_bytes()))
+    Ok(crate::hash::sha256_hex(der.as_bytes()))
 }
 
 /// Parses a `box.pub` (SPKI PEM).
@@ -305,7 +305,7 @@ mod tests {
         assert_eq!(&der.as_bytes()[12..], k.verifying_key().as_bytes());
         assert_eq!(
             k.fingerprint_sha256(),
-            super::super::sha256_hex(der.as_bytes())
+            crate::hash::sha256_hex(der.as_bytes())
         );
         assert!(!format!("{k:?}").contains(&pem[28..60]));
 

@@ -3,15 +3,15 @@
 //!
 //! Every mismatch becomes one [`Problem`] naming the call, the file, what was expected and what
 //! was found; the caller exits non-zero when there is any. Files are hashed in chunks (see
-//! [`super::sha256_file`]), one at a time.
+//! [`crate::hash::sha256_file`]), one at a time.
 //!
 //! This module only reads: it must never repair, rewrite, rename or delete anything, in a bundle
 //! or in the store (repairs belong to `callrec check --repair`, with explicit flags).
 
 use super::bundle::{self, FileEntry};
 use super::key;
-use super::ledger::{self, CallDetail, Entry};
-use super::sha256_file;
+use crate::hash::sha256_file;
+use crate::store::ledger::{self, CallDetail, Entry};
 use crate::store::{self, CallRow, StoreError};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
@@ -198,6 +198,15 @@ pub struct BundleReport {
     pub problems: Vec<Problem>,
 }
 
+impl BundleReport {
+    /// Whether the bundle was signed by the key whose fingerprint is `box_fingerprint` (this
+    /// box's, from [`super::key::load`]); `None` when either is unknown. A bundle from another
+    /// box is fine: its fingerprint must then be compared with that box's `callrec key show`.
+    pub fn signed_by(&self, box_fingerprint: Option<&str>) -> Option<bool> {
+        Some(self.key_fingerprint_sha256.as_deref()? == box_fingerprint?)
+    }
+}
+
 /// A file name from a manifest or SHA256SUMS that stays inside the bundle folder.
 fn plain_name(name: &str) -> bool {
     !name.is_empty()
@@ -303,7 +312,7 @@ pub fn verify_bundle(dir: &Path) -> Result<BundleReport, VerifyError> {
                 let parsed = line
                     .split_once("  ")
                     .or_else(|| line.split_once(" *"))
-                    .filter(|(h, n)| super::is_sha256_hex(h) && plain_name(n));
+                    .filter(|(h, n)| crate::hash::is_sha256_hex(h) && plain_name(n));
                 let Some((want, name)) = parsed else {
                     r.problems.push(problem(
                         ProblemKind::Bundle,
@@ -994,7 +1003,7 @@ mod tests {
                     ended_at_utc: "2026-11-27T10:00:01.000Z",
                     duration_ms: 1000,
                     bytes: data.len() as u64,
-                    sha256: Some(&super::super::sha256_hex(&data)),
+                    sha256: Some(&crate::hash::sha256_hex(&data)),
                     dropped_frames: 0,
                     end_reason: "stop",
                     note: None,
@@ -1148,7 +1157,7 @@ mod tests {
                 format!(
                     "{} bytes, sha256 {}",
                     kept.len(),
-                    super::super::sha256_hex(&kept)
+                    crate::hash::sha256_hex(&kept)
                 )
                 .as_str()
             )

@@ -57,15 +57,15 @@ pub mod transcode;
 use crate::clock::{format_utc, utc_now, utc_plus_ms};
 use crate::codec::ogg_write::tags_for;
 use crate::config::{Config, EncoderConfig, OPUS_RATES_HZ};
+use crate::hash::sha256_file;
 use crate::store::{self, audit, CallMeta, Finalized, NewCall, StoreError};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use sidecar::{ColumnMap, Lookup, Sidecar, SidecarError};
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Read};
+use std::io::{BufWriter, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -574,21 +574,6 @@ fn walk(dir: &Path, found: &mut Vec<PathBuf>, ignored: &mut Vec<String>) {
     }
 }
 
-fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut f = File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        match f.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => h.update(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(hex::encode(h.finalize()))
-}
-
 /// The complete call that already holds this source, if any. A claim whose call never completed
 /// (a crash mid-import) does not count.
 fn already_imported(conn: &Connection, sha: &str) -> Result<Option<i64>, StoreError> {
@@ -624,7 +609,7 @@ fn process_one(ctx: &Ctx, src: &Source) -> Outcome {
         }
     };
     let sha = match sha256_file(&src.path) {
-        Ok(s) => s,
+        Ok((s, _)) => s,
         Err(e) => {
             done_bytes(src.size);
             return failed(format!("cannot read: {e}"));

@@ -49,7 +49,6 @@
 //! is a word for a numeric question or a number for a yes/no question.
 
 use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
-use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
@@ -619,42 +618,7 @@ pub fn content_hash(card: &Scorecard) -> String {
     if let serde_json::Value::Object(map) = &mut value {
         map.remove("version");
     }
-    let mut canonical = String::new();
-    write_canonical(&value, &mut canonical);
-    hex::encode(Sha256::digest(canonical.as_bytes()))
-}
-
-fn write_canonical(v: &serde_json::Value, out: &mut String) {
-    use serde_json::Value;
-    match v {
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                if let Some(item) = map.get(k) {
-                    write_canonical(item, out);
-                }
-            }
-            out.push('}');
-        }
-        scalar => out.push_str(&scalar.to_string()),
-    }
+    crate::hash::content_hash(&value)
 }
 
 /// The shipped default cards (`inbound-service`, `outbound`, `complaint`), version 1.

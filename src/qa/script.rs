@@ -24,7 +24,6 @@
 
 use crate::qa::transcript::{normalize_speaker, Segment};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
@@ -428,44 +427,7 @@ pub fn content_hash(s: &Script) -> String {
         // Serializing a Script cannot fail (string keys only); hash the debug form if it does.
         Err(_) => serde_json::Value::String(format!("{s:?}")),
     };
-    let mut canonical = String::new();
-    write_canonical(&value, &mut canonical);
-    hex::encode(Sha256::digest(canonical.as_bytes()))
-}
-
-/// Writes JSON with sorted object keys whatever map type serde_json was built with, so the hash
-/// cannot change when another crate turns on `preserve_order`.
-fn write_canonical(v: &serde_json::Value, out: &mut String) {
-    use serde_json::Value;
-    match v {
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                if let Some(item) = map.get(k) {
-                    write_canonical(item, out);
-                }
-            }
-            out.push('}');
-        }
-        other => out.push_str(&other.to_string()),
-    }
+    crate::hash::content_hash(&value)
 }
 
 /// Shorthand for building the shipped scripts.

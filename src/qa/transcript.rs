@@ -85,6 +85,27 @@ pub fn parse(text: &str) -> Result<(Vec<Segment>, &'static str), TranscriptError
     }
 }
 
+/// A recognizer's rounding may put the last cue this far past the call's end.
+const CALL_END_SLACK_MS: u64 = 2000;
+
+/// The latest a cue may end in a call of `duration_ms`: the call's duration plus
+/// [`CALL_END_SLACK_MS`]. A cue after that means the file is another call's (or uses another
+/// time base).
+pub fn max_ms_for_call(duration_ms: i64) -> u64 {
+    duration_ms.max(0) as u64 + CALL_END_SLACK_MS
+}
+
+/// Reads a transcript ([`parse`]) meant for a call of `duration_ms` and checks that it fits the
+/// call ([`check_max_ms`] with [`max_ms_for_call`]).
+pub fn parse_for_call(
+    text: &str,
+    duration_ms: i64,
+) -> Result<(Vec<Segment>, &'static str), TranscriptError> {
+    let (segments, format) = parse(text)?;
+    check_max_ms(&segments, max_ms_for_call(duration_ms))?;
+    Ok((segments, format))
+}
+
 /// Checks that no segment ends after `max_ms` (the call's duration plus whatever slack the
 /// caller allows for a recognizer's rounding): a transcript longer than its call belongs to
 /// another call.

@@ -4,11 +4,12 @@
 //! Input is parsed by hand into typed values so that every malformed query parameter or JSON
 //! body gets a 400 naming the problem, never a 500 or a silent default.
 
-use super::auth::Identity;
-use super::{AppError, St};
+use super::error::AppError;
+use super::identity::Identity;
+use super::state::St;
 use crate::dsp::talk;
 use crate::record::control::{self, Request as Ctl, SeatStatus};
-use crate::store::search::{self, Query as SearchQuery, SortKey};
+use crate::store::search::{self, Query as SearchQuery};
 use crate::store::{self, audit, notes, CallMeta, CallRow};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -78,136 +79,10 @@ async fn visible(
         .await
 }
 
-pub const SEARCH_KEYS: [&str; 19] = [
-    "min_dead_air_s",
-    "min_overtalk_s",
-    "agent",
-    "seat",
-    "from",
-    "to",
-    "direction",
-    "number",
-    "campaign",
-    "min_duration_s",
-    "max_duration_s",
-    "status",
-    "tag",
-    "q",
-    "transcript",
-    "sort",
-    "order",
-    "page",
-    "per_page",
-];
-
-/// Search parameters from a query string (page and API share them, so URLs are shareable).
-/// Empty values mean "no filter" because HTML forms submit empty fields.
+/// Search parameters from a query string ([`search::parse_params`]), as a 400 when they are
+/// wrong.
 pub fn parse_search(q: &HashMap<String, String>) -> Result<SearchQuery, AppError> {
-    if let Some(k) = q.keys().find(|k| !SEARCH_KEYS.contains(&k.as_str())) {
-        return Err(AppError::bad_request(&format!(
-            "unknown search parameter {k:?}; use {}",
-            SEARCH_KEYS.join(", ")
-        )));
-    }
-    let get = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
-    let text = |k: &str, max: usize| -> Result<Option<String>, AppError> {
-        match get(k) {
-            Some(v) if v.chars().count() > max => Err(AppError::bad_request(&format!(
-                "{k} is longer than {max} characters"
-            ))),
-            v => Ok(v.map(str::to_owned)),
-        }
-    };
-    let num = |k: &str, min: i64, max: i64| -> Result<Option<i64>, AppError> {
-        get(k)
-            .map(|v| {
-                v.parse::<i64>()
-                    .ok()
-                    .filter(|n| (min..=max).contains(n))
-                    .ok_or_else(|| {
-                        AppError::bad_request(&format!(
-                            "{k} must be a whole number from {min} to {max}, not {v:?}"
-                        ))
-                    })
-            })
-            .transpose()
-    };
-    let date = |k: &str| -> Result<Option<String>, AppError> {
-        get(k)
-            .map(|v| {
-                crate::clock::parse_bound(v).ok_or_else(|| {
-                    AppError::bad_request(&format!(
-                        "{k} must be a date (2026-11-27) or RFC 3339 time, not {v:?}"
-                    ))
-                })
-            })
-            .transpose()
-    };
-    let one_of = |k: &str, allowed: &[&str]| -> Result<Option<String>, AppError> {
-        match get(k) {
-            Some(v) if !allowed.contains(&v) => Err(AppError::bad_request(&format!(
-                "{k} must be one of {}",
-                allowed.join(", ")
-            ))),
-            v => Ok(v.map(str::to_owned)),
-        }
-    };
-    let number_prefix = match get("number") {
-        None => None,
-        Some(v) => {
-            let n: String = v
-                .chars()
-                .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.'))
-                .collect();
-            if n.is_empty()
-                || n.len() > 32
-                || !n.chars().all(|c| c.is_ascii_digit() || "+*#".contains(c))
-            {
-                return Err(AppError::bad_request(
-                    "number may hold only digits, + * # (a prefix of the remote number)",
-                ));
-            }
-            Some(n)
-        }
-    };
-    let sort = match get("sort") {
-        None => SortKey::Started,
-        Some(s) => SortKey::parse(s).ok_or_else(|| {
-            AppError::bad_request("sort must be started, duration, agent or number")
-        })?,
-    };
-    let ascending = one_of("order", &["asc", "desc"])?.is_some_and(|o| o == "asc");
-    let mut until_utc = date("to")?;
-    if let (Some(v), Some(u)) = (get("to"), until_utc.as_mut()) {
-        // A bare end date includes that whole day.
-        if chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").is_ok() {
-            *u = crate::clock::utc_plus_ms(u, 86_400_000);
-        }
-    }
-    Ok(SearchQuery {
-        agent: text("agent", 128)?,
-        seat: text("seat", 128)?,
-        since_utc: date("from")?,
-        until_utc,
-        direction: one_of("direction", &["inbound", "outbound"])?,
-        number_prefix,
-        campaign: text("campaign", 128)?,
-        min_duration_ms: num("min_duration_s", 0, 86_400 * 7)?.map(|s| s * 1000),
-        max_duration_ms: num("max_duration_s", 0, 86_400 * 7)?.map(|s| s * 1000),
-        status: one_of(
-            "status",
-            &["recording", "complete", "interrupted", "garbage", "deleted"],
-        )?,
-        tag: text("tag", 128)?,
-        text: text("q", 200)?,
-        transcript: text("transcript", 200)?,
-        min_dead_air_ms: num("min_dead_air_s", 0, 86_400)?.map(|s| s * 1000),
-        min_overtalk_ms: num("min_overtalk_s", 0, 86_400)?.map(|s| s * 1000),
-        sort,
-        ascending,
-        page: num("page", 1, 1_000_000)?.map_or(0, |p| (p - 1) as u32),
-        per_page: num("per_page", 1, 200)?.map_or(50, |p| p as u32),
-    })
+    search::parse_params(q).map_err(|e| AppError::bad_request(&e.0))
 }
 
 /// Runs a search as `id`, auditing it (searches reveal who looked for which number).

@@ -7,9 +7,10 @@
 //! neither the others' evaluations nor the result; leads (supervisor, admin) see both.
 
 use super::api::{json_body, visible_call};
-use super::auth::Identity;
+use super::error::AppError;
 use super::html::{esc, page};
-use super::{AppError, St};
+use super::identity::Identity;
+use super::state::St;
 use crate::store::audit;
 use crate::store::calibration::{self, Calibration, CalibrationError, CalibrationResult};
 use crate::store::qa::{self, QaError};

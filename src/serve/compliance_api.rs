@@ -6,10 +6,11 @@
 //! Transcript suggestions are only ever *offered*: nothing here marks a step by itself.
 
 use super::api::{json_body, json_or_toml, visible_call};
-use super::auth::Identity;
-use super::{AppError, St};
+use super::error::AppError;
+use super::identity::Identity;
+use super::state::St;
 use crate::qa::script::{self, CheckOutcome, Script, StepMark, Suggestion};
-use crate::qa::transcript::{self, Segment};
+use crate::qa::transcript::Segment;
 use crate::store::audit;
 use crate::store::compliance::{self, Check, ComplianceError, StoredScript};
 use axum::body::Bytes;
@@ -32,9 +33,9 @@ impl From<ComplianceError> for AppError {
             | ComplianceError::NoSuchCheck(_)
             | ComplianceError::NoSuchCall(_) => AppError::not_found(&e.to_string()),
             ComplianceError::NotDraft(_) => AppError::api(StatusCode::CONFLICT, &e.to_string()),
-            ComplianceError::Script(_) | ComplianceError::Mark(_) => {
-                AppError::bad_request(&e.to_string())
-            }
+            ComplianceError::Script(_)
+            | ComplianceError::Mark(_)
+            | ComplianceError::Transcript(_) => AppError::bad_request(&e.to_string()),
         }
     }
 }
@@ -343,26 +344,14 @@ pub async fn put_transcript(
             "a transcript may be at most 8 MiB",
         ));
     }
-    let call = visible_call(&st, &id, call_id).await?;
-    let text = std::str::from_utf8(&body)
+    visible_call(&st, &id, call_id).await?;
+    let text = String::from_utf8(body.to_vec())
         .map_err(|_| AppError::bad_request("the transcript must be UTF-8 text"))?;
-    let (segments, format) =
-        transcript::parse(text).map_err(|e| AppError::bad_request(&e.to_string()))?;
-    transcript::check_max_ms(&segments, max_transcript_ms(call.duration_ms))
-        .map_err(|e| AppError::bad_request(&e.to_string()))?;
-    let n = st
+    let (n, format) = st
         .db
         .write(move |c| {
-            let n = compliance::put_transcript(c, call_id, &segments, format, "upload", &id.actor)?;
-            audit::append(
-                c,
-                &id.event(
-                    "transcript.import",
-                    Some(call_id),
-                    serde_json::json!({"format": format, "segments": n, "source": "upload"}),
-                ),
-            )?;
-            Ok::<_, AppError>(n)
+            compliance::import_transcript(c, call_id, &text, "upload", id.who())
+                .map_err(AppError::from)
         })
         .await?;
     Ok((
@@ -370,10 +359,4 @@ pub async fn put_transcript(
         Json(serde_json::json!({"segments": n, "format": format})),
     )
         .into_response())
-}
-
-/// The latest a cue may end: the call's duration plus 2 s for a recognizer's rounding. A cue
-/// after that means the file is another call's (or uses another time base).
-pub fn max_transcript_ms(duration_ms: i64) -> u64 {
-    duration_ms.max(0) as u64 + 2000
 }

@@ -3,7 +3,7 @@
 //! Every value that came from a user, a recording or the database goes through [`esc`]; pages
 //! load no inline script (the CSP forbids it), only `/static/*` files served from the binary.
 
-use super::auth::Identity;
+use super::identity::Identity;
 use crate::store::users::Role;
 
 /// Escapes text for HTML element content and double-quoted attributes.

@@ -1,180 +1,53 @@
 //! The web service (`callrec serve`, and half of `callrec run`): QA search, replay, notes, the
 //! audit log, the CTI control API, health and metrics, over HTTPS (rustls) by default.
 //!
-//! Layout: `routes` is the table of routes and rules; `auth` enforces it; `pages` renders HTML;
-//! `api` answers JSON; `stream` serves audio and peaks; `metrics` counts requests; `db` runs
-//! SQLite off the async threads; `tls` loads or generates the certificate. The server never
+//! Layout: `routes` is the table of routes and their rules (`access`); `guard` enforces them
+//! with `identity` (who is calling); `login` starts and ends sessions; `pages` renders HTML;
+//! `api` answers JSON; `error` and `state` are what every handler shares; `stream` serves audio
+//! and peaks; `metrics` counts requests; `db` runs SQLite off the async threads; `tls` loads or
+//! generates the certificate. This file only assembles them. The server never
 //! writes audio: it reads the files the recorder finished (or is writing) and drives the
 //! recorder only through its control socket, exactly like `callrec call …`.
 
+pub mod access;
 pub mod api;
-pub mod auth;
 pub mod calibration_api;
 pub mod charts;
 pub mod compliance_api;
 pub mod db;
+pub mod error;
+pub mod guard;
 pub mod html;
+pub mod identity;
+pub mod login;
 pub mod metrics;
 pub mod pages;
 pub mod qa_api;
 pub mod qa_pages;
 pub mod reports;
 pub mod routes;
+pub mod state;
 pub mod stream;
 pub mod tls;
 
 use crate::config::Config;
+use crate::store::audit;
 use crate::store::users::{self, NewUser, Role, UserError};
-use crate::store::{audit, StoreError};
 use anyhow::Context;
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use db::{Db, DbError};
+use axum::http::HeaderValue;
+use axum::response::Response;
+use db::Db;
+use error::AppError;
+use state::{AppState, St};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-pub struct AppState {
-    pub cfg: Config,
-    pub db: Db,
-    pub rules: Vec<routes::Rule>,
-    pub metrics: metrics::Metrics,
-    /// Login attempts per client address (the account lockout lives in the database).
-    pub login_attempts: Mutex<HashMap<String, (Instant, u32)>>,
-    /// Verified against when a login names no existing user, so timing reveals nothing.
-    pub dummy_hash: String,
-    /// (session hash, call) pairs whose `play` is already audited (the table `session_plays` is
-    /// the durable record; this spares a write per range request).
-    pub plays_seen: Mutex<std::collections::HashSet<(String, i64)>>,
-    pub sessions: auth::SessionCache,
-}
-
-pub type St = Arc<AppState>;
-
-/// An error as the user sees it: a status, a message saying what to do, as a page or JSON.
-#[derive(Debug)]
-pub struct AppError {
-    pub status: StatusCode,
-    pub message: String,
-    html: bool,
-    location: Option<String>,
-}
-
-impl AppError {
-    pub fn api(status: StatusCode, message: &str) -> Self {
-        AppError {
-            status,
-            message: message.to_owned(),
-            html: false,
-            location: None,
-        }
-    }
-    pub fn page(status: StatusCode, message: &str) -> Self {
-        AppError {
-            status,
-            message: message.to_owned(),
-            html: true,
-            location: None,
-        }
-    }
-    pub fn bad_request(message: &str) -> Self {
-        Self::api(StatusCode::BAD_REQUEST, message)
-    }
-    pub fn not_found(message: &str) -> Self {
-        Self::api(StatusCode::NOT_FOUND, message)
-    }
-    pub fn redirect(to: &str) -> Self {
-        AppError {
-            status: StatusCode::SEE_OTHER,
-            message: String::new(),
-            html: true,
-            location: Some(to.to_owned()),
-        }
-    }
-    pub fn with_html(mut self, html: bool) -> Self {
-        self.html = html;
-        self
-    }
-    fn internal(e: impl std::fmt::Display) -> Self {
-        tracing::error!("request failed: {e}");
-        Self::api(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal error; it has been logged (journalctl -u callrec). Retry, and tell the administrator if it persists",
-        )
-    }
-}
-
-impl From<DbError> for AppError {
-    fn from(e: DbError) -> Self {
-        match e {
-            DbError::Store(s) => s.into(),
-            other => Self::internal(other),
-        }
-    }
-}
-
-impl From<StoreError> for AppError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NoSuchCall(id) => Self::not_found(&format!("no call {id}")),
-            other => Self::internal(other),
-        }
-    }
-}
-
-impl From<UserError> for AppError {
-    fn from(e: UserError) -> Self {
-        match e {
-            UserError::BadRole(_)
-            | UserError::BadName(_)
-            | UserError::Exists(_)
-            | UserError::ShortPassword
-            | UserError::BadTokenName(_) => Self::bad_request(&e.to_string()),
-            UserError::NoSuchUser(_) => Self::not_found(&e.to_string()),
-            UserError::Store(s) => s.into(),
-            other => Self::internal(other),
-        }
-    }
-}
-
-impl From<rusqlite::Error> for AppError {
-    fn from(e: rusqlite::Error) -> Self {
-        StoreError::Sql(e).into()
-    }
-}
-
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        if let Some(to) = self.location {
-            return (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response();
-        }
-        if self.html {
-            let body = html::page(
-                None,
-                "Error",
-                &format!(
-                    r#"<main><h1>{} {}</h1><p class="error">{}</p><p><a href="/calls">Back to the calls</a> · <a href="/login">Log in again</a></p></main>"#,
-                    self.status.as_u16(),
-                    self.status.canonical_reason().unwrap_or_default(),
-                    html::esc(&self.message)
-                ),
-            );
-            (self.status, axum::response::Html(body)).into_response()
-        } else {
-            (
-                self.status,
-                axum::Json(serde_json::json!({ "error": self.message })),
-            )
-                .into_response()
-        }
-    }
-}
+use std::time::Duration;
 
 async fn not_found(uri: axum::http::Uri) -> AppError {
     AppError::not_found(&format!("no page at {}; start from /calls", uri.path()))
-        .with_html(!auth::is_api(uri.path()))
+        .with_html(!identity::is_api(uri.path()))
 }
 
 /// Headers on every response: a strict CSP (no inline script), no sniffing, no framing, HSTS
@@ -222,16 +95,7 @@ fn bootstrap_admin(db: &Db) -> anyhow::Result<Option<String>> {
                 password: &pw,
                 must_change: true,
             },
-        )?;
-        audit::append(
-            c,
-            &audit::Event {
-                actor: "system",
-                action: "user.add",
-                call_id: None,
-                detail: serde_json::json!({"user": "admin", "role": "admin", "why": "first start"}),
-                ip: None,
-            },
+            audit::Actor::local("system"),
         )?;
         Ok(Some(pw))
     })?
@@ -289,12 +153,12 @@ async fn serve(cfg: Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         login_attempts: Mutex::new(HashMap::new()),
         dummy_hash,
         plays_seen: Mutex::new(std::collections::HashSet::new()),
-        sessions: auth::SessionCache::default(),
+        sessions: identity::SessionCache::default(),
     });
     let app = router
         .route_layer(axum::middleware::from_fn_with_state(
             st.clone(),
-            auth::guard,
+            guard::guard,
         ))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(

@@ -5,11 +5,13 @@
 //! functions), so a page can never show more than the API allows. Every admin change is audited.
 
 use super::api::{self, call_detail, run_search};
-use super::auth::Identity;
+use super::error::AppError;
 use super::html::{clock, esc, page, url_enc};
-use super::{AppError, St};
+use super::identity::Identity;
+use super::state::St;
 use crate::store::audit;
 use crate::store::users::{self, NewUser, Role};
+use crate::store::CallStatus;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -85,6 +87,9 @@ pub async fn search(
         .await
         .map_err(|e| e.with_html(true))?;
     let v = |k: &str| esc(q.get(k).map(String::as_str).unwrap_or(""));
+    let status_options: Vec<(&str, &str)> = std::iter::once(("", "any"))
+        .chain(CallStatus::ALL.iter().map(|c| (c.as_str(), c.as_str())))
+        .collect();
     let form = format!(
         r#"<form class="filters" method="get" action="/calls">
 <label>Agent <input name="agent" value="{agent}"></label>
@@ -125,13 +130,7 @@ pub async fn search(
         status = select(
             "status",
             q.get("status").map(String::as_str),
-            &[
-                ("", "any"),
-                ("complete", "complete"),
-                ("recording", "recording"),
-                ("interrupted", "interrupted"),
-                ("deleted", "deleted")
-            ]
+            &status_options
         ),
         sort = select(
             "sort",
@@ -221,7 +220,7 @@ pub async fn call(
     let c = &d.call;
     let can_note = id
         .role()
-        .is_some_and(|r| super::routes::REVIEWERS.contains(&r));
+        .is_some_and(|r| super::access::REVIEWERS.contains(&r));
     let row = |k: &str, v: String| format!("<div><dt>{k}</dt><dd>{v}</dd></div>");
     let intervals: String = c
         .intervals
@@ -560,9 +559,16 @@ pub async fn add_user(
         .write(move |c| {
             users::add_user(
                 c,
-                &NewUser { username: &name2, role, agent_id: agent_id.as_deref(), team: team.as_deref(), password: &pw2, must_change: true },
+                &NewUser {
+                    username: &name2,
+                    role,
+                    agent_id: agent_id.as_deref(),
+                    team: team.as_deref(),
+                    password: &pw2,
+                    must_change: true,
+                },
+                id2.who(),
             )?;
-            audit::append(c, &id2.event("user.add", None, serde_json::json!({"user": name2, "role": role, "agent_id": agent_id, "team": team})))?;
             Ok::<_, AppError>(())
         })
         .await
@@ -599,22 +605,30 @@ pub async fn change_user(
                 "role" => {
                     let role = Role::parse(&field(&f, "role").unwrap_or_default())?;
                     let (agent_id, team) = (field(&f, "agent_id"), field(&f, "team"));
-                    users::set_role(c, &n2, role, agent_id.as_deref(), team.as_deref())?;
-                    audit::append(c, &id2.event("user.role", None, serde_json::json!({"user": n2, "role": role, "agent_id": agent_id, "team": team})))?;
+                    users::set_role(
+                        c,
+                        &n2,
+                        role,
+                        agent_id.as_deref(),
+                        team.as_deref(),
+                        id2.who(),
+                    )?;
                     format!("Saved {n2}.")
                 }
                 "reset" => {
                     let pw = users::one_time_password()?;
-                    users::set_password(c, &n2, &pw, true)?;
-                    audit::append(c, &id2.event("user.passwd", None, serde_json::json!({"user": n2})))?;
+                    users::reset_password(c, &n2, &pw, true, id2.who())?;
                     format!("New one-time password for {n2} (shown once): {pw}")
                 }
                 "disable" | "enable" => {
-                    users::set_disabled(c, &n2, op == "disable")?;
-                    audit::append(c, &id2.event(&format!("user.{op}"), None, serde_json::json!({"user": n2})))?;
+                    users::set_disabled(c, &n2, op == "disable", id2.who())?;
                     format!("{n2} is now {op}d.")
                 }
-                _ => return Err(AppError::bad_request("op must be role, reset, disable or enable")),
+                _ => {
+                    return Err(AppError::bad_request(
+                        "op must be role, reset, disable or enable",
+                    ))
+                }
             };
             Ok::<_, AppError>(flash)
         })
@@ -686,11 +700,7 @@ pub async fn add_token(
     let secret = st
         .db
         .write(move |c| {
-            let (secret, _) = users::add_token(c, &n2, &id2.actor)?;
-            audit::append(
-                c,
-                &id2.event("token.add", None, serde_json::json!({"token": n2})),
-            )?;
+            let (secret, _) = users::add_token(c, &n2, id2.who())?;
             Ok::<_, AppError>(secret)
         })
         .await
@@ -714,11 +724,7 @@ pub async fn revoke_token(
     let (id2, n2) = (id.clone(), name.clone());
     st.db
         .write(move |c| {
-            users::revoke_token(c, &n2)?;
-            audit::append(
-                c,
-                &id2.event("token.revoke", None, serde_json::json!({"token": n2})),
-            )?;
+            users::revoke_token(c, &n2, id2.who())?;
             Ok::<_, AppError>(())
         })
         .await

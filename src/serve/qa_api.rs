@@ -6,8 +6,9 @@
 //! and disputes only evaluations of their own calls, and every change is audited.
 
 use super::api::{json_body, json_or_toml, parse_search, visible_call};
-use super::auth::Identity;
-use super::{AppError, St};
+use super::error::AppError;
+use super::identity::Identity;
+use super::state::St;
 use crate::qa::scorecard::{self, Answer, AnswerEntry};
 use crate::store::audit;
 use crate::store::calibration;

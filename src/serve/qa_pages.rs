@@ -5,10 +5,11 @@
 //!
 //! Only reads: every change goes through the JSON API (`qa.js` drives it with the CSRF header).
 
-use super::auth::Identity;
 use super::calibration_api::summary_line;
+use super::error::AppError;
 use super::html::{esc, page, url_enc};
-use super::{AppError, St};
+use super::identity::Identity;
+use super::state::St;
 use crate::store::users::Role;
 use crate::store::{calibration, compliance, qa, sampling};
 use axum::extract::{Path, State};

@@ -7,10 +7,11 @@
 //! (those measure the reviewers, not the agent). Figures are computed from the stored scores, so
 //! a resolved dispute shows its re-scored result.
 
-use super::auth::Identity;
 use super::charts;
+use super::error::AppError;
 use super::html::{esc, page, url_enc};
-use super::{AppError, St};
+use super::identity::Identity;
+use super::state::St;
 use crate::qa::scorecard::{Answer, Kind};
 use crate::store::qa;
 use axum::extract::{Query, State};

@@ -1,49 +1,19 @@
 //! Every route of the web service and who may use it, in one table.
 //!
 //! A route can only be added through [`Builder`], which records its access rule at the same
-//! time, so no route exists without a rule; `auth::guard` enforces the rule, and the
+//! time, so no route exists without a rule; `guard::guard` enforces the rule, and the
 //! role × route test in `tests/it/web.rs` walks [`rules`] with every role and fails on a route it
 //! has no expectation for.
 
+use super::access::{Access, Rule, ADMINS, AGENTS, AUDITORS, EVERYONE, REVIEWERS, SUPERVISORS};
+use super::state::St;
 use super::{
-    api, auth, calibration_api, compliance_api, pages, qa_api, qa_pages, reports, stream, St,
+    api, calibration_api, compliance_api, login, pages, qa_api, qa_pages, reports, stream,
 };
-use crate::store::users::Role;
 use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{delete, get, post};
 use axum::Router;
-
-/// Who may call a route.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Access {
-    /// Anyone: login, health, static assets.
-    Public,
-    /// Any logged-in user, even one who still has to change a one-time password.
-    Session,
-    /// Logged-in users with one of these roles.
-    Roles(&'static [Role]),
-    /// API tokens (CTI integrations), and admin/supervisor sessions.
-    Control,
-    /// Loopback without login (the local Prometheus), or admin/supervisor/auditor sessions.
-    Metrics,
-}
-
-pub const EVERYONE: &[Role] = &Role::ALL;
-pub const REVIEWERS: &[Role] = &[Role::Admin, Role::Supervisor, Role::Qa];
-pub const AUDITORS: &[Role] = &[Role::Admin, Role::Auditor];
-pub const SUPERVISORS: &[Role] = &[Role::Admin, Role::Supervisor];
-pub const ADMINS: &[Role] = &[Role::Admin];
-pub const AGENTS: &[Role] = &[Role::Agent];
-
-#[derive(Debug, Clone)]
-pub struct Rule {
-    pub method: Method,
-    pub path: &'static str,
-    pub access: Access,
-    /// The CSRF token may come in the query string (only for `navigator.sendBeacon`).
-    pub csrf_in_query: bool,
-}
 
 struct Builder {
     router: Router<St>,
@@ -95,13 +65,13 @@ fn build() -> Builder {
         router: Router::new(),
         rules: Vec::new(),
     }
-    .get("/login", Public, auth::get_login)
-    .post("/login", Public, auth::post_login)
+    .get("/login", Public, login::get_login)
+    .post("/login", Public, login::post_login)
     .get("/healthz", Public, api::healthz)
     .get("/static/{name}", Public, pages::static_asset)
-    .get("/password", Session, auth::get_password)
-    .post("/password", Session, auth::post_password)
-    .post("/logout", Session, auth::post_logout)
+    .get("/password", Session, login::get_password)
+    .post("/password", Session, login::post_password)
+    .post("/logout", Session, login::post_logout)
     .get("/", Roles(EVERYONE), pages::home)
     .get("/calls", Roles(EVERYONE), pages::search)
     .get("/calls/{id}", Roles(EVERYONE), pages::call)

@@ -6,8 +6,9 @@
 //! call's audio in a session is audited as `play`; `?download=1` is audited as `download`.
 
 use super::api::visible_call_row;
-use super::auth::Identity;
-use super::{AppError, St};
+use super::error::AppError;
+use super::identity::Identity;
+use super::state::St;
 use crate::codec::ogg_read;
 use crate::dsp::peaks;
 use crate::store::audit;

@@ -27,6 +27,36 @@ pub struct Event<'a> {
     pub ip: Option<&'a str>,
 }
 
+/// Who makes a change, for the audit row the change writes in its own transaction: an account
+/// name (web), `cli:<user>` (command line) or `system`, and the client's address when known.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    pub name: &'a str,
+    pub ip: Option<&'a str>,
+}
+
+impl<'a> Actor<'a> {
+    /// An actor without a network address (the command line, the box itself).
+    pub fn local(name: &'a str) -> Actor<'a> {
+        Actor { name, ip: None }
+    }
+
+    pub fn event(
+        self,
+        action: &'a str,
+        call_id: Option<i64>,
+        detail: serde_json::Value,
+    ) -> Event<'a> {
+        Event {
+            actor: self.name,
+            action,
+            call_id,
+            detail,
+            ip: self.ip,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
     pub id: i64,

@@ -39,6 +39,8 @@ pub enum ComplianceError {
     NotDraft(i64),
     #[error("no call with id {0}")]
     NoSuchCall(i64),
+    #[error(transparent)]
+    Transcript(#[from] crate::qa::transcript::TranscriptError),
 }
 
 /// One stored version of a script.
@@ -310,9 +312,10 @@ pub fn submit_check(
     Ok(outcome)
 }
 
-/// Stores a call's transcript, replacing any earlier one, in one transaction. Returns the
-/// number of segments stored.
-pub fn put_transcript(
+/// Stores a call's transcript, replacing any earlier one, in one transaction, unaudited: the
+/// unit tests' shortcut. Everything else imports through [`import_transcript`].
+#[cfg(test)]
+fn put_transcript(
     conn: &Connection,
     call_id: i64,
     segments: &[Segment],
@@ -321,6 +324,20 @@ pub fn put_transcript(
     by: &str,
 ) -> Result<usize, ComplianceError> {
     let tx = conn.unchecked_transaction()?;
+    let n = put_transcript_in(&tx, call_id, segments, format, source, by)?;
+    tx.commit()?;
+    Ok(n)
+}
+
+/// [`put_transcript`] inside the caller's transaction.
+fn put_transcript_in(
+    tx: &Connection,
+    call_id: i64,
+    segments: &[Segment],
+    format: &str,
+    source: &str,
+    by: &str,
+) -> Result<usize, ComplianceError> {
     let exists = tx
         .prepare_cached("SELECT 1 FROM calls WHERE id = ?1")?
         .exists([call_id])?;
@@ -362,8 +379,28 @@ pub fn put_transcript(
             crate::clock::utc_now()
         ],
     )?;
-    tx.commit()?;
     Ok(segments.len())
+}
+
+/// One transcript in, from any door (CLI, HTTP): parsed (WebVTT or JSON, told apart by its
+/// start), checked against the call's length, stored in place of an earlier one, and audited as
+/// `transcript.import` by `by` in the same transaction. Returns the segment count and format.
+pub fn import_transcript(
+    conn: &Connection,
+    call_id: i64,
+    text: &str,
+    source: &str,
+    by: super::audit::Actor,
+) -> Result<(usize, &'static str), ComplianceError> {
+    let call = super::get_call_row(conn, call_id)?;
+    let (segments, format) = crate::qa::transcript::parse_for_call(text, call.duration_ms)?;
+    // The write lock first, as the audit chain needs (see `audit::append`).
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let n = put_transcript_in(&tx, call_id, &segments, format, source, by.name)?;
+    let detail = serde_json::json!({"format": format, "segments": n, "source": source});
+    super::audit::append(&tx, &by.event("transcript.import", Some(call_id), detail))?;
+    tx.commit()?;
+    Ok((n, format))
 }
 
 /// Milliseconds as SQLite's signed integer (times beyond i64, some 292 million years, are

@@ -18,8 +18,8 @@
 //! still recording, and never unlinks a file whose row is not `garbage`.
 
 use super::holds;
+use super::ledger;
 use super::{audit, StoreError};
-use crate::evidence::ledger;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 use std::path::Path;

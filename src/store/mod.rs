@@ -8,10 +8,10 @@
 pub mod alarms;
 pub mod audit;
 pub mod calibration;
-pub mod check;
 pub mod compliance;
 pub mod holds;
 pub mod identity;
+pub mod ledger;
 pub mod lifecycle;
 pub mod metrics;
 pub mod notes;
@@ -679,7 +679,7 @@ pub fn finalize_call(conn: &Connection, f: &Finalized) -> Result<(), StoreError>
     // writer. The entry is built from the row as just written.
     match get_call_row(&tx, f.call_id) {
         Ok(row) => {
-            crate::evidence::ledger::append_call(&tx, &row)?;
+            ledger::append_call(&tx, &row)?;
         }
         Err(StoreError::NoSuchCall(_)) => {}
         Err(e) => return Err(e),
@@ -737,6 +737,60 @@ pub fn update_meta(conn: &Connection, call_id: i64, m: &CallMeta) -> Result<(), 
     )?;
     Ok(())
 }
+
+/// Where a call is in its life: `recording` from the moment its row exists, then `complete`
+/// (stopped) or `interrupted` (crash, disk full, import of a damaged source); `garbage` while its
+/// deletion is in progress (store::lifecycle) and `deleted` after. The one list of them: the
+/// index, the API, the CLI and the pages all take it from here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallStatus {
+    Recording,
+    Complete,
+    Interrupted,
+    Garbage,
+    Deleted,
+}
+
+impl CallStatus {
+    pub const ALL: [CallStatus; 5] = [
+        CallStatus::Recording,
+        CallStatus::Complete,
+        CallStatus::Interrupted,
+        CallStatus::Garbage,
+        CallStatus::Deleted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallStatus::Recording => "recording",
+            CallStatus::Complete => "complete",
+            CallStatus::Interrupted => "interrupted",
+            CallStatus::Garbage => "garbage",
+            CallStatus::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<CallStatus, BadStatus> {
+        CallStatus::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| BadStatus(s.to_owned()))
+    }
+
+    /// The names, for messages: "recording, complete, interrupted, garbage or deleted".
+    pub fn names() -> String {
+        let names: Vec<&str> = CallStatus::ALL.iter().map(|c| c.as_str()).collect();
+        format!(
+            "{} or {}",
+            names[..names.len() - 1].join(", "),
+            names[names.len() - 1]
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown call status {:?}: use {}", .0, CallStatus::names())]
+pub struct BadStatus(pub String);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Interval {

@@ -8,8 +8,8 @@
 use super::{finalize_call, recording_calls, CallRow, Finalized, StoreError};
 use crate::clock::utc_plus_ms;
 use crate::codec::ogg_read;
+use crate::hash::sha256_hex;
 use rusqlite::Connection;
-use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::Path;
 
@@ -31,10 +31,6 @@ pub struct Recovered {
     pub bytes: u64,
     pub trimmed_bytes: u64,
     pub note: String,
-}
-
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
 }
 
 pub fn recover_all(conn: &Connection, storage_dir: &Path) -> Result<Vec<Recovered>, RecoveryError> {

@@ -5,10 +5,11 @@
 //! the SQL text. Each typical filter has an index (agent+start, number, duration, campaign+start,
 //! tag) so the search stays fast at a million calls (see `benches/search_1m.sh`).
 
-use super::{fill_details, row_to_call, CallRow, StoreError, CALL_COLUMNS};
+use super::{fill_details, row_to_call, CallRow, CallStatus, StoreError, CALL_COLUMNS};
 use rusqlite::types::Value;
 use rusqlite::Connection;
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// Counting stops here: "10 000+" is as useful to a reviewer as an exact figure and keeps broad
 /// searches from scanning the whole table.
@@ -87,6 +88,142 @@ pub struct Query {
     /// 0-based page.
     pub page: u32,
     pub per_page: u32,
+}
+
+/// A search parameter that is unknown or malformed; the text says which and what to write.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadQuery(pub String);
+
+/// The search parameters a query string may carry.
+pub const SEARCH_KEYS: [&str; 19] = [
+    "min_dead_air_s",
+    "min_overtalk_s",
+    "agent",
+    "seat",
+    "from",
+    "to",
+    "direction",
+    "number",
+    "campaign",
+    "min_duration_s",
+    "max_duration_s",
+    "status",
+    "tag",
+    "q",
+    "transcript",
+    "sort",
+    "order",
+    "page",
+    "per_page",
+];
+
+/// Search parameters from a query string (the web page, the API and sampling plans share
+/// them, so URLs are shareable).
+/// Empty values mean "no filter" because HTML forms submit empty fields.
+pub fn parse_params(q: &HashMap<String, String>) -> Result<Query, BadQuery> {
+    if let Some(k) = q.keys().find(|k| !SEARCH_KEYS.contains(&k.as_str())) {
+        return Err(BadQuery(format!(
+            "unknown search parameter {k:?}; use {}",
+            SEARCH_KEYS.join(", ")
+        )));
+    }
+    let get = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let text = |k: &str, max: usize| -> Result<Option<String>, BadQuery> {
+        match get(k) {
+            Some(v) if v.chars().count() > max => {
+                Err(BadQuery(format!("{k} is longer than {max} characters")))
+            }
+            v => Ok(v.map(str::to_owned)),
+        }
+    };
+    let num = |k: &str, min: i64, max: i64| -> Result<Option<i64>, BadQuery> {
+        get(k)
+            .map(|v| {
+                v.parse::<i64>()
+                    .ok()
+                    .filter(|n| (min..=max).contains(n))
+                    .ok_or_else(|| {
+                        BadQuery(format!(
+                            "{k} must be a whole number from {min} to {max}, not {v:?}"
+                        ))
+                    })
+            })
+            .transpose()
+    };
+    let date = |k: &str| -> Result<Option<String>, BadQuery> {
+        get(k)
+            .map(|v| {
+                crate::clock::parse_bound(v).ok_or_else(|| {
+                    BadQuery(format!(
+                        "{k} must be a date (2026-11-27) or RFC 3339 time, not {v:?}"
+                    ))
+                })
+            })
+            .transpose()
+    };
+    let one_of = |k: &str, allowed: &[&str]| -> Result<Option<String>, BadQuery> {
+        match get(k) {
+            Some(v) if !allowed.contains(&v) => Err(BadQuery(format!(
+                "{k} must be one of {}",
+                allowed.join(", ")
+            ))),
+            v => Ok(v.map(str::to_owned)),
+        }
+    };
+    let number_prefix = match get("number") {
+        None => None,
+        Some(v) => {
+            let n: String = v
+                .chars()
+                .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.'))
+                .collect();
+            if n.is_empty()
+                || n.len() > 32
+                || !n.chars().all(|c| c.is_ascii_digit() || "+*#".contains(c))
+            {
+                return Err(BadQuery(
+                    "number may hold only digits, + * # (a prefix of the remote number)".to_owned(),
+                ));
+            }
+            Some(n)
+        }
+    };
+    let sort = match get("sort") {
+        None => SortKey::Started,
+        Some(s) => SortKey::parse(s).ok_or_else(|| {
+            BadQuery("sort must be started, duration, agent or number".to_owned())
+        })?,
+    };
+    let ascending = one_of("order", &["asc", "desc"])?.is_some_and(|o| o == "asc");
+    let mut until_utc = date("to")?;
+    if let (Some(v), Some(u)) = (get("to"), until_utc.as_mut()) {
+        // A bare end date includes that whole day.
+        if chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").is_ok() {
+            *u = crate::clock::utc_plus_ms(u, 86_400_000);
+        }
+    }
+    Ok(Query {
+        agent: text("agent", 128)?,
+        seat: text("seat", 128)?,
+        since_utc: date("from")?,
+        until_utc,
+        direction: one_of("direction", &["inbound", "outbound"])?,
+        number_prefix,
+        campaign: text("campaign", 128)?,
+        min_duration_ms: num("min_duration_s", 0, 86_400 * 7)?.map(|s| s * 1000),
+        max_duration_ms: num("max_duration_s", 0, 86_400 * 7)?.map(|s| s * 1000),
+        status: one_of("status", &CallStatus::ALL.map(CallStatus::as_str))?,
+        tag: text("tag", 128)?,
+        text: text("q", 200)?,
+        transcript: text("transcript", 200)?,
+        min_dead_air_ms: num("min_dead_air_s", 0, 86_400)?.map(|s| s * 1000),
+        min_overtalk_ms: num("min_overtalk_s", 0, 86_400)?.map(|s| s * 1000),
+        sort,
+        ascending,
+        page: num("page", 1, 1_000_000)?.map_or(0, |p| (p - 1) as u32),
+        per_page: num("per_page", 1, 200)?.map_or(50, |p| p as u32),
+    })
 }
 
 #[derive(Debug, Clone, Serialize)]

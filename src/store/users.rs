@@ -4,13 +4,14 @@
 //! hashes, so a copy of the database does not let anyone log in. Nothing here ever logs or
 //! returns a password or token except the freshly made one handed back to the caller once.
 
+use super::audit::{self, Actor};
 use super::StoreError;
+use crate::hash::sha256_hex;
 use argon2::password_hash::{phc::PasswordHash, PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
 use chrono::Utc;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -67,6 +68,8 @@ pub enum UserError {
     Random(String),
     #[error("API token name {0:?} is taken or invalid: use 1-64 of a-z 0-9 . _ -")]
     BadTokenName(String),
+    #[error("{0:?}: not an enabled admin account, or wrong password (read from stdin); nothing was changed")]
+    NotAdmin(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -88,10 +91,6 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], UserError> {
 /// 256 random bits, hex: session ids, CSRF tokens, API tokens.
 pub fn random_token() -> Result<String, UserError> {
     Ok(hex::encode(random_bytes::<32>()?))
-}
-
-pub fn sha256_hex(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))
 }
 
 /// A one-time password: 20 characters from an alphabet without look-alikes (≈ 100 bits).
@@ -176,28 +175,48 @@ pub struct NewUser<'a> {
     pub must_change: bool,
 }
 
-pub fn add_user(conn: &Connection, u: &NewUser) -> Result<User, UserError> {
+/// Adds an account, audited as `user.add` by `by` in the same transaction.
+pub fn add_user(conn: &Connection, u: &NewUser, by: Actor) -> Result<User, UserError> {
     if !valid_name(u.username) {
         return Err(UserError::BadName(u.username.to_owned()));
     }
-    if get_user(conn, u.username)?.is_some() {
-        return Err(UserError::Exists(u.username.to_owned()));
-    }
     let hash = hash_password(u.password)?;
-    conn.execute(
-        "INSERT INTO users (username, role, agent_id, team, password_hash, must_change, created_at_utc)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            u.username,
-            u.role.as_str(),
-            u.agent_id,
-            u.team,
-            hash,
-            u.must_change,
-            crate::clock::utc_now()
-        ],
-    )?;
-    get_user(conn, u.username)?.ok_or_else(|| UserError::NoSuchUser(u.username.to_owned()))
+    write_tx(conn, |tx| {
+        if get_user(tx, u.username)?.is_some() {
+            return Err(UserError::Exists(u.username.to_owned()));
+        }
+        tx.execute(
+            "INSERT INTO users (username, role, agent_id, team, password_hash, must_change, created_at_utc)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                u.username,
+                u.role.as_str(),
+                u.agent_id,
+                u.team,
+                hash,
+                u.must_change,
+                crate::clock::utc_now()
+            ],
+        )?;
+        let detail = serde_json::json!({"user": u.username, "role": u.role, "agent_id": u.agent_id, "team": u.team});
+        audit::append(tx, &by.event("user.add", None, detail))?;
+        get_user(tx, u.username)?.ok_or_else(|| UserError::NoSuchUser(u.username.to_owned()))
+    })
+}
+
+/// Runs `f` in a transaction that holds the write lock (the audit chain needs it, see
+/// [`audit::append`]), or inside the caller's transaction when there is one.
+fn write_tx<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, UserError>,
+) -> Result<T, UserError> {
+    if !conn.is_autocommit() {
+        return f(conn);
+    }
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let out = f(&tx)?;
+    tx.commit()?;
+    Ok(out)
 }
 
 pub fn get_user(conn: &Connection, username: &str) -> Result<Option<User>, UserError> {
@@ -230,15 +249,49 @@ pub fn count_users(conn: &Connection) -> Result<i64, UserError> {
     Ok(conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?)
 }
 
-/// Sets a new password, clears any lockout and ends every session of that user.
-pub fn set_password(
+/// Sets a new password chosen or seen by someone else (an admin's reset, a one-time password):
+/// clears any lockout, ends every session of that user, and is audited as `user.passwd`.
+pub fn reset_password(
     conn: &Connection,
     username: &str,
     password: &str,
     must_change: bool,
+    by: Actor,
 ) -> Result<(), UserError> {
     let hash = hash_password(password)?;
-    let n = conn.execute(
+    write_tx(conn, |tx| {
+        store_password(tx, username, &hash, must_change)?;
+        let detail = serde_json::json!({"user": username});
+        audit::append(tx, &by.event("user.passwd", None, detail))?;
+        Ok(())
+    })
+}
+
+/// A user's change of their own password (the old one already checked): ends every session of
+/// that user, and is audited as `password.change`.
+pub fn change_own_password(
+    conn: &Connection,
+    username: &str,
+    password: &str,
+    by: Actor,
+) -> Result<(), UserError> {
+    let hash = hash_password(password)?;
+    write_tx(conn, |tx| {
+        store_password(tx, username, &hash, false)?;
+        let detail = serde_json::json!({"user": username});
+        audit::append(tx, &by.event("password.change", None, detail))?;
+        Ok(())
+    })
+}
+
+/// Stores a password hash, clears any lockout and ends every session of that user.
+fn store_password(
+    tx: &Connection,
+    username: &str,
+    hash: &str,
+    must_change: bool,
+) -> Result<(), UserError> {
+    let n = tx.execute(
         "UPDATE users SET password_hash = ?2, must_change = ?3, failed_logins = 0,
              locked_until_utc = NULL, password_changed_at_utc = ?4 WHERE username = ?1",
         params![username, hash, must_change, crate::clock::utc_now()],
@@ -246,47 +299,92 @@ pub fn set_password(
     if n == 0 {
         return Err(UserError::NoSuchUser(username.to_owned()));
     }
-    conn.execute(
+    tx.execute(
         "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = ?1)",
         [username],
     )?;
     Ok(())
 }
 
-/// Disables or re-enables an account; disabling ends its sessions at once.
-pub fn set_disabled(conn: &Connection, username: &str, disabled: bool) -> Result<(), UserError> {
-    let n = conn.execute(
-        "UPDATE users SET disabled = ?2 WHERE username = ?1",
-        params![username, disabled],
-    )?;
-    if n == 0 {
-        return Err(UserError::NoSuchUser(username.to_owned()));
-    }
-    if disabled {
-        conn.execute(
-            "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = ?1)",
-            [username],
+/// Disables or re-enables an account (audited as `user.disable` / `user.enable`); disabling
+/// ends its sessions at once.
+pub fn set_disabled(
+    conn: &Connection,
+    username: &str,
+    disabled: bool,
+    by: Actor,
+) -> Result<(), UserError> {
+    write_tx(conn, |tx| {
+        let n = tx.execute(
+            "UPDATE users SET disabled = ?2 WHERE username = ?1",
+            params![username, disabled],
         )?;
-    }
-    Ok(())
+        if n == 0 {
+            return Err(UserError::NoSuchUser(username.to_owned()));
+        }
+        if disabled {
+            tx.execute(
+                "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = ?1)",
+                [username],
+            )?;
+        }
+        let action = if disabled {
+            "user.disable"
+        } else {
+            "user.enable"
+        };
+        audit::append(
+            tx,
+            &by.event(action, None, serde_json::json!({"user": username})),
+        )?;
+        Ok(())
+    })
 }
 
+/// Changes an account's role, agent id and team, audited as `user.role`.
 pub fn set_role(
     conn: &Connection,
     username: &str,
     role: Role,
     agent_id: Option<&str>,
     team: Option<&str>,
+    by: Actor,
 ) -> Result<(), UserError> {
-    let n = conn.execute(
-        "UPDATE users SET role = ?2, agent_id = ?3, team = ?4 WHERE username = ?1",
-        params![username, role.as_str(), agent_id, team],
-    )?;
-    if n == 0 {
-        return Err(UserError::NoSuchUser(username.to_owned()));
+    write_tx(conn, |tx| {
+        let n = tx.execute(
+            "UPDATE users SET role = ?2, agent_id = ?3, team = ?4 WHERE username = ?1",
+            params![username, role.as_str(), agent_id, team],
+        )?;
+        if n == 0 {
+            return Err(UserError::NoSuchUser(username.to_owned()));
+        }
+        let detail =
+            serde_json::json!({"user": username, "role": role, "agent_id": agent_id, "team": team});
+        audit::append(tx, &by.event("user.role", None, detail))?;
+        // A changed role takes effect on the next request: sessions look the user up every time.
+        Ok(())
+    })
+}
+
+/// Checks that `username` is an enabled admin whose password is `password`: the proof a
+/// second person gives before a hold, a release or an erasure. The same answer for every way
+/// of failing, so it tells a guesser nothing.
+pub fn authenticate_admin(
+    conn: &Connection,
+    username: &str,
+    password: &str,
+) -> Result<User, UserError> {
+    let user = get_user(conn, username)?;
+    match user {
+        Some(u)
+            if !u.disabled
+                && u.role == Role::Admin
+                && verify_password(password, &password_hash_of(conn, u.id)?) =>
+        {
+            Ok(u)
+        }
+        _ => Err(UserError::NotAdmin(username.to_owned())),
     }
-    // A changed role takes effect on the next request: sessions look the user up every time.
-    Ok(())
 }
 
 /// Counts a failed login; returns the lockout end if this failure locked the account.
@@ -491,27 +589,34 @@ fn row_to_token(r: &rusqlite::Row) -> rusqlite::Result<ApiToken> {
     })
 }
 
-/// Makes an API token for one integration; returns the secret (shown once) and its record.
+/// Makes an API token for one integration, audited as `token.add`; returns the secret (shown
+/// once) and its record.
 pub fn add_token(
     conn: &Connection,
     name: &str,
-    created_by: &str,
+    by: Actor,
 ) -> Result<(String, ApiToken), UserError> {
     if !valid_name(name) {
         return Err(UserError::BadTokenName(name.to_owned()));
     }
     let secret = format!("crt_{}", random_token()?);
-    conn.execute(
-        "INSERT INTO api_tokens (name, token_sha256, created_by, created_at_utc) VALUES (?1, ?2, ?3, ?4)",
-        params![name, sha256_hex(&secret), created_by, crate::clock::utc_now()],
-    )
-    .map_err(|_| UserError::BadTokenName(name.to_owned()))?;
-    let tok = conn.query_row(
-        "SELECT id, name, created_by, created_at_utc, revoked_at_utc, last_used_utc FROM api_tokens WHERE name = ?1",
-        [name],
-        row_to_token,
-    )?;
-    Ok((secret, tok))
+    write_tx(conn, |tx| {
+        tx.execute(
+            "INSERT INTO api_tokens (name, token_sha256, created_by, created_at_utc) VALUES (?1, ?2, ?3, ?4)",
+            params![name, sha256_hex(&secret), by.name, crate::clock::utc_now()],
+        )
+        .map_err(|_| UserError::BadTokenName(name.to_owned()))?;
+        let tok = tx.query_row(
+            "SELECT id, name, created_by, created_at_utc, revoked_at_utc, last_used_utc FROM api_tokens WHERE name = ?1",
+            [name],
+            row_to_token,
+        )?;
+        audit::append(
+            tx,
+            &by.event("token.add", None, serde_json::json!({"token": name})),
+        )?;
+        Ok((secret, tok))
+    })
 }
 
 pub fn lookup_token(conn: &Connection, secret: &str) -> Result<Option<ApiToken>, UserError> {
@@ -540,15 +645,22 @@ pub fn list_tokens(conn: &Connection) -> Result<Vec<ApiToken>, UserError> {
     Ok(v)
 }
 
-pub fn revoke_token(conn: &Connection, name: &str) -> Result<(), UserError> {
-    let n = conn.execute(
-        "UPDATE api_tokens SET revoked_at_utc = ?2 WHERE name = ?1 AND revoked_at_utc IS NULL",
-        params![name, crate::clock::utc_now()],
-    )?;
-    if n == 0 {
-        return Err(UserError::NoSuchUser(format!("token {name}")));
-    }
-    Ok(())
+/// Revokes a token at once, audited as `token.revoke`.
+pub fn revoke_token(conn: &Connection, name: &str, by: Actor) -> Result<(), UserError> {
+    write_tx(conn, |tx| {
+        let n = tx.execute(
+            "UPDATE api_tokens SET revoked_at_utc = ?2 WHERE name = ?1 AND revoked_at_utc IS NULL",
+            params![name, crate::clock::utc_now()],
+        )?;
+        if n == 0 {
+            return Err(UserError::NoSuchUser(format!("token {name}")));
+        }
+        audit::append(
+            tx,
+            &by.event("token.revoke", None, serde_json::json!({"token": name})),
+        )?;
+        Ok(())
+    })
 }
 
 #[cfg(test)]
@@ -560,6 +672,7 @@ mod tests {
     fn passwords_sessions_and_lockout() -> TestResult {
         let dir = tempfile::tempdir()?;
         let conn = super::super::open_rw(&dir.path().join("u.db"))?;
+        let by = Actor::local("cli:test");
         assert!(matches!(
             hash_password("short"),
             Err(UserError::ShortPassword)
@@ -574,6 +687,7 @@ mod tests {
                 password: "correct horse battery",
                 must_change: true,
             },
+            by,
         )?;
         assert_eq!(u.agent_id, "alice");
         let phc = password_hash_of(&conn, u.id)?;
@@ -590,7 +704,8 @@ mod tests {
                     team: None,
                     password: "correct horse battery",
                     must_change: true
-                }
+                },
+                by
             ),
             Err(UserError::BadName(_))
         ));
@@ -607,7 +722,7 @@ mod tests {
         let locked = get_user(&conn, "alice")?.ok_or("not found")?;
         assert!(locked.locked_until_utc.is_some());
 
-        set_password(&conn, "alice", "another long password", false)?;
+        reset_password(&conn, "alice", "another long password", false, by)?;
         assert!(
             lookup_session(&conn, &cookie, 60, 3600)?.is_none(),
             "a password change ends sessions"
@@ -615,9 +730,24 @@ mod tests {
         let after = get_user(&conn, "alice")?.ok_or("not found")?;
         assert!(after.locked_until_utc.is_none() && !after.must_change);
 
-        let (secret, t) = add_token(&conn, "cti", "admin")?;
+        let (secret, t) = add_token(&conn, "cti", Actor::local("admin"))?;
         assert_eq!(lookup_token(&conn, &secret)?.ok_or("not found")?.id, t.id);
-        revoke_token(&conn, "cti")?;
+        revoke_token(&conn, "cti", by)?;
+        // Each change wrote its audit row, in order, with who made it.
+        let actions: Vec<(String, String)> = conn
+            .prepare("SELECT action, actor FROM audit ORDER BY id")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let want = [
+            ("user.add", "cli:test"),
+            ("user.passwd", "cli:test"),
+            ("token.add", "admin"),
+            ("token.revoke", "cli:test"),
+        ];
+        assert_eq!(
+            actions,
+            want.map(|(a, b)| (a.to_owned(), b.to_owned())).to_vec()
+        );
         assert!(lookup_token(&conn, &secret)?.is_none());
         Ok(())
     }

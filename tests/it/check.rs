@@ -3,13 +3,13 @@
 //! and kind without changing anything, each repair flag fixes exactly its class (audited), a
 //! hash mismatch is never "repaired", and repairs are refused while a recorder runs.
 //!
-//! Drives the library entry point `callrec::store::check::run` (CLI: `callrec check
+//! Drives the library entry point `callrec::check::run` (CLI: `callrec check
 //! [--repair-...]`).
 
 use crate::common::*;
+use callrec::check::{self, CheckError, CheckOptions, CheckReport, Repair};
 use callrec::config::Config;
 use callrec::evidence::verify::ProblemKind as K;
-use callrec::store::check::{self, CheckError, CheckOptions, CheckReport, Repair};
 use callrec::store::lifecycle::{self, Deletion, DeletionKind};
 use rusqlite::Connection;
 use std::collections::BTreeMap;
@@ -46,7 +46,7 @@ fn files(storage: &Path) -> BTreeMap<String, String> {
             if p.is_dir() {
                 stack.push(p);
             } else if p.is_file() && !rel.starts_with("callrec.db") {
-                out.insert(rel, callrec::evidence::sha256_file(&p).unwrap().0);
+                out.insert(rel, callrec::hash::sha256_file(&p).unwrap().0);
             }
         }
     }
@@ -246,8 +246,8 @@ fn check_names_each_problem_and_each_flag_repairs_only_its_class() {
         text.contains(&format!(
             "[hash_mismatch] call {b}: {}: content changed: SHA-256 differs from the index (expected sha256 {}, found sha256 {}) (never repaired",
             s(&fb),
-            callrec::evidence::sha256_hex(&want_b),
-            callrec::evidence::sha256_hex(&tampered),
+            callrec::hash::sha256_hex(&want_b),
+            callrec::hash::sha256_hex(&tampered),
         )),
         "{text}"
     );

@@ -420,6 +420,7 @@ fn pressure_guard_deletes_the_oldest_calls_not_on_hold() {
                 password: "correct horse battery staple",
                 must_change: false,
             },
+            callrec::store::audit::Actor::local("test"),
         )
         .unwrap();
         callrec::store::holds::place(

@@ -81,6 +81,7 @@ fn add_admin(conn: &Connection, name: &str, password: &str) {
             password,
             must_change: false,
         },
+        callrec::store::audit::Actor::local("test"),
     )
     .unwrap();
 }
@@ -414,7 +415,7 @@ fn retention_holds_erasure_and_the_garbage_step_on_a_fake_clock() {
     assert_eq!(ids(&p.delete), vec![b]);
 
     // The ledger still verifies end to end, with two call entries' files gone.
-    let chain = callrec::evidence::ledger::verify_chain(&conn).unwrap();
+    let chain = callrec::store::ledger::verify_chain(&conn).unwrap();
     assert!(chain.problems.is_empty(), "{:?}", chain.problems);
     let tombstones: i64 = conn
         .query_row(

@@ -976,7 +976,7 @@ fn agents_see_only_their_calls_and_filters_are_data() {
         "1; DROP TABLE calls; --",
         "\") OR 1=1 --",
     ] {
-        for key in callrec::serve::api::SEARCH_KEYS {
+        for key in callrec::store::search::SEARCH_KEYS {
             let path = format!("/api/calls?{key}={}", url_enc(evil));
             let r = qa.get(&path);
             match r.status {

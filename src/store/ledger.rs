@@ -50,7 +50,7 @@
 //! removes from the index must not survive in it. The number stays bound to the evidence through
 //! the file's OpusTags, which `file_sha256` covers while the file exists.
 
-use crate::store::{CallRow, StoreError};
+use super::{CallRow, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -318,7 +318,7 @@ pub fn check_entry(e: &Entry) -> Vec<String> {
         out.push(format!("unknown kind {:?}", e.kind));
     }
     if let Some(f) = &e.file_sha256 {
-        if !super::is_sha256_hex(f) {
+        if !crate::hash::is_sha256_hex(f) {
             out.push(format!("file_sha256 {f:?} is not 64 lowercase hex digits"));
         }
     }

@@ -1,16 +1,18 @@
 //! The data-lifecycle commands of the CLI: `retention run`, `hold place|release|list`,
 //! `erase` and `check`. Argument parsing and printing only; the rules live in `store::retention`,
-//! `store::holds`, `store::lifecycle` and `evidence::erasure`.
+//! `store::holds`, `store::lifecycle`, `evidence::erasure` and `check`.
 //!
 //! Holds and erasure change what the box keeps, so they name an admin account (`--by`) and
 //! read that account's password from stdin: the "second admin" who releases a hold is then a
 //! real second person, not a name typed by the first. These commands never run without that.
 
+use super::{cli_actor, open_index, read_password_stdin};
 use anyhow::bail;
+use callrec::check;
 use callrec::clock::utc_now;
 use callrec::config::Config;
 use callrec::evidence::{self, erasure};
-use callrec::store::{check, holds, retention, users};
+use callrec::store::{holds, retention, users};
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
 
@@ -68,29 +70,20 @@ pub enum HoldCmd {
 
 /// Reads the password of `username` from stdin and checks it is an enabled admin's.
 fn authenticate_admin(conn: &rusqlite::Connection, username: &str) -> anyhow::Result<()> {
-    let password = crate::read_password_stdin()?;
-    let user = users::get_user(conn, username)?;
-    let ok = match &user {
-        Some(u) if !u.disabled && u.role == users::Role::Admin => {
-            users::verify_password(&password, &users::password_hash_of(conn, u.id)?)
-        }
-        _ => false,
-    };
-    if !ok {
-        bail!("{username:?}: not an enabled admin account, or wrong password (read from stdin); nothing was changed");
-    }
+    let password = read_password_stdin()?;
+    users::authenticate_admin(conn, username, &password)?;
     Ok(())
 }
 
-pub fn retention_cmd(cfg: &Config, cmd: RetentionCmd) -> anyhow::Result<()> {
+pub fn retention(cfg: &Config, cmd: RetentionCmd) -> anyhow::Result<()> {
     let RetentionCmd::Run { dry_run, json } = cmd;
-    let conn = crate::open_index(cfg)?;
+    let conn = open_index(cfg)?;
     let out = retention::run(
         &conn,
         &cfg.storage.dir,
         &cfg.retention,
         chrono::Utc::now(),
-        &crate::cli_actor(),
+        &cli_actor(),
         dry_run,
     )?;
     if json {
@@ -129,8 +122,8 @@ pub fn retention_cmd(cfg: &Config, cmd: RetentionCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn hold_cmd(cfg: &Config, cmd: HoldCmd) -> anyhow::Result<()> {
-    let conn = crate::open_index(cfg)?;
+pub fn hold(cfg: &Config, cmd: HoldCmd) -> anyhow::Result<()> {
+    let conn = open_index(cfg)?;
     match cmd {
         HoldCmd::Place {
             call,
@@ -201,17 +194,29 @@ fn describe(s: &holds::Scope) -> String {
     }
 }
 
+#[derive(clap::Args)]
 pub struct EraseArgs {
-    pub number: String,
-    pub request: String,
-    pub by: String,
-    pub out: Option<PathBuf>,
-    pub dry_run: bool,
-    pub json: bool,
+    /// The customer's number (any notation; only its digits count).
+    #[arg(long)]
+    number: String,
+    /// The erasure request's ticket or case id (recorded; must not contain the number).
+    #[arg(long)]
+    request: String,
+    /// The admin account carrying out the request.
+    #[arg(long, required_unless_present = "dry_run")]
+    by: Option<String>,
+    /// Folder for the signed receipt (receipt.json, receipt.sig, box.pub).
+    #[arg(long, required_unless_present = "dry_run")]
+    out: Option<PathBuf>,
+    /// Only list the calls the request would touch.
+    #[arg(long)]
+    dry_run: bool,
+    #[arg(long)]
+    json: bool,
 }
 
-pub fn erase_cmd(cfg: &Config, a: EraseArgs) -> anyhow::Result<()> {
-    let conn = crate::open_index(cfg)?;
+pub fn erase(cfg: &Config, a: EraseArgs) -> anyhow::Result<()> {
+    let conn = open_index(cfg)?;
     if a.dry_run {
         let f = erasure::find(&conn, &a.number)?;
         if a.json {
@@ -236,7 +241,8 @@ pub fn erase_cmd(cfg: &Config, a: EraseArgs) -> anyhow::Result<()> {
     let Some(out) = a.out else {
         bail!("--out DIR is required: the signed receipt is written there");
     };
-    authenticate_admin(&conn, &a.by)?;
+    let by = a.by.unwrap_or_default();
+    authenticate_admin(&conn, &by)?;
     let (key, _) = evidence::key::ensure(&cfg.storage.dir)?;
     let e = erasure::erase(
         &conn,
@@ -246,7 +252,7 @@ pub fn erase_cmd(cfg: &Config, a: EraseArgs) -> anyhow::Result<()> {
         &erasure::Request {
             number: &a.number,
             reference: &a.request,
-            actor: &a.by,
+            actor: &by,
             now_utc: &utc_now(),
         },
     )?;
@@ -307,7 +313,7 @@ pub struct CheckArgs {
     json: bool,
 }
 
-pub fn check_cmd(cfg: &Config, a: CheckArgs) -> anyhow::Result<()> {
+pub fn check(cfg: &Config, a: CheckArgs) -> anyhow::Result<()> {
     let opts = if a.repair {
         check::CheckOptions::repair_all()
     } else {

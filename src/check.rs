@@ -1,6 +1,9 @@
 //! `callrec check [--repair-...]`: consistency between the index, the files, the ledger, the
 //! peaks and the audit log, with repairs that each need their own explicit flag.
 //!
+//! It sits above both `store` and `evidence` (it reuses the store scan of `evidence::verify`),
+//! which is why it belongs to neither.
+//!
 //! The invariant (after Moonfire NVR's `check`), checked as written:
 //! - the index passes `PRAGMA integrity_check` and `PRAGMA foreign_key_check`, and STORAGE-ID,
 //!   the index and `storage.id` name the same storage;
@@ -24,13 +27,14 @@
 //! hash into the ledger, or derive peaks from audio, that does not match its row; repair while a
 //! recorder holds the storage lock.
 
-use super::lifecycle::{self, LifecycleError};
-use super::recovery::{self, RecoveryError};
-use super::{audit, CallRow, StoreError};
 use crate::config::Config;
 use crate::dsp::peaks;
 use crate::evidence::verify::{self, mismatch, problem, Problem, ProblemKind, VerifyError};
-use crate::evidence::{ledger, sha256_file, sha256_hex};
+use crate::hash::{sha256_file, sha256_hex};
+use crate::store::ledger;
+use crate::store::lifecycle::{self, LifecycleError};
+use crate::store::recovery::{self, RecoveryError};
+use crate::store::{audit, CallRow, StoreError};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashSet};
@@ -384,21 +388,21 @@ pub fn run(cfg: &Config, opts: &CheckOptions) -> Result<CheckReport, CheckError>
         return Err(CheckError::NoIndex(db.display().to_string()));
     }
     if !opts.any_repair() {
-        let conn = super::open_ro(&db)?;
+        let conn = crate::store::open_ro(&db)?;
         // A read-only check cannot upgrade the index, and the scan needs the current columns.
         let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        if found < super::schema_version() {
+        if found < crate::store::schema_version() {
             return Err(CheckError::OldSchema {
                 found,
-                current: super::schema_version(),
+                current: crate::store::schema_version(),
             });
         }
         return inspect(&conn, cfg, || recorder_holds_lock(dir));
     }
-    super::identity::precheck(dir, cfg.storage.id.as_deref())
+    crate::store::identity::precheck(dir, cfg.storage.id.as_deref())
         .map_err(|e| CheckError::Identity(e.to_string()))?;
     let _lock = take_lock(dir)?;
-    let conn = super::open_rw(&db)?;
+    let conn = crate::store::open_rw(&db)?;
     // We hold the lock: no recorder runs, so every `recording` row is stuck.
     let before = inspect(&conn, cfg, || Ok(false))?;
     if let Some(p) = before
@@ -549,8 +553,8 @@ fn identity_problems(
     dir: &Path,
     configured: Option<&str>,
 ) -> Result<Vec<Problem>, CheckError> {
-    let file_path = dir.join(super::identity::FILE);
-    let name = Some(super::identity::FILE);
+    let file_path = dir.join(crate::store::identity::FILE);
+    let name = Some(crate::store::identity::FILE);
     let mut out = Vec::new();
     let file = match std::fs::read_to_string(&file_path) {
         Ok(t) => Some(t.trim().to_owned()),
@@ -774,7 +778,7 @@ fn repair_recording(
 ) -> Result<Vec<i64>, CheckError> {
     let mut recovered = Vec::new();
     for id in ids_of(before, &[ProblemKind::StuckRecording]) {
-        let row = super::get_call_row(conn, id)?;
+        let row = crate::store::get_call_row(conn, id)?;
         let mut done = RepairDone {
             repair: Repair::Recording,
             call_id: Some(id),
@@ -833,7 +837,7 @@ fn repair_ledger(
         }
         // One transaction with the write lock: the row read, the entry and its audit row.
         let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-        let row = super::get_call_row(&tx, id)?;
+        let row = crate::store::get_call_row(&tx, id)?;
         done.path = Some(row.rel_path.clone());
         if !is_finished(&row) {
             done.error = Some(format!("status is now {}; left alone", row.status));
@@ -879,7 +883,7 @@ fn repair_garbage(
         Err(e) => Some(e.to_string()),
     };
     for id in ids {
-        let row = super::get_call_row(conn, id)?;
+        let row = crate::store::get_call_row(conn, id)?;
         let mut done = RepairDone {
             repair: Repair::Garbage,
             call_id: Some(id),
@@ -1053,13 +1057,13 @@ fn repair_peaks(
         &[ProblemKind::PeaksMissing, ProblemKind::PeaksCorrupt],
     );
     for id in recovered {
-        let row = super::get_call_row(conn, *id)?;
+        let row = crate::store::get_call_row(conn, *id)?;
         if row.sha256.is_some() && peaks_problem(dir, &row).is_some() {
             ids.insert(*id);
         }
     }
     for id in ids {
-        let row = super::get_call_row(conn, id)?;
+        let row = crate::store::get_call_row(conn, id)?;
         let rel = peaks_rel(&row.rel_path);
         let mut done = RepairDone {
             repair: Repair::Peaks,
@@ -1112,8 +1116,8 @@ mod tests {
     #[test]
     fn identity_disagreements_are_named() -> TestResult {
         let dir = tempfile::tempdir()?;
-        let conn = super::super::open_rw(&dir.path().join("callrec.db"))?;
-        let (id, _) = super::super::identity::ensure(dir.path(), &conn, None)?;
+        let conn = crate::store::open_rw(&dir.path().join("callrec.db"))?;
+        let (id, _) = crate::store::identity::ensure(dir.path(), &conn, None)?;
         assert!(identity_problems(&conn, dir.path(), Some(&id))?.is_empty());
         let other = "0".repeat(32);
         let p = identity_problems(&conn, dir.path(), Some(&other))?;
@@ -1123,7 +1127,7 @@ mod tests {
             Some(format!("storage {other}").as_str())
         );
         std::fs::write(
-            dir.path().join(super::super::identity::FILE),
+            dir.path().join(crate::store::identity::FILE),
             format!("{other}\n"),
         )?;
         let p = identity_problems(&conn, dir.path(), None)?;
@@ -1139,10 +1143,10 @@ mod tests {
     #[test]
     fn peaks_must_parse_and_cover_the_call() -> TestResult {
         let dir = tempfile::tempdir()?;
-        let conn = super::super::open_rw(&dir.path().join("callrec.db"))?;
-        let (id, rel) = super::super::insert_call(
+        let conn = crate::store::open_rw(&dir.path().join("callrec.db"))?;
+        let (id, rel) = crate::store::insert_call(
             &conn,
-            &super::super::NewCall {
+            &crate::store::NewCall {
                 box_id: "b".into(),
                 seat_id: "s1".into(),
                 mode: "control".into(),
@@ -1152,7 +1156,7 @@ mod tests {
                 ..Default::default()
             },
         )?;
-        let mut row = super::super::get_call_row(&conn, id)?;
+        let mut row = crate::store::get_call_row(&conn, id)?;
         row.duration_ms = 3000;
         let dat = dir.path().join(peaks_rel(&rel));
         std::fs::create_dir_all(dat.parent().ok_or("no parent")?)?;

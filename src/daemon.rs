@@ -1,0 +1,85 @@
+//! The long-running processes, assembled: `callrec record` (the recorder), `callrec serve` (the
+//! web service) and `callrec run` (both in one process, for the demo and small boxes).
+//!
+//! Start-up order and signal handling live here once, for all three: the box key is made or
+//! loaded before anything records, SIGTERM/SIGINT ask for a clean stop (a second signal exits at
+//! once), and in `run` the index is migrated before either half opens it.
+//!
+//! This module must never let the web half stop the recorder: a web service that fails to start
+//! or dies is logged, and recording goes on.
+
+use crate::config::Config;
+use crate::{evidence, record, serve, store};
+use anyhow::Context;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// The recorder daemon until SIGTERM/SIGINT.
+pub fn record(cfg: Config) -> anyhow::Result<()> {
+    box_key_at_start(&cfg);
+    record::run(cfg)
+}
+
+/// The web service until SIGTERM/SIGINT.
+pub fn serve(cfg: Config) -> anyhow::Result<()> {
+    box_key_at_start(&cfg);
+    let stop = stop_on_signals()?;
+    serve::run(cfg, stop)
+}
+
+/// Recorder and web service in one process. Recording never depends on the web half: if the
+/// server cannot start (port taken, bad certificate) the error is logged and recording goes on.
+pub fn run_both(cfg: Config) -> anyhow::Result<()> {
+    box_key_at_start(&cfg);
+    std::fs::create_dir_all(&cfg.storage.dir)
+        .with_context(|| format!("creating storage dir {}", cfg.storage.dir.display()))?;
+    // Migrate once, before either half opens the index.
+    drop(store::open_rw(&cfg.db_path())?);
+    if !cfg.server.enabled {
+        return record::run(cfg);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let (web_cfg, web_stop) = (cfg.clone(), stop.clone());
+    let server = std::thread::Builder::new()
+        .name("web".into())
+        .spawn(move || {
+            if let Err(e) = serve::run(web_cfg, web_stop) {
+                tracing::error!("web service stopped: {e:#}; recording continues");
+            }
+        })?;
+    let result = record::run(cfg);
+    stop.store(true, Ordering::Relaxed);
+    let _ = server.join();
+    result
+}
+
+/// A flag set by the first SIGTERM or SIGINT; a second one exits at once (status 1).
+pub fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone())?;
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    Ok(stop)
+}
+
+/// Makes the box key on first start (or loads it) and logs its fingerprint. Recording never
+/// depends on it: a problem is logged and the daemon goes on; `callrec export` then refuses with
+/// the same reason until it is fixed.
+fn box_key_at_start(cfg: &Config) {
+    // An unmounted or wrong disk: write nothing (the recorder and server refuse it next).
+    if store::identity::precheck(&cfg.storage.dir, cfg.storage.id.as_deref()).is_err() {
+        return;
+    }
+    match evidence::key::ensure(&cfg.storage.dir) {
+        Ok((k, made)) => tracing::info!(
+            fingerprint_sha256 = k.fingerprint_sha256(),
+            "{} box key {}",
+            if made { "made a new" } else { "using" },
+            k.paths.public.display()
+        ),
+        Err(e) => tracing::error!(
+            "box key: {e}. Recording goes on; evidence export is refused until this is fixed"
+        ),
+    }
+}

@@ -1,0 +1,59 @@
+//! Who may call which route: the access levels, the rule each route carries, and the one
+//! function that decides. Pure policy over an [`Identity`]: no I/O, no requests, no HTML.
+//!
+//! `routes.rs` gives every route a rule (no route without one); `guard.rs` enforces it.
+
+use super::identity::{Caller, Identity};
+use crate::store::users::Role;
+use axum::http::Method;
+
+/// Who may call a route.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Access {
+    /// Anyone: login, health, static assets.
+    Public,
+    /// Any logged-in user, even one who still has to change a one-time password.
+    Session,
+    /// Logged-in users with one of these roles.
+    Roles(&'static [Role]),
+    /// API tokens (CTI integrations), and admin/supervisor sessions.
+    Control,
+    /// Loopback without login (the local Prometheus), or admin/supervisor/auditor sessions.
+    Metrics,
+}
+
+pub const EVERYONE: &[Role] = &Role::ALL;
+pub const REVIEWERS: &[Role] = &[Role::Admin, Role::Supervisor, Role::Qa];
+pub const AUDITORS: &[Role] = &[Role::Admin, Role::Auditor];
+pub const SUPERVISORS: &[Role] = &[Role::Admin, Role::Supervisor];
+pub const ADMINS: &[Role] = &[Role::Admin];
+pub const AGENTS: &[Role] = &[Role::Agent];
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+    /// The CSRF token may come in the query string (only for `navigator.sendBeacon`).
+    pub csrf_in_query: bool,
+}
+
+/// Whether `id` may use a route with this rule's access (`loopback`: the request came from
+/// this machine).
+pub fn allowed(access: &Access, id: &Identity, loopback: bool) -> bool {
+    match (access, &id.caller) {
+        (Access::Public, _) => true,
+        (Access::Session, Caller::User { .. }) => true,
+        (Access::Roles(roles), Caller::User { user, .. }) => roles.contains(&user.role),
+        (Access::Control, Caller::Token(_)) => true,
+        (Access::Control, Caller::User { user, .. }) => {
+            matches!(user.role, Role::Admin | Role::Supervisor)
+        }
+        // The local Prometheus scrapes without an account; from elsewhere a session is needed.
+        (Access::Metrics, _) if loopback => true,
+        (Access::Metrics, Caller::User { user, .. }) => {
+            matches!(user.role, Role::Admin | Role::Supervisor | Role::Auditor)
+        }
+        _ => false,
+    }
+}

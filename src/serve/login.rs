@@ -1,0 +1,380 @@
+//! Logging in and out, and changing one's password: the pages and their handlers. Login
+//! checks a per-form token against a cookie, limits attempts per client address, locks an
+//! account after repeated failures, takes the same time for unknown, locked and disabled
+//! accounts, and issues a fresh session id each time (no fixation).
+//!
+//! This module must never store a password or a session token in the clear (only hashes reach
+//! the database), nor redirect after login to anything but a local path.
+
+use super::error::AppError;
+use super::html::{esc, page};
+use super::identity::{cookie, ct_eq, Identity, SESSION_COOKIE};
+use super::state::St;
+use crate::store::audit::{self, Event};
+use crate::store::users;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Form;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+const LOGIN_COOKIE: &str = "callrec_login";
+/// Login attempts allowed per client address per window, whatever the user names.
+const IP_ATTEMPTS: u32 = 30;
+const IP_WINDOW: Duration = Duration::from_secs(300);
+
+fn session_cookie(st: &St, value: &str, max_age: Option<u64>) -> String {
+    let secure = if st.cfg.server.tls { "; Secure" } else { "" };
+    let age = max_age
+        .map(|a| format!("; Max-Age={a}"))
+        .unwrap_or_default();
+    // Lax, not Strict: a shared `/calls/42#t=83` link opened from chat must arrive logged in;
+    // every state change is protected by the CSRF token instead.
+    format!("{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax{secure}{age}")
+}
+
+fn login_page(st: &St, token: &str, next: &str, error: Option<&str>) -> String {
+    let err = error
+        .map(|e| format!(r#"<p class="error">{}</p>"#, esc(e)))
+        .unwrap_or_default();
+    let _ = st;
+    page(
+        None,
+        "Log in",
+        &format!(
+            r#"<main class="login"><h1>Log in</h1>{err}
+<form method="post" action="/login">
+<input type="hidden" name="csrf" value="{token}"><input type="hidden" name="next" value="{next}">
+<label>User name <input name="username" autocomplete="username" required autofocus></label>
+<label>Password <input name="password" type="password" autocomplete="current-password" required></label>
+<button type="submit">Log in</button></form></main>"#,
+            token = esc(token),
+            next = esc(next),
+        ),
+    )
+}
+
+/// Only local paths, never `//host` or a scheme: no open redirect after login.
+fn safe_next(next: &str) -> &str {
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+        next
+    } else {
+        "/calls"
+    }
+}
+
+pub async fn get_login(
+    State(st): State<St>,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    let token = users::random_token()?;
+    let next = q.get("next").map(String::as_str).unwrap_or("/calls");
+    let body = login_page(&st, &token, safe_next(next), None);
+    let secure = if st.cfg.server.tls { "; Secure" } else { "" };
+    Ok((
+        [(
+            header::SET_COOKIE,
+            format!("{LOGIN_COOKIE}={token}; Path=/login; HttpOnly; SameSite=Strict{secure}"),
+        )],
+        axum::response::Html(body),
+    )
+        .into_response())
+}
+
+fn ip_limited(st: &St, ip: &str) -> bool {
+    let Ok(mut m) = st.login_attempts.lock() else {
+        return false;
+    };
+    let now = Instant::now();
+    m.retain(|_, (since, _)| now.duration_since(*since) < IP_WINDOW);
+    let e = m.entry(ip.to_owned()).or_insert((now, 0));
+    e.1 += 1;
+    e.1 > IP_ATTEMPTS
+}
+
+pub async fn post_login(
+    State(st): State<St>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    let field = |k: &str| f.get(k).cloned().unwrap_or_default();
+    let (username, password, next) = (field("username"), field("password"), field("next"));
+    let ip = peer.ip().to_string();
+    let again = |status: StatusCode, msg: &str| -> Result<Response, AppError> {
+        let token = users::random_token()?;
+        let secure = if st.cfg.server.tls { "; Secure" } else { "" };
+        Ok((
+            status,
+            [(
+                header::SET_COOKIE,
+                format!("{LOGIN_COOKIE}={token}; Path=/login; HttpOnly; SameSite=Strict{secure}"),
+            )],
+            axum::response::Html(login_page(&st, &token, safe_next(&next), Some(msg))),
+        )
+            .into_response())
+    };
+    let form_token = field("csrf");
+    if !cookie(&headers, LOGIN_COOKIE).is_some_and(|c| !c.is_empty() && ct_eq(c, &form_token)) {
+        return again(
+            StatusCode::FORBIDDEN,
+            "The login form expired. Please try again.",
+        );
+    }
+    if ip_limited(&st, &ip) {
+        return again(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many login attempts from this address. Wait five minutes and try again.",
+        );
+    }
+    let name = username.clone();
+    let user = st
+        .db
+        .read(move |c| users::get_user(c, &name).map_err(AppError::from))
+        .await?;
+    let hash = match &user {
+        Some(u) => {
+            let id = u.id;
+            st.db
+                .read(move |c| users::password_hash_of(c, id).map_err(AppError::from))
+                .await?
+        }
+        None => st.dummy_hash.clone(),
+    };
+    let now = crate::clock::utc_now();
+    let locked = user
+        .as_ref()
+        .and_then(|u| u.locked_until_utc.clone())
+        .filter(|t| *t > now);
+    // Verify even for unknown users and locked accounts, so timing tells nothing.
+    let pw = password.clone();
+    let good = tokio::task::spawn_blocking(move || users::verify_password(&pw, &hash))
+        .await
+        .unwrap_or(false);
+    let audit_fail = |action: &'static str, detail: serde_json::Value| {
+        let (st, ip, username) = (st.clone(), ip.clone(), username.clone());
+        async move {
+            st.db
+                .write(move |c| {
+                    audit::append(
+                        c,
+                        &Event {
+                            actor: &username,
+                            action,
+                            call_id: None,
+                            detail,
+                            ip: Some(&ip),
+                        },
+                    )
+                    .map_err(AppError::from)
+                })
+                .await
+        }
+    };
+    if let Some(until) = locked {
+        audit_fail(
+            "login.refused",
+            serde_json::json!({"reason": "locked", "locked_until_utc": until}),
+        )
+        .await?;
+        return again(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("This account is locked until {until} after too many failed logins. Wait, or ask an admin to reset the password."),
+        );
+    }
+    let Some(user) = user.filter(|u| good && !u.disabled) else {
+        let mut detail = serde_json::json!({"reason": "bad credentials"});
+        if let Some(u) = st
+            .db
+            .read({
+                let n = username.clone();
+                move |c| users::get_user(c, &n).map_err(AppError::from)
+            })
+            .await?
+        {
+            let (id, after, secs) = (u.id, st.cfg.server.lockout_after, st.cfg.server.lockout_s);
+            if u.disabled {
+                detail = serde_json::json!({"reason": "disabled"});
+            } else if let Some(until) = st
+                .db
+                .write(move |c| {
+                    users::record_failed_login(c, id, after, secs).map_err(AppError::from)
+                })
+                .await?
+            {
+                audit_fail(
+                    "login.locked",
+                    serde_json::json!({"locked_until_utc": until}),
+                )
+                .await?;
+            }
+        }
+        audit_fail("login.failed", detail).await?;
+        return again(StatusCode::UNAUTHORIZED, "Wrong user name or password.");
+    };
+    // A fresh session id at every login (no fixation); whatever cookie came in is discarded.
+    let old = cookie(&headers, SESSION_COOKIE).map(crate::hash::sha256_hex);
+    if let Some(old) = &old {
+        st.sessions.forget(old);
+    }
+    let (u2, ip2) = (user.clone(), ip.clone());
+    let token = st
+        .db
+        .write(move |c| {
+            if let Some(old) = old {
+                users::delete_session(c, &old)?;
+            }
+            users::record_good_login(c, u2.id)?;
+            let (token, _) = users::create_session(c, &u2, Some(&ip2))?;
+            audit::append(
+                c,
+                &Event {
+                    actor: &u2.username,
+                    action: "login",
+                    call_id: None,
+                    detail: serde_json::json!({}),
+                    ip: Some(&ip2),
+                },
+            )?;
+            Ok::<_, AppError>(token)
+        })
+        .await?;
+    let to = if user.must_change {
+        "/password"
+    } else {
+        safe_next(&next)
+    };
+    Ok((
+        StatusCode::SEE_OTHER,
+        [
+            (header::SET_COOKIE, session_cookie(&st, &token, None)),
+            (header::LOCATION, to.to_owned()),
+        ],
+    )
+        .into_response())
+}
+
+pub async fn post_logout(
+    State(st): State<St>,
+    axum::Extension(id): axum::Extension<Identity>,
+) -> Result<Response, AppError> {
+    if let Some(sha) = id.session_sha256().map(str::to_owned) {
+        st.sessions.forget(&sha);
+        let id2 = id.clone();
+        st.db
+            .write(move |c| {
+                users::delete_session(c, &sha)?;
+                audit::append(c, &id2.event("logout", None, serde_json::json!({})))?;
+                Ok::<_, AppError>(())
+            })
+            .await?;
+    }
+    Ok((
+        StatusCode::SEE_OTHER,
+        [
+            (header::SET_COOKIE, session_cookie(&st, "", Some(0))),
+            (header::LOCATION, "/login".to_owned()),
+        ],
+    )
+        .into_response())
+}
+
+fn password_page(id: &Identity, error: Option<&str>) -> String {
+    let forced = id.user().is_some_and(|u| u.must_change);
+    let intro = if forced {
+        r#"<p class="flash">You are using a one-time password. Choose your own to continue.</p>"#
+    } else {
+        ""
+    };
+    let err = error
+        .map(|e| format!(r#"<p class="error">{}</p>"#, esc(e)))
+        .unwrap_or_default();
+    page(
+        Some(id),
+        "Change password",
+        &format!(
+            r#"<main class="login"><h1>Change password</h1>{intro}{err}
+<form method="post" action="/password"><input type="hidden" name="csrf" value="{csrf}">
+<label>Current password <input name="current" type="password" autocomplete="current-password" required></label>
+<label>New password (at least {min} characters) <input name="new" type="password" autocomplete="new-password" minlength="{min}" required></label>
+<label>New password again <input name="confirm" type="password" autocomplete="new-password" minlength="{min}" required></label>
+<button type="submit">Change password</button></form></main>"#,
+            csrf = esc(id.csrf().unwrap_or_default()),
+            min = users::MIN_PASSWORD_LEN,
+        ),
+    )
+}
+
+pub async fn get_password(
+    axum::Extension(id): axum::Extension<Identity>,
+) -> axum::response::Html<String> {
+    axum::response::Html(password_page(&id, None))
+}
+
+pub async fn post_password(
+    State(st): State<St>,
+    axum::Extension(id): axum::Extension<Identity>,
+    Form(f): Form<HashMap<String, String>>,
+) -> Result<Response, AppError> {
+    let field = |k: &str| f.get(k).cloned().unwrap_or_default();
+    let (current, new, confirm) = (field("current"), field("new"), field("confirm"));
+    let Some(user) = id.user().cloned() else {
+        return Err(AppError::page(
+            StatusCode::FORBIDDEN,
+            "only users have passwords",
+        ));
+    };
+    let fail = |msg: &str| {
+        Ok((
+            StatusCode::BAD_REQUEST,
+            axum::response::Html(password_page(&id, Some(msg))),
+        )
+            .into_response())
+    };
+    if new != confirm {
+        return fail("The two new passwords differ.");
+    }
+    if new == current {
+        return fail("The new password must differ from the current one.");
+    }
+    if new.chars().count() < users::MIN_PASSWORD_LEN {
+        return fail(&format!(
+            "The new password must be at least {} characters.",
+            users::MIN_PASSWORD_LEN
+        ));
+    }
+    let uid = user.id;
+    let hash = st
+        .db
+        .read(move |c| users::password_hash_of(c, uid).map_err(AppError::from))
+        .await?;
+    let good = tokio::task::spawn_blocking(move || users::verify_password(&current, &hash))
+        .await
+        .unwrap_or(false);
+    if !good {
+        return fail("The current password is wrong.");
+    }
+    let (id2, ip) = (id.clone(), id.ip.clone());
+    let token = st
+        .db
+        .write(move |c| {
+            // Ends every session of the user, this one included; then a fresh one for this browser.
+            users::change_own_password(c, &user.username, &new, id2.who())?;
+            let fresh = users::get_user(c, &user.username)?
+                .ok_or_else(|| users::UserError::NoSuchUser(user.username.clone()))?;
+            let (token, _) = users::create_session(c, &fresh, Some(&ip))?;
+            Ok::<_, AppError>(token)
+        })
+        .await?;
+    st.sessions.clear();
+    Ok((
+        StatusCode::SEE_OTHER,
+        [
+            (header::SET_COOKIE, session_cookie(&st, &token, None)),
+            (header::LOCATION, "/calls".to_owned()),
+        ],
+    )
+        .into_response())
+}

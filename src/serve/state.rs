@@ -1,0 +1,29 @@
+//! What every handler shares: the config, the database, the route rules, metrics, the
+//! session cache and the small in-memory tables of the login limiter and the play audit.
+//! Plain data: nothing here handles a request.
+
+use super::access::Rule;
+use super::db::Db;
+use super::identity::SessionCache;
+use super::metrics::Metrics;
+use crate::config::Config;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+pub struct AppState {
+    pub cfg: Config,
+    pub db: Db,
+    pub rules: Vec<Rule>,
+    pub metrics: Metrics,
+    /// Login attempts per client address (the account lockout lives in the database).
+    pub login_attempts: Mutex<HashMap<String, (Instant, u32)>>,
+    /// Verified against when a login names no existing user, so timing reveals nothing.
+    pub dummy_hash: String,
+    /// (session hash, call) pairs whose `play` is already audited (the table `session_plays` is
+    /// the durable record; this spares a write per range request).
+    pub plays_seen: Mutex<std::collections::HashSet<(String, i64)>>,
+    pub sessions: SessionCache,
+}
+
+pub type St = Arc<AppState>;
