@@ -649,13 +649,52 @@ fn expected(q: &Question) -> String {
     }
 }
 
-/// A graded answer: `None` for N/A, else the earned fraction and whether it is a failing answer.
-struct Graded {
-    fraction: f64,
-    failing: bool,
+/// One answer graded against its question.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Graded {
+    /// Earned / max for the question, 0..=1 (the "earned fraction" column of the module doc).
+    pub fraction: f64,
+    /// A failing answer (`no`, scale 1, 0 points): what sets off a critical question.
+    pub failing: bool,
 }
 
-fn grade(section: &Section, q: &Question, a: Answer) -> Result<Option<Graded>, AnswerProblem> {
+/// Why an answer cannot be graded; [`score`] turns it into an [`AnswerProblem`] naming the
+/// question and its section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ungradable {
+    /// `na` to a question without `allow_na`.
+    NaNotAllowed,
+    /// A number outside the question's range.
+    OutOfRange(u32),
+    /// A word for a numeric question or a number for a yes/no question.
+    WrongType,
+}
+
+impl Ungradable {
+    fn problem(self, section: &Section, q: &Question, a: Answer) -> AnswerProblem {
+        match self {
+            Ungradable::NaNotAllowed => AnswerProblem::NaNotAllowed {
+                section: section.id.clone(),
+                question: q.id.clone(),
+                expected: expected(q),
+            },
+            Ungradable::OutOfRange(value) => AnswerProblem::OutOfRange {
+                section: section.id.clone(),
+                question: q.id.clone(),
+                value,
+                expected: expected(q),
+            },
+            Ungradable::WrongType => wrong_type(section, q, a),
+        }
+    }
+}
+
+/// Grades one answer by the question table in the module doc: `Ok(None)` for an allowed N/A
+/// (the question leaves the maximum), else the earned fraction and whether it fails. This is
+/// the one place the per-question formula lives: [`score`] and calibration
+/// (`store::calibration`) both grade through it, so they cannot disagree on what an answer
+/// earns.
+pub fn grade(q: &Question, a: Answer) -> Result<Option<Graded>, Ungradable> {
     let number = match a {
         Answer::Scale(v) => Some(u32::from(v)),
         Answer::Points(v) => Some(v),
@@ -664,11 +703,7 @@ fn grade(section: &Section, q: &Question, a: Answer) -> Result<Option<Graded>, A
     let graded = |fraction: f64, failing| Ok(Some(Graded { fraction, failing }));
     match (q.kind, a) {
         (_, Answer::Na) if q.allow_na => Ok(None),
-        (_, Answer::Na) => Err(AnswerProblem::NaNotAllowed {
-            section: section.id.clone(),
-            question: q.id.clone(),
-            expected: expected(q),
-        }),
+        (_, Answer::Na) => Err(Ungradable::NaNotAllowed),
         (Kind::YesNo, Answer::Yes) => graded(1.0, false),
         (Kind::YesNo, Answer::No) => graded(0.0, true),
         (Kind::Scale, _) => match number {
@@ -676,25 +711,15 @@ fn grade(section: &Section, q: &Question, a: Answer) -> Result<Option<Graded>, A
                 f64::from(v - SCALE_MIN) / f64::from(SCALE_MAX - SCALE_MIN),
                 v == SCALE_MIN,
             ),
-            Some(value) => Err(AnswerProblem::OutOfRange {
-                section: section.id.clone(),
-                question: q.id.clone(),
-                value,
-                expected: expected(q),
-            }),
-            None => Err(wrong_type(section, q, a)),
+            Some(value) => Err(Ungradable::OutOfRange(value)),
+            None => Err(Ungradable::WrongType),
         },
         (Kind::Points { max }, _) => match number {
             Some(v) if v <= max && max > 0 => graded(f64::from(v) / f64::from(max), v == 0),
-            Some(value) => Err(AnswerProblem::OutOfRange {
-                section: section.id.clone(),
-                question: q.id.clone(),
-                value,
-                expected: expected(q),
-            }),
-            None => Err(wrong_type(section, q, a)),
+            Some(value) => Err(Ungradable::OutOfRange(value)),
+            None => Err(Ungradable::WrongType),
         },
-        (Kind::YesNo, _) => Err(wrong_type(section, q, a)),
+        (Kind::YesNo, _) => Err(Ungradable::WrongType),
     }
 }
 
@@ -766,11 +791,11 @@ pub fn score(card: &Scorecard, answers: &[AnswerEntry]) -> Result<Score, AnswerE
                 });
                 continue;
             };
-            let g = match grade(s, q, a) {
+            let g = match grade(q, a) {
                 Ok(Some(g)) => g,
                 Ok(None) => continue,
-                Err(problem) => {
-                    problems.push(problem);
+                Err(why) => {
+                    problems.push(why.problem(s, q, a));
                     continue;
                 }
             };

@@ -156,13 +156,11 @@ pub fn active(conn: &Connection) -> Result<Vec<Alarm>, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    type TestResult = Result<(), Box<dyn std::error::Error>>;
+    use crate::store::testutil::{TempStore, TestResult};
 
     #[test]
     fn raise_is_idempotent_and_clear_keeps_history() -> TestResult {
-        let dir = tempfile::tempdir()?;
-        let conn = super::super::open_rw(&dir.path().join("t.db"))?;
+        let TempStore { dir: _dir, conn } = TempStore::new()?;
         assert_eq!(
             raise(&conn, DISK_FULL, "a", "2026-01-01T00:00:00.000Z")?,
             Raised::New

@@ -254,18 +254,12 @@ pub fn list(conn: &Connection, f: &Filter) -> Result<Vec<Row>, StoreError> {
 
 #[cfg(test)]
 mod tests {
-    type TestResult = Result<(), Box<dyn std::error::Error>>;
     use super::*;
-
-    fn db() -> Result<(tempfile::TempDir, Connection), Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let conn = super::super::open_rw(&dir.path().join("a.db"))?;
-        Ok((dir, conn))
-    }
+    use crate::store::testutil::{TempStore, TestResult};
 
     #[test]
     fn chain_verifies_and_detects_an_edited_row() -> TestResult {
-        let (_d, conn) = db()?;
+        let TempStore { dir: _dir, conn } = TempStore::new()?;
         for i in 0..5 {
             append(
                 &conn,

@@ -13,7 +13,7 @@
 //! the session closed count.
 
 use super::qa::{self, QaError};
-use crate::qa::scorecard::{Answer, Kind, Question, SCALE_MAX, SCALE_MIN};
+use crate::qa::scorecard::{self, Answer, Kind, Question};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
@@ -426,29 +426,13 @@ fn range(values: &[f64]) -> Option<f64> {
 
 /// Earned / max for one answer, 0..=1, or None for N/A or a value the question cannot take.
 ///
-/// Mirrors `grade()` used by [`crate::qa::scorecard::score`] (the card module has no public
-/// per-question helper): yes = 1, no = 0, scale (v − 1) / 4, points v / max_points. A question
-/// earns `fraction × weight` of `max = weight`, so its earned / max is the fraction itself;
-/// critical zeroing acts on the section and the total, not on the question's own answer.
+/// The scorecard's own [`scorecard::grade`], so that a calibration result and an evaluation's
+/// score can never disagree on what an answer earns. A question earns `fraction × weight` of
+/// `max = weight`, so its earned / max is the fraction itself; critical zeroing acts on the
+/// section and the total, not on the question's own answer. An answer the card refuses (only a
+/// stored answer could be one) shows no fraction, as N/A does, rather than failing the result.
 fn earned_fraction(q: &Question, a: Answer) -> Option<f64> {
-    // Either numeric variant answers either numeric question (the question's kind decides).
-    let number = match a {
-        Answer::Scale(v) => Some(u32::from(v)),
-        Answer::Points(v) => Some(v),
-        _ => None,
-    };
-    match (q.kind, a) {
-        (_, Answer::Na) => None,
-        (Kind::YesNo, Answer::Yes) => Some(1.0),
-        (Kind::YesNo, Answer::No) => Some(0.0),
-        (Kind::YesNo, _) => None,
-        (Kind::Scale, _) => number
-            .filter(|v| (SCALE_MIN..=SCALE_MAX).contains(v))
-            .map(|v| f64::from(v - SCALE_MIN) / f64::from(SCALE_MAX - SCALE_MIN)),
-        (Kind::Points { max }, _) => number
-            .filter(|&v| max > 0 && v <= max)
-            .map(|v| f64::from(v) / f64::from(max)),
-    }
+    scorecard::grade(q, a).ok().flatten().map(|g| g.fraction)
 }
 
 /// An answer as a reviewer reads it in the side-by-side table.
@@ -528,10 +512,9 @@ fn parse_due(s: &str) -> Result<String, CalibrationError> {
 
 #[cfg(test)]
 mod tests {
-    type TestResult = Result<(), Box<dyn std::error::Error>>;
     use super::*;
     use crate::qa::scorecard::AnswerEntry;
-    use crate::store::{insert_call, CallMeta, NewCall};
+    use crate::store::testutil::{TempStore, TestCall, TestResult};
     use Answer::*;
 
     fn close_to(a: f64, b: f64) -> bool {
@@ -546,31 +529,14 @@ mod tests {
         list.iter().map(|s| (*s).to_owned()).collect()
     }
 
-    /// A store with the default cards and one call by agent alice; returns the
-    /// inbound-service card's row id and the call id.
-    fn setup(
-        dir: &tempfile::TempDir,
-    ) -> Result<(Connection, i64, i64), Box<dyn std::error::Error>> {
-        let conn = crate::store::open_rw(&dir.path().join("c.db"))?;
-        qa::seed_default_cards(&conn)?;
-        let card = qa::latest_card(&conn, "inbound-service")?.ok_or("no inbound card")?;
-        let (call, _) = insert_call(
-            &conn,
-            &NewCall {
-                box_id: "b".into(),
-                seat_id: "s".into(),
-                mode: "control".into(),
-                started_at_utc: "2026-11-27T10:00:00.000Z".into(),
-                started_mono_ms: 0,
-                rate_hz: 16000,
-                bitrate_bps: 16000,
-                meta: CallMeta {
-                    agent: Some("alice".into()),
-                    ..Default::default()
-                },
-            },
-        )?;
-        Ok((conn, card.row_id, call))
+    /// A store with the default cards and one call by agent alice; returns the store (keep it
+    /// for as long as the index is used), the inbound-service card's row id and the call id.
+    fn setup() -> TestResult<(TempStore, i64, i64)> {
+        let store = TempStore::new()?;
+        qa::seed_default_cards(&store.conn)?;
+        let card = qa::latest_card(&store.conn, "inbound-service")?.ok_or("no inbound card")?;
+        let call = store.insert(&TestCall::new().agent("alice"))?.id;
+        Ok((store, card.row_id, call))
     }
 
     fn new<'a>(call_id: i64, card: i64, reviewers: &'a [String]) -> NewCalibration<'a> {
@@ -635,8 +601,7 @@ mod tests {
 
     #[test]
     fn result_side_by_side_with_spread_and_distance() -> TestResult {
-        let dir = tempfile::tempdir()?;
-        let (conn, card, call) = setup(&dir)?;
+        let (TempStore { dir: _dir, conn }, card, call) = setup()?;
         let reviewers = names(&["rita", "sam", "tom"]);
         let id = create(
             &conn,
@@ -770,8 +735,7 @@ mod tests {
 
     #[test]
     fn blind_while_open() -> TestResult {
-        let dir = tempfile::tempdir()?;
-        let (conn, card, call) = setup(&dir)?;
+        let (TempStore { dir: _dir, conn }, card, call) = setup()?;
         let reviewers = names(&["rita", "sam"]);
         let id = create(&conn, &new(call, card, &reviewers))?;
         let c = get(&conn, id)?;
@@ -805,8 +769,7 @@ mod tests {
 
     #[test]
     fn invalid_sessions_and_closing_twice() -> TestResult {
-        let dir = tempfile::tempdir()?;
-        let (conn, card, call) = setup(&dir)?;
+        let (TempStore { dir: _dir, conn }, card, call) = setup()?;
         let one = names(&["rita"]);
         let twice = names(&["rita", "sam", "rita"]);
         let two = names(&["rita", "sam"]);
@@ -864,8 +827,7 @@ mod tests {
 
     #[test]
     fn list_newest_first_and_by_reviewer() -> TestResult {
-        let dir = tempfile::tempdir()?;
-        let (conn, card, call) = setup(&dir)?;
+        let (TempStore { dir: _dir, conn }, card, call) = setup()?;
         let first = create(&conn, &new(call, card, &names(&["rita", "sam"])))?;
         let second = create(&conn, &new(call, card, &names(&["sam", "tom"])))?;
         let ids = |l: Vec<Calibration>| l.into_iter().map(|c| c.id).collect::<Vec<_>>();

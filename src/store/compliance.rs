@@ -515,29 +515,12 @@ pub fn search_transcripts(
 
 #[cfg(test)]
 mod tests {
-    type TestResult = Result<(), Box<dyn std::error::Error>>;
     use super::*;
     use crate::qa::script::Mark;
-    use crate::store::{insert_call, CallMeta, NewCall};
+    use crate::store::testutil::{TempStore, TestCall, TestResult};
 
-    fn call(conn: &Connection, agent: &str) -> Result<i64, StoreError> {
-        let (id, _) = insert_call(
-            conn,
-            &NewCall {
-                box_id: "b".into(),
-                seat_id: "s".into(),
-                mode: "control".into(),
-                started_at_utc: "2026-11-27T10:00:00.000Z".into(),
-                started_mono_ms: 0,
-                rate_hz: 16000,
-                bitrate_bps: 16000,
-                meta: CallMeta {
-                    agent: Some(agent.into()),
-                    ..Default::default()
-                },
-            },
-        )?;
-        Ok(id)
+    fn call(conn: &Connection, agent: &str) -> TestResult<i64> {
+        Ok(TestCall::new().agent(agent).insert(conn)?.id)
     }
 
     fn seg(start_ms: u64, speaker: &str, text: &str) -> Segment {
@@ -560,8 +543,7 @@ mod tests {
 
     #[test]
     fn scripts_are_versioned_never_edited() -> TestResult {
-        let dir = tempfile::tempdir()?;
-        let conn = crate::store::open_rw(&dir.path().join("c.db"))?;
+        let TempStore { dir: _dir, conn } = TempStore::new()?;
         assert_eq!(
             seed_default_scripts(&conn)?,
             ["inbound-compliance", "collections-mini-miranda"]
@@ -622,8 +604,7 @@ mod tests {
 
     #[test]
     fn check_life_cycle() -> TestResult {
-        let dir = tempfile::tempdir()?;
-        let conn = crate::store::open_rw(&dir.path().join("c.db"))?;
+        let TempStore { dir: _dir, conn } = TempStore::new()?;
         seed_default_scripts(&conn)?;
         let script = latest_script(&conn, "collections-mini-miranda")?.ok_or("not seeded")?;
         let call_id = call(&conn, "alice")?;
@@ -737,8 +718,7 @@ mod tests {
 
     #[test]
     fn transcripts_replace_and_search() -> TestResult {
-        let dir = tempfile::tempdir()?;
-        let conn = crate::store::open_rw(&dir.path().join("c.db"))?;
+        let TempStore { dir: _dir, conn } = TempStore::new()?;
         let a = call(&conn, "alice")?;
         let b = call(&conn, "bob")?;
 
@@ -828,8 +808,7 @@ mod tests {
         assert_eq!(fts_query("   "), None);
         assert_eq!(fts_query("* ( ) \" -"), None);
 
-        let dir = tempfile::tempdir()?;
-        let conn = crate::store::open_rw(&dir.path().join("c.db"))?;
+        let TempStore { dir: _dir, conn } = TempStore::new()?;
         let a = call(&conn, "alice")?;
         put_transcript(
             &conn,

@@ -199,12 +199,11 @@ fn ensure_locked(
 #[cfg(test)]
 mod tests {
     use super::*;
-    type TestResult = Result<(), Box<dyn std::error::Error>>;
+    use crate::store::testutil::{TempStore, TestResult};
 
     #[test]
     fn created_once_then_checked() -> TestResult {
-        let dir = tempfile::tempdir()?;
-        let conn = crate::store::open_rw(&dir.path().join("callrec.db"))?;
+        let TempStore { dir, conn } = TempStore::new()?;
         let (id, created) = ensure(dir.path(), &conn, None)?;
         assert!(created && id.len() == 32);
         assert_eq!(std::fs::read_to_string(dir.path().join(FILE))?.trim(), id);
@@ -234,8 +233,7 @@ mod tests {
 
     #[test]
     fn an_empty_mount_point_is_refused_when_the_id_is_configured() -> TestResult {
-        let dir = tempfile::tempdir()?;
-        let conn = crate::store::open_rw(&dir.path().join("callrec.db"))?;
+        let TempStore { dir, conn } = TempStore::new()?;
         let expected = Some("0123456789abcdef0123456789abcdef");
         let e = precheck(dir.path(), expected).err().ok_or("must refuse")?;
         assert!(matches!(e, IdentityError::NotMounted { .. }), "{e}");
@@ -251,7 +249,7 @@ mod tests {
     fn a_new_index_adopts_the_disk_identity() -> TestResult {
         let dir = tempfile::tempdir()?;
         std::fs::write(dir.path().join(FILE), "00112233445566778899aabbccddeeff\n")?;
-        let conn = crate::store::open_rw(&dir.path().join("callrec.db"))?;
+        let TempStore { dir, conn } = TempStore::in_dir(dir)?;
         let (id, created) = ensure(dir.path(), &conn, None)?;
         assert_eq!(
             (id.as_str(), created),

@@ -1,5 +1,9 @@
 //! The SQLite call index: schema and one-way migrations, call rows, pause/gap intervals, tags.
 //!
+//! The schema is the migrations in `migrations/NNNN_*.sql`, applied in order (`MIGRATIONS`);
+//! `fixtures/schema-v<N>.sql` is the schema a fresh index of version N has, which a test
+//! compares exactly.
+//!
 //! WAL mode, `synchronous = FULL`, foreign keys on. One process writes (the recorder); the CLI
 //! opens the same file read-only. A call row exists from the moment recording starts
 //! (invariant 2). Timestamps are UTC text with milliseconds (`2026-11-27T17:20:00.123Z`), which
@@ -20,6 +24,8 @@ pub mod recovery;
 pub mod retention;
 pub mod sampling;
 pub mod search;
+#[cfg(test)]
+pub mod testutil;
 pub mod users;
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
@@ -45,434 +51,41 @@ pub enum StoreError {
     Migration { version: i64, problem: String },
 }
 
-/// Migrations, applied in order; index i upgrades schema version i to i + 1. Never edit one that
-/// has shipped: append a new one.
-const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE calls (
-    id               INTEGER PRIMARY KEY,
-    box_id           TEXT NOT NULL,
-    seat_id          TEXT NOT NULL,
-    mode             TEXT NOT NULL CHECK (mode IN ('control', 'vox', 'continuous')),
-    status           TEXT NOT NULL CHECK (status IN ('recording', 'complete', 'interrupted')),
-    started_at_utc   TEXT NOT NULL,
-    started_mono_ms  INTEGER NOT NULL,
-    ended_at_utc     TEXT,
-    duration_ms      INTEGER NOT NULL DEFAULT 0,
-    bytes            INTEGER NOT NULL DEFAULT 0,
-    sha256           TEXT,
-    dropped_frames   INTEGER NOT NULL DEFAULT 0,
-    rate_hz          INTEGER NOT NULL,
-    bitrate_bps      INTEGER NOT NULL,
-    agent            TEXT,
-    direction        TEXT CHECK (direction IN ('inbound', 'outbound')),
-    remote_number    TEXT,
-    campaign         TEXT,
-    external_id      TEXT,
-    rel_path         TEXT NOT NULL UNIQUE,
-    end_reason       TEXT,
-    note             TEXT
-);
-CREATE INDEX calls_started ON calls (started_at_utc);
-CREATE INDEX calls_seat ON calls (seat_id, started_at_utc);
-CREATE INDEX calls_agent ON calls (agent, started_at_utc);
-CREATE INDEX calls_status ON calls (status);
-CREATE TABLE call_intervals (
-    id        INTEGER PRIMARY KEY,
-    call_id   INTEGER NOT NULL REFERENCES calls (id),
-    kind      TEXT NOT NULL CHECK (kind IN ('pause', 'gap')),
-    start_ms  INTEGER NOT NULL,
-    end_ms    INTEGER,
-    by        TEXT,
-    reason    TEXT
-);
-CREATE INDEX call_intervals_call ON call_intervals (call_id);
-CREATE TABLE call_tags (
-    call_id  INTEGER NOT NULL REFERENCES calls (id),
-    tag      TEXT NOT NULL,
-    PRIMARY KEY (call_id, tag)
-);
-"#,
-    r#"
-CREATE INDEX calls_number ON calls (remote_number);
-CREATE INDEX calls_duration ON calls (duration_ms);
-CREATE INDEX calls_campaign ON calls (campaign, started_at_utc);
-CREATE INDEX call_tags_tag ON call_tags (tag, call_id);
-CREATE TABLE users (
-    id                      INTEGER PRIMARY KEY,
-    username                TEXT NOT NULL UNIQUE,
-    role                    TEXT NOT NULL CHECK (role IN ('admin', 'supervisor', 'qa', 'agent', 'auditor')),
-    agent_id                TEXT,
-    team                    TEXT,
-    password_hash           TEXT NOT NULL,
-    must_change             INTEGER NOT NULL DEFAULT 1,
-    disabled                INTEGER NOT NULL DEFAULT 0,
-    failed_logins           INTEGER NOT NULL DEFAULT 0,
-    locked_until_utc        TEXT,
-    created_at_utc          TEXT NOT NULL,
-    password_changed_at_utc TEXT
-);
-CREATE TABLE sessions (
-    token_sha256     TEXT PRIMARY KEY,
-    user_id          INTEGER NOT NULL REFERENCES users (id),
-    csrf             TEXT NOT NULL,
-    created_at_utc   TEXT NOT NULL,
-    last_seen_utc    TEXT NOT NULL,
-    ip               TEXT
-);
-CREATE INDEX sessions_user ON sessions (user_id);
-CREATE TABLE session_plays (
-    token_sha256  TEXT NOT NULL REFERENCES sessions (token_sha256) ON DELETE CASCADE,
-    call_id       INTEGER NOT NULL REFERENCES calls (id),
-    PRIMARY KEY (token_sha256, call_id)
-);
-CREATE TABLE api_tokens (
-    id              INTEGER PRIMARY KEY,
-    name            TEXT NOT NULL UNIQUE,
-    token_sha256    TEXT NOT NULL UNIQUE,
-    created_by      TEXT NOT NULL,
-    created_at_utc  TEXT NOT NULL,
-    revoked_at_utc  TEXT,
-    last_used_utc   TEXT
-);
-CREATE TABLE notes (
-    id              INTEGER PRIMARY KEY,
-    call_id         INTEGER NOT NULL REFERENCES calls (id),
-    at_ms           INTEGER NOT NULL CHECK (at_ms >= 0),
-    author          TEXT NOT NULL,
-    text            TEXT NOT NULL,
-    created_at_utc  TEXT NOT NULL,
-    deleted_at_utc  TEXT
-);
-CREATE INDEX notes_call ON notes (call_id);
-CREATE TABLE audit (
-    id         INTEGER PRIMARY KEY,
-    at_utc     TEXT NOT NULL,
-    actor      TEXT NOT NULL,
-    action     TEXT NOT NULL,
-    call_id    INTEGER,
-    detail     TEXT NOT NULL,
-    ip         TEXT,
-    prev_hash  TEXT NOT NULL,
-    hash       TEXT NOT NULL
-);
-CREATE INDEX audit_at ON audit (at_utc);
-CREATE INDEX audit_actor ON audit (actor, id);
-CREATE INDEX audit_action ON audit (action, id);
-CREATE INDEX audit_call ON audit (call_id, id);
-CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
-    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
-    BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-"#,
-    r#"
-CREATE TABLE call_metrics (
-    call_id                   INTEGER PRIMARY KEY REFERENCES calls (id),
-    agent_talk_ms             INTEGER NOT NULL,
-    customer_talk_ms          INTEGER NOT NULL,
-    talk_ratio                REAL,
-    dead_air_count            INTEGER NOT NULL,
-    dead_air_total_ms         INTEGER NOT NULL,
-    dead_air_longest_ms       INTEGER NOT NULL,
-    overtalk_count            INTEGER NOT NULL,
-    overtalk_total_ms         INTEGER NOT NULL,
-    agent_interruptions       INTEGER NOT NULL,
-    response_latency_mean_ms  INTEGER,
-    response_latency_max_ms   INTEGER,
-    longest_silence_ms        INTEGER NOT NULL,
-    detail                    TEXT NOT NULL
-);
-CREATE INDEX call_metrics_dead_air ON call_metrics (dead_air_longest_ms);
-CREATE INDEX call_metrics_overtalk ON call_metrics (overtalk_total_ms);
-"#,
-    r#"
-CREATE TABLE scorecards (
-    id              INTEGER PRIMARY KEY,
-    slug            TEXT NOT NULL,
-    version         INTEGER NOT NULL,
-    name            TEXT NOT NULL,
-    content_hash    TEXT NOT NULL,
-    body            TEXT NOT NULL,
-    created_by      TEXT NOT NULL,
-    created_at_utc  TEXT NOT NULL,
-    UNIQUE (slug, version)
-);
-CREATE TABLE evaluations (
-    id                INTEGER PRIMARY KEY,
-    call_id           INTEGER NOT NULL REFERENCES calls (id),
-    scorecard_id      INTEGER NOT NULL REFERENCES scorecards (id),
-    reviewer          TEXT NOT NULL,
-    agent             TEXT,
-    status            TEXT NOT NULL CHECK (status IN ('draft', 'submitted', 'acknowledged', 'disputed', 'resolved')),
-    answers           TEXT NOT NULL,
-    comment           TEXT,
-    score             TEXT,
-    score_percent     REAL,
-    passed            INTEGER,
-    created_at_utc    TEXT NOT NULL,
-    updated_at_utc    TEXT NOT NULL,
-    submitted_at_utc  TEXT
-);
-CREATE INDEX evaluations_call ON evaluations (call_id);
-CREATE INDEX evaluations_agent ON evaluations (agent, submitted_at_utc);
-CREATE INDEX evaluations_reviewer ON evaluations (reviewer, status);
-CREATE TABLE evaluation_disputes (
-    id              INTEGER PRIMARY KEY,
-    evaluation_id   INTEGER NOT NULL REFERENCES evaluations (id),
-    question        TEXT NOT NULL,
-    reason          TEXT NOT NULL,
-    raised_by       TEXT NOT NULL,
-    raised_at_utc   TEXT NOT NULL,
-    decision        TEXT CHECK (decision IN ('upheld', 'changed', 'accepted')),
-    new_value       TEXT,
-    decided_by      TEXT,
-    decided_at_utc  TEXT,
-    decision_note   TEXT
-);
-CREATE INDEX evaluation_disputes_eval ON evaluation_disputes (evaluation_id);
-"#,
-    r#"
-CREATE TABLE sampling_plans (
-    id               INTEGER PRIMARY KEY,
-    name             TEXT NOT NULL UNIQUE,
-    filters          TEXT NOT NULL,
-    quota_per_agent  INTEGER,
-    reviewers        TEXT NOT NULL,
-    scorecard        TEXT NOT NULL,
-    due_days         INTEGER NOT NULL,
-    created_by       TEXT NOT NULL,
-    created_at_utc   TEXT NOT NULL
-);
-CREATE TABLE sample_draws (
-    id                 INTEGER PRIMARY KEY,
-    plan_id            INTEGER NOT NULL REFERENCES sampling_plans (id),
-    since_utc          TEXT NOT NULL,
-    until_utc          TEXT NOT NULL,
-    seed               TEXT NOT NULL,
-    candidates_sha256  TEXT NOT NULL,
-    candidates         TEXT NOT NULL,
-    drawn_by           TEXT NOT NULL,
-    drawn_at_utc       TEXT NOT NULL
-);
-CREATE TABLE assignments (
-    id              INTEGER PRIMARY KEY,
-    draw_id         INTEGER NOT NULL REFERENCES sample_draws (id),
-    call_id         INTEGER NOT NULL REFERENCES calls (id),
-    agent           TEXT NOT NULL,
-    reviewer        TEXT NOT NULL,
-    status          TEXT NOT NULL CHECK (status IN ('open', 'swapped')),
-    due_utc         TEXT NOT NULL,
-    swap_reason     TEXT,
-    replaced_by     INTEGER REFERENCES assignments (id)
-);
-CREATE INDEX assignments_reviewer ON assignments (reviewer, status);
-CREATE INDEX assignments_draw ON assignments (draw_id);
-"#,
-    // Measured at a million calls (benches/search_1m.sh): a number prefix sorted by start time
-    // needs the start time in the index (37 → 7 ms p95); status and agent + campaign likewise.
-    r#"
-DROP INDEX calls_number;
-CREATE INDEX calls_number ON calls (remote_number, started_at_utc);
-DROP INDEX calls_status;
-CREATE INDEX calls_status ON calls (status, started_at_utc);
-CREATE INDEX calls_agent_campaign ON calls (agent, campaign, started_at_utc);
-"#,
-    // Scripts and spot checks, transcripts with full-text search, calibration sessions.
-    r#"
-CREATE TABLE scripts (
-    id              INTEGER PRIMARY KEY,
-    slug            TEXT NOT NULL,
-    version         INTEGER NOT NULL,
-    name            TEXT NOT NULL,
-    content_hash    TEXT NOT NULL,
-    body            TEXT NOT NULL,
-    created_by      TEXT NOT NULL,
-    created_at_utc  TEXT NOT NULL,
-    UNIQUE (slug, version)
-);
-CREATE TABLE compliance_checks (
-    id                INTEGER PRIMARY KEY,
-    call_id           INTEGER NOT NULL REFERENCES calls (id),
-    script_id         INTEGER NOT NULL REFERENCES scripts (id),
-    reviewer          TEXT NOT NULL,
-    agent             TEXT,
-    status            TEXT NOT NULL CHECK (status IN ('draft', 'submitted')),
-    marks             TEXT NOT NULL,
-    outcome           TEXT,
-    passed            INTEGER,
-    created_at_utc    TEXT NOT NULL,
-    updated_at_utc    TEXT NOT NULL,
-    submitted_at_utc  TEXT
-);
-CREATE INDEX compliance_checks_call ON compliance_checks (call_id);
-CREATE INDEX compliance_checks_agent ON compliance_checks (agent, submitted_at_utc);
-CREATE TABLE transcript_segments (
-    id        INTEGER PRIMARY KEY,
-    call_id   INTEGER NOT NULL REFERENCES calls (id),
-    start_ms  INTEGER NOT NULL,
-    end_ms    INTEGER NOT NULL,
-    speaker   TEXT,
-    text      TEXT NOT NULL
-);
-CREATE INDEX transcript_segments_call ON transcript_segments (call_id, start_ms);
-CREATE TABLE transcripts (
-    call_id          INTEGER PRIMARY KEY REFERENCES calls (id),
-    source           TEXT NOT NULL,
-    format           TEXT NOT NULL,
-    segments         INTEGER NOT NULL,
-    imported_by      TEXT NOT NULL,
-    imported_at_utc  TEXT NOT NULL
-);
--- External-content FTS5 index over the segments, kept in step by triggers.
-CREATE VIRTUAL TABLE transcript_fts USING fts5 (text, content = 'transcript_segments', content_rowid = 'id');
-CREATE TRIGGER transcript_fts_ins AFTER INSERT ON transcript_segments BEGIN
-    INSERT INTO transcript_fts (rowid, text) VALUES (new.id, new.text);
-END;
-CREATE TRIGGER transcript_fts_del AFTER DELETE ON transcript_segments BEGIN
-    INSERT INTO transcript_fts (transcript_fts, rowid, text) VALUES ('delete', old.id, old.text);
-END;
-CREATE TABLE calibrations (
-    id              INTEGER PRIMARY KEY,
-    call_id         INTEGER NOT NULL REFERENCES calls (id),
-    scorecard_id    INTEGER NOT NULL REFERENCES scorecards (id),
-    title           TEXT NOT NULL,
-    reviewers       TEXT NOT NULL,
-    reference       TEXT,
-    due_utc         TEXT,
-    status          TEXT NOT NULL CHECK (status IN ('open', 'closed')),
-    created_by      TEXT NOT NULL,
-    created_at_utc  TEXT NOT NULL,
-    closed_at_utc   TEXT
-);
-ALTER TABLE evaluations ADD COLUMN calibration_id INTEGER REFERENCES calibrations (id);
-CREATE INDEX evaluations_calibration ON evaluations (calibration_id);
-"#,
-    // The evidence ledger: one hash-chained entry per finalized call, and a tombstone per
-    // deletion. No foreign key: a tombstone outlives its call. Append-only like the audit log.
-    r#"
-CREATE TABLE ledger (
-    seq            INTEGER PRIMARY KEY,
-    kind           TEXT NOT NULL CHECK (kind IN ('call', 'tombstone')),
-    call_id        INTEGER NOT NULL,
-    file_sha256    TEXT,
-    detail         TEXT NOT NULL,
-    prev_sha256    TEXT NOT NULL,
-    entry_sha256   TEXT NOT NULL UNIQUE,
-    at_utc         TEXT NOT NULL
-);
-CREATE INDEX ledger_call ON ledger (call_id);
-CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger
-    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
-CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger
-    BEGIN SELECT RAISE(ABORT, 'the ledger is append-only'); END;
-"#,
-    // Legacy imports: one row per source file (by content hash), so importing the same source
-    // twice imports it once.
-    r#"
-CREATE TABLE imports (
-    source_sha256    TEXT PRIMARY KEY,
-    call_id          INTEGER NOT NULL REFERENCES calls (id),
-    source_path      TEXT NOT NULL,
-    source_format    TEXT NOT NULL,
-    imported_by      TEXT NOT NULL,
-    imported_at_utc  TEXT NOT NULL
-);
-"#,
-    // Facts about the store itself; `storage_id` must match the STORAGE-ID file (store::identity).
-    r#"
-CREATE TABLE box_meta (
-    key    TEXT PRIMARY KEY,
-    value  TEXT NOT NULL
-);
-"#,
-    // Data lifecycle (retention, legal hold, erasure, disk pressure). The calls table is rebuilt
-    // (SQLite's 12-step ALTER, https://sqlite.org/lang_altertable.html#otheralter) because its
-    // status CHECK gains `garbage` (marked for deletion, file not yet unlinked) and `deleted`.
-    r#"
-CREATE TABLE deletions (
-    id               INTEGER PRIMARY KEY,
-    kind             TEXT NOT NULL CHECK (kind IN ('retention', 'erasure', 'pressure', 'manual')),
-    reason           TEXT NOT NULL CHECK (length(trim(reason)) > 0),
-    requested_by     TEXT NOT NULL,
-    created_at_utc   TEXT NOT NULL,
-    finished_at_utc  TEXT,
-    calls            INTEGER NOT NULL,
-    receipt          TEXT,
-    receipt_sig      TEXT
-);
-CREATE TABLE calls_new (
-    id               INTEGER PRIMARY KEY,
-    box_id           TEXT NOT NULL,
-    seat_id          TEXT NOT NULL,
-    mode             TEXT NOT NULL CHECK (mode IN ('control', 'vox', 'continuous')),
-    status           TEXT NOT NULL CHECK (status IN ('recording', 'complete', 'interrupted', 'garbage', 'deleted')),
-    started_at_utc   TEXT NOT NULL,
-    started_mono_ms  INTEGER NOT NULL,
-    ended_at_utc     TEXT,
-    duration_ms      INTEGER NOT NULL DEFAULT 0,
-    bytes            INTEGER NOT NULL DEFAULT 0,
-    sha256           TEXT,
-    dropped_frames   INTEGER NOT NULL DEFAULT 0,
-    rate_hz          INTEGER NOT NULL,
-    bitrate_bps      INTEGER NOT NULL,
-    agent            TEXT,
-    direction        TEXT CHECK (direction IN ('inbound', 'outbound')),
-    remote_number    TEXT,
-    campaign         TEXT,
-    external_id      TEXT,
-    rel_path         TEXT NOT NULL UNIQUE,
-    end_reason       TEXT,
-    note             TEXT,
-    deletion_id      INTEGER REFERENCES deletions (id),
-    deleted_at_utc   TEXT,
-    CHECK ((status IN ('garbage', 'deleted')) = (deletion_id IS NOT NULL))
-);
-INSERT INTO calls_new (id, box_id, seat_id, mode, status, started_at_utc, started_mono_ms,
-    ended_at_utc, duration_ms, bytes, sha256, dropped_frames, rate_hz, bitrate_bps, agent,
-    direction, remote_number, campaign, external_id, rel_path, end_reason, note)
-SELECT id, box_id, seat_id, mode, status, started_at_utc, started_mono_ms,
-    ended_at_utc, duration_ms, bytes, sha256, dropped_frames, rate_hz, bitrate_bps, agent,
-    direction, remote_number, campaign, external_id, rel_path, end_reason, note FROM calls;
-DROP TABLE calls;
-ALTER TABLE calls_new RENAME TO calls;
-CREATE INDEX calls_started ON calls (started_at_utc);
-CREATE INDEX calls_seat ON calls (seat_id, started_at_utc);
-CREATE INDEX calls_agent ON calls (agent, started_at_utc);
-CREATE INDEX calls_duration ON calls (duration_ms);
-CREATE INDEX calls_campaign ON calls (campaign, started_at_utc);
-CREATE INDEX calls_number ON calls (remote_number, started_at_utc);
-CREATE INDEX calls_status ON calls (status, started_at_utc);
-CREATE INDEX calls_agent_campaign ON calls (agent, campaign, started_at_utc);
-CREATE INDEX calls_deletion ON calls (deletion_id);
-CREATE TABLE legal_holds (
-    id               INTEGER PRIMARY KEY,
-    scope            TEXT NOT NULL CHECK (scope IN ('call', 'agent', 'numbers')),
-    call_id          INTEGER REFERENCES calls (id),
-    agent            TEXT,
-    number_from      TEXT,
-    number_to        TEXT,
-    reason           TEXT NOT NULL CHECK (length(trim(reason)) > 0),
-    placed_by        TEXT NOT NULL,
-    placed_at_utc    TEXT NOT NULL,
-    released_by      TEXT,
-    released_at_utc  TEXT,
-    release_reason   TEXT,
-    CHECK ((scope = 'call') = (call_id IS NOT NULL)),
-    CHECK ((scope = 'agent') = (agent IS NOT NULL)),
-    CHECK ((scope = 'numbers') = (number_from IS NOT NULL AND number_to IS NOT NULL)),
-    -- Four eyes: the admin who placed a hold can never be the one who releases it.
-    CHECK (released_by IS NULL OR released_by <> placed_by)
-);
-CREATE INDEX legal_holds_active ON legal_holds (released_at_utc);
-CREATE TABLE alarms (
-    id              INTEGER PRIMARY KEY,
-    kind            TEXT NOT NULL,
-    detail          TEXT NOT NULL,
-    raised_at_utc   TEXT NOT NULL,
-    cleared_at_utc  TEXT
-);
-CREATE UNIQUE INDEX alarms_active ON alarms (kind) WHERE cleared_at_utc IS NULL;
-"#,
+/// One schema migration: a file in `src/store/migrations/`, compiled in.
+struct Migration {
+    /// The file name, `NNNN_what_it_does.sql`; NNNN is the schema version it upgrades to. Only
+    /// the tests read it (to check the numbering); the running code needs the order alone.
+    #[cfg_attr(not(test), allow(dead_code))]
+    file: &'static str,
+    sql: &'static str,
+}
+
+/// `migration!("0001_x.sql")` embeds `src/store/migrations/0001_x.sql` and keeps its name.
+macro_rules! migration {
+    ($file:literal) => {
+        Migration {
+            file: $file,
+            sql: include_str!(concat!("migrations/", $file)),
+        }
+    };
+}
+
+/// Migrations, applied in order; index i upgrades schema version i to i + 1 (file number
+/// i + 1). Never edit one that has shipped: append a new file here. Every migration runs the
+/// same way (see [`migrate`]): foreign keys off, one transaction, `foreign_key_check` before
+/// commit; none runs Rust code.
+const MIGRATIONS: &[Migration] = &[
+    migration!("0001_calls_intervals_tags.sql"),
+    migration!("0002_users_sessions_tokens_notes_audit.sql"),
+    migration!("0003_call_metrics.sql"),
+    migration!("0004_scorecards_evaluations.sql"),
+    migration!("0005_sampling_plans_assignments.sql"),
+    migration!("0006_call_indexes_by_start_time.sql"),
+    migration!("0007_scripts_transcripts_calibrations.sql"),
+    migration!("0008_evidence_ledger.sql"),
+    migration!("0009_imports.sql"),
+    migration!("0010_box_meta.sql"),
+    migration!("0011_lifecycle_deletions_holds_alarms.sql"),
 ];
 
 pub fn schema_version() -> i64 {
@@ -551,9 +164,9 @@ fn migrate(conn: &Connection) -> Result<(), StoreError> {
 }
 
 fn apply_migrations(conn: &Connection, from_version: i64) -> Result<(), StoreError> {
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(from_version as usize) {
+    for (i, m) in MIGRATIONS.iter().enumerate().skip(from_version as usize) {
         let tx = conn.unchecked_transaction()?;
-        tx.execute_batch(sql)?;
+        tx.execute_batch(m.sql)?;
         let broken: Option<String> = tx
             .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
             .optional()?;
@@ -944,33 +557,20 @@ pub fn recording_calls(conn: &Connection) -> Result<Vec<CallRow>, StoreError> {
 
 #[cfg(test)]
 mod tests {
-    type TestResult = Result<(), Box<dyn std::error::Error>>;
+    use super::testutil::{self, TempStore, TestCall, TestResult, DB_FILE};
     use super::*;
 
     #[test]
     fn migrates_and_round_trips() -> TestResult {
-        let dir = std::env::temp_dir().join(format!("callrec-store-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        let path = dir.join("t.db");
-        let _ = std::fs::remove_file(&path);
-        let conn = open_rw(&path)?;
+        let TempStore { dir, conn } = TempStore::new()?;
         let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         assert_eq!(v, schema_version());
-        let nc = NewCall {
-            box_id: "b".into(),
-            seat_id: "s1".into(),
-            mode: "control".into(),
-            started_at_utc: "2026-11-27T10:00:00.000Z".into(),
-            started_mono_ms: 5,
-            rate_hz: 16000,
-            bitrate_bps: 16000,
-            meta: CallMeta {
-                agent: Some("alice".into()),
-                direction: Some("inbound".into()),
-                ..Default::default()
-            },
-        };
-        let (id, rel) = insert_call(&conn, &nc)?;
+        let nc = TestCall::new()
+            .seat("s1")
+            .started_mono_ms(5)
+            .agent("alice")
+            .direction("inbound");
+        let (id, rel) = insert_call(&conn, nc.new_call())?;
         assert_eq!(rel, format!("calls/2026/11/27/{id}.opus"));
         let iv = open_interval(&conn, id, "pause", 1000, Some("cti"), Some("card"))?;
         close_interval(&conn, iv, 4000)?;
@@ -1005,9 +605,146 @@ mod tests {
         );
         // Reopening does not re-run migrations.
         drop(conn);
-        let conn = open_rw(&path)?;
+        let conn = open_rw(&dir.path().join(DB_FILE))?;
         assert_eq!(get_call(&conn, id)?.id, id);
-        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+
+    /// `fixtures/schema-v<N>.sql` without its header: the comment lines before
+    /// `-- user_version:`, which say what the file is.
+    fn schema_fixture(version: i64) -> TestResult<String> {
+        let path = format!(
+            "{}/fixtures/schema-v{version}.sql",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            format!(
+                "{path}: {e}. A new migration needs its fixture: dump a fresh index with \
+                 store::testutil::schema_dump (or the sqlite3 command in its doc) and review it"
+            )
+        })?;
+        let start = text
+            .find("-- user_version: ")
+            .ok_or_else(|| format!("{path} has no `-- user_version:` line"))?;
+        Ok(text[start..].to_owned())
+    }
+
+    /// The schema is the one the inline migrations made before they moved to files (the
+    /// fixture), to the byte: every table, index, trigger and FTS shadow table, with its SQL.
+    #[test]
+    fn a_fresh_index_has_the_fixture_schema() -> TestResult {
+        let store = TempStore::new()?;
+        let dump = testutil::schema_dump(&store.conn)?;
+        assert_eq!(dump, schema_fixture(schema_version())?);
+        Ok(())
+    }
+
+    /// Every file in `migrations/` is listed, in file-number order, numbered from 0001 without
+    /// a gap: the list's order is what decides the schema version.
+    #[test]
+    fn migration_files_are_numbered_and_all_listed() -> TestResult {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            let number = format!("{:04}_", i + 1);
+            assert!(
+                m.file.starts_with(&number) && m.file.ends_with(".sql"),
+                "migration {} is {}",
+                i + 1,
+                m.file
+            );
+            assert!(!m.sql.trim().is_empty(), "{} is empty", m.file);
+        }
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/store/migrations");
+        let mut on_disk = std::fs::read_dir(dir)?
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<Result<Vec<_>, _>>()?;
+        on_disk.sort();
+        let listed: Vec<&str> = MIGRATIONS.iter().map(|m| m.file).collect();
+        assert_eq!(on_disk, listed);
+        Ok(())
+    }
+
+    /// An index left by an older callrec (each earlier schema version, with rows of that
+    /// version in it) upgrades to the current schema, the same one a fresh index has, keeps
+    /// its rows, and is sound.
+    #[test]
+    fn an_index_of_every_older_version_upgrades() -> TestResult {
+        let fixture = schema_fixture(schema_version())?;
+        for version in 0..MIGRATIONS.len() {
+            let dir = tempfile::tempdir()?;
+            let old = testutil::index_at_version(&dir.path().join(DB_FILE), version)?;
+            if version >= 1 {
+                // Only the columns of version 1, which every later version still has.
+                old.execute_batch(
+                    "INSERT INTO calls (id, box_id, seat_id, mode, status, started_at_utc,
+                         started_mono_ms, ended_at_utc, duration_ms, bytes, sha256, rate_hz,
+                         bitrate_bps, agent, direction, remote_number, campaign, rel_path, end_reason)
+                     VALUES (7, 'b', 's1', 'control', 'complete', '2026-11-27T10:00:00.000Z', 5,
+                         '2026-11-27T10:00:02.000Z', 2000, 4096, NULL, 16000, 16000, 'alice',
+                         'inbound', '+4930123456', 'sales', 'calls/2026/11/27/7.opus', 'stop');
+                     INSERT INTO call_intervals (call_id, kind, start_ms, end_ms, by, reason)
+                     VALUES (7, 'pause', 500, 900, 'cti', 'card');
+                     INSERT INTO call_tags (call_id, tag) VALUES (7, 'vip');",
+                )?;
+            }
+            if version >= 2 {
+                old.execute(
+                    "INSERT INTO notes (call_id, at_ms, author, text, created_at_utc)
+                     VALUES (7, 1000, 'rita', 'check the greeting', '2026-11-28T09:00:00.000Z')",
+                    [],
+                )?;
+            }
+            if version >= 4 {
+                old.execute_batch(
+                    "INSERT INTO scorecards (id, slug, version, name, content_hash, body, created_by, created_at_utc)
+                     VALUES (1, 'card', 1, 'Card', 'h', '{}', 'lead', '2026-11-28T09:00:00.000Z');
+                     INSERT INTO evaluations (call_id, scorecard_id, reviewer, agent, status, answers,
+                         created_at_utc, updated_at_utc)
+                     VALUES (7, 1, 'rita', 'alice', 'draft', '[]', '2026-11-28T09:00:00.000Z',
+                         '2026-11-28T09:00:00.000Z');",
+                )?;
+            }
+            drop(old);
+
+            let TempStore { dir: _dir, conn } = TempStore::in_dir(dir)?;
+            let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            assert_eq!(v, schema_version(), "from version {version}");
+            assert_eq!(
+                testutil::integrity(&conn)?,
+                (vec!["ok".to_owned()], vec![]),
+                "from version {version}"
+            );
+            let foreign_keys: i64 = conn.pragma_query_value(None, "foreign_keys", |r| r.get(0))?;
+            assert_eq!(
+                foreign_keys, 1,
+                "foreign keys are back on after the upgrade"
+            );
+            assert_eq!(
+                testutil::schema_dump(&conn)?,
+                fixture,
+                "from version {version}"
+            );
+            if version >= 1 {
+                let c = get_call(&conn, 7)?;
+                assert_eq!(
+                    (c.status.as_str(), c.duration_ms, c.bytes, c.deleted_at_utc),
+                    ("complete", 2000, 4096, None)
+                );
+                assert_eq!(c.meta.agent.as_deref(), Some("alice"));
+                assert_eq!(c.meta.remote_number.as_deref(), Some("+4930123456"));
+                assert_eq!(c.rel_path, "calls/2026/11/27/7.opus");
+                assert_eq!(c.tags, ["vip"]);
+                assert_eq!((c.intervals.len(), c.intervals[0].end_ms), (1, Some(900)));
+            }
+            let count = |table: &str| -> rusqlite::Result<i64> {
+                conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            };
+            assert_eq!(count("notes")?, i64::from(version >= 2), "from {version}");
+            assert_eq!(
+                count("evaluations")?,
+                i64::from(version >= 4),
+                "from {version}"
+            );
+        }
         Ok(())
     }
 }

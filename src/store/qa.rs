@@ -494,10 +494,9 @@ pub fn resolve(
 
 #[cfg(test)]
 mod tests {
-    type TestResult = Result<(), Box<dyn std::error::Error>>;
     use super::*;
     use crate::qa::scorecard::Answer;
-    use crate::store::{insert_call, CallMeta, NewCall};
+    use crate::store::testutil::{TempStore, TestCall, TestResult};
 
     fn answers_all_yes(card: &Scorecard) -> Vec<AnswerEntry> {
         card.sections
@@ -512,8 +511,7 @@ mod tests {
 
     #[test]
     fn versions_once_used_and_dispute_life_cycle() -> TestResult {
-        let dir = tempfile::tempdir()?;
-        let conn = crate::store::open_rw(&dir.path().join("q.db"))?;
+        let TempStore { dir: _dir, conn } = TempStore::new()?;
         assert_eq!(seed_default_cards(&conn)?.len(), 3);
         assert!(
             seed_default_cards(&conn)?.is_empty(),
@@ -528,22 +526,7 @@ mod tests {
         let same = save_card(&conn, &edited, "lead")?;
         assert_eq!((same.row_id, same.card.version), (v1.row_id, 1));
 
-        let (call, _) = insert_call(
-            &conn,
-            &NewCall {
-                box_id: "b".into(),
-                seat_id: "s".into(),
-                mode: "control".into(),
-                started_at_utc: "2026-11-27T10:00:00.000Z".into(),
-                started_mono_ms: 0,
-                rate_hz: 16000,
-                bitrate_bps: 16000,
-                meta: CallMeta {
-                    agent: Some("alice".into()),
-                    ..Default::default()
-                },
-            },
-        )?;
+        let call = TestCall::new().agent("alice").insert(&conn)?.id;
         let ev = create_evaluation(&conn, call, v1.row_id, "rita", Some("alice"))?;
         // Used now: the next edit becomes version 2; the evaluation keeps version 1.
         edited.name = "Complaint handling v2".into();

@@ -447,28 +447,17 @@ pub fn visible(conn: &Connection, call: &CallRow, scope: &Scope) -> Result<bool,
 
 #[cfg(test)]
 mod tests {
-    type TestResult = Result<(), Box<dyn std::error::Error>>;
     use super::*;
-    use crate::store::{insert_call, CallMeta, NewCall};
+    use crate::store::testutil::{TempStore, TestCall, TestResult};
 
     #[test]
     fn seat_groups() -> TestResult {
-        let dir = tempfile::tempdir()?;
-        let conn = crate::store::open_rw(&dir.path().join("s.db"))?;
+        let TempStore { dir: _dir, conn } = TempStore::new()?;
         for seat in ["s1", "s2", "s10"] {
-            insert_call(
-                &conn,
-                &NewCall {
-                    box_id: "b".into(),
-                    seat_id: seat.into(),
-                    mode: "control".into(),
-                    started_at_utc: "2026-11-20T10:00:00.000Z".into(),
-                    started_mono_ms: 0,
-                    rate_hz: 16000,
-                    bitrate_bps: 16000,
-                    meta: CallMeta::default(),
-                },
-            )?;
+            TestCall::new()
+                .seat(seat)
+                .started_at("2026-11-20T10:00:00.000Z")
+                .insert(&conn)?;
         }
         let seats = |v: &str| -> Result<Vec<String>, StoreError> {
             let q = Query {
@@ -493,9 +482,8 @@ mod tests {
 
     #[test]
     fn filters_scope_and_escaping() -> TestResult {
-        let dir = tempfile::tempdir()?;
-        let conn = crate::store::open_rw(&dir.path().join("s.db"))?;
-        for (i, (agent, number, dur)) in [
+        let TempStore { dir: _dir, conn } = TempStore::new()?;
+        for (i, (agent, number, duration_ms)) in [
             ("alice", "+4930111", 5_000),
             ("alice", "+4930222", 700_000),
             ("bob", "+4940333", 20_000),
@@ -503,27 +491,12 @@ mod tests {
         .iter()
         .enumerate()
         {
-            let (id, _) = insert_call(
-                &conn,
-                &NewCall {
-                    box_id: "b".into(),
-                    seat_id: "s".into(),
-                    mode: "control".into(),
-                    started_at_utc: format!("2026-11-2{i}T10:00:00.000Z"),
-                    started_mono_ms: 0,
-                    rate_hz: 16000,
-                    bitrate_bps: 16000,
-                    meta: CallMeta {
-                        agent: Some((*agent).into()),
-                        remote_number: Some((*number).into()),
-                        ..Default::default()
-                    },
-                },
-            )?;
-            conn.execute(
-                "UPDATE calls SET duration_ms = ?2 WHERE id = ?1",
-                [id, *dur],
-            )?;
+            TestCall::new()
+                .started_at(&format!("2026-11-2{i}T10:00:00.000Z"))
+                .agent(agent)
+                .number(number)
+                .duration_ms(*duration_ms)
+                .insert(&conn)?;
         }
         let base = Query {
             per_page: 50,

@@ -665,13 +665,12 @@ pub fn revoke_token(conn: &Connection, name: &str, by: Actor) -> Result<(), User
 
 #[cfg(test)]
 mod tests {
-    type TestResult = Result<(), Box<dyn std::error::Error>>;
     use super::*;
+    use crate::store::testutil::{TempStore, TestResult};
 
     #[test]
     fn passwords_sessions_and_lockout() -> TestResult {
-        let dir = tempfile::tempdir()?;
-        let conn = super::super::open_rw(&dir.path().join("u.db"))?;
+        let TempStore { dir: _dir, conn } = TempStore::new()?;
         let by = Actor::local("cli:test");
         assert!(matches!(
             hash_password("short"),
