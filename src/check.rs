@@ -844,7 +844,7 @@ fn repair_ledger(
             out.push(done);
             continue;
         }
-        match ledger::append_call(&tx, &row)? {
+        match ledger::append_call(&tx, row.id, row.sha256.as_deref(), &row.ledger_detail())? {
             Some(e) => {
                 done.action = format!("ledger entry {} added", e.seq);
                 audit_repair(

@@ -11,7 +11,7 @@
 use super::bundle::{self, FileEntry};
 use super::key;
 use crate::hash::sha256_file;
-use crate::store::ledger::{self, CallDetail, Entry};
+use crate::store::ledger::{self, Entry};
 use crate::store::{self, CallRow, StoreError};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
@@ -601,7 +601,7 @@ fn walk_calls(storage_dir: &Path) -> Result<Vec<String>, VerifyError> {
 
 /// The differences between a ledger detail and the detail rebuilt from the current row.
 fn detail_diff(ledger_detail: &str, row: &CallRow) -> Vec<(String, String, String)> {
-    let now = CallDetail::of(row).canonical_json();
+    let now = row.ledger_detail().canonical_json();
     if now == ledger_detail {
         return Vec::new();
     }

@@ -50,7 +50,7 @@
 //! removes from the index must not survive in it. The number stays bound to the evidence through
 //! the file's OpusTags, which `file_sha256` covers while the file exists.
 
-use super::{CallRow, StoreError};
+use super::error::StoreError;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -100,21 +100,6 @@ pub struct CallDetail {
 }
 
 impl CallDetail {
-    pub fn of(c: &CallRow) -> CallDetail {
-        CallDetail {
-            agent: c.meta.agent.clone(),
-            box_id: c.box_id.clone(),
-            bytes: c.bytes,
-            campaign: c.meta.campaign.clone(),
-            direction: c.meta.direction.clone(),
-            duration_ms: c.duration_ms,
-            ended_at_utc: c.ended_at_utc.clone(),
-            seat_id: c.seat_id.clone(),
-            started_at_utc: c.started_at_utc.clone(),
-            status: c.status.clone(),
-        }
-    }
-
     /// The canonical JSON text stored as the entry's detail.
     pub fn canonical_json(&self) -> String {
         // Serializing a struct of strings, integers and options cannot fail; the fallback only
@@ -230,23 +215,28 @@ fn append_locked(
 /// the call's latest `call` entry already has this file hash and detail, so finalizing twice
 /// never makes two entries for the same file. A call re-finalized with a different file gets a
 /// new entry: the chain then shows both.
-pub fn append_call(conn: &Connection, call: &CallRow) -> Result<Option<Entry>, StoreError> {
-    let Some(sha) = call.sha256.as_deref() else {
+pub fn append_call(
+    conn: &Connection,
+    call_id: i64,
+    file_sha256: Option<&str>,
+    detail: &CallDetail,
+) -> Result<Option<Entry>, StoreError> {
+    let Some(sha) = file_sha256 else {
         return Ok(None);
     };
-    let detail = CallDetail::of(call).canonical_json();
+    let detail = detail.canonical_json();
     with_write_lock(conn, |c| {
         let latest: Option<(Option<String>, String)> = c
             .prepare_cached(
                 "SELECT file_sha256, detail FROM ledger WHERE call_id = ?1 AND kind = 'call'
                  ORDER BY seq DESC LIMIT 1",
             )?
-            .query_row([call.id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row([call_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         if latest.is_some_and(|(f, d)| f.as_deref() == Some(sha) && d == detail) {
             return Ok(None);
         }
-        append_locked(c, "call", call.id, Some(sha), detail).map(Some)
+        append_locked(c, "call", call_id, Some(sha), detail).map(Some)
     })
 }
 
@@ -465,7 +455,7 @@ mod tests {
         let id = new_call(&conn, "al\"ice\n")?;
         finalize(&conn, id, Some(&"a".repeat(64)))?;
         let row = store::get_call_row(&conn, id)?;
-        let text = CallDetail::of(&row).canonical_json();
+        let text = row.ledger_detail().canonical_json();
         assert!(!text.contains('\n') && !text.contains(' '), "{text}");
         // Keys in lexicographic order, as RFC 8785 wants.
         let v: serde_json::Value = serde_json::from_str(&text)?;

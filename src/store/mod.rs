@@ -13,6 +13,7 @@ pub mod alarms;
 pub mod audit;
 pub mod calibration;
 pub mod compliance;
+pub mod error;
 pub mod holds;
 pub mod identity;
 pub mod ledger;
@@ -28,28 +29,10 @@ pub mod search;
 pub mod testutil;
 pub mod users;
 
+pub use error::StoreError;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
 use std::path::Path;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database {path}: {source}. Check the path and permissions; `callrec check` verifies the index")]
-    Open {
-        path: String,
-        source: rusqlite::Error,
-    },
-    #[error("database: {0}")]
-    Sql(#[from] rusqlite::Error),
-    #[error(
-        "database schema version {found} is newer than this callrec ({supported}); upgrade callrec"
-    )]
-    TooNew { found: i64, supported: i64 },
-    #[error("no call with id {0}")]
-    NoSuchCall(i64),
-    #[error("upgrading the index to schema version {version} failed: {problem}. Nothing was changed; restore the index from a backup or report this")]
-    Migration { version: i64, problem: String },
-}
 
 /// One schema migration: a file in `src/store/migrations/`, compiled in.
 struct Migration {
@@ -292,7 +275,7 @@ pub fn finalize_call(conn: &Connection, f: &Finalized) -> Result<(), StoreError>
     // writer. The entry is built from the row as just written.
     match get_call_row(&tx, f.call_id) {
         Ok(row) => {
-            ledger::append_call(&tx, &row)?;
+            ledger::append_call(&tx, row.id, row.sha256.as_deref(), &row.ledger_detail())?;
         }
         Err(StoreError::NoSuchCall(_)) => {}
         Err(e) => return Err(e),
@@ -498,6 +481,24 @@ pub(crate) fn fill_details(conn: &Connection, c: &mut CallRow) -> Result<(), Sto
         })?
         .collect::<Result<_, _>>()?;
     Ok(())
+}
+
+impl CallRow {
+    /// What the call's ledger entry commits to (store::ledger, layout v2: no customer number).
+    pub fn ledger_detail(&self) -> ledger::CallDetail {
+        ledger::CallDetail {
+            agent: self.meta.agent.clone(),
+            box_id: self.box_id.clone(),
+            bytes: self.bytes,
+            campaign: self.meta.campaign.clone(),
+            direction: self.meta.direction.clone(),
+            duration_ms: self.duration_ms,
+            ended_at_utc: self.ended_at_utc.clone(),
+            seat_id: self.seat_id.clone(),
+            started_at_utc: self.started_at_utc.clone(),
+            status: self.status.clone(),
+        }
+    }
 }
 
 pub fn get_call(conn: &Connection, id: i64) -> Result<CallRow, StoreError> {

@@ -12,6 +12,7 @@ mod crash;
 mod disk_full;
 mod evidence;
 mod import;
+mod layers;
 mod lifecycle;
 mod modes;
 mod web;

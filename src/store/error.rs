@@ -1,0 +1,22 @@
+//! [`StoreError`]: what can go wrong with the index, in words that say what to do next. Its own
+//! file so that every table's module can use it without importing `store/mod.rs`, which uses
+//! some of them (the ledger) in turn.
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}. Check the path and permissions; `callrec check` verifies the index")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error(
+        "database schema version {found} is newer than this callrec ({supported}); upgrade callrec"
+    )]
+    TooNew { found: i64, supported: i64 },
+    #[error("no call with id {0}")]
+    NoSuchCall(i64),
+    #[error("upgrading the index to schema version {version} failed: {problem}. Nothing was changed; restore the index from a backup or report this")]
+    Migration { version: i64, problem: String },
+}
