@@ -49,6 +49,25 @@ pub fn content_hash(value: &serde_json::Value) -> String {
     sha256_hex(canonical_json(value))
 }
 
+/// [`content_hash`] of a document (a scorecard, a script) without the top-level keys named in
+/// `without` (e.g. its version number, which an edit does not change by itself).
+pub fn content_hash_of(
+    doc: &(impl serde::Serialize + std::fmt::Debug),
+    without: &[&str],
+) -> String {
+    let mut value = match serde_json::to_value(doc) {
+        Ok(v) => v,
+        // Serializing a struct with string keys cannot fail; hash the debug form if it does.
+        Err(_) => serde_json::Value::String(format!("{doc:?}")),
+    };
+    if let serde_json::Value::Object(map) = &mut value {
+        for key in without {
+            map.remove(*key);
+        }
+    }
+    content_hash(&value)
+}
+
 /// JSON with object keys sorted and no whitespace, whatever map type serde_json was built with,
 /// so a content hash cannot change when another crate turns on `preserve_order`.
 pub fn canonical_json(value: &serde_json::Value) -> String {

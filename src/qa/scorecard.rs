@@ -610,15 +610,7 @@ pub fn to_json(card: &Scorecard) -> Result<String, CardError> {
 /// call the same way and read the same; the store compares it to decide whether an edit needs a
 /// new version.
 pub fn content_hash(card: &Scorecard) -> String {
-    let mut value = match serde_json::to_value(card) {
-        Ok(v) => v,
-        // Serializing a Scorecard cannot fail (string keys only); hash the debug form if it does.
-        Err(_) => serde_json::Value::String(format!("{card:?}")),
-    };
-    if let serde_json::Value::Object(map) = &mut value {
-        map.remove("version");
-    }
-    crate::hash::content_hash(&value)
+    crate::hash::content_hash_of(card, &["version"])
 }
 
 /// The shipped default cards (`inbound-service`, `outbound`, `complaint`), version 1.

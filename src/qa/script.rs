@@ -422,12 +422,7 @@ pub fn to_json(s: &Script) -> Result<String, ScriptError> {
 /// written out. Two scripts with the same hash check every call the same way and read the same;
 /// the store compares it to decide whether an edit needs a new version.
 pub fn content_hash(s: &Script) -> String {
-    let value = match serde_json::to_value(s) {
-        Ok(v) => v,
-        // Serializing a Script cannot fail (string keys only); hash the debug form if it does.
-        Err(_) => serde_json::Value::String(format!("{s:?}")),
-    };
-    crate::hash::content_hash(&value)
+    crate::hash::content_hash_of(s, &[])
 }
 
 /// Shorthand for building the shipped scripts.
