@@ -17,7 +17,8 @@ use std::sync::Arc;
 /// The recorder daemon until SIGTERM/SIGINT.
 pub fn record(cfg: Config) -> anyhow::Result<()> {
     box_key_at_start(&cfg);
-    record::run(cfg)
+    let stop = stop_on_signals()?;
+    record::run(cfg, stop)
 }
 
 /// The web service until SIGTERM/SIGINT.
@@ -35,10 +36,10 @@ pub fn run_both(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("creating storage dir {}", cfg.storage.dir.display()))?;
     // Migrate once, before either half opens the index.
     drop(store::open_rw(&cfg.db_path())?);
+    let stop = stop_on_signals()?;
     if !cfg.server.enabled {
-        return record::run(cfg);
+        return record::run(cfg, stop);
     }
-    let stop = Arc::new(AtomicBool::new(false));
     let (web_cfg, web_stop) = (cfg.clone(), stop.clone());
     let server = std::thread::Builder::new()
         .name("web".into())
@@ -47,7 +48,8 @@ pub fn run_both(cfg: Config) -> anyhow::Result<()> {
                 tracing::error!("web service stopped: {e:#}; recording continues");
             }
         })?;
-    let result = record::run(cfg);
+    let result = record::run(cfg, stop.clone());
+    // The recorder stopped (a signal, or an error): the web half stops with it.
     stop.store(true, Ordering::Relaxed);
     let _ = server.join();
     result

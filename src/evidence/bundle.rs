@@ -295,16 +295,54 @@ fn build(
     final_dir: &Path,
     t0: Instant,
 ) -> Result<(Exported, String), ExportError> {
-    let id = call.id;
     let mut timings = Timings::default();
-    let mut files = Vec::new();
+    let original = format!("call-{}.opus", call.id);
+    let mut files = vec![copy_original(call, data, work, &original)?];
+    timings.copy_ms = t0.elapsed().as_millis() as u64;
+    if x.options.wav {
+        let t = Instant::now();
+        files.push(add_full_wav(call, data, work, &original)?);
+        timings.wav_ms = t.elapsed().as_millis() as u64;
+    }
+    if let Some((from_s, to_s)) = x.options.excerpt_s {
+        let t = Instant::now();
+        files.push(add_excerpt(call, data, work, &original, from_s, to_s)?);
+        timings.excerpt_ms = t.elapsed().as_millis() as u64;
+    }
+    files.push(add_public_key(x.key, work)?);
 
-    let original = format!("call-{id}.opus");
-    write_file(&work.join(&original), data)?;
+    let exported_at_utc = crate::clock::utc_now();
+    let records = CallRecords::read(x.conn, call.id)?;
+    add_documents(x, call, &exported_at_utc, &records, work, &mut files)?;
+    let manifest_bytes = write_manifest(x, call, &exported_at_utc, records, work, &files)?;
+    let manifest_sha = sha256_hex(&manifest_bytes);
+    write_sums(work, &files)?;
+    sync_dir(work)?;
+    Ok((
+        Exported {
+            call_id: call.id,
+            dir: final_dir.display().to_string(),
+            manifest_sha256: manifest_sha.clone(),
+            files,
+            audit_id: 0,
+            timings_ms: timings,
+        },
+        manifest_sha,
+    ))
+}
+
+/// The stored recording, byte for byte, as `original`.
+fn copy_original(
+    call: &CallRow,
+    data: &[u8],
+    work: &Path,
+    original: &str,
+) -> Result<FileEntry, ExportError> {
+    write_file(&work.join(original), data)?;
     // These exact bytes were hashed and matched the index before this copy was written, so the
     // copy is not read back (that would only hash the page cache again).
-    files.push(FileEntry {
-        name: original.clone(),
+    Ok(FileEntry {
+        name: original.to_owned(),
         kind: "original-recording".into(),
         derived: false,
         bytes: data.len() as u64,
@@ -313,82 +351,127 @@ fn build(
             "The recording as stored on box {} at {} (Ogg Opus, RFC 7845; channel 0 agent, channel 1 customer), copied byte for byte.",
             call.box_id, call.rel_path
         ),
-    });
-    timings.copy_ms = t0.elapsed().as_millis() as u64;
+    })
+}
 
+fn not_opus(call_id: i64, message: String) -> ExportError {
+    ExportError::Decode { call_id, message }
+}
+
+/// The whole call decoded to WAV (derived).
+fn add_full_wav(
+    call: &CallRow,
+    data: &[u8],
+    work: &Path,
+    original: &str,
+) -> Result<FileEntry, ExportError> {
+    let id = call.id;
     let rate_hz = decode_rate_hz(call);
-    let not_opus = |message: String| ExportError::Decode {
-        call_id: id,
-        message,
-    };
-    if x.options.wav {
-        let t = Instant::now();
-        let info = ogg_read::inspect(data).map_err(|e| not_opus(e.to_string()))?;
-        let name = format!("call-{id}.wav");
-        write_full_wav(id, data, &info, rate_hz, &work.join(&name))?;
-        files.push(entry(
-            work,
-            &name,
-            "decoded-wav",
-            true,
-            format!("DERIVED at export: the whole call decoded with libopus to 16-bit PCM WAV, {rate_hz} Hz, 2 channels (agent, customer). Not the original; {original} is."),
-        )?);
-        timings.wav_ms = t.elapsed().as_millis() as u64;
-    }
-    if let Some((from_s, to_s)) = x.options.excerpt_s {
-        let t = Instant::now();
-        check_range(id, call.duration_ms, from_s, to_s)?;
-        let info = pages_through(data, to_s)
-            .ok_or_else(|| not_opus("no intact Ogg Opus header".into()))?;
-        let name = format!("call-{id}-excerpt-{from_s}-{to_s}.wav");
-        write_excerpt(id, data, &info, rate_hz, from_s, to_s, &work.join(&name))?;
-        files.push(entry(
-            work,
-            &name,
-            "excerpt-wav",
-            true,
-            format!("DERIVED at export: {from_s} s to {to_s} s of the call, decoded with libopus to 16-bit PCM WAV, {rate_hz} Hz, 2 channels (agent, customer). Not the original; {original} is."),
-        )?);
-        timings.excerpt_ms = t.elapsed().as_millis() as u64;
-    }
+    let info = ogg_read::inspect(data).map_err(|e| not_opus(id, e.to_string()))?;
+    let name = format!("call-{id}.wav");
+    write_full_wav(id, data, &info, rate_hz, &work.join(&name))?;
+    entry(
+        work,
+        &name,
+        "decoded-wav",
+        true,
+        format!("DERIVED at export: the whole call decoded with libopus to 16-bit PCM WAV, {rate_hz} Hz, 2 channels (agent, customer). Not the original; {original} is."),
+    )
+}
 
-    write_file(&work.join(PUBLIC_KEY), x.key.public_pem().as_bytes())?;
-    files.push(entry(
+/// `from_s` to `to_s` of the call decoded to WAV (derived), after checking the range.
+fn add_excerpt(
+    call: &CallRow,
+    data: &[u8],
+    work: &Path,
+    original: &str,
+    from_s: f64,
+    to_s: f64,
+) -> Result<FileEntry, ExportError> {
+    let id = call.id;
+    let rate_hz = decode_rate_hz(call);
+    check_range(id, call.duration_ms, from_s, to_s)?;
+    let info = pages_through(data, to_s)
+        .ok_or_else(|| not_opus(id, "no intact Ogg Opus header".into()))?;
+    let name = format!("call-{id}-excerpt-{from_s}-{to_s}.wav");
+    write_excerpt(id, data, &info, rate_hz, from_s, to_s, &work.join(&name))?;
+    entry(
+        work,
+        &name,
+        "excerpt-wav",
+        true,
+        format!("DERIVED at export: {from_s} s to {to_s} s of the call, decoded with libopus to 16-bit PCM WAV, {rate_hz} Hz, 2 channels (agent, customer). Not the original; {original} is."),
+    )
+}
+
+fn add_public_key(key: &BoxKey, work: &Path) -> Result<FileEntry, ExportError> {
+    write_file(&work.join(PUBLIC_KEY), key.public_pem().as_bytes())?;
+    entry(
         work,
         PUBLIC_KEY,
         "public-key",
         false,
         format!(
             "The exporting box's Ed25519 public key (SubjectPublicKeyInfo PEM, RFC 8410); SHA-256 of its DER form: {}.",
-            x.key.fingerprint_sha256()
+            key.fingerprint_sha256()
         ),
-    )?);
+    )
+}
 
-    let exported_at_utc = crate::clock::utc_now();
-    let notes = notes::for_call(x.conn, id)?;
-    let evaluations = qa::evaluations_for_call(x.conn, id)?;
-    let mut audit_rows = audit::list(
-        x.conn,
-        &audit::Filter {
-            call_id: Some(id),
-            limit: u32::MAX,
-            ..Default::default()
-        },
-    )?;
-    audit_rows.reverse(); // oldest first
-    let entries = ledger::entries_for_call(x.conn, id)?;
-    let head = ledger::head(x.conn)?;
+/// What the index holds about the call besides its row, as the bundle records it.
+struct CallRecords {
+    notes: Vec<notes::Note>,
+    evaluations: Vec<qa::Evaluation>,
+    /// Oldest first.
+    audit_rows: Vec<audit::Row>,
+    entries: Vec<Entry>,
+    head: Option<Head>,
+}
 
+impl CallRecords {
+    fn read(conn: &Connection, id: i64) -> Result<Self, ExportError> {
+        let notes = notes::for_call(conn, id)?;
+        let evaluations = qa::evaluations_for_call(conn, id)?;
+        let mut audit_rows = audit::list(
+            conn,
+            &audit::Filter {
+                call_id: Some(id),
+                limit: u32::MAX,
+                ..Default::default()
+            },
+        )?;
+        audit_rows.reverse(); // oldest first
+        let entries = ledger::entries_for_call(conn, id)?;
+        let head = ledger::head(conn)?;
+        Ok(CallRecords {
+            notes,
+            evaluations,
+            audit_rows,
+            entries,
+            head,
+        })
+    }
+}
+
+/// report.html and VERIFY.md, both made from the files listed so far.
+fn add_documents(
+    x: &Exporter,
+    call: &CallRow,
+    exported_at_utc: &str,
+    records: &CallRecords,
+    work: &Path,
+    files: &mut Vec<FileEntry>,
+) -> Result<(), ExportError> {
     let ctx = Doc {
         call,
         box_id: x.box_id,
         actor: x.actor,
-        exported_at_utc: &exported_at_utc,
+        exported_at_utc,
         fingerprint: x.key.fingerprint_sha256(),
-        notes: &notes,
-        evaluations: &evaluations,
-        entries: &entries,
-        files: &files,
+        notes: &records.notes,
+        evaluations: &records.evaluations,
+        entries: &records.entries,
+        files,
     };
     write_file(&work.join(REPORT), report_html(&ctx).as_bytes())?;
     let instructions = verify_md(&ctx);
@@ -407,11 +490,22 @@ fn build(
         false,
         "How to verify this bundle with sha256sum and openssl, without callrec.".into(),
     )?);
+    Ok(())
+}
 
+/// manifest.json and its signature manifest.sig; returns the manifest's bytes.
+fn write_manifest(
+    x: &Exporter,
+    call: &CallRow,
+    exported_at_utc: &str,
+    records: CallRecords,
+    work: &Path,
+    files: &[FileEntry],
+) -> Result<Vec<u8>, ExportError> {
     let manifest = Manifest {
         format: FORMAT,
-        call_id: id,
-        exported_at_utc: &exported_at_utc,
+        call_id: call.id,
+        exported_at_utc,
         exported_by: x.actor,
         exporting_box_id: x.box_id,
         callrec_version: env!("CARGO_PKG_VERSION"),
@@ -421,23 +515,25 @@ fn build(
             fingerprint_sha256: x.key.fingerprint_sha256(),
         },
         call,
-        notes: &notes,
-        evaluations: &evaluations,
-        audit: &audit_rows,
+        notes: &records.notes,
+        evaluations: &records.evaluations,
+        audit: &records.audit_rows,
         ledger: LedgerInfo {
             layout: LEDGER_LAYOUT,
-            entries: &entries,
-            head_at_export: head,
+            entries: &records.entries,
+            head_at_export: records.head,
         },
-        files: &files,
+        files,
     };
     let mut manifest_bytes = serde_json::to_vec_pretty(&manifest)?;
     manifest_bytes.push(b'\n');
     write_file(&work.join(MANIFEST), &manifest_bytes)?;
     write_file(&work.join(SIGNATURE), &x.key.sign(&manifest_bytes))?;
-    let manifest_sha = sha256_hex(&manifest_bytes);
+    Ok(manifest_bytes)
+}
 
-    // SHA256SUMS covers every file but itself, read back from the disk.
+/// SHA256SUMS covers every file but itself, read back from the disk.
+fn write_sums(work: &Path, files: &[FileEntry]) -> Result<(), ExportError> {
     let mut names: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
     names.push(MANIFEST.into());
     names.push(SIGNATURE.into());
@@ -454,19 +550,7 @@ fn build(
         // Two spaces: sha256sum's text-mode line format ("hash  name").
         sums.push_str(&format!("{hash}  {name}\n"));
     }
-    write_file(&work.join(SUMS), sums.as_bytes())?;
-    sync_dir(work)?;
-    Ok((
-        Exported {
-            call_id: id,
-            dir: final_dir.display().to_string(),
-            manifest_sha256: manifest_sha.clone(),
-            files,
-            audit_id: 0,
-            timings_ms: timings,
-        },
-        manifest_sha,
-    ))
+    write_file(&work.join(SUMS), sums.as_bytes())
 }
 
 /// Hashes a written file back from the disk for the manifest.
@@ -753,8 +837,21 @@ fn ledger_command(e: &Entry) -> String {
 }
 
 fn report_html(d: &Doc) -> String {
-    let c = d.call;
     let mut h = String::new();
+    report_head(&mut h, d);
+    report_call(&mut h, d.call);
+    report_intervals(&mut h, d.call);
+    report_notes(&mut h, d.notes);
+    report_evaluations(&mut h, d.evaluations);
+    report_files(&mut h, d.files);
+    report_ledger(&mut h, d.entries);
+    report_how_to_verify(&mut h, d);
+    h
+}
+
+/// The document head (title, inline stylesheet) and who exported what when.
+fn report_head(h: &mut String, d: &Doc) {
+    let c = d.call;
     let title = format!("Call {} — evidence bundle", c.id);
     h.push_str(&format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\n<style>body{{font:14px/1.4 sans-serif;max-width:60em;margin:2em auto;padding:0 1em;color:#111}}table{{border-collapse:collapse;margin:.5em 0 1.5em}}th,td{{border:1px solid #bbb;padding:.25em .6em;text-align:left;vertical-align:top}}th{{background:#eee}}code,pre{{font:12px monospace;word-break:break-all}}pre{{background:#f4f4f4;padding:.6em;white-space:pre-wrap}}.derived{{color:#a40}}</style></head><body>\n<h1>{}</h1>\n",
@@ -768,6 +865,10 @@ fn report_html(d: &Doc) -> String {
         esc(d.actor),
         c.id
     ));
+}
+
+/// The call's index row as a two-column table.
+fn report_call(h: &mut String, c: &CallRow) {
     h.push_str("<h2>Call</h2><table>\n");
     let duration = format!("{} ({} ms)", clock_ms(c.duration_ms), c.duration_ms);
     let bytes = c.bytes.to_string();
@@ -805,88 +906,104 @@ fn report_html(d: &Doc) -> String {
             esc(n)
         ));
     }
-    h.push_str("</table>\n<h2>Pauses and gaps</h2>\n");
+    h.push_str("</table>\n");
+}
+
+fn report_intervals(h: &mut String, c: &CallRow) {
+    h.push_str("<h2>Pauses and gaps</h2>\n");
     if c.intervals.is_empty() {
         h.push_str("<p>None: the recording covers the whole call.</p>\n");
-    } else {
-        h.push_str("<p>A <b>pause</b> is a stretch where recording was paused on request (for example while card data was given): the audio there is silence of the same length. A <b>gap</b> is a stretch where a capture device was down, also kept as silence.</p><table><tr><th>kind</th><th>from</th><th>to</th><th>by</th><th>reason</th></tr>\n");
-        for i in &c.intervals {
-            h.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-                esc(&i.kind),
-                clock_ms(i.start_ms),
-                i.end_ms.map(clock_ms).unwrap_or_else(|| "—".into()),
-                esc(opt(&i.by)),
-                esc(opt(&i.reason))
-            ));
-        }
-        h.push_str("</table>\n");
+        return;
     }
+    h.push_str("<p>A <b>pause</b> is a stretch where recording was paused on request (for example while card data was given): the audio there is silence of the same length. A <b>gap</b> is a stretch where a capture device was down, also kept as silence.</p><table><tr><th>kind</th><th>from</th><th>to</th><th>by</th><th>reason</th></tr>\n");
+    for i in &c.intervals {
+        h.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            esc(&i.kind),
+            clock_ms(i.start_ms),
+            i.end_ms.map(clock_ms).unwrap_or_else(|| "—".into()),
+            esc(opt(&i.by)),
+            esc(opt(&i.reason))
+        ));
+    }
+    h.push_str("</table>\n");
+}
+
+fn report_notes(h: &mut String, notes: &[notes::Note]) {
     h.push_str("<h2>Reviewer notes</h2>\n");
-    if d.notes.is_empty() {
+    if notes.is_empty() {
         h.push_str("<p>None.</p>\n");
-    } else {
-        h.push_str(
-            "<table><tr><th>at</th><th>author</th><th>note</th><th>written (UTC)</th></tr>\n",
-        );
-        for n in d.notes {
-            h.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-                clock_ms(n.at_ms),
-                esc(&n.author),
-                esc(&n.text),
-                esc(&n.created_at_utc)
-            ));
-        }
-        h.push_str("</table>\n");
+        return;
     }
+    h.push_str("<table><tr><th>at</th><th>author</th><th>note</th><th>written (UTC)</th></tr>\n");
+    for n in notes {
+        h.push_str(&format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            clock_ms(n.at_ms),
+            esc(&n.author),
+            esc(&n.text),
+            esc(&n.created_at_utc)
+        ));
+    }
+    h.push_str("</table>\n");
+}
+
+fn report_evaluations(h: &mut String, evaluations: &[qa::Evaluation]) {
     h.push_str("<h2>Evaluations</h2>\n");
-    if d.evaluations.is_empty() {
+    if evaluations.is_empty() {
         h.push_str("<p>None.</p>\n");
-    } else {
-        h.push_str("<table><tr><th>id</th><th>scorecard</th><th>reviewer</th><th>status</th><th>score</th><th>passed</th><th>disputes</th></tr>\n");
-        for e in d.evaluations {
-            let score = e
-                .score
-                .as_ref()
-                .and_then(|s| s.percent)
-                .map(|p| format!("{p:.1} %"))
-                .unwrap_or_else(|| "—".into());
-            let passed = match e.score.as_ref().and_then(|s| s.passed) {
-                Some(true) => "yes",
-                Some(false) => "no",
-                None => "—",
-            };
-            let disputes: Vec<String> = e
-                .disputes
-                .iter()
-                .map(|x| {
-                    format!(
-                        "{}: {} ({})",
-                        x.q,
-                        x.reason,
-                        x.decision.as_deref().unwrap_or("open")
-                    )
-                })
-                .collect();
-            h.push_str(&format!(
-                "<tr><td>{}</td><td>{} v{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-                e.id,
-                esc(&e.scorecard),
-                e.scorecard_version,
-                esc(&e.reviewer),
-                esc(&e.status),
-                score,
-                passed,
-                esc(&disputes.join("; "))
-            ));
-        }
-        h.push_str("</table><p>The answers to every question are in manifest.json (<code>evaluations</code>).</p>\n");
+        return;
     }
+    h.push_str("<table><tr><th>id</th><th>scorecard</th><th>reviewer</th><th>status</th><th>score</th><th>passed</th><th>disputes</th></tr>\n");
+    for e in evaluations {
+        h.push_str(&evaluation_row(e));
+    }
+    h.push_str("</table><p>The answers to every question are in manifest.json (<code>evaluations</code>).</p>\n");
+}
+
+/// One evaluation's table row: score, pass and its disputes with their decisions.
+fn evaluation_row(e: &qa::Evaluation) -> String {
+    let score = e
+        .score
+        .as_ref()
+        .and_then(|s| s.percent)
+        .map(|p| format!("{p:.1} %"))
+        .unwrap_or_else(|| "—".into());
+    let passed = match e.score.as_ref().and_then(|s| s.passed) {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "—",
+    };
+    let disputes: Vec<String> = e
+        .disputes
+        .iter()
+        .map(|x| {
+            format!(
+                "{}: {} ({})",
+                x.q,
+                x.reason,
+                x.decision.as_deref().unwrap_or("open")
+            )
+        })
+        .collect();
+    format!(
+        "<tr><td>{}</td><td>{} v{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+        e.id,
+        esc(&e.scorecard),
+        e.scorecard_version,
+        esc(&e.reviewer),
+        esc(&e.status),
+        score,
+        passed,
+        esc(&disputes.join("; "))
+    )
+}
+
+fn report_files(h: &mut String, files: &[FileEntry]) {
     h.push_str(
         "<h2>Files</h2><table><tr><th>file</th><th>bytes</th><th>SHA-256</th><th>what</th></tr>\n",
     );
-    for f in d.files {
+    for f in files {
         let class = if f.derived { " class=\"derived\"" } else { "" };
         h.push_str(&format!(
             "<tr{class}><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>\n",
@@ -897,8 +1014,11 @@ fn report_html(d: &Doc) -> String {
         ));
     }
     h.push_str("</table><p>This report and VERIFY.md are listed in manifest.json too; manifest.json, its signature manifest.sig and every other file are listed in SHA256SUMS.</p>\n");
+}
+
+fn report_ledger(h: &mut String, entries: &[Entry]) {
     h.push_str("<h2>Ledger</h2>\n<p>When the call ended, the box appended an entry with the recording's SHA-256 to its hash-chained ledger:</p><table><tr><th>seq</th><th>kind</th><th>written (UTC)</th><th>file SHA-256</th><th>entry SHA-256</th></tr>\n");
-    for e in d.entries {
+    for e in entries {
         h.push_str(&format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td></tr>\n",
             e.seq,
@@ -909,13 +1029,16 @@ fn report_html(d: &Doc) -> String {
         ));
     }
     h.push_str("</table>\n");
+}
+
+fn report_how_to_verify(h: &mut String, d: &Doc) {
+    let c = d.call;
     h.push_str(&format!(
         "<h2>How to verify</h2>\n<p>From the folder that contains <code>call-{id}</code>, with standard tools only:</p>\n<pre>{}</pre>\n<p>Every file must print <code>OK</code>, then OpenSSL prints <code>Signature Verified Successfully</code>. Then make sure box.pub is really the box's key: <code>openssl pkey -pubin -in box.pub -outform DER | sha256sum</code> must print <code>{}</code>, the same as <code>callrec key show</code> on the box (compare with the box's administrator over a separate channel). VERIFY.md has the details.</p>\n</body></html>\n",
         esc(&verify_command(c.id)),
         esc(d.fingerprint),
         id = c.id
     ));
-    h
 }
 
 fn verify_md(d: &Doc) -> String {

@@ -221,316 +221,368 @@ fn plain_name(name: &str) -> bool {
 /// the bundle's box.pub, and the manifest's ledger entries. Returns the report; problems are in
 /// it, errors only when the folder cannot be read at all.
 pub fn verify_bundle(dir: &Path) -> Result<BundleReport, VerifyError> {
-    let io = |p: &Path| {
-        let path = p.display().to_string();
-        move |source| VerifyError::Io { path, source }
-    };
     let manifest_path = dir.join(bundle::MANIFEST);
     let manifest_bytes = match std::fs::read(&manifest_path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(VerifyError::NotABundle(dir.display().to_string()))
         }
-        Err(e) => return Err(io(&manifest_path)(e)),
+        Err(e) => return Err(io_err(&manifest_path)(e)),
     };
-    let mut r = BundleReport {
-        dir: dir.display().to_string(),
-        call_id: None,
-        files_checked: 0,
-        signature_valid: false,
-        key_fingerprint_sha256: None,
-        ledger_entries_checked: 0,
-        problems: Vec::new(),
+    let mut check = BundleCheck::new(dir);
+
+    // 1. The signature over the exact manifest bytes, with the bundle's own public key.
+    if let Some(vk) = check.public_key() {
+        check.check_signature(&vk, &manifest_bytes);
+    }
+    // 2. SHA256SUMS, as `sha256sum -c` reads it.
+    let in_sums = check.check_sums();
+    // 3. The manifest's own file list, sizes and hashes, and its ledger entries.
+    let manifest = check.parse_manifest(&manifest_bytes);
+    let listed = match &manifest {
+        Some(m) => check.check_manifest(m),
+        None => HashSet::new(),
     };
-    let mut hashes: HashMap<String, Option<(String, u64)>> = HashMap::new();
-    let mut hash_of = |name: &str| -> Option<(String, u64)> {
-        hashes
+    // 4. Nothing in the folder that neither list accounts for.
+    check.check_unaccounted(manifest.is_some(), &listed, &in_sums)?;
+
+    let mut r = check.report;
+    r.problems.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(r)
+}
+
+fn io_err(p: &Path) -> impl FnOnce(std::io::Error) -> VerifyError {
+    let path = p.display().to_string();
+    move |source| VerifyError::Io { path, source }
+}
+
+/// One bundle being checked: its folder, the report so far, and each file's hash (a file
+/// listed in both SHA256SUMS and the manifest is read once).
+struct BundleCheck<'a> {
+    dir: &'a Path,
+    report: BundleReport,
+    hashes: HashMap<String, Option<(String, u64)>>,
+}
+
+impl<'a> BundleCheck<'a> {
+    fn new(dir: &'a Path) -> Self {
+        BundleCheck {
+            dir,
+            report: BundleReport {
+                dir: dir.display().to_string(),
+                call_id: None,
+                files_checked: 0,
+                signature_valid: false,
+                key_fingerprint_sha256: None,
+                ledger_entries_checked: 0,
+                problems: Vec::new(),
+            },
+            hashes: HashMap::new(),
+        }
+    }
+
+    /// SHA-256 and size of a file of the bundle, None when it cannot be read.
+    fn hash_of(&mut self, name: &str) -> Option<(String, u64)> {
+        let dir = self.dir;
+        self.hashes
             .entry(name.to_owned())
             .or_insert_with(|| sha256_file(&dir.join(name)).ok())
             .clone()
-    };
+    }
 
-    // 1. The signature over the exact manifest bytes, with the bundle's own public key.
-    let vk = match std::fs::read_to_string(dir.join(bundle::PUBLIC_KEY)) {
-        Ok(pem) => match key::parse_public_pem(&pem) {
-            Ok(vk) => Some(vk),
+    /// A problem with the file (or ledger entry) `path` of the bundle.
+    fn flag(&mut self, call_id: Option<i64>, path: &str, what: impl Into<String>) {
+        self.report
+            .problems
+            .push(problem(ProblemKind::Bundle, call_id, Some(path), what));
+    }
+
+    fn differs(
+        &mut self,
+        call_id: Option<i64>,
+        path: &str,
+        what: impl Into<String>,
+        expected: impl ToString,
+        found: impl ToString,
+    ) {
+        self.report.problems.push(mismatch(
+            ProblemKind::Bundle,
+            call_id,
+            Some(path),
+            what,
+            expected,
+            found,
+        ));
+    }
+
+    /// box.pub, parsed; None (with its problem) when it cannot be read or parsed.
+    fn public_key(&mut self) -> Option<ed25519_dalek::VerifyingKey> {
+        match std::fs::read_to_string(self.dir.join(bundle::PUBLIC_KEY)) {
+            Ok(pem) => match key::parse_public_pem(&pem) {
+                Ok(vk) => Some(vk),
+                Err(e) => {
+                    self.flag(None, bundle::PUBLIC_KEY, e.to_string());
+                    None
+                }
+            },
             Err(e) => {
-                r.problems.push(problem(
-                    ProblemKind::Bundle,
+                self.flag(
                     None,
-                    Some(bundle::PUBLIC_KEY),
-                    e.to_string(),
-                ));
+                    bundle::PUBLIC_KEY,
+                    format!("cannot read the public key: {e}"),
+                );
                 None
             }
-        },
-        Err(e) => {
-            r.problems.push(problem(
-                ProblemKind::Bundle,
-                None,
-                Some(bundle::PUBLIC_KEY),
-                format!("cannot read the public key: {e}"),
-            ));
-            None
         }
-    };
-    if let Some(vk) = &vk {
-        r.key_fingerprint_sha256 = key::fingerprint(vk).ok();
-        match std::fs::read(dir.join(bundle::SIGNATURE)) {
-            Ok(sig) if sig.len() != 64 => r.problems.push(mismatch(
-                ProblemKind::Bundle,
+    }
+
+    fn check_signature(&mut self, vk: &ed25519_dalek::VerifyingKey, manifest_bytes: &[u8]) {
+        self.report.key_fingerprint_sha256 = key::fingerprint(vk).ok();
+        match std::fs::read(self.dir.join(bundle::SIGNATURE)) {
+            Ok(sig) if sig.len() != 64 => self.differs(
                 None,
-                Some(bundle::SIGNATURE),
+                bundle::SIGNATURE,
                 "not an Ed25519 signature",
                 "64 bytes",
                 format!("{} bytes", sig.len()),
-            )),
+            ),
             Ok(sig) => {
-                r.signature_valid = key::verify_signature(vk, &manifest_bytes, &sig);
-                if !r.signature_valid {
-                    r.problems.push(problem(ProblemKind::Bundle,
-                        None,
-                        Some(bundle::MANIFEST),
+                self.report.signature_valid = key::verify_signature(vk, manifest_bytes, &sig);
+                if !self.report.signature_valid {
+                    self.flag(None,
+                        bundle::MANIFEST,
                         "the signature in manifest.sig does not match manifest.json with box.pub: the manifest or the signature was changed, or box.pub is not the key that signed it",
-                    ));
+                    );
                 }
             }
-            Err(e) => r.problems.push(problem(
-                ProblemKind::Bundle,
+            Err(e) => self.flag(
                 None,
-                Some(bundle::SIGNATURE),
+                bundle::SIGNATURE,
                 format!("cannot read the signature: {e}"),
-            )),
+            ),
         }
     }
 
-    // 2. SHA256SUMS, as `sha256sum -c` reads it.
-    let mut in_sums: HashSet<String> = HashSet::new();
-    match std::fs::read_to_string(dir.join(bundle::SUMS)) {
-        Ok(text) => {
-            for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.is_empty()) {
-                let parsed = line
-                    .split_once("  ")
-                    .or_else(|| line.split_once(" *"))
-                    .filter(|(h, n)| crate::hash::is_sha256_hex(h) && plain_name(n));
-                let Some((want, name)) = parsed else {
-                    r.problems.push(problem(
-                        ProblemKind::Bundle,
-                        None,
-                        Some(bundle::SUMS),
-                        format!("line {} is not `<sha256>  <file name>`: {line:?}", i + 1),
-                    ));
-                    continue;
-                };
-                in_sums.insert(name.to_owned());
-                match hash_of(name) {
-                    None => r.problems.push(problem(
-                        ProblemKind::Bundle,
-                        None,
-                        Some(name),
-                        "listed in SHA256SUMS but missing",
-                    )),
-                    Some((got, _)) if got != want => r.problems.push(mismatch(
-                        ProblemKind::Bundle,
-                        None,
-                        Some(name),
-                        "content changed (SHA256SUMS)",
-                        format!("sha256 {want}"),
-                        format!("sha256 {got}"),
-                    )),
-                    Some(_) => {}
-                }
+    /// Every line of SHA256SUMS against its file; returns the names it lists.
+    fn check_sums(&mut self) -> HashSet<String> {
+        let mut in_sums: HashSet<String> = HashSet::new();
+        let text = match std::fs::read_to_string(self.dir.join(bundle::SUMS)) {
+            Ok(text) => text,
+            Err(e) => {
+                self.flag(None, bundle::SUMS, format!("cannot read SHA256SUMS: {e}"));
+                return in_sums;
+            }
+        };
+        for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.is_empty()) {
+            let parsed = line
+                .split_once("  ")
+                .or_else(|| line.split_once(" *"))
+                .filter(|(h, n)| crate::hash::is_sha256_hex(h) && plain_name(n));
+            let Some((want, name)) = parsed else {
+                self.flag(
+                    None,
+                    bundle::SUMS,
+                    format!("line {} is not `<sha256>  <file name>`: {line:?}", i + 1),
+                );
+                continue;
+            };
+            in_sums.insert(name.to_owned());
+            match self.hash_of(name) {
+                None => self.flag(None, name, "listed in SHA256SUMS but missing"),
+                Some((got, _)) if got != want => self.differs(
+                    None,
+                    name,
+                    "content changed (SHA256SUMS)",
+                    format!("sha256 {want}"),
+                    format!("sha256 {got}"),
+                ),
+                Some(_) => {}
             }
         }
-        Err(e) => r.problems.push(problem(
-            ProblemKind::Bundle,
-            None,
-            Some(bundle::SUMS),
-            format!("cannot read SHA256SUMS: {e}"),
-        )),
+        in_sums
     }
 
-    // 3. The manifest's own file list, sizes and hashes, and its ledger entries.
-    let manifest: Option<ManifestView> = match serde_json::from_slice(&manifest_bytes) {
-        Ok(m) => Some(m),
-        Err(e) => {
-            r.problems.push(problem(
-                ProblemKind::Bundle,
-                None,
-                Some(bundle::MANIFEST),
-                format!("not a callrec manifest ({e}); it was changed or is from another tool"),
-            ));
-            None
+    fn parse_manifest(&mut self, manifest_bytes: &[u8]) -> Option<ManifestView> {
+        match serde_json::from_slice(manifest_bytes) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                self.flag(
+                    None,
+                    bundle::MANIFEST,
+                    format!("not a callrec manifest ({e}); it was changed or is from another tool"),
+                );
+                None
+            }
         }
-    };
-    let mut listed: HashSet<String> = HashSet::new();
-    if let Some(m) = &manifest {
+    }
+
+    /// The manifest's format, key, files and ledger entries; returns the file names it lists.
+    fn check_manifest(&mut self, m: &ManifestView) -> HashSet<String> {
+        self.report.call_id = Some(m.call_id);
+        self.check_format_and_key(m);
+        let listed = self.check_listed_files(m);
+        let original_sha = self.original_sha(m);
+        self.check_ledger_entries(m, original_sha);
+        listed
+    }
+
+    fn check_format_and_key(&mut self, m: &ManifestView) {
         let id = Some(m.call_id);
-        r.call_id = id;
         if m.format != bundle::FORMAT {
-            r.problems.push(mismatch(
-                ProblemKind::Bundle,
+            self.differs(
                 id,
-                Some(bundle::MANIFEST),
+                bundle::MANIFEST,
                 "unknown bundle format",
                 bundle::FORMAT,
                 &m.format,
-            ));
+            );
         }
-        if let Some(fp) = &r.key_fingerprint_sha256 {
-            if *fp != m.signing_key.fingerprint_sha256 {
-                r.problems.push(mismatch(
-                    ProblemKind::Bundle,
+        if let Some(fp) = self.report.key_fingerprint_sha256.clone() {
+            if fp != m.signing_key.fingerprint_sha256 {
+                self.differs(
                     id,
-                    Some(bundle::PUBLIC_KEY),
+                    bundle::PUBLIC_KEY,
                     "box.pub is not the key the manifest names",
                     format!("fingerprint {}", m.signing_key.fingerprint_sha256),
                     format!("fingerprint {fp}"),
-                ));
+                );
             }
         }
+    }
+
+    /// Every file the manifest lists, against its size and hash; returns their names.
+    fn check_listed_files(&mut self, m: &ManifestView) -> HashSet<String> {
+        let id = Some(m.call_id);
+        let mut listed: HashSet<String> = HashSet::new();
         for f in &m.files {
             if !plain_name(&f.name) {
-                r.problems.push(problem(
-                    ProblemKind::Bundle,
+                self.flag(
                     id,
-                    Some(&f.name),
+                    &f.name,
                     "the manifest names a file outside the bundle folder",
-                ));
+                );
                 continue;
             }
             listed.insert(f.name.clone());
-            r.files_checked += 1;
-            match hash_of(&f.name) {
-                None => r.problems.push(problem(
-                    ProblemKind::Bundle,
+            self.report.files_checked += 1;
+            let Some((sha, bytes)) = self.hash_of(&f.name) else {
+                self.flag(id, &f.name, "listed in manifest.json but missing");
+                continue;
+            };
+            if bytes != f.bytes {
+                self.differs(
                     id,
-                    Some(&f.name),
-                    "listed in manifest.json but missing",
-                )),
-                Some((sha, bytes)) => {
-                    if bytes != f.bytes {
-                        r.problems.push(mismatch(
-                            ProblemKind::Bundle,
-                            id,
-                            Some(&f.name),
-                            "size differs from manifest.json",
-                            format!("{} bytes", f.bytes),
-                            format!("{bytes} bytes"),
-                        ));
-                    }
-                    if sha != f.sha256 {
-                        r.problems.push(mismatch(
-                            ProblemKind::Bundle,
-                            id,
-                            Some(&f.name),
-                            "content changed (manifest.json)",
-                            format!("sha256 {}", f.sha256),
-                            format!("sha256 {sha}"),
-                        ));
-                    }
-                }
+                    &f.name,
+                    "size differs from manifest.json",
+                    format!("{} bytes", f.bytes),
+                    format!("{bytes} bytes"),
+                );
+            }
+            if sha != f.sha256 {
+                self.differs(
+                    id,
+                    &f.name,
+                    "content changed (manifest.json)",
+                    format!("sha256 {}", f.sha256),
+                    format!("sha256 {sha}"),
+                );
             }
         }
+        listed
+    }
+
+    /// The SHA-256 of the one original recording, checked against the call's; None (with a
+    /// problem) when the manifest does not list exactly one.
+    fn original_sha<'m>(&mut self, m: &'m ManifestView) -> Option<&'m str> {
+        let id = Some(m.call_id);
         let originals: Vec<&FileEntry> = m
             .files
             .iter()
             .filter(|f| f.kind == "original-recording" && !f.derived)
             .collect();
-        let original_sha = match originals.as_slice() {
-            [one] => Some(one.sha256.as_str()),
-            _ => {
-                r.problems.push(problem(
-                    ProblemKind::Bundle,
-                    id,
-                    Some(bundle::MANIFEST),
-                    format!(
-                        "the manifest lists {} original recordings; a bundle has exactly one",
-                        originals.len()
-                    ),
-                ));
-                None
-            }
+        let &[one] = originals.as_slice() else {
+            self.flag(
+                id,
+                bundle::MANIFEST,
+                format!(
+                    "the manifest lists {} original recordings; a bundle has exactly one",
+                    originals.len()
+                ),
+            );
+            return None;
         };
-        if let Some(orig) = original_sha {
-            if m.call.sha256.as_deref() != Some(orig) {
-                r.problems.push(mismatch(
-                    ProblemKind::Bundle,
-                    id,
-                    Some(bundle::MANIFEST),
-                    "the call's SHA-256 in the manifest is not the original recording's",
-                    orig,
-                    m.call.sha256.as_deref().unwrap_or("none"),
-                ));
-            }
+        let orig = one.sha256.as_str();
+        if m.call.sha256.as_deref() != Some(orig) {
+            self.differs(
+                id,
+                bundle::MANIFEST,
+                "the call's SHA-256 in the manifest is not the original recording's",
+                orig,
+                m.call.sha256.as_deref().unwrap_or("none"),
+            );
         }
+        Some(orig)
+    }
+
+    /// Each ledger entry's own hash, that it is about this call, and that the `call` entry
+    /// recorded the bundle's original.
+    fn check_ledger_entries(&mut self, m: &ManifestView, original_sha: Option<&str>) {
+        let id = Some(m.call_id);
         let mut has_call_entry = false;
         for e in &m.ledger.entries {
-            r.ledger_entries_checked += 1;
+            self.report.ledger_entries_checked += 1;
             let at = format!("ledger entry {}", e.seq);
             for p in ledger::check_entry(e) {
-                r.problems
-                    .push(problem(ProblemKind::Bundle, id, Some(&at), p));
+                self.flag(id, &at, p);
             }
             if e.call_id != m.call_id {
-                r.problems.push(mismatch(
-                    ProblemKind::Bundle,
-                    id,
-                    Some(&at),
-                    "entry is about another call",
-                    m.call_id,
-                    e.call_id,
-                ));
+                self.differs(id, &at, "entry is about another call", m.call_id, e.call_id);
             }
             if e.kind == "call" {
                 has_call_entry = true;
                 if let (Some(orig), Some(f)) = (original_sha, e.file_sha256.as_deref()) {
                     if orig != f {
-                        r.problems.push(mismatch(
-                            ProblemKind::Bundle,
+                        self.differs(
                             id,
-                            Some(&at),
+                            &at,
                             "the ledger recorded a different file than the bundle's original",
                             format!("file_sha256 {f}"),
                             format!("sha256 {orig}"),
-                        ));
+                        );
                     }
                 }
             }
         }
         if !has_call_entry {
-            r.problems.push(problem(ProblemKind::Bundle,
-                id,
-                Some(bundle::MANIFEST),
+            self.flag(id,
+                bundle::MANIFEST,
                 "no ledger entry for the call: the box did not record this file's hash when the call ended",
-            ));
+            );
         }
     }
 
-    // 4. Nothing in the folder that neither list accounts for.
-    let entries = std::fs::read_dir(dir).map_err(io(dir))?;
-    for de in entries {
-        let de = de.map_err(io(dir))?;
-        let name = de.file_name().to_string_lossy().into_owned();
-        let fixed = [bundle::MANIFEST, bundle::SIGNATURE, bundle::SUMS];
-        if manifest.is_some() && !listed.contains(&name) && !fixed.contains(&name.as_str()) {
-            r.problems.push(problem(
-                ProblemKind::Bundle,
-                r.call_id,
-                Some(&name),
-                "a file the manifest does not list",
-            ));
-        } else if name != bundle::SUMS && !in_sums.contains(&name) && manifest.is_some() {
-            r.problems.push(problem(
-                ProblemKind::Bundle,
-                r.call_id,
-                Some(&name),
-                "a file SHA256SUMS does not cover",
-            ));
+    /// Files in the folder that the manifest (when it parsed) or SHA256SUMS does not cover.
+    fn check_unaccounted(
+        &mut self,
+        have_manifest: bool,
+        listed: &HashSet<String>,
+        in_sums: &HashSet<String>,
+    ) -> Result<(), VerifyError> {
+        let dir = self.dir;
+        let entries = std::fs::read_dir(dir).map_err(io_err(dir))?;
+        for de in entries {
+            let de = de.map_err(io_err(dir))?;
+            let name = de.file_name().to_string_lossy().into_owned();
+            let fixed = [bundle::MANIFEST, bundle::SIGNATURE, bundle::SUMS];
+            let call_id = self.report.call_id;
+            if have_manifest && !listed.contains(&name) && !fixed.contains(&name.as_str()) {
+                self.flag(call_id, &name, "a file the manifest does not list");
+            } else if name != bundle::SUMS && !in_sums.contains(&name) && have_manifest {
+                self.flag(call_id, &name, "a file SHA256SUMS does not cover");
+            }
         }
+        Ok(())
     }
-    r.problems.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(r)
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -675,45 +727,36 @@ pub(crate) fn scan_store(
     conn: &Connection,
     storage_dir: &Path,
 ) -> Result<(StoreReport, Vec<CallRow>), VerifyError> {
-    use ProblemKind as K;
     let files = walk_calls(storage_dir)?;
-    let (rows, ledger_index) = {
-        // One read transaction: rows and ledger from the same moment.
-        let tx = conn.unchecked_transaction()?;
-        let rows: Vec<CallRow> = tx
-            .prepare(&format!(
-                "SELECT {} FROM calls ORDER BY id",
-                store::CALL_COLUMNS
-            ))?
-            .query_map([], store::row_to_call)?
-            .collect::<Result<_, _>>()?;
-        let ledger_index = index_ledger(&tx)?;
-        tx.finish()?;
-        (rows, ledger_index)
-    };
+    let (rows, ledger_index) = read_rows_and_ledger(conn)?;
     let LedgerIndex {
         calls: latest_call_entry,
         tombstones,
         chain,
     } = ledger_index;
-    let mut r = StoreReport {
-        calls: rows.len() as u64,
-        calls_recording: 0,
-        calls_pending_deletion: 0,
-        calls_deleted: 0,
-        files_hashed: 0,
-        bytes_hashed: 0,
-        ledger_entries: chain.entries,
-        ledger_head: chain.head.clone(),
-        files_in_calls_dir: files.len() as u64,
-        temporary_files: 0,
-        pending_deletions: Vec::new(),
-        problems: Vec::new(),
-        temporary_paths: Vec::new(),
+    let mut scan = StoreScan {
+        storage_dir,
+        latest_call_entry: &latest_call_entry,
+        tombstones: &tombstones,
+        r: StoreReport {
+            calls: rows.len() as u64,
+            calls_recording: 0,
+            calls_pending_deletion: 0,
+            calls_deleted: 0,
+            files_hashed: 0,
+            bytes_hashed: 0,
+            ledger_entries: chain.entries,
+            ledger_head: chain.head.clone(),
+            files_in_calls_dir: files.len() as u64,
+            temporary_files: 0,
+            pending_deletions: Vec::new(),
+            problems: Vec::new(),
+            temporary_paths: Vec::new(),
+        },
     };
     for p in chain.problems {
-        r.problems.push(problem(
-            K::LedgerChain,
+        scan.r.problems.push(problem(
+            ProblemKind::LedgerChain,
             None,
             Some(&format!("ledger entry {}", p.seq)),
             p.problem,
@@ -725,227 +768,11 @@ pub(crate) fn scan_store(
     for c in &rows {
         by_path.insert(c.rel_path.as_str(), c);
         row_ids.insert(c.id);
-        let id = Some(c.id);
-        let rel = Some(c.rel_path.as_str());
-        let path = storage_dir.join(&c.rel_path);
-        let tombstone = tombstones.get(&c.id);
-        match c.status.as_str() {
-            "recording" => {
-                r.calls_recording += 1;
-                continue;
-            }
-            "garbage" | "deleted" => {
-                match tombstone {
-                    None => r.problems.push(problem(
-                        K::TombstoneMissing,
-                        id,
-                        rel,
-                        format!(
-                            "the row says {} but the ledger has no tombstone for the call (the status was changed outside callrec)",
-                            c.status
-                        ),
-                    )),
-                    Some(t) if t.file_sha256 != c.sha256 => r.problems.push(mismatch(
-                        K::LedgerMismatch,
-                        id,
-                        rel,
-                        format!("the tombstone (ledger entry {}) names another file than the row", t.seq),
-                        format!("sha256 {}", c.sha256.as_deref().unwrap_or("none")),
-                        format!("sha256 {}", t.file_sha256.as_deref().unwrap_or("none")),
-                    )),
-                    Some(_) => {}
-                }
-                if c.status == "garbage" {
-                    r.calls_pending_deletion += 1;
-                    let left = if path.exists() {
-                        "the file is still there"
-                    } else {
-                        "the file is gone but the row still says garbage"
-                    };
-                    r.pending_deletions.push(mismatch(
-                        K::PendingDeletion,
-                        id,
-                        rel,
-                        "marked for deletion (garbage), deletion not finished",
-                        "file removed and status deleted",
-                        left,
-                    ));
-                    continue;
-                }
-                r.calls_deleted += 1;
-                // A deleted call's file must stay gone: one that is back came from a backup
-                // restore, an undelete tool or a power cut the unlink did not survive.
-                match sha256_file(&path) {
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => r.problems.push(problem(
-                        K::ResurrectedFile,
-                        id,
-                        rel,
-                        format!("something is at the path of a deleted recording and cannot be read: {e}"),
-                    )),
-                    Ok((got, bytes)) => {
-                        let which = if c.sha256.as_deref() == Some(got.as_str()) {
-                            "the deleted recording itself"
-                        } else {
-                            "a different file"
-                        };
-                        r.problems.push(mismatch(
-                            K::ResurrectedFile,
-                            id,
-                            rel,
-                            format!("resurrected file: the call was deleted but a file is at its path ({which})"),
-                            format!(
-                                "no file (deleted {})",
-                                c.deleted_at_utc.as_deref().unwrap_or("at an unknown time")
-                            ),
-                            format!("{bytes} bytes, sha256 {got}"),
-                        ));
-                    }
-                }
-                continue;
-            }
-            _ => {}
-        }
-        if let Some(t) = tombstone {
-            r.problems.push(mismatch(
-                K::LedgerMismatch,
-                id,
-                rel,
-                format!(
-                    "the ledger has a tombstone for this call (entry {}) but the row is not deleted (restored outside callrec)",
-                    t.seq
-                ),
-                "status deleted",
-                format!("status {}", c.status),
-            ));
-        }
-        let Some(want) = c.sha256.as_deref() else {
-            // Finalized without audio reaching the disk: nothing to hash, no ledger entry.
-            continue;
-        };
-        match sha256_file(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => r.problems.push(mismatch(
-                K::FileMissing,
-                id,
-                rel,
-                "recording file is missing",
-                format!("{} bytes, sha256 {want}", c.bytes),
-                "no file",
-            )),
-            Err(e) => r.problems.push(problem(
-                K::FileUnreadable,
-                id,
-                rel,
-                format!("cannot read: {e}"),
-            )),
-            Ok((got, bytes)) => {
-                r.files_hashed += 1;
-                r.bytes_hashed += bytes;
-                if bytes != c.bytes as u64 {
-                    r.problems.push(mismatch(
-                        K::SizeMismatch,
-                        id,
-                        rel,
-                        "size differs from the index",
-                        format!("{} bytes", c.bytes),
-                        format!("{bytes} bytes"),
-                    ));
-                }
-                if got != want {
-                    r.problems.push(mismatch(
-                        K::HashMismatch,
-                        id,
-                        rel,
-                        "content changed: SHA-256 differs from the index",
-                        format!("sha256 {want}"),
-                        format!("sha256 {got}"),
-                    ));
-                }
-            }
-        }
-        match latest_call_entry.get(&c.id) {
-            None => r.problems.push(problem(
-                K::LedgerEntryMissing,
-                id,
-                rel,
-                "finalized call has no ledger entry (the row was added or changed outside callrec, or predates the ledger)",
-            )),
-            Some(e) => {
-                if e.file_sha256.as_deref() != Some(want) {
-                    r.problems.push(mismatch(
-                        K::LedgerMismatch,
-                        id,
-                        rel,
-                        format!("index sha256 differs from ledger entry {}", e.seq),
-                        format!("sha256 {}", e.file_sha256.as_deref().unwrap_or("none")),
-                        format!("sha256 {want}"),
-                    ));
-                }
-                for (field, was, is) in detail_diff(&e.detail, c) {
-                    r.problems.push(mismatch(
-                        K::LedgerMismatch,
-                        id,
-                        rel,
-                        format!("index row field {field} differs from ledger entry {}", e.seq),
-                        was,
-                        is,
-                    ));
-                }
-            }
-        }
+        scan.check_row(c);
     }
-    // Rows are never deleted (a deletion keeps the row and adds a tombstone), so every call the
-    // ledger names must still have one.
-    let mut named: BTreeMap<i64, i64> = BTreeMap::new();
-    for e in latest_call_entry.values().chain(tombstones.values()) {
-        let seq = named.entry(e.call_id).or_insert(e.seq);
-        *seq = (*seq).min(e.seq);
-    }
-    for (call_id, seq) in named {
-        if !row_ids.contains(&call_id) {
-            r.problems.push(problem(
-                K::LedgerWithoutRow,
-                Some(call_id),
-                Some(&format!("ledger entry {seq}")),
-                "the ledger has this call but the index has no row for it (the row was deleted outside callrec)",
-            ));
-        }
-    }
-
-    for rel in &files {
-        if rel.ends_with(".tmp") {
-            // Written and renamed atomically by callrec (peaks, imports): one being written now,
-            // or left by a process that died. Not evidence of anything; `callrec check` moves
-            // old ones aside.
-            r.temporary_files += 1;
-            r.temporary_paths.push(rel.clone());
-            continue;
-        }
-        // Waveform peaks beside a recording are derived data and belong to its row.
-        let (audio_rel, is_peaks) = match rel.strip_suffix(".dat") {
-            Some(stem) => (format!("{stem}.opus"), true),
-            None => (rel.clone(), false),
-        };
-        let owner = by_path.get(audio_rel.as_str());
-        let orphan_of = match owner {
-            // The row check above already reports a deleted call's audio (resurrected file).
-            Some(c) if c.status == "deleted" && !is_peaks => continue,
-            Some(c) if c.status == "deleted" => Some(c.id),
-            Some(_) => continue,
-            None => None,
-        };
-        // Re-check: a file removed after the listing (a deletion finishing) is not an orphan.
-        if !storage_dir.join(rel).exists() {
-            continue;
-        }
-        let what = if orphan_of.is_some() {
-            "waveform peaks of a deleted call (orphan)"
-        } else {
-            "file in calls/ that no index row accounts for (orphan)"
-        };
-        r.problems
-            .push(problem(K::OrphanFile, orphan_of, Some(rel), what));
-    }
+    scan.check_ledger_calls_have_rows(&row_ids);
+    scan.check_files(&files, &by_path);
+    let mut r = scan.r;
     let order = |a: &Problem, b: &Problem| {
         (a.call_id.unwrap_or(i64::MAX), &a.path, a.kind).cmp(&(
             b.call_id.unwrap_or(i64::MAX),
@@ -956,6 +783,299 @@ pub(crate) fn scan_store(
     r.problems.sort_by(order);
     r.pending_deletions.sort_by(order);
     Ok((r, rows))
+}
+
+/// The rows and the ledger from one read transaction: both from the same moment.
+fn read_rows_and_ledger(conn: &Connection) -> Result<(Vec<CallRow>, LedgerIndex), VerifyError> {
+    let tx = conn.unchecked_transaction()?;
+    let rows: Vec<CallRow> = tx
+        .prepare(&format!(
+            "SELECT {} FROM calls ORDER BY id",
+            store::CALL_COLUMNS
+        ))?
+        .query_map([], store::row_to_call)?
+        .collect::<Result<_, _>>()?;
+    let ledger_index = index_ledger(&tx)?;
+    tx.finish()?;
+    Ok((rows, ledger_index))
+}
+
+/// The store being checked: the ledger by call, and the report so far.
+struct StoreScan<'a> {
+    storage_dir: &'a Path,
+    /// The latest `call` entry of each call.
+    latest_call_entry: &'a HashMap<i64, Entry>,
+    /// The latest `tombstone` of each call.
+    tombstones: &'a HashMap<i64, Entry>,
+    r: StoreReport,
+}
+
+impl StoreScan<'_> {
+    /// One row against its file and the ledger, by its status (see [`scan_store`]).
+    fn check_row(&mut self, c: &CallRow) {
+        match c.status.as_str() {
+            "recording" => self.r.calls_recording += 1,
+            "garbage" | "deleted" => {
+                self.check_tombstone(c);
+                if c.status == "garbage" {
+                    self.pending_deletion(c);
+                } else {
+                    self.check_stays_deleted(c);
+                }
+            }
+            _ => self.check_finalized(c),
+        }
+    }
+
+    /// A `garbage` or `deleted` row has a tombstone, for its own file.
+    fn check_tombstone(&mut self, c: &CallRow) {
+        use ProblemKind as K;
+        let (id, rel) = (Some(c.id), Some(c.rel_path.as_str()));
+        match self.tombstones.get(&c.id) {
+            None => self.r.problems.push(problem(
+                K::TombstoneMissing,
+                id,
+                rel,
+                format!(
+                    "the row says {} but the ledger has no tombstone for the call (the status was changed outside callrec)",
+                    c.status
+                ),
+            )),
+            Some(t) if t.file_sha256 != c.sha256 => self.r.problems.push(mismatch(
+                K::LedgerMismatch,
+                id,
+                rel,
+                format!("the tombstone (ledger entry {}) names another file than the row", t.seq),
+                format!("sha256 {}", c.sha256.as_deref().unwrap_or("none")),
+                format!("sha256 {}", t.file_sha256.as_deref().unwrap_or("none")),
+            )),
+            Some(_) => {}
+        }
+    }
+
+    /// A `garbage` row: reported apart from the problems.
+    fn pending_deletion(&mut self, c: &CallRow) {
+        self.r.calls_pending_deletion += 1;
+        let left = if self.storage_dir.join(&c.rel_path).exists() {
+            "the file is still there"
+        } else {
+            "the file is gone but the row still says garbage"
+        };
+        self.r.pending_deletions.push(mismatch(
+            ProblemKind::PendingDeletion,
+            Some(c.id),
+            Some(c.rel_path.as_str()),
+            "marked for deletion (garbage), deletion not finished",
+            "file removed and status deleted",
+            left,
+        ));
+    }
+
+    fn check_stays_deleted(&mut self, c: &CallRow) {
+        let (id, rel) = (Some(c.id), Some(c.rel_path.as_str()));
+        self.r.calls_deleted += 1;
+        // A deleted call's file must stay gone: one that is back came from a backup
+        // restore, an undelete tool or a power cut the unlink did not survive.
+        match sha256_file(&self.storage_dir.join(&c.rel_path)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => self.r.problems.push(problem(
+                ProblemKind::ResurrectedFile,
+                id,
+                rel,
+                format!("something is at the path of a deleted recording and cannot be read: {e}"),
+            )),
+            Ok((got, bytes)) => {
+                let which = if c.sha256.as_deref() == Some(got.as_str()) {
+                    "the deleted recording itself"
+                } else {
+                    "a different file"
+                };
+                self.r.problems.push(mismatch(
+                    ProblemKind::ResurrectedFile,
+                    id,
+                    rel,
+                    format!("resurrected file: the call was deleted but a file is at its path ({which})"),
+                    format!(
+                        "no file (deleted {})",
+                        c.deleted_at_utc.as_deref().unwrap_or("at an unknown time")
+                    ),
+                    format!("{bytes} bytes, sha256 {got}"),
+                ));
+            }
+        }
+    }
+
+    /// A `complete` or `interrupted` row: no tombstone, and (when it has a hash) its file and
+    /// its latest ledger entry agree with it.
+    fn check_finalized(&mut self, c: &CallRow) {
+        if let Some(t) = self.tombstones.get(&c.id) {
+            self.r.problems.push(mismatch(
+                ProblemKind::LedgerMismatch,
+                Some(c.id),
+                Some(c.rel_path.as_str()),
+                format!(
+                    "the ledger has a tombstone for this call (entry {}) but the row is not deleted (restored outside callrec)",
+                    t.seq
+                ),
+                "status deleted",
+                format!("status {}", c.status),
+            ));
+        }
+        let Some(want) = c.sha256.as_deref() else {
+            // Finalized without audio reaching the disk: nothing to hash, no ledger entry.
+            return;
+        };
+        self.check_file(c, want);
+        self.check_ledger_entry(c, want);
+    }
+
+    /// The recording exists with the row's size and SHA-256 (`want`).
+    fn check_file(&mut self, c: &CallRow, want: &str) {
+        use ProblemKind as K;
+        let (id, rel) = (Some(c.id), Some(c.rel_path.as_str()));
+        match sha256_file(&self.storage_dir.join(&c.rel_path)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.r.problems.push(mismatch(
+                K::FileMissing,
+                id,
+                rel,
+                "recording file is missing",
+                format!("{} bytes, sha256 {want}", c.bytes),
+                "no file",
+            )),
+            Err(e) => self.r.problems.push(problem(
+                K::FileUnreadable,
+                id,
+                rel,
+                format!("cannot read: {e}"),
+            )),
+            Ok((got, bytes)) => {
+                self.r.files_hashed += 1;
+                self.r.bytes_hashed += bytes;
+                if bytes != c.bytes as u64 {
+                    self.r.problems.push(mismatch(
+                        K::SizeMismatch,
+                        id,
+                        rel,
+                        "size differs from the index",
+                        format!("{} bytes", c.bytes),
+                        format!("{bytes} bytes"),
+                    ));
+                }
+                if got != want {
+                    self.r.problems.push(mismatch(
+                        K::HashMismatch,
+                        id,
+                        rel,
+                        "content changed: SHA-256 differs from the index",
+                        format!("sha256 {want}"),
+                        format!("sha256 {got}"),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The call's latest ledger entry has the row's hash (`want`) and committed fields.
+    fn check_ledger_entry(&mut self, c: &CallRow, want: &str) {
+        use ProblemKind as K;
+        let (id, rel) = (Some(c.id), Some(c.rel_path.as_str()));
+        let Some(e) = self.latest_call_entry.get(&c.id) else {
+            self.r.problems.push(problem(
+                K::LedgerEntryMissing,
+                id,
+                rel,
+                "finalized call has no ledger entry (the row was added or changed outside callrec, or predates the ledger)",
+            ));
+            return;
+        };
+        if e.file_sha256.as_deref() != Some(want) {
+            self.r.problems.push(mismatch(
+                K::LedgerMismatch,
+                id,
+                rel,
+                format!("index sha256 differs from ledger entry {}", e.seq),
+                format!("sha256 {}", e.file_sha256.as_deref().unwrap_or("none")),
+                format!("sha256 {want}"),
+            ));
+        }
+        for (field, was, is) in detail_diff(&e.detail, c) {
+            self.r.problems.push(mismatch(
+                K::LedgerMismatch,
+                id,
+                rel,
+                format!(
+                    "index row field {field} differs from ledger entry {}",
+                    e.seq
+                ),
+                was,
+                is,
+            ));
+        }
+    }
+
+    /// Rows are never deleted (a deletion keeps the row and adds a tombstone), so every call the
+    /// ledger names must still have one.
+    fn check_ledger_calls_have_rows(&mut self, row_ids: &HashSet<i64>) {
+        let mut named: BTreeMap<i64, i64> = BTreeMap::new();
+        for e in self
+            .latest_call_entry
+            .values()
+            .chain(self.tombstones.values())
+        {
+            let seq = named.entry(e.call_id).or_insert(e.seq);
+            *seq = (*seq).min(e.seq);
+        }
+        for (call_id, seq) in named {
+            if !row_ids.contains(&call_id) {
+                self.r.problems.push(problem(
+                    ProblemKind::LedgerWithoutRow,
+                    Some(call_id),
+                    Some(&format!("ledger entry {seq}")),
+                    "the ledger has this call but the index has no row for it (the row was deleted outside callrec)",
+                ));
+            }
+        }
+    }
+
+    /// Every file under calls/ is a row's recording, the peaks beside a recording that is not
+    /// deleted, or a `*.tmp` (counted); anything else is an orphan.
+    fn check_files(&mut self, files: &[String], by_path: &HashMap<&str, &CallRow>) {
+        for rel in files {
+            if rel.ends_with(".tmp") {
+                // Written and renamed atomically by callrec (peaks, imports): one being written
+                // now, or left by a process that died. Not evidence of anything; `callrec check`
+                // moves old ones aside.
+                self.r.temporary_files += 1;
+                self.r.temporary_paths.push(rel.clone());
+                continue;
+            }
+            // Waveform peaks beside a recording are derived data and belong to its row.
+            let (audio_rel, is_peaks) = match rel.strip_suffix(".dat") {
+                Some(stem) => (format!("{stem}.opus"), true),
+                None => (rel.clone(), false),
+            };
+            let owner = by_path.get(audio_rel.as_str());
+            let orphan_of = match owner {
+                // The row check above already reports a deleted call's audio (resurrected file).
+                Some(c) if c.status == "deleted" && !is_peaks => continue,
+                Some(c) if c.status == "deleted" => Some(c.id),
+                Some(_) => continue,
+                None => None,
+            };
+            // Re-check: a file removed after the listing (a deletion finishing) is not an orphan.
+            if !self.storage_dir.join(rel).exists() {
+                continue;
+            }
+            let what = if orphan_of.is_some() {
+                "waveform peaks of a deleted call (orphan)"
+            } else {
+                "file in calls/ that no index row accounts for (orphan)"
+            };
+            self.r
+                .problems
+                .push(problem(ProblemKind::OrphanFile, orphan_of, Some(rel), what));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -770,70 +770,50 @@ fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// The encoded file, still at its temporary path, and what the encoder made on the way.
+struct Encoded {
+    t: transcode::Transcoded,
+    sha256: String,
+    bytes: u64,
+}
+
+/// Removes the temporary file of an import that failed; returns why it failed.
+fn discard(tmp: &Path, why: String) -> String {
+    let _ = std::fs::remove_file(tmp);
+    why
+}
+
+/// Moves the encoded file from `tmp` (in `dir`) to its final path and makes the directory
+/// entries durable.
+fn place(tmp: &Path, final_path: &Path, dir: &Path) -> std::io::Result<()> {
+    let final_dir = final_path.parent().unwrap_or(dir);
+    std::fs::create_dir_all(final_dir)?;
+    std::fs::rename(tmp, final_path)?;
+    fsync_dir(final_dir)?;
+    if final_dir != dir {
+        fsync_dir(dir)?;
+    }
+    Ok(())
+}
+
 impl Job<'_> {
     fn encode_and_commit(&self, source: &mut dyn decode::PcmSource) -> Result<Outcome, String> {
-        let ctx = self.ctx;
-        let cfg = ctx.cfg;
+        let cfg = self.ctx.cfg;
         let enc = &encoder_for(&cfg.encoder, self.info.rate_hz);
-        let day = self
-            .started_at_utc
-            .get(0..10)
-            .unwrap_or("0000-00-00")
-            .replace('-', "/");
-        let dir = cfg.storage.dir.join("calls").join(&day);
+        let dir = cfg.storage.dir.join("calls").join(self.day());
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         let tmp = dir.join(format!(".import-{}.tmp", &self.sha[..16]));
-        let file = File::create(&tmp).map_err(|e| format!("creating {}: {e}", tmp.display()))?;
         let file_name = self
             .src
             .path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let m = &self.meta;
-        let comments = tags_for(&[
-            ("CALLREC_BOX", cfg.box_.id.clone()),
-            ("CALLREC_SEAT", ctx.req.seat_id.clone()),
-            ("CALLREC_START_UTC", self.started_at_utc.to_owned()),
-            ("CALLREC_CHANNELS", "agent,customer".into()),
-            ("CALLREC_IMPORTED_FROM", file_name.clone()),
-            ("CALLREC_SOURCE_FORMAT", self.info.format.clone()),
-            ("CALLREC_SOURCE_SHA256", self.sha.to_owned()),
-            ("AGENT", m.agent.clone().unwrap_or_default()),
-            ("DIRECTION", m.direction.clone().unwrap_or_default()),
-            ("REMOTE_NUMBER", m.remote_number.clone().unwrap_or_default()),
-            ("CAMPAIGN", m.campaign.clone().unwrap_or_default()),
-            ("EXTERNAL_ID", m.external_id.clone().unwrap_or_default()),
-        ]);
-        let serial = u32::from_str_radix(&self.sha[..8], 16).unwrap_or(1);
-        let out = transcode::HashingWriter::new(BufWriter::with_capacity(256 * 1024, file));
-        let result = transcode::transcode(
-            source,
-            usize::from(ctx.req.agent_channel),
-            enc,
-            out,
-            serial,
-            &comments,
-        );
-        let cleanup = |why: String| {
-            let _ = std::fs::remove_file(&tmp);
-            why
-        };
-        let (out, t) = result.map_err(|e| cleanup(e.to_string()))?;
-        let sha_out = out.sha256();
-        let bytes = out.bytes;
-        let file = out
-            .inner
-            .into_inner()
-            .map_err(|e| cleanup(format!("writing {}: {}", tmp.display(), e.error())))?;
-        // After a failed fsync the file's contents are unknown: give it up (storage lessons).
-        file.sync_all()
-            .map_err(|e| cleanup(format!("fsync {}: {e}", tmp.display())))?;
-        drop(file);
+        let encoded = self.encode(source, enc, &tmp, &file_name)?;
 
         // 4. Index, rename, finalize — under the lock, so the idempotency check is exact.
-        let Some(db) = &ctx.db else {
-            return Err(cleanup("the index is not open".into()));
+        let Some(db) = &self.ctx.db else {
+            return Err(discard(&tmp, "the index is not open".into()));
         };
         let conn = lock(db);
         match already_imported(&conn, self.sha) {
@@ -846,32 +826,118 @@ impl Job<'_> {
                 });
             }
             Ok(None) => {}
-            Err(e) => return Err(cleanup(format!("checking the index: {e}"))),
+            Err(e) => return Err(discard(&tmp, format!("checking the index: {e}"))),
         }
-        let new = NewCall {
-            box_id: cfg.box_.id.clone(),
-            seat_id: ctx.req.seat_id.clone(),
+        let (id, rel) = store::insert_call(&conn, &self.new_call(enc))
+            .map_err(|e| discard(&tmp, format!("indexing: {e}")))?;
+        let final_path = cfg.storage.dir.join(&rel);
+        if let Err(e) = place(&tmp, &final_path, &dir) {
+            let why = format!("placing {}: {e}", final_path.display());
+            let _ = std::fs::remove_file(&tmp);
+            // The row must not claim audio that is not there.
+            self.seal_without_audio(&conn, id, &why);
+            return Err(why);
+        }
+        let note = self.note(&file_name, &encoded.t);
+        if let Err(e) = self.record(&conn, id, &encoded, &note) {
+            // The file is in place and the row says `recording`: start-up recovery seals it as
+            // interrupted, and the next import of this source tries again.
+            return Err(format!("indexing call {id}: {e}"));
+        }
+        let warnings = self.tag_and_measure(&conn, id, &encoded.t);
+        drop(conn);
+        let t = &encoded.t;
+        // Derived data as well; never a reason to fail the import.
+        let _ = crate::dsp::peaks::write(&crate::dsp::peaks::path_for(&final_path), &t.peaks);
+        Ok(Outcome::Imported {
+            call_id: Some(id),
+            source_format: self.info.format.clone(),
+            source_sha256: self.sha.to_owned(),
+            duration_ms: t.duration_ms,
+            started_at_utc: self.started_at_utc.to_owned(),
+            started_from: self.started_from,
+            sidecar_line: self.sidecar_line,
+            warnings,
+        })
+    }
+
+    /// `YYYY/MM/DD` of the start: the recorder's layout under calls/.
+    fn day(&self) -> String {
+        self.started_at_utc
+            .get(0..10)
+            .unwrap_or("0000-00-00")
+            .replace('-', "/")
+    }
+
+    /// Encodes the source into `tmp` and makes it durable; `tmp` is removed on failure.
+    fn encode(
+        &self,
+        source: &mut dyn decode::PcmSource,
+        enc: &EncoderConfig,
+        tmp: &Path,
+        file_name: &str,
+    ) -> Result<Encoded, String> {
+        let file = File::create(tmp).map_err(|e| format!("creating {}: {e}", tmp.display()))?;
+        let comments = self.comments(file_name);
+        let serial = u32::from_str_radix(&self.sha[..8], 16).unwrap_or(1);
+        let out = transcode::HashingWriter::new(BufWriter::with_capacity(256 * 1024, file));
+        let result = transcode::transcode(
+            source,
+            usize::from(self.ctx.req.agent_channel),
+            enc,
+            out,
+            serial,
+            &comments,
+        );
+        let (out, t) = result.map_err(|e| discard(tmp, e.to_string()))?;
+        let sha256 = out.sha256();
+        let bytes = out.bytes;
+        let file = out
+            .inner
+            .into_inner()
+            .map_err(|e| discard(tmp, format!("writing {}: {}", tmp.display(), e.error())))?;
+        // After a failed fsync the file's contents are unknown: give it up (storage lessons).
+        file.sync_all()
+            .map_err(|e| discard(tmp, format!("fsync {}: {e}", tmp.display())))?;
+        drop(file);
+        Ok(Encoded { t, sha256, bytes })
+    }
+
+    /// The Ogg comments of the box format, with where the call was imported from.
+    fn comments(&self, file_name: &str) -> Vec<String> {
+        let ctx = self.ctx;
+        let m = &self.meta;
+        tags_for(&[
+            ("CALLREC_BOX", ctx.cfg.box_.id.clone()),
+            ("CALLREC_SEAT", ctx.req.seat_id.clone()),
+            ("CALLREC_START_UTC", self.started_at_utc.to_owned()),
+            ("CALLREC_CHANNELS", "agent,customer".into()),
+            ("CALLREC_IMPORTED_FROM", file_name.to_owned()),
+            ("CALLREC_SOURCE_FORMAT", self.info.format.clone()),
+            ("CALLREC_SOURCE_SHA256", self.sha.to_owned()),
+            ("AGENT", m.agent.clone().unwrap_or_default()),
+            ("DIRECTION", m.direction.clone().unwrap_or_default()),
+            ("REMOTE_NUMBER", m.remote_number.clone().unwrap_or_default()),
+            ("CAMPAIGN", m.campaign.clone().unwrap_or_default()),
+            ("EXTERNAL_ID", m.external_id.clone().unwrap_or_default()),
+        ])
+    }
+
+    fn new_call(&self, enc: &EncoderConfig) -> NewCall {
+        NewCall {
+            box_id: self.ctx.cfg.box_.id.clone(),
+            seat_id: self.ctx.req.seat_id.clone(),
             mode: "control".into(),
             started_at_utc: self.started_at_utc.to_owned(),
             started_mono_ms: 0,
             rate_hz: enc.rate_hz,
             bitrate_bps: enc.bitrate_bps,
             meta: self.meta.clone(),
-        };
-        let (id, rel) =
-            store::insert_call(&conn, &new).map_err(|e| cleanup(format!("indexing: {e}")))?;
-        let final_path = cfg.storage.dir.join(&rel);
-        let placed = (|| -> std::io::Result<()> {
-            let final_dir = final_path.parent().unwrap_or(&dir);
-            std::fs::create_dir_all(final_dir)?;
-            std::fs::rename(&tmp, &final_path)?;
-            fsync_dir(final_dir)?;
-            if final_dir != dir {
-                fsync_dir(&dir)?;
-            }
-            Ok(())
-        })();
-        let mut warnings = t.notes.clone();
+        }
+    }
+
+    /// The call's note: the source, where the start time came from, and any damage.
+    fn note(&self, file_name: &str, t: &transcode::Transcoded) -> String {
         let mut note = format!(
             "imported from {file_name} ({}, {} ch, {} Hz, sha256 {}); start time from {}",
             self.info.format,
@@ -886,32 +952,42 @@ impl Job<'_> {
         if t.mono_mix {
             note.push_str("; mono mix stored in both channels");
         }
-        for w in &warnings {
+        for w in &t.notes {
             note.push_str("; ");
             note.push_str(w);
         }
-        if let Err(e) = placed {
-            let why = format!("placing {}: {e}", final_path.display());
-            let _ = std::fs::remove_file(&tmp);
-            // The row must not claim audio that is not there.
-            let _ = store::finalize_call(
-                &conn,
-                &Finalized {
-                    call_id: id,
-                    status: "interrupted",
-                    ended_at_utc: self.started_at_utc,
-                    duration_ms: 0,
-                    bytes: 0,
-                    sha256: None,
-                    dropped_frames: 0,
-                    end_reason: "error",
-                    note: Some(&why),
-                },
-            );
-            return Err(why);
-        }
-        let record = conn
-            .execute(
+        note
+    }
+
+    /// Finalizes the row as interrupted, with no audio: its file could not be put in place.
+    fn seal_without_audio(&self, conn: &Connection, id: i64, why: &str) {
+        let _ = store::finalize_call(
+            conn,
+            &Finalized {
+                call_id: id,
+                status: "interrupted",
+                ended_at_utc: self.started_at_utc,
+                duration_ms: 0,
+                bytes: 0,
+                sha256: None,
+                dropped_frames: 0,
+                end_reason: "error",
+                note: Some(why),
+            },
+        );
+    }
+
+    /// The `imports` row, then the call finalized as complete.
+    fn record(
+        &self,
+        conn: &Connection,
+        id: i64,
+        encoded: &Encoded,
+        note: &str,
+    ) -> Result<(), StoreError> {
+        let ctx = self.ctx;
+        let t = &encoded.t;
+        conn.execute(
                 "INSERT INTO imports (source_sha256, call_id, source_path, source_format, imported_by, imported_at_utc)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (source_sha256) DO UPDATE SET call_id = excluded.call_id,
@@ -934,25 +1010,31 @@ impl Job<'_> {
             .map_err(StoreError::from)
             .and_then(|_| {
                 store::finalize_call(
-                    &conn,
+                    conn,
                     &Finalized {
                         call_id: id,
                         status: "complete",
                         ended_at_utc: &utc_plus_ms(self.started_at_utc, t.duration_ms),
                         duration_ms: t.duration_ms,
-                        bytes,
-                        sha256: Some(&sha_out),
+                        bytes: encoded.bytes,
+                        sha256: Some(&encoded.sha256),
                         dropped_frames: 0,
                         end_reason: "imported",
-                        note: Some(&note),
+                        note: Some(note),
                     },
                 )
-            });
-        if let Err(e) = record {
-            // The file is in place and the row says `recording`: start-up recovery seals it as
-            // interrupted, and the next import of this source tries again.
-            return Err(format!("indexing call {id}: {e}"));
-        }
+            })
+    }
+
+    /// Tags the call as an import (and mono mix, damaged source) and stores its talk metrics.
+    /// Returns the source's warnings, plus one if tagging failed.
+    fn tag_and_measure(
+        &self,
+        conn: &Connection,
+        id: i64,
+        t: &transcode::Transcoded,
+    ) -> Vec<String> {
+        let mut warnings = t.notes.clone();
         let mut tags = vec![
             "imported".to_owned(),
             format!("source:{}", self.info.format),
@@ -963,7 +1045,7 @@ impl Job<'_> {
         if !warnings.is_empty() {
             tags.push("source-damaged".into());
         }
-        if let Err(e) = store::add_tags(&conn, id, &tags) {
+        if let Err(e) = store::add_tags(conn, id, &tags) {
             warnings.push(format!("tagging the call: {e}"));
         }
         if let Some(levels) = &t.levels {
@@ -973,20 +1055,8 @@ impl Job<'_> {
                 crate::dsp::talk::Thresholds::default(),
             );
             // Derived data: the server recomputes it if missing.
-            let _ = store::metrics::put(&conn, id, &metrics);
+            let _ = store::metrics::put(conn, id, &metrics);
         }
-        drop(conn);
-        // Derived data as well; never a reason to fail the import.
-        let _ = crate::dsp::peaks::write(&crate::dsp::peaks::path_for(&final_path), &t.peaks);
-        Ok(Outcome::Imported {
-            call_id: Some(id),
-            source_format: self.info.format.clone(),
-            source_sha256: self.sha.to_owned(),
-            duration_ms: t.duration_ms,
-            started_at_utc: self.started_at_utc.to_owned(),
-            started_from: self.started_from,
-            sidecar_line: self.sidecar_line,
-            warnings,
-        })
+        warnings
     }
 }

@@ -16,7 +16,7 @@
 //! This module writes only to the writer it is given and never touches the index or the file
 //! system; the caller decides where bytes go and when they are made durable.
 
-use super::decode::{DecodeError, PcmSource};
+use super::decode::{DecodeError, PcmSource, SourceInfo};
 use super::opus_out::{join_streams, OutError, PacketFileWriter, PartyEncoder};
 use crate::config::EncoderConfig;
 use crate::dsp::level::rms_dbfs;
@@ -229,9 +229,54 @@ pub fn transcode<W: Write + Send>(
     comments: &[String],
 ) -> Result<(W, Transcoded), TranscodeError> {
     let info = src.info().clone();
-    let mono_mix = info.channels < 2;
-    let frame = e.frame_samples();
     std::thread::scope(|scope| -> Result<(W, Transcoded), TranscodeError> {
+        let mut pipeline = Pipeline::start(scope, e, &info, out, serial, comments)?;
+        let mut planes: Vec<Vec<f32>> = Vec::new();
+        while src.next_block(&mut planes)? {
+            if planes.is_empty() {
+                continue;
+            }
+            pipeline.feed(&planes, agent_channel)?;
+        }
+        pipeline.flush_tails()?;
+        pipeline.finish(src.notes())
+    })
+}
+
+/// Everything between the decoder and the writer: one resampling lane per party, the encoder
+/// threads, the Ogg writer, and the peaks and levels computed on the way.
+struct Pipeline<W: Write> {
+    mono_mix: bool,
+    source_rate_hz: u32,
+    out_rate_hz: u32,
+    /// Samples per 20 ms frame at the encoder rate.
+    frame: usize,
+    /// Samples per party handed to the encoders at once.
+    batch: usize,
+    lanes: Vec<Lane>,
+    encoders: Encoders,
+    writer: PacketFileWriter<W>,
+    peaks: PeaksBuilder,
+    levels: LevelLog,
+    interleaved: Vec<f32>,
+    /// Decoded source frames so far.
+    src_frames: u64,
+    /// Samples per party taken from the lanes so far.
+    out_samples: u64,
+}
+
+impl<W: Write + Send> Pipeline<W> {
+    /// Starts the encoder threads in `scope`, writes the headers, and sets up the lanes.
+    fn start<'scope>(
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        e: &EncoderConfig,
+        info: &SourceInfo,
+        out: W,
+        serial: u32,
+        comments: &[String],
+    ) -> Result<Self, TranscodeError> {
+        let mono_mix = info.channels < 2;
+        let frame = e.frame_samples();
         let bandwidth = source_bandwidth(info.rate_hz);
         let mut agent_enc = PartyEncoder::new(e, bandwidth)?;
         let lookahead = agent_enc.lookahead()?;
@@ -244,103 +289,134 @@ pub fn transcode<W: Write + Send>(
                 frame,
             ))
         };
-        let mut encoders = Encoders {
+        let encoders = Encoders {
             agent: EncoderThread::spawn(scope, agent_enc, frame),
             customer,
             in_flight: 0,
         };
-        let mut writer = PacketFileWriter::new(out, e, lookahead, serial, comments)?;
+        let writer = PacketFileWriter::new(out, e, lookahead, serial, comments)?;
         let lanes_n = if mono_mix { 1 } else { 2 };
         let mut lanes = Vec::with_capacity(lanes_n);
         for _ in 0..lanes_n {
             lanes.push(Lane::new(info.rate_hz, e.rate_hz)?);
         }
-        let mut peaks = PeaksBuilder::new(e.rate_hz);
-        let mut levels = LevelLog::default();
-        let mut planes: Vec<Vec<f32>> = Vec::new();
-        let mut src_frames = 0u64;
-        let mut out_samples = 0u64;
         let batch = BATCH_FRAMES * frame;
-        let mut interleaved = Vec::with_capacity(batch * 2);
-        // Takes whole batches from the lanes (at the end also the remainder, completed with
-        // silence to a whole frame), queues them for encoding, and writes what is done.
-        let mut drain = |lanes: &mut Vec<Lane>,
-                         writer: &mut PacketFileWriter<W>,
-                         encoders: &mut Encoders,
-                         final_flush: bool|
-         -> Result<u64, TranscodeError> {
-            let mut taken = 0u64;
-            loop {
-                let avail = lanes.iter().map(|l| l.fifo.len()).min().unwrap_or(0);
-                let n = if avail >= batch {
-                    batch
-                } else if final_flush {
-                    avail
-                } else {
-                    break;
-                };
-                if n == 0 {
-                    break;
-                }
-                let padded = n.div_ceil(frame) * frame;
-                let mut a: Vec<f32> = lanes[0].fifo.drain(..n).collect();
-                a.resize(padded, 0.0);
-                let c: Vec<f32> = match lanes.get_mut(1) {
-                    Some(l) => {
-                        let mut c: Vec<f32> = l.fifo.drain(..n).collect();
-                        c.resize(padded, 0.0);
-                        c
-                    }
-                    None => Vec::new(),
-                };
-                let cust: &[f32] = if c.is_empty() { &a } else { &c };
-                interleaved.clear();
-                for (x, y) in a.iter().zip(cust) {
-                    interleaved.push(*x);
-                    interleaved.push(*y);
-                }
-                peaks.push(&interleaved);
-                if !c.is_empty() {
-                    for (fa, fc) in a.chunks_exact(frame).zip(c.chunks_exact(frame)) {
-                        levels.push(rms_dbfs(fa), rms_dbfs(fc));
-                    }
-                }
-                encoders.submit(a, c)?;
-                taken += n as u64;
-                while encoders.in_flight >= IN_FLIGHT {
-                    for p in encoders.collect()? {
-                        writer.push(p)?;
-                    }
-                }
-                if n < batch {
-                    break;
-                }
-            }
-            Ok(taken)
-        };
-        while src.next_block(&mut planes)? {
-            let Some(first) = planes.first() else {
-                continue;
-            };
-            src_frames += first.len() as u64;
-            if mono_mix {
-                lanes[0].push(first);
+        Ok(Pipeline {
+            mono_mix,
+            source_rate_hz: info.rate_hz,
+            out_rate_hz: e.rate_hz,
+            frame,
+            batch,
+            lanes,
+            encoders,
+            writer,
+            peaks: PeaksBuilder::new(e.rate_hz),
+            levels: LevelLog::default(),
+            interleaved: Vec::with_capacity(batch * 2),
+            src_frames: 0,
+            out_samples: 0,
+        })
+    }
+
+    /// One decoded block (at least one plane) into the lanes; encodes what makes whole batches.
+    fn feed(&mut self, planes: &[Vec<f32>], agent_channel: usize) -> Result<(), TranscodeError> {
+        self.src_frames += planes[0].len() as u64;
+        if self.mono_mix {
+            self.lanes[0].push(&planes[0]);
+        } else {
+            let a = agent_channel.min(1);
+            self.lanes[0].push(&planes[a]);
+            self.lanes[1].push(&planes[1 - a]);
+        }
+        if self.available() >= self.batch {
+            self.drain(false)?;
+        }
+        Ok(())
+    }
+
+    /// Samples every lane has ready.
+    fn available(&self) -> usize {
+        self.lanes.iter().map(|l| l.fifo.len()).min().unwrap_or(0)
+    }
+
+    /// Takes whole batches from the lanes (at the end also the remainder, completed with
+    /// silence to a whole frame), queues them for encoding, and writes what is done.
+    fn drain(&mut self, final_flush: bool) -> Result<(), TranscodeError> {
+        loop {
+            let avail = self.available();
+            let n = if avail >= self.batch {
+                self.batch
+            } else if final_flush {
+                avail
             } else {
-                let a = agent_channel.min(1);
-                lanes[0].push(&planes[a]);
-                lanes[1].push(&planes[1 - a]);
+                break;
+            };
+            if n == 0 {
+                break;
             }
-            let min_len = lanes.iter().map(|l| l.fifo.len()).min().unwrap_or(0);
-            if min_len >= batch {
-                out_samples += drain(&mut lanes, &mut writer, &mut encoders, false)?;
+            let (a, c) = self.take(n);
+            self.analyse(&a, &c);
+            self.encoders.submit(a, c)?;
+            self.out_samples += n as u64;
+            while self.encoders.in_flight >= IN_FLIGHT {
+                self.write_oldest()?;
+            }
+            if n < self.batch {
+                break;
             }
         }
-        // Flush the resamplers' tails, then keep exactly the source's length.
-        let expected =
-            (src_frames as u128 * u128::from(e.rate_hz) / u128::from(info.rate_hz.max(1))) as u64;
-        let want = expected.saturating_sub(out_samples) as usize;
+        Ok(())
+    }
+
+    /// `n` samples of each party, padded with silence to whole frames. The customer's is empty
+    /// for a mono mix (its one lane serves both channels).
+    fn take(&mut self, n: usize) -> (Vec<f32>, Vec<f32>) {
+        let padded = n.div_ceil(self.frame) * self.frame;
+        let mut a: Vec<f32> = self.lanes[0].fifo.drain(..n).collect();
+        a.resize(padded, 0.0);
+        let c: Vec<f32> = match self.lanes.get_mut(1) {
+            Some(l) => {
+                let mut c: Vec<f32> = l.fifo.drain(..n).collect();
+                c.resize(padded, 0.0);
+                c
+            }
+            None => Vec::new(),
+        };
+        (a, c)
+    }
+
+    /// Waveform peaks of both channels and, for two parties, the per-frame levels.
+    fn analyse(&mut self, a: &[f32], c: &[f32]) {
+        let cust: &[f32] = if c.is_empty() { a } else { c };
+        self.interleaved.clear();
+        for (x, y) in a.iter().zip(cust) {
+            self.interleaved.push(*x);
+            self.interleaved.push(*y);
+        }
+        self.peaks.push(&self.interleaved);
+        if !c.is_empty() {
+            let frame = self.frame;
+            for (fa, fc) in a.chunks_exact(frame).zip(c.chunks_exact(frame)) {
+                self.levels.push(rms_dbfs(fa), rms_dbfs(fc));
+            }
+        }
+    }
+
+    /// The oldest batch queued for encoding, written.
+    fn write_oldest(&mut self) -> Result<(), TranscodeError> {
+        for p in self.encoders.collect()? {
+            self.writer.push(p)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the resamplers' tails, then keeps exactly the source's length, and encodes it.
+    fn flush_tails(&mut self) -> Result<(), TranscodeError> {
+        let expected = (self.src_frames as u128 * u128::from(self.out_rate_hz)
+            / u128::from(self.source_rate_hz.max(1))) as u64;
+        let want = expected.saturating_sub(self.out_samples) as usize;
         let zeros = vec![0f32; 480];
-        for lane in lanes.iter_mut() {
+        for lane in self.lanes.iter_mut() {
             let mut guard = 0;
             while lane.fifo.len() < want && guard < 1000 {
                 lane.push(&zeros);
@@ -348,17 +424,29 @@ pub fn transcode<W: Write + Send>(
             }
             lane.fifo.truncate(want);
         }
-        drain(&mut lanes, &mut writer, &mut encoders, true)?;
-        while encoders.in_flight > 0 {
-            for p in encoders.collect()? {
-                writer.push(p)?;
-            }
+        self.drain(true)
+    }
+
+    /// Writes every batch still queued and the padding, and closes the file.
+    fn finish(mut self, notes: Vec<String>) -> Result<(W, Transcoded), TranscodeError> {
+        while self.encoders.in_flight > 0 {
+            self.write_oldest()?;
         }
-        let duration_ms = writer.duration_ms();
+        let duration_ms = self.writer.duration_ms();
         // Encoded silence flushes the encoders' lookahead (RFC 7845 §4.4).
-        let silence = vec![0f32; frame * writer.padding_frames() as usize];
-        encoders.submit(silence.clone(), silence)?;
-        let padding = encoders.collect()?;
+        let silence = vec![0f32; self.frame * self.writer.padding_frames() as usize];
+        self.encoders.submit(silence.clone(), silence)?;
+        let padding = self.encoders.collect()?;
+        let Pipeline {
+            mono_mix,
+            source_rate_hz,
+            encoders,
+            writer,
+            peaks,
+            levels,
+            src_frames,
+            ..
+        } = self;
         let mut out = writer.finish(padding)?;
         out.flush().map_err(OutError::Io)?;
         // Dropping the encoders closes their queues; the scope joins the threads.
@@ -367,14 +455,14 @@ pub fn transcode<W: Write + Send>(
             out,
             Transcoded {
                 duration_ms,
-                source_ms: src_frames * 1000 / u64::from(info.rate_hz.max(1)),
+                source_ms: src_frames * 1000 / u64::from(source_rate_hz.max(1)),
                 mono_mix,
                 peaks: peaks.finish(),
                 levels: (!mono_mix).then_some(levels),
-                notes: src.notes(),
+                notes,
             },
         ))
-    })
+    }
 }
 
 /// Decodes `src` to the end without encoding (for `--dry-run`); returns its length in ms.

@@ -104,56 +104,18 @@ fn lock_storage(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
     }
 }
 
-/// Runs the recorder until SIGTERM/SIGINT.
-pub fn run(cfg: Config) -> anyhow::Result<()> {
+/// Runs the recorder until `term` is set (by SIGTERM/SIGINT: `daemon::stop_on_signals`).
+pub fn run(cfg: Config, term: Arc<AtomicBool>) -> anyhow::Result<()> {
     let dir = &cfg.storage.dir;
-    store::identity::precheck(dir, cfg.storage.id.as_deref())?;
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("creating storage dir {}", dir.display()))?;
-    let _lock = lock_storage(dir)?;
-    let conn = store::open_rw(&cfg.db_path())?;
-    let (storage_id, created) = store::identity::ensure(dir, &conn, cfg.storage.id.as_deref())?;
-    if created {
-        tracing::info!(
-            storage_id,
-            "new storage: identity written to {}; put `id = \"{storage_id}\"` under [storage] in the config so an unmounted disk is refused",
-            dir.join(store::identity::FILE).display()
-        );
-    }
+    let (_lock, conn) = open_storage(&cfg)?;
     let (guard, guard_handle) = disk_guard::Guard::new(&cfg)?;
-    let recovered = store::recovery::recover_all(&conn, dir)?;
-    if !recovered.is_empty() {
-        tracing::warn!(
-            "recovered {} call(s) interrupted by the previous run",
-            recovered.len()
-        );
-    }
-    // A crash between the two steps of a deletion left `garbage` rows: finish them now. A
-    // failure is not fatal (the guard retries every tick).
-    match store::lifecycle::finish_garbage(&conn, dir, &crate::clock::utc_now()) {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(calls = n, "completed deletions left by the previous run"),
-        Err(e) => tracing::error!("completing deletions left by the previous run: {e}"),
-    }
+    recover(&conn, dir)?;
     let db = Arc::new(Mutex::new(conn));
     let guard_thread = std::thread::Builder::new()
         .name("disk-guard".into())
         .spawn(move || guard.run())?;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let term = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        // Second signal: exit at once (status 1); first: set the flag for a clean stop.
-        signal_hook::flag::register_conditional_shutdown(sig, 1, term.clone())?;
-        signal_hook::flag::register(sig, term.clone())?;
-    }
-
-    let mut sim = Simulator::new();
-    let mut sup = Supervisor::new();
-    let mut seats = Vec::new();
-    for s in &cfg.seats {
-        seats.push(build_seat(&cfg, s, &mut sim, &mut sup)?);
-    }
+    let (seats, sim, sup) = build_seats(&cfg)?;
 
     let (sync_tx, sync_rx) = mpsc::channel();
     let sync_db = db.clone();
@@ -171,6 +133,97 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         guard: guard_handle.clone(),
     });
 
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads = start_inputs(sim, sup, &stop)?;
+    let (workers, router) = Workers::start(cfg.worker_count(), seats, &ctx)?;
+    let sock_path = cfg.control_socket();
+    let listener = bind_control_socket(&sock_path)?;
+    let control_stop = Arc::new(AtomicBool::new(false));
+    let cs = control_stop.clone();
+    let control = std::thread::Builder::new()
+        .name("control".into())
+        .spawn(move || control::serve(listener, router, cs))?;
+
+    tracing::info!(seats = cfg.seats.len(), workers = workers.handles.len(), storage = %dir.display(), socket = %sock_path.display(), "recorder running");
+    sd_notify("READY=1");
+    wait_for_signal(&term, &workers.heartbeats);
+
+    tracing::info!("stopping: finishing open calls");
+    sd_notify("STOPPING=1");
+    control_stop.store(true, Ordering::Relaxed);
+    let _ = control.join();
+    workers.stop_and_join();
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    drop(ctx);
+    let _ = syncer.join();
+    // Last: calls the workers stopped on an error are sealed before the guard exits.
+    guard_handle.stop();
+    let _ = guard_thread.join();
+    let _ = std::fs::remove_file(&sock_path);
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Every configured seat, its inputs added to the simulator or the device supervisor.
+fn build_seats(cfg: &Config) -> anyhow::Result<(Vec<Seat>, Simulator, Supervisor)> {
+    let mut sim = Simulator::new();
+    let mut sup = Supervisor::new();
+    let mut seats = Vec::new();
+    for s in &cfg.seats {
+        seats.push(build_seat(cfg, s, &mut sim, &mut sup)?);
+    }
+    Ok((seats, sim, sup))
+}
+
+/// Checks the storage identity, takes the recorder lock and opens the index. Returns the lock
+/// (held until the recorder exits) and the index.
+fn open_storage(cfg: &Config) -> anyhow::Result<(std::fs::File, rusqlite::Connection)> {
+    let dir = &cfg.storage.dir;
+    store::identity::precheck(dir, cfg.storage.id.as_deref())?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating storage dir {}", dir.display()))?;
+    let lock = lock_storage(dir)?;
+    let conn = store::open_rw(&cfg.db_path())?;
+    let (storage_id, created) = store::identity::ensure(dir, &conn, cfg.storage.id.as_deref())?;
+    if created {
+        tracing::info!(
+            storage_id,
+            "new storage: identity written to {}; put `id = \"{storage_id}\"` under [storage] in the config so an unmounted disk is refused",
+            dir.join(store::identity::FILE).display()
+        );
+    }
+    Ok((lock, conn))
+}
+
+/// Seals the calls the previous run left open, and finishes its interrupted deletions.
+fn recover(conn: &rusqlite::Connection, dir: &std::path::Path) -> anyhow::Result<()> {
+    let recovered = store::recovery::recover_all(conn, dir)?;
+    if !recovered.is_empty() {
+        tracing::warn!(
+            "recovered {} call(s) interrupted by the previous run",
+            recovered.len()
+        );
+    }
+    // A crash between the two steps of a deletion left `garbage` rows: finish them now. A
+    // failure is not fatal (the guard retries every tick).
+    match store::lifecycle::finish_garbage(conn, dir, &crate::clock::utc_now()) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(calls = n, "completed deletions left by the previous run"),
+        Err(e) => tracing::error!("completing deletions left by the previous run: {e}"),
+    }
+    Ok(())
+}
+
+/// The threads that feed the seats' inputs: devices (waited for, up to 10 s, until they have
+/// been opened once) and simulated inputs. They run until `stop` is set.
+fn start_inputs(
+    sim: Simulator,
+    sup: Supervisor,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<Vec<std::thread::JoinHandle<()>>> {
     let mut threads = Vec::new();
     if !sup.is_empty() {
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -190,62 +243,93 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
                 .spawn(move || sim.run(st))?,
         );
     }
+    Ok(threads)
+}
 
-    // Deal seats to a fixed pool of workers.
-    let n_workers = cfg.worker_count().min(seats.len()).max(1);
-    let mut per_worker: Vec<Vec<Seat>> = (0..n_workers).map(|_| Vec::new()).collect();
-    let mut routes = HashMap::new();
-    let mut status = Vec::new();
-    let mut senders = Vec::new();
-    let mut receivers = Vec::new();
-    for _ in 0..n_workers {
-        let (tx, rx) = mpsc::channel();
-        senders.push(tx);
-        receivers.push(rx);
-    }
-    for (i, seat) in seats.into_iter().enumerate() {
-        routes.insert(seat.cfg.id.clone(), senders[i % n_workers].clone());
-        status.push(seat.status.clone());
-        per_worker[i % n_workers].push(seat);
-    }
-    drop(senders);
-    let worker_stop = Arc::new(AtomicBool::new(false));
-    let mut workers = Vec::new();
-    let mut heartbeats = Vec::new();
-    for (i, (seats, rx)) in per_worker.into_iter().zip(receivers).enumerate() {
-        let (c, st, hb) = (
-            ctx.clone(),
-            worker_stop.clone(),
-            Arc::new(AtomicU64::new(0)),
-        );
-        heartbeats.push(hb.clone());
-        workers.push(
-            std::thread::Builder::new()
-                .name(format!("worker-{i}"))
-                .spawn(move || worker::run(seats, c, rx, st, hb))?,
-        );
+/// The fixed pool of worker threads that run the seats.
+struct Workers {
+    handles: Vec<std::thread::JoinHandle<()>>,
+    /// One per worker, advanced on every pass of its loop.
+    heartbeats: Vec<Arc<AtomicU64>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Workers {
+    /// Deals the seats to at most `count` workers and starts them; returns them and the router
+    /// that sends each seat's commands to its worker.
+    fn start(
+        count: usize,
+        seats: Vec<Seat>,
+        ctx: &Arc<CallContext>,
+    ) -> anyhow::Result<(Workers, control::Router)> {
+        let n_workers = count.min(seats.len()).max(1);
+        let mut per_worker: Vec<Vec<Seat>> = (0..n_workers).map(|_| Vec::new()).collect();
+        let mut routes = HashMap::new();
+        let mut status = Vec::new();
+        let mut senders = Vec::new();
+        let mut receivers = Vec::new();
+        for _ in 0..n_workers {
+            let (tx, rx) = mpsc::channel();
+            senders.push(tx);
+            receivers.push(rx);
+        }
+        for (i, seat) in seats.into_iter().enumerate() {
+            routes.insert(seat.cfg.id.clone(), senders[i % n_workers].clone());
+            status.push(seat.status.clone());
+            per_worker[i % n_workers].push(seat);
+        }
+        drop(senders);
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut handles = Vec::new();
+        let mut heartbeats = Vec::new();
+        for (i, (seats, rx)) in per_worker.into_iter().zip(receivers).enumerate() {
+            let (c, st, hb) = (ctx.clone(), stop.clone(), Arc::new(AtomicU64::new(0)));
+            heartbeats.push(hb.clone());
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("worker-{i}"))
+                    .spawn(move || worker::run(seats, c, rx, st, hb))?,
+            );
+        }
+        let router = control::Router {
+            workers: routes,
+            status,
+        };
+        Ok((
+            Workers {
+                handles,
+                heartbeats,
+                stop,
+            },
+            router,
+        ))
     }
 
-    let sock_path = cfg.control_socket();
-    let _ = std::fs::remove_file(&sock_path);
+    /// Stops the workers (each finishes its open calls) and waits for them.
+    fn stop_and_join(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for w in self.handles {
+            let _ = w.join();
+        }
+    }
+}
+
+/// The control socket, replacing one a previous run left, group-writable.
+fn bind_control_socket(
+    sock_path: &std::path::Path,
+) -> anyhow::Result<std::os::unix::net::UnixListener> {
+    let _ = std::fs::remove_file(sock_path);
     if let Some(parent) = sock_path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let listener = std::os::unix::net::UnixListener::bind(&sock_path)
+    let listener = std::os::unix::net::UnixListener::bind(sock_path)
         .with_context(|| format!("binding control socket {}", sock_path.display()))?;
-    std::fs::set_permissions(&sock_path, std::fs::Permissions::from_mode(0o660))?;
-    let router = control::Router {
-        workers: routes,
-        status,
-    };
-    let control_stop = Arc::new(AtomicBool::new(false));
-    let cs = control_stop.clone();
-    let control = std::thread::Builder::new()
-        .name("control".into())
-        .spawn(move || control::serve(listener, router, cs))?;
+    std::fs::set_permissions(sock_path, std::fs::Permissions::from_mode(0o660))?;
+    Ok(listener)
+}
 
-    tracing::info!(seats = cfg.seats.len(), workers = n_workers, storage = %dir.display(), socket = %sock_path.display(), "recorder running");
-    sd_notify("READY=1");
+/// Waits for SIGTERM/SIGINT, telling systemd's watchdog every 2 s that the recorder is alive.
+fn wait_for_signal(term: &AtomicBool, heartbeats: &[Arc<AtomicU64>]) {
     let mut last_beats: Vec<u64> = vec![0; heartbeats.len()];
     let mut last_watchdog = Instant::now();
     while !term.load(Ordering::Relaxed) {
@@ -267,25 +351,4 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
             last_watchdog = Instant::now();
         }
     }
-
-    tracing::info!("stopping: finishing open calls");
-    sd_notify("STOPPING=1");
-    control_stop.store(true, Ordering::Relaxed);
-    let _ = control.join();
-    worker_stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        let _ = w.join();
-    }
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        let _ = t.join();
-    }
-    drop(ctx);
-    let _ = syncer.join();
-    // Last: calls the workers stopped on an error are sealed before the guard exits.
-    guard_handle.stop();
-    let _ = guard_thread.join();
-    let _ = std::fs::remove_file(&sock_path);
-    tracing::info!("stopped cleanly");
-    Ok(())
 }

@@ -61,8 +61,6 @@ pub fn line_chart(title: &str, y_label: &str, y_min: f64, y_max: f64, series: &[
         .first()
         .map(|s| s.points.iter().map(|(x, _)| x.as_str()).collect())
         .unwrap_or_default();
-    let value_at =
-        |s: &Series, i: usize| s.points.get(i).and_then(|p| p.1).filter(|v| v.is_finite());
     let present: Vec<f64> = series
         .iter()
         .flat_map(|s| (0..labels.len()).filter_map(move |i| value_at(s, i)))
@@ -71,87 +69,145 @@ pub fn line_chart(title: &str, y_label: &str, y_min: f64, y_max: f64, series: &[
         return no_data(title);
     }
     let (lo, hi) = y_range(y_min, y_max, &present);
+    let plot = LinePlot::new(labels, lo, hi, series.len());
 
-    let legend_rows = series.len().div_ceil(LEGEND_PER_ROW);
-    let plot_bottom =
-        LINE_HEIGHT_PX - BOTTOM_PAD_PX - LEGEND_ROW_PX * legend_rows as f64 - X_LABEL_ROW_PX;
-    let plot_width = LINE_WIDTH_PX - LINE_LEFT_PX - LINE_RIGHT_PX;
-    let plot_height = plot_bottom - LINE_TOP_PX;
-    let x_of = |i: usize| {
-        if labels.len() < 2 {
-            LINE_LEFT_PX + plot_width / 2.0
-        } else {
-            LINE_LEFT_PX + plot_width * i as f64 / (labels.len() - 1) as f64
-        }
-    };
-    let y_of = |v: f64| plot_bottom - plot_height * (v.clamp(lo, hi) - lo) / (hi - lo);
+    let desc = line_desc(y_label, plot.labels.len(), series);
+    let mut out = open_svg(title, &desc, LINE_HEIGHT_PX);
+    title_text(&mut out, title, LINE_LEFT_PX);
+    plot.gridlines(&mut out);
+    plot.axes(&mut out, y_label);
+    plot.x_labels(&mut out);
+    for (n, s) in series.iter().enumerate() {
+        plot.series_lines(&mut out, n, s);
+        plot.series_dots(&mut out, n, s);
+    }
+    plot.legend(&mut out, series);
+    out.push_str("</svg>");
+    out
+}
 
+/// The i-th value of a series, if present and finite (anything else is a gap).
+fn value_at(s: &Series, i: usize) -> Option<f64> {
+    s.points.get(i).and_then(|p| p.1).filter(|v| v.is_finite())
+}
+
+/// The `<desc>` of a line chart: what is plotted, over how many points, for whom.
+fn line_desc(y_label: &str, points: usize, series: &[Series]) -> String {
     let names: Vec<String> = series.iter().map(|s| s.name.clone()).collect();
-    let desc = format!(
+    format!(
         "{} over {} points: {}",
         if y_label.is_empty() {
             "values"
         } else {
             y_label
         },
-        labels.len(),
+        points,
         names.join(", ")
-    );
-    let mut out = open_svg(title, &desc, LINE_HEIGHT_PX);
-    title_text(&mut out, title, LINE_LEFT_PX);
+    )
+}
 
-    // Gridlines and their tick labels, bottom to top.
-    for k in 0..Y_TICKS {
-        let v = lo + (hi - lo) * k as f64 / (Y_TICKS - 1) as f64;
-        let y = y_of(v);
-        let _ = write!(
-            out,
-            r#"<line x1="{}" y1="{y}" x2="{}" y2="{y}" stroke="{GRID_COLOUR}" stroke-width="1"/><text x="{}" y="{}" text-anchor="end" fill="{MUTED_COLOUR}">{}</text>"#,
-            num(LINE_LEFT_PX),
-            num(LINE_LEFT_PX + plot_width),
-            num(LINE_LEFT_PX - 6.0),
-            num(y + 4.0),
-            num(v),
-            y = num(y),
-        );
-    }
-    let _ = write!(
-        out,
-        r#"<line x1="{l}" y1="{t}" x2="{l}" y2="{b}" stroke="{MUTED_COLOUR}" stroke-width="1"/><line x1="{l}" y1="{b}" x2="{r}" y2="{b}" stroke="{MUTED_COLOUR}" stroke-width="1"/>"#,
-        l = num(LINE_LEFT_PX),
-        t = num(LINE_TOP_PX),
-        b = num(plot_bottom),
-        r = num(LINE_LEFT_PX + plot_width),
-    );
-    if !y_label.is_empty() {
-        let mid = num((LINE_TOP_PX + plot_bottom) / 2.0);
-        let _ = write!(
-            out,
-            r#"<text x="14" y="{mid}" transform="rotate(-90 14 {mid})" text-anchor="middle" fill="{MUTED_COLOUR}">{}</text>"#,
-            esc(&truncate(y_label, 30)),
-        );
+/// The plot area of a [`line_chart`] and its scales: x by label index, y from `lo` to `hi`.
+struct LinePlot<'a> {
+    labels: Vec<&'a str>,
+    lo: f64,
+    hi: f64,
+    bottom: f64,
+    width: f64,
+    height: f64,
+}
+
+impl<'a> LinePlot<'a> {
+    /// The plot area left once the legend rows (one per four series) and x labels are below it.
+    fn new(labels: Vec<&'a str>, lo: f64, hi: f64, series_count: usize) -> Self {
+        let legend_rows = series_count.div_ceil(LEGEND_PER_ROW);
+        let bottom =
+            LINE_HEIGHT_PX - BOTTOM_PAD_PX - LEGEND_ROW_PX * legend_rows as f64 - X_LABEL_ROW_PX;
+        LinePlot {
+            labels,
+            lo,
+            hi,
+            bottom,
+            width: LINE_WIDTH_PX - LINE_LEFT_PX - LINE_RIGHT_PX,
+            height: bottom - LINE_TOP_PX,
+        }
     }
 
-    let step = labels.len().div_ceil(MAX_X_LABELS).max(1);
-    for (i, label) in labels.iter().enumerate().step_by(step) {
-        let _ = write!(
-            out,
-            r#"<text x="{}" y="{}" text-anchor="middle" fill="{MUTED_COLOUR}" font-size="10">{}</text>"#,
-            num(x_of(i)),
-            num(plot_bottom + 14.0),
-            esc(&truncate(label, 12)),
-        );
+    fn x_of(&self, i: usize) -> f64 {
+        if self.labels.len() < 2 {
+            LINE_LEFT_PX + self.width / 2.0
+        } else {
+            LINE_LEFT_PX + self.width * i as f64 / (self.labels.len() - 1) as f64
+        }
     }
 
-    for (n, s) in series.iter().enumerate() {
+    fn y_of(&self, v: f64) -> f64 {
+        let (lo, hi) = (self.lo, self.hi);
+        self.bottom - self.height * (v.clamp(lo, hi) - lo) / (hi - lo)
+    }
+
+    /// Gridlines and their tick labels, bottom to top.
+    fn gridlines(&self, out: &mut String) {
+        let (lo, hi) = (self.lo, self.hi);
+        for k in 0..Y_TICKS {
+            let v = lo + (hi - lo) * k as f64 / (Y_TICKS - 1) as f64;
+            let y = self.y_of(v);
+            let _ = write!(
+                out,
+                r#"<line x1="{}" y1="{y}" x2="{}" y2="{y}" stroke="{GRID_COLOUR}" stroke-width="1"/><text x="{}" y="{}" text-anchor="end" fill="{MUTED_COLOUR}">{}</text>"#,
+                num(LINE_LEFT_PX),
+                num(LINE_LEFT_PX + self.width),
+                num(LINE_LEFT_PX - 6.0),
+                num(y + 4.0),
+                num(v),
+                y = num(y),
+            );
+        }
+    }
+
+    /// The two axes, and the y label (rotated) when there is one.
+    fn axes(&self, out: &mut String, y_label: &str) {
+        let _ = write!(
+            out,
+            r#"<line x1="{l}" y1="{t}" x2="{l}" y2="{b}" stroke="{MUTED_COLOUR}" stroke-width="1"/><line x1="{l}" y1="{b}" x2="{r}" y2="{b}" stroke="{MUTED_COLOUR}" stroke-width="1"/>"#,
+            l = num(LINE_LEFT_PX),
+            t = num(LINE_TOP_PX),
+            b = num(self.bottom),
+            r = num(LINE_LEFT_PX + self.width),
+        );
+        if !y_label.is_empty() {
+            let mid = num((LINE_TOP_PX + self.bottom) / 2.0);
+            let _ = write!(
+                out,
+                r#"<text x="14" y="{mid}" transform="rotate(-90 14 {mid})" text-anchor="middle" fill="{MUTED_COLOUR}">{}</text>"#,
+                esc(&truncate(y_label, 30)),
+            );
+        }
+    }
+
+    /// The x labels, every k-th when there are more than fit.
+    fn x_labels(&self, out: &mut String) {
+        let step = self.labels.len().div_ceil(MAX_X_LABELS).max(1);
+        for (i, label) in self.labels.iter().enumerate().step_by(step) {
+            let _ = write!(
+                out,
+                r#"<text x="{}" y="{}" text-anchor="middle" fill="{MUTED_COLOUR}" font-size="10">{}</text>"#,
+                num(self.x_of(i)),
+                num(self.bottom + 14.0),
+                esc(&truncate(label, 12)),
+            );
+        }
+    }
+
+    /// One path per run of consecutive present points of the n-th series.
+    fn series_lines(&self, out: &mut String, n: usize, s: &Series) {
         let (colour, dash) = series_style(n);
         // Runs of consecutive present points; a run of one is only a dot (a path needs two).
         let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
-        for i in 0..labels.len() {
+        for i in 0..self.labels.len() {
             match value_at(s, i) {
                 Some(v) => {
                     if let Some(run) = runs.last_mut() {
-                        run.push((x_of(i), y_of(v)));
+                        run.push((self.x_of(i), self.y_of(v)));
                     }
                 }
                 None => runs.push(Vec::new()),
@@ -173,41 +229,46 @@ pub fn line_chart(title: &str, y_label: &str, y_min: f64, y_max: f64, series: &[
                 r#"<path d="{d}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>"#
             );
         }
-        for i in 0..labels.len() {
+    }
+
+    /// A dot with a tooltip (the true value) for every present point of the n-th series.
+    fn series_dots(&self, out: &mut String, n: usize, s: &Series) {
+        let (colour, _) = series_style(n);
+        for i in 0..self.labels.len() {
             if let Some(v) = value_at(s, i) {
                 let _ = write!(
                     out,
                     r#"<circle cx="{}" cy="{}" r="3" fill="{colour}"><title>{}, {}: {}</title></circle>"#,
-                    num(x_of(i)),
-                    num(y_of(v)),
+                    num(self.x_of(i)),
+                    num(self.y_of(v)),
                     esc(&s.name),
-                    esc(labels.get(i).copied().unwrap_or_default()),
+                    esc(self.labels.get(i).copied().unwrap_or_default()),
                     num(v),
                 );
             }
         }
     }
 
-    // Legend under the x labels, four entries a row.
-    let entry_width = plot_width / LEGEND_PER_ROW as f64;
-    for (n, s) in series.iter().enumerate() {
-        let (colour, _) = series_style(n);
-        let x = LINE_LEFT_PX + entry_width * (n % LEGEND_PER_ROW) as f64;
-        let baseline =
-            plot_bottom + X_LABEL_ROW_PX + 12.0 + LEGEND_ROW_PX * (n / LEGEND_PER_ROW) as f64;
-        let _ = write!(
-            out,
-            r#"<rect x="{}" y="{}" width="10" height="10" fill="{colour}"/><text x="{}" y="{}" fill="{TEXT_COLOUR}">{}<title>{}</title></text>"#,
-            num(x),
-            num(baseline - 9.0),
-            num(x + 14.0),
-            num(baseline),
-            esc(&truncate(&s.name, 20)),
-            esc(&s.name),
-        );
+    /// Legend under the x labels, four entries a row.
+    fn legend(&self, out: &mut String, series: &[Series]) {
+        let entry_width = self.width / LEGEND_PER_ROW as f64;
+        for (n, s) in series.iter().enumerate() {
+            let (colour, _) = series_style(n);
+            let x = LINE_LEFT_PX + entry_width * (n % LEGEND_PER_ROW) as f64;
+            let baseline =
+                self.bottom + X_LABEL_ROW_PX + 12.0 + LEGEND_ROW_PX * (n / LEGEND_PER_ROW) as f64;
+            let _ = write!(
+                out,
+                r#"<rect x="{}" y="{}" width="10" height="10" fill="{colour}"/><text x="{}" y="{}" fill="{TEXT_COLOUR}">{}<title>{}</title></text>"#,
+                num(x),
+                num(baseline - 9.0),
+                num(x + 14.0),
+                num(baseline),
+                esc(&truncate(&s.name, 20)),
+                esc(&s.name),
+            );
+        }
     }
-    out.push_str("</svg>");
-    out
 }
 
 /// Horizontal bars in the order given: label left, bar scaled to `max`, value right with its
