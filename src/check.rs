@@ -505,7 +505,10 @@ fn inspect(
 }
 
 fn is_finished(c: &CallRow) -> bool {
-    matches!(c.status.as_str(), "complete" | "interrupted")
+    matches!(
+        c.status,
+        crate::store::CallStatus::Complete | crate::store::CallStatus::Interrupted
+    )
 }
 
 /// The rel path of a call's peaks file.
@@ -618,7 +621,10 @@ fn stuck_recordings(
         return Ok(out);
     }
     let mut st = conn.prepare("SELECT status FROM calls WHERE id = ?1")?;
-    for c in rows.iter().filter(|c| c.status == "recording") {
+    for c in rows
+        .iter()
+        .filter(|c| c.status == crate::store::CallStatus::Recording)
+    {
         let now: Option<String> = st.query_row([c.id], |r| r.get(0)).optional()?;
         if now.as_deref() == Some("recording") {
             out.push(mismatch(
@@ -786,7 +792,7 @@ fn repair_recording(
             action: "recovered as interrupted".into(),
             error: None,
         };
-        if row.status != "recording" {
+        if row.status != crate::store::CallStatus::Recording {
             done.error = Some(format!("status is now {}; left alone", row.status));
             out.push(done);
             continue;
@@ -891,7 +897,7 @@ fn repair_garbage(
             action: "deletion finished: file removed, status deleted".into(),
             error: None,
         };
-        if row.status == "deleted" {
+        if row.status == crate::store::CallStatus::Deleted {
             audit_repair(
                 conn,
                 "check.garbage",

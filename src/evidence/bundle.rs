@@ -206,10 +206,10 @@ pub fn export_call(x: &Exporter, call_id: i64) -> Result<Exported, ExportError> 
         Err(StoreError::NoSuchCall(id)) => return Err(ExportError::NoSuchCall(id)),
         r => r?,
     };
-    if call.status == "recording" {
+    if call.status == crate::store::CallStatus::Recording {
         return Err(ExportError::NotFinal {
             call_id,
-            status: call.status,
+            status: call.status.to_string(),
         });
     }
     let expected = call.sha256.clone().ok_or(ExportError::NoHash(call_id))?;
@@ -886,7 +886,7 @@ fn report_call(h: &mut String, c: &CallRow) {
         ("Started (UTC)", &c.started_at_utc),
         ("Ended (UTC)", opt(&c.ended_at_utc)),
         ("Duration", &duration),
-        ("Status", &c.status),
+        ("Status", c.status.as_str()),
         ("End reason", opt(&c.end_reason)),
         ("File SHA-256", opt(&c.sha256)),
         ("File bytes", &bytes),

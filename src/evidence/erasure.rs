@@ -105,7 +105,7 @@ pub fn find(conn: &Connection, number: &str) -> Result<Found, ErasureError> {
             continue;
         }
         let id: i64 = r.get(0).map_err(StoreError::from)?;
-        let status: String = r.get(1).map_err(StoreError::from)?;
+        let status: crate::store::CallStatus = r.get(1).map_err(StoreError::from)?;
         let agent: Option<String> = r.get(2).map_err(StoreError::from)?;
         if let Some(h) = active
             .iter()
@@ -113,10 +113,11 @@ pub fn find(conn: &Connection, number: &str) -> Result<Found, ErasureError> {
         {
             f.held.push((id, h.id));
         }
-        match status.as_str() {
-            "recording" => f.recording.push(id),
-            "garbage" | "deleted" => f.already_deleted.push(id),
-            _ => f.live.push(id),
+        use crate::store::CallStatus as S;
+        match status {
+            S::Recording => f.recording.push(id),
+            S::Garbage | S::Deleted => f.already_deleted.push(id),
+            S::Complete | S::Interrupted => f.live.push(id),
         }
     }
     Ok(f)

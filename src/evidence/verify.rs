@@ -12,6 +12,7 @@ use super::bundle::{self, FileEntry};
 use super::key;
 use crate::hash::sha256_file;
 use crate::store::ledger::{self, Entry};
+use crate::store::CallStatus;
 use crate::store::{self, CallRow, StoreError};
 use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
@@ -813,17 +814,17 @@ struct StoreScan<'a> {
 impl StoreScan<'_> {
     /// One row against its file and the ledger, by its status (see [`scan_store`]).
     fn check_row(&mut self, c: &CallRow) {
-        match c.status.as_str() {
-            "recording" => self.r.calls_recording += 1,
-            "garbage" | "deleted" => {
+        match c.status {
+            CallStatus::Recording => self.r.calls_recording += 1,
+            CallStatus::Garbage => {
                 self.check_tombstone(c);
-                if c.status == "garbage" {
-                    self.pending_deletion(c);
-                } else {
-                    self.check_stays_deleted(c);
-                }
+                self.pending_deletion(c);
             }
-            _ => self.check_finalized(c),
+            CallStatus::Deleted => {
+                self.check_tombstone(c);
+                self.check_stays_deleted(c);
+            }
+            CallStatus::Complete | CallStatus::Interrupted => self.check_finalized(c),
         }
     }
 
@@ -1057,8 +1058,8 @@ impl StoreScan<'_> {
             let owner = by_path.get(audio_rel.as_str());
             let orphan_of = match owner {
                 // The row check above already reports a deleted call's audio (resurrected file).
-                Some(c) if c.status == "deleted" && !is_peaks => continue,
-                Some(c) if c.status == "deleted" => Some(c.id),
+                Some(c) if c.status == crate::store::CallStatus::Deleted && !is_peaks => continue,
+                Some(c) if c.status == crate::store::CallStatus::Deleted => Some(c.id),
                 Some(_) => continue,
                 None => None,
             };
@@ -1119,7 +1120,7 @@ mod tests {
                 &conn,
                 &Finalized {
                     call_id: id,
-                    status: "complete",
+                    status: crate::store::CallStatus::Complete,
                     ended_at_utc: "2026-11-27T10:00:01.000Z",
                     duration_ms: 1000,
                     bytes: data.len() as u64,

@@ -965,7 +965,7 @@ impl Job<'_> {
             conn,
             &Finalized {
                 call_id: id,
-                status: "interrupted",
+                status: crate::store::CallStatus::Interrupted,
                 ended_at_utc: self.started_at_utc,
                 duration_ms: 0,
                 bytes: 0,
@@ -1013,7 +1013,7 @@ impl Job<'_> {
                     conn,
                     &Finalized {
                         call_id: id,
-                        status: "complete",
+                        status: crate::store::CallStatus::Complete,
                         ended_at_utc: &utc_plus_ms(self.started_at_utc, t.duration_ms),
                         duration_ms: t.duration_ms,
                         bytes: encoded.bytes,

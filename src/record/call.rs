@@ -222,7 +222,7 @@ impl ActiveCall {
                     &*ctx.db()?,
                     &Finalized {
                         call_id: id,
-                        status: "interrupted",
+                        status: crate::store::CallStatus::Interrupted,
                         ended_at_utc: &started_at_utc,
                         duration_ms: 0,
                         bytes: 0,
@@ -435,7 +435,7 @@ impl ActiveCall {
             &*ctx.db()?,
             &Finalized {
                 call_id: id,
-                status: "complete",
+                status: crate::store::CallStatus::Complete,
                 ended_at_utc: &utc_plus_ms(&self.started_at_utc, duration_ms),
                 duration_ms,
                 bytes: hf.bytes,

@@ -711,7 +711,7 @@ pub fn seal(
     why: &str,
 ) -> Result<(), GuardError> {
     let row = store::get_call(conn, call_id)?;
-    if row.status != "recording" {
+    if row.status != crate::store::CallStatus::Recording {
         return Ok(());
     }
     let r = recovery::recover_call(conn, storage_dir, &row)?;
@@ -736,7 +736,7 @@ pub fn seal(
         conn,
         &Finalized {
             call_id,
-            status: "interrupted",
+            status: crate::store::CallStatus::Interrupted,
             ended_at_utc: sealed
                 .ended_at_utc
                 .as_deref()

@@ -205,7 +205,11 @@ pub async fn call_detail(st: &St, id: &Identity, call_id: i64) -> Result<CallDet
         })
         .await?;
     let metrics = match metrics {
-        None if matches!(call.status.as_str(), "complete" | "interrupted") => {
+        None if matches!(
+            call.status,
+            crate::store::CallStatus::Complete | crate::store::CallStatus::Interrupted
+        ) =>
+        {
             compute_metrics(st, &call).await
         }
         m => m,
@@ -253,7 +257,7 @@ pub async fn heard(
             || !b.is_finite()
             || *a < 0.0
             || b < a
-            || (*b > max_s && call.status != "recording")
+            || (*b > max_s && call.status != crate::store::CallStatus::Recording)
     }) {
         return Err(AppError::bad_request(
             "each range must be [start_s, end_s] with 0 <= start <= end <= the call's duration",
@@ -297,7 +301,9 @@ pub async fn add_note(
         )));
     }
     let call = visible_call(&st, &id, call_id).await?;
-    if n.at_ms < 0 || (call.status != "recording" && n.at_ms > call.duration_ms) {
+    if n.at_ms < 0
+        || (call.status != crate::store::CallStatus::Recording && n.at_ms > call.duration_ms)
+    {
         return Err(AppError::bad_request(&format!(
             "at_ms must be within the call (0 to {} ms)",
             call.duration_ms

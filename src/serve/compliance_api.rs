@@ -180,7 +180,7 @@ pub async fn create_check(
 ) -> Result<Response, AppError> {
     let n: NewCheck = json_body(&body)?;
     let call = visible_call(&st, &id, call_id).await?;
-    if call.status == "recording" {
+    if call.status == crate::store::CallStatus::Recording {
         return Err(AppError::api(
             StatusCode::CONFLICT,
             "the call is still recording; check it once it has ended",

@@ -165,7 +165,7 @@ pub async fn search(
                 num = opt(&c.meta.remote_number),
                 camp = opt(&c.meta.campaign),
                 dur = clock(c.duration_ms),
-                status = esc(&c.status),
+                status = c.status,
                 seat = esc(&c.seat_id),
             )
         })
@@ -250,7 +250,7 @@ pub async fn call(
         row("Seat", esc(&c.seat_id)),
         row(
             "Status",
-            format!(r#"<span class="badge {s}">{s}</span>"#, s = esc(&c.status)),
+            format!(r#"<span class="badge {s}">{s}</span>"#, s = c.status),
         ),
         row(
             "Tags",

@@ -91,7 +91,10 @@ fn resolve(root: &std::path::Path, call_id: i64, rel_path: &str) -> Result<PathB
 }
 
 fn file_of(st: &St, call: &CallRow) -> Result<PathBuf, AppError> {
-    if matches!(call.status.as_str(), "garbage" | "deleted") {
+    if matches!(
+        call.status,
+        crate::store::CallStatus::Garbage | crate::store::CallStatus::Deleted
+    ) {
         // 410, not 404: the call existed and its recording was deliberately removed; the call
         // page says when and why (retention, erasure, disk pressure).
         return Err(AppError::api(
@@ -182,9 +185,11 @@ fn open_and_read(
 }
 
 fn etag_for(call: &CallRow, len: u64, mtime_ns: u128) -> String {
-    match (&call.sha256, call.status.as_str()) {
+    match (&call.sha256, call.status) {
         // A finished file never changes: its hash is the strongest validator there is.
-        (Some(sha), s) if s != "recording" => format!("\"{}\"", &sha[..sha.len().min(32)]),
+        (Some(sha), s) if s != crate::store::CallStatus::Recording => {
+            format!("\"{}\"", &sha[..sha.len().min(32)])
+        }
         _ => format!("W/\"{len}-{mtime_ns}\""),
     }
 }
@@ -261,7 +266,7 @@ pub async fn audio(
         mut small,
     } = opened;
     let etag = etag_for(&call, len, mtime_ns);
-    let cache = if call.status == "recording" {
+    let cache = if call.status == crate::store::CallStatus::Recording {
         "no-store"
     } else {
         "private, no-cache"
@@ -485,7 +490,7 @@ pub async fn peaks(
     let call = visible_call_row(&st, &id, call_id).await?;
     let audio = file_of(&st, &call)?;
     let dat_path = peaks::path_for(&audio);
-    let recording = call.status == "recording";
+    let recording = call.status == crate::store::CallStatus::Recording;
     let rate_hz = u32::try_from(call.rate_hz).unwrap_or(16000);
     let dat = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
         if !recording {

@@ -408,7 +408,7 @@ mod tests {
             conn,
             &Finalized {
                 call_id: id,
-                status: "complete",
+                status: crate::store::CallStatus::Complete,
                 ended_at_utc: "2026-11-27T10:00:02.500Z",
                 duration_ms: 2500,
                 bytes: 4096,

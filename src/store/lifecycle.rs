@@ -103,7 +103,7 @@ pub struct Marked {
 
 struct Candidate {
     id: i64,
-    status: String,
+    status: super::CallStatus,
     started_at_utc: String,
     duration_ms: i64,
     bytes: i64,
@@ -152,10 +152,10 @@ pub fn mark_garbage(
     let mut todo = Vec::with_capacity(ids.len());
     for &id in ids {
         let c = candidate(&tx, id)?;
-        match c.status.as_str() {
-            "recording" => return Err(LifecycleError::Recording(id)),
-            "garbage" | "deleted" => continue,
-            _ => {}
+        match c.status {
+            super::CallStatus::Recording => return Err(LifecycleError::Recording(id)),
+            super::CallStatus::Garbage | super::CallStatus::Deleted => continue,
+            super::CallStatus::Complete | super::CallStatus::Interrupted => {}
         }
         if let Some(h) = active
             .iter()

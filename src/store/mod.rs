@@ -244,7 +244,8 @@ pub fn update_progress(conn: &Connection, batch: &[Progress]) -> Result<(), Stor
 
 pub struct Finalized<'a> {
     pub call_id: i64,
-    pub status: &'a str,
+    /// `Complete` or `Interrupted`.
+    pub status: CallStatus,
     pub ended_at_utc: &'a str,
     pub duration_ms: u64,
     pub bytes: u64,
@@ -338,7 +339,8 @@ pub fn update_meta(conn: &Connection, call_id: i64, m: &CallMeta) -> Result<(), 
 /// (stopped) or `interrupted` (crash, disk full, import of a damaged source); `garbage` while its
 /// deletion is in progress (store::lifecycle) and `deleted` after. The one list of them: the
 /// index, the API, the CLI and the pages all take it from here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum CallStatus {
     Recording,
     Complete,
@@ -388,6 +390,32 @@ impl CallStatus {
 #[error("unknown call status {:?}: use {}", .0, CallStatus::names())]
 pub struct BadStatus(pub String);
 
+/// `status == "complete"` reads as the stored text does (scripts and tests compare with it).
+impl PartialEq<&str> for CallStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for CallStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl rusqlite::types::ToSql for CallStatus {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+impl rusqlite::types::FromSql for CallStatus {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        CallStatus::parse(v.as_str()?)
+            .map_err(|e| rusqlite::types::FromSqlError::Other(Box::new(e)))
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Interval {
     pub kind: String,
@@ -403,7 +431,7 @@ pub struct CallRow {
     pub box_id: String,
     pub seat_id: String,
     pub mode: String,
-    pub status: String,
+    pub status: CallStatus,
     pub started_at_utc: String,
     pub started_mono_ms: i64,
     pub ended_at_utc: Option<String>,
@@ -496,7 +524,7 @@ impl CallRow {
             ended_at_utc: self.ended_at_utc.clone(),
             seat_id: self.seat_id.clone(),
             started_at_utc: self.started_at_utc.clone(),
-            status: self.status.clone(),
+            status: self.status.as_str().to_owned(),
         }
     }
 }
@@ -577,7 +605,7 @@ mod tests {
         close_interval(&conn, iv, 4000)?;
         add_tags(&conn, id, &["vip".into(), "vip".into()])?;
         let c = get_call(&conn, id)?;
-        assert_eq!(c.status, "recording");
+        assert_eq!(c.status, CallStatus::Recording);
         assert_eq!(c.tags, vec!["vip"]);
         assert_eq!(c.intervals[0].end_ms, Some(4000));
         let found = list_calls(

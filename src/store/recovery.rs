@@ -77,7 +77,7 @@ pub fn recover_call(
             conn,
             &Finalized {
                 call_id: call.id,
-                status: "interrupted",
+                status: crate::store::CallStatus::Interrupted,
                 ended_at_utc: &utc_plus_ms(&call.started_at_utc, r.duration_ms),
                 duration_ms: r.duration_ms,
                 bytes: r.bytes,

@@ -262,7 +262,7 @@ impl TestCall {
                     conn,
                     &Finalized {
                         call_id: id,
-                        status,
+                        status: super::CallStatus::parse(status)?,
                         ended_at_utc: &ended_at_utc,
                         duration_ms: self.duration_ms,
                         bytes,
