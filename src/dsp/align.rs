@@ -79,6 +79,11 @@ impl Aligner {
         self.frame
     }
 
+    /// The rate of the frames this aligner emits (the encoder's).
+    pub fn enc_rate_hz(&self) -> u32 {
+        self.enc_rate_hz
+    }
+
     /// Resamples new input for one party (0 = agent, 1 = customer).
     pub fn push(&mut self, party: usize, samples: &[f32]) {
         self.rs[party].process(samples, &mut self.fifo[party]);

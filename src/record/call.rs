@@ -132,8 +132,6 @@ pub struct ActiveCall {
     /// Set by the syncer when an fsync of this file failed (the errno): the call must stop.
     sync_fault: Arc<AtomicI32>,
     last_sync: Instant,
-    pub pause_interval: Option<i64>,
-    pub gap_interval: Option<i64>,
     dropped_at_start: u64,
     pub dropped_now: u64,
     /// When the oldest sample of the page being filled entered its ring.
@@ -200,8 +198,6 @@ impl ActiveCall {
                 sync_handle,
                 sync_fault: Arc::new(AtomicI32::new(0)),
                 last_sync: Instant::now(),
-                pause_interval: None,
-                gap_interval: None,
                 dropped_at_start: dropped_now,
                 dropped_now,
                 page_oldest: None,

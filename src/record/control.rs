@@ -102,18 +102,23 @@ pub struct Response {
 }
 
 impl Response {
-    pub fn from_result(r: Result<i64, String>) -> Self {
+    pub fn from_result(r: Result<i64, impl std::fmt::Display>) -> Self {
         match r {
             Ok(id) => Response {
                 ok: true,
                 call_id: Some(id),
                 ..Default::default()
             },
-            Err(e) => Response {
-                ok: false,
-                error: Some(e),
-                ..Default::default()
-            },
+            Err(e) => Self::refused(e),
+        }
+    }
+
+    /// A request that was not carried out, and why.
+    pub fn refused(why: impl std::fmt::Display) -> Self {
+        Response {
+            ok: false,
+            error: Some(why.to_string()),
+            ..Default::default()
         }
     }
 }
@@ -181,16 +186,14 @@ use std::io::Read as _;
 fn route(req: Request, router: &Router) -> Response {
     let seat = req.seat().unwrap_or_default().to_owned();
     let Some(tx) = router.workers.get(&seat) else {
-        return Response::from_result(Err(format!("no seat {seat:?} on this box")));
+        return Response::refused(format!("no seat {seat:?} on this box"));
     };
     let (rtx, rrx) = mpsc::channel();
     if tx.send((req, rtx)).is_err() {
-        return Response::from_result(Err("the recorder is shutting down".into()));
+        return Response::refused("the recorder is shutting down");
     }
     rrx.recv_timeout(Duration::from_secs(10))
-        .unwrap_or_else(|_| {
-            Response::from_result(Err("the seat's worker did not answer within 10 s".into()))
-        })
+        .unwrap_or_else(|_| Response::refused("the seat's worker did not answer within 10 s"))
 }
 
 #[derive(Debug, thiserror::Error)]

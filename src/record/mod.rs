@@ -12,6 +12,7 @@ pub mod call;
 pub mod control;
 pub mod disk_guard;
 pub mod seat;
+pub mod seat_io;
 pub mod syncer;
 pub mod worker;
 

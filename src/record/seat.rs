@@ -2,20 +2,22 @@
 //! state machine (idle / recording / paused) for its mode: `control` (commands), `vox` (voice
 //! activated with pre-roll) or `continuous` (files rolled on a fixed interval).
 //!
-//! Runs on a worker, never on the audio thread. It may take the index lock briefly at call start
-//! and stop; fsyncs happen on the syncer thread. While the disk guard says the storage is full,
-//! a seat keeps draining its rings (capture never backs up) but records nothing: its open call
-//! is stopped and handed to the guard, and no call starts until the guard says space is back.
-//! A seat must never wait for the guard or retry a start in a loop.
+//! Runs on a worker, never on the audio thread. Everything it changes outside itself (the index,
+//! the call file, fsyncs, the disk guard) goes through a [`SeatIo`] side, so the state machine
+//! is tested without a disk. While the side says the storage is full, a seat keeps draining its
+//! rings (capture never backs up) but records nothing: its open call is stopped and handed to
+//! the guard, and no call starts until the guard says space is back. A seat must never wait for
+//! the guard or retry a start in a loop.
 
-use super::call::{ActiveCall, CallContext, CallError};
+use super::call::CallError;
 use super::control::SeatStatus;
+use super::seat_io::SeatIo;
 use crate::capture::device::STALL_MS;
 use crate::capture::ring::InputShared;
 use crate::config::{Party, SeatConfig, SeatMode};
 use crate::dsp::align::Aligner;
 use crate::dsp::level::rms_dbfs_channel;
-use crate::store::{self, CallMeta};
+use crate::store::CallMeta;
 use rtrb::Consumer;
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -52,12 +54,65 @@ impl SeatInput {
     }
 }
 
+/// Why a seat refused or failed a request. The text goes back to the control socket's client
+/// (the CLI, or CTI through the HTTP API), so it names what to do, not a command to type.
+#[derive(Debug, thiserror::Error)]
+pub enum SeatError {
+    #[error("seat {seat} is already recording call {call_id}; stop it first")]
+    AlreadyRecording { seat: String, call_id: i64 },
+    #[error("storage {dir} is full: seat {seat} cannot start a call until space returns (alarm disk_full); recording resumes by itself once space is freed")]
+    StorageFull { dir: String, seat: String },
+    #[error("seat {seat} is not recording; start a call first")]
+    NotRecording { seat: String },
+    #[error("call {call_id} on seat {seat} is already paused; resume it first")]
+    AlreadyPaused { seat: String, call_id: i64 },
+    #[error("call {call_id} on seat {seat} is not paused; nothing to resume")]
+    NotPaused { seat: String, call_id: i64 },
+    #[error("direction {0:?} must be \"inbound\" or \"outbound\" (or left out)")]
+    Direction(String),
+    #[error("seat {seat} cannot start a call: {source}. The seat stays idle; free space or fix the storage directory's permissions, then start again")]
+    Start { seat: String, source: CallError },
+    #[error("call {call_id} on seat {seat} did not finish cleanly: {source}. It is sealed as interrupted at its last intact page; `callrec calls show {call_id}` shows what was kept")]
+    Finish {
+        seat: String,
+        call_id: i64,
+        source: CallError,
+    },
+    #[error("call {call_id} on seat {seat} is NOT paused, its audio is still recorded: the index refused the pause ({source}). Stop the call if what follows must not be recorded; `callrec check` checks the index")]
+    Pause {
+        seat: String,
+        call_id: i64,
+        source: CallError,
+    },
+    #[error("call {call_id} on seat {seat} records audio again, but the end of its pause could not be written to the index ({source}); the index shows the pause running to the end of the call")]
+    Resume {
+        seat: String,
+        call_id: i64,
+        source: CallError,
+    },
+    #[error("tags or details for call {call_id} on seat {seat} were not saved: {source}; send them again")]
+    Tag {
+        seat: String,
+        call_id: i64,
+        source: CallError,
+    },
+}
+
+/// The call a seat has open: its row, and the intervals the seat keeps open in the index.
+struct OpenCall {
+    id: i64,
+    /// The open `pause` interval: frames are written as silence while it is set (invariant 6).
+    pause_interval: Option<i64>,
+    /// The open `gap` interval, while an input device is down.
+    gap_interval: Option<i64>,
+}
+
 pub struct Seat {
     pub cfg: SeatConfig,
     inputs: Vec<SeatInput>,
     aligner: Aligner,
     frame: Vec<f32>,
-    call: Option<ActiveCall>,
+    call: Option<OpenCall>,
     preroll: VecDeque<Vec<f32>>,
     vox_silent_ms: u32,
     frame_ms: u32,
@@ -121,11 +176,11 @@ impl Seat {
     }
 
     /// One pass: drain rings, fill gaps, run frames through the state machine.
-    pub fn tick(&mut self, ctx: &CallContext) {
-        if ctx.guard.is_full() {
+    pub fn tick(&mut self, io: &mut dyn SeatIo) {
+        if io.storage_full() {
             if let Some(call) = self.call.take() {
                 tracing::warn!(seat = %self.cfg.id, call_id = call.id, "storage full: call stopped");
-                call.stop_for_full_disk(ctx);
+                io.stop_for_full_disk(call.id);
             }
         }
         let mut agent_s = 0.0;
@@ -167,18 +222,18 @@ impl Seat {
         }
         self.captured_at = Instant::now() - Duration::from_millis(lag_ms);
         self.aligner.steer(agent_s);
-        self.fill_gaps(ctx);
+        self.fill_gaps(io);
         while self.aligner.pop_frame(&mut self.frame) {
             let frame = std::mem::take(&mut self.frame);
-            self.on_frame(ctx, &frame);
+            self.on_frame(io, &frame);
             self.frame = frame;
         }
         self.max_lag_ms = self.max_lag_ms.max(lag_ms);
-        self.publish(lag_ms);
+        self.publish(io, lag_ms);
     }
 
     /// Keeps the timeline whole while a device is down: silence of the same length (invariant 8).
-    fn fill_gaps(&mut self, ctx: &CallContext) {
+    fn fill_gaps(&mut self, io: &mut dyn SeatIo) {
         let down: Vec<bool> = self
             .inputs
             .iter()
@@ -189,7 +244,8 @@ impl Seat {
             let (since, padded) = *self
                 .fill
                 .get_or_insert((Instant::now() - Duration::from_millis(STALL_MS), 0));
-            let due = (since.elapsed().as_secs_f64() * f64::from(ctx.encoder.rate_hz)) as usize;
+            let due =
+                (since.elapsed().as_secs_f64() * f64::from(self.aligner.enc_rate_hz())) as usize;
             self.aligner.pad_both(due.saturating_sub(padded));
             self.fill = Some((since, due.max(padded)));
         } else {
@@ -225,26 +281,30 @@ impl Seat {
         for (inp, d) in self.inputs.iter_mut().zip(&down) {
             inp.was_down = *d;
         }
+        self.mark_gap(io, any_down, &reason);
+    }
+
+    /// Opens the call's `gap` interval when an input went down, closes it when all are back.
+    fn mark_gap(&mut self, io: &mut dyn SeatIo, any_down: bool, reason: &str) {
         let Some(call) = self.call.as_mut() else {
             return;
         };
-        let at = call.duration_ms();
-        let Ok(db) = ctx.db() else { return };
+        let at = io.duration_ms(call.id);
         match (any_down, call.gap_interval) {
             (true, None) => {
-                call.gap_interval =
-                    store::open_interval(&db, call.id, "gap", at, Some("device"), Some(&reason))
-                        .ok()
+                call.gap_interval = io
+                    .open_interval(call.id, "gap", at, Some("device"), Some(reason))
+                    .ok()
             }
             (false, Some(iv)) => {
-                let _ = store::close_interval(&db, iv, at);
+                let _ = io.close_interval(iv, at);
                 call.gap_interval = None;
             }
             _ => {}
         }
     }
 
-    fn on_frame(&mut self, ctx: &CallContext, frame: &[f32]) {
+    fn on_frame(&mut self, io: &mut dyn SeatIo, frame: &[f32]) {
         let (la, lc) = (rms_dbfs_channel(frame, 2, 0), rms_dbfs_channel(frame, 2, 1));
         if let Ok(mut st) = self.status.lock() {
             st.agent_dbfs = la;
@@ -261,11 +321,11 @@ impl Seat {
                 }
                 if active {
                     self.vox_silent_ms = 0;
-                    if self.auto_start(ctx) {
+                    if self.auto_start(io) {
                         // The current frame is the last pre-roll frame; write them all.
                         let pre: Vec<Vec<f32>> = self.preroll.drain(..).collect();
                         for f in pre {
-                            self.write(ctx, &f);
+                            self.write(io, &f);
                         }
                     }
                 }
@@ -279,51 +339,51 @@ impl Seat {
                 };
                 if self.vox_silent_ms >= self.cfg.vox_stop_after_ms {
                     self.vox_silent_ms = 0;
-                    let _ = self.stop(ctx, "vox_silence");
+                    let _ = self.stop(io, "vox_silence");
                     return;
                 }
             }
             SeatMode::Continuous => {
-                let roll = self
-                    .call
-                    .as_ref()
-                    .is_some_and(|c| c.duration_ms() >= u64::from(self.cfg.roll_interval_s) * 1000);
+                let roll = self.call.as_ref().is_some_and(|c| {
+                    io.duration_ms(c.id) >= u64::from(self.cfg.roll_interval_s) * 1000
+                });
                 if roll {
-                    let _ = self.stop(ctx, "roll");
+                    let _ = self.stop(io, "roll");
                 }
                 if self.call.is_none() {
-                    self.auto_start(ctx);
+                    self.auto_start(io);
                 }
             }
         }
-        self.write(ctx, frame);
+        self.write(io, frame);
     }
 
-    fn write(&mut self, ctx: &CallContext, frame: &[f32]) {
+    fn write(&mut self, io: &mut dyn SeatIo, frame: &[f32]) {
         let dropped = self.dropped_total();
-        let Some(call) = self.call.as_mut() else {
+        let Some(call) = self.call.as_ref() else {
             return;
         };
-        call.dropped_now = dropped;
         let silent = call.pause_interval.is_some();
-        let result = call.write(ctx, frame, silent, self.captured_at);
-        self.max_page_latency_ms = self.max_page_latency_ms.max(call.max_page_latency_ms);
+        let result = io.write_frame(call.id, frame, silent, self.captured_at, dropped);
+        self.max_page_latency_ms = self
+            .max_page_latency_ms
+            .max(io.max_page_latency_ms(call.id));
         if let Err(e) = result {
             if let Some(c) = self.call.take() {
-                c.abandon(ctx, &e);
+                io.abandon_call(c.id, &e);
             }
         }
     }
 
     /// A start by the seat itself (vox, continuous); after a failure, waits before retrying so a
     /// full disk does not turn into a row per frame.
-    fn auto_start(&mut self, ctx: &CallContext) -> bool {
+    fn auto_start(&mut self, io: &mut dyn SeatIo) -> bool {
         // While full, the guard's flag is the whole answer: no attempt, no error per frame, and
         // the first frame after space returns starts the call.
-        if ctx.guard.is_full() || self.retry_after.is_some_and(|t| Instant::now() < t) {
+        if io.storage_full() || self.retry_after.is_some_and(|t| Instant::now() < t) {
             return false;
         }
-        let ok = self.start(ctx, CallMeta::default()).is_ok();
+        let ok = self.start(io, CallMeta::default()).is_ok();
         self.retry_after = (!ok).then(|| Instant::now() + RETRY_START);
         ok
     }
@@ -341,113 +401,139 @@ impl Seat {
         self.agent = agent;
     }
 
-    pub fn start(&mut self, ctx: &CallContext, mut meta: CallMeta) -> Result<i64, String> {
+    pub fn start(&mut self, io: &mut dyn SeatIo, mut meta: CallMeta) -> Result<i64, SeatError> {
+        check_direction(&meta)?;
         if meta.agent.is_none() {
             meta.agent = self.agent.clone();
         }
         if let Some(c) = &self.call {
-            return Err(format!(
-                "seat {} is already recording call {}; stop it first",
-                self.cfg.id, c.id
-            ));
+            return Err(SeatError::AlreadyRecording {
+                seat: self.cfg.id.clone(),
+                call_id: c.id,
+            });
         }
-        if ctx.guard.is_full() {
-            return Err(format!(
-                "storage {} is full: seat {} cannot start a call until space returns (alarm disk_full); recording resumes by itself once space is freed",
-                ctx.storage_dir.display(),
-                self.cfg.id
-            ));
+        if io.storage_full() {
+            return Err(SeatError::StorageFull {
+                dir: io.storage_dir().display().to_string(),
+                seat: self.cfg.id.clone(),
+            });
         }
-        let call = ActiveCall::start(
-            ctx,
-            &self.cfg.id,
-            mode_name(self.cfg.mode),
-            meta,
-            self.dropped_total(),
-        )
-        .map_err(|e: CallError| {
-            tracing::error!(seat = %self.cfg.id, "cannot start a call: {e}");
-            e.to_string()
-        })?;
-        let id = call.id;
+        let mode = mode_name(self.cfg.mode);
+        let id = io
+            .start_call(&self.cfg.id, mode, meta, self.dropped_total())
+            .map_err(|source| {
+                tracing::error!(seat = %self.cfg.id, "cannot start a call: {source}");
+                SeatError::Start {
+                    seat: self.cfg.id.clone(),
+                    source,
+                }
+            })?;
         tracing::info!(seat = %self.cfg.id, call_id = id, "call started");
-        self.call = Some(call);
+        self.call = Some(OpenCall {
+            id,
+            pause_interval: None,
+            gap_interval: None,
+        });
         Ok(id)
     }
 
-    pub fn stop(&mut self, ctx: &CallContext, reason: &str) -> Result<i64, String> {
-        let call = self
-            .call
-            .take()
-            .ok_or_else(|| format!("seat {} is not recording", self.cfg.id))?;
-        let id = call.id;
-        call.finish(ctx, reason).map_err(|e| {
-            tracing::error!(seat = %self.cfg.id, call_id = id, "finishing the call: {e}");
-            e.to_string()
+    /// Finishes the open call; the seat is idle afterwards even if finishing failed (the disk
+    /// guard then seals the call). A pause or gap still open ends with the call.
+    pub fn stop(&mut self, io: &mut dyn SeatIo, reason: &str) -> Result<i64, SeatError> {
+        let id = self.active()?.id;
+        self.call = None;
+        io.finish_call(id, reason).map_err(|source| {
+            tracing::error!(seat = %self.cfg.id, call_id = id, "finishing the call: {source}");
+            SeatError::Finish {
+                seat: self.cfg.id.clone(),
+                call_id: id,
+                source,
+            }
         })?;
         tracing::info!(seat = %self.cfg.id, call_id = id, reason, "call finished");
         Ok(id)
     }
 
-    fn active(&mut self) -> Result<&mut ActiveCall, String> {
-        let id = self.cfg.id.clone();
+    fn active(&mut self) -> Result<&mut OpenCall, SeatError> {
+        let seat = &self.cfg.id;
         self.call
             .as_mut()
-            .ok_or_else(|| format!("seat {id} is not recording"))
+            .ok_or_else(|| SeatError::NotRecording { seat: seat.clone() })
     }
 
     /// PCI pause: from the next frame on, silence is written instead of audio (invariant 6).
     pub fn pause(
         &mut self,
-        ctx: &CallContext,
+        io: &mut dyn SeatIo,
         by: Option<&str>,
         reason: Option<&str>,
-    ) -> Result<i64, String> {
+    ) -> Result<i64, SeatError> {
+        let seat = self.cfg.id.clone();
         let call = self.active()?;
+        let call_id = call.id;
         if call.pause_interval.is_some() {
-            return Err(format!("call {} is already paused", call.id));
+            return Err(SeatError::AlreadyPaused { seat, call_id });
         }
-        let db = ctx.db().map_err(|e| e.to_string())?;
-        call.pause_interval = Some(
-            store::open_interval(&db, call.id, "pause", call.duration_ms(), by, reason)
-                .map_err(|e| e.to_string())?,
-        );
-        Ok(call.id)
+        let at = io.duration_ms(call_id);
+        let iv = io
+            .open_interval(call_id, "pause", at, by, reason)
+            .map_err(|source| SeatError::Pause {
+                seat,
+                call_id,
+                source,
+            })?;
+        call.pause_interval = Some(iv);
+        Ok(call_id)
     }
 
-    pub fn resume(&mut self, ctx: &CallContext) -> Result<i64, String> {
+    pub fn resume(&mut self, io: &mut dyn SeatIo) -> Result<i64, SeatError> {
+        let seat = self.cfg.id.clone();
         let call = self.active()?;
+        let call_id = call.id;
         let iv = call
             .pause_interval
             .take()
-            .ok_or_else(|| format!("call {} is not paused", call.id))?;
-        let db = ctx.db().map_err(|e| e.to_string())?;
-        store::close_interval(&db, iv, call.duration_ms()).map_err(|e| e.to_string())?;
-        Ok(call.id)
+            .ok_or_else(|| SeatError::NotPaused {
+                seat: seat.clone(),
+                call_id,
+            })?;
+        let at = io.duration_ms(call_id);
+        io.close_interval(iv, at)
+            .map_err(|source| SeatError::Resume {
+                seat,
+                call_id,
+                source,
+            })?;
+        Ok(call_id)
     }
 
     pub fn tag(
         &mut self,
-        ctx: &CallContext,
+        io: &mut dyn SeatIo,
         tags: &[String],
         meta: &CallMeta,
-    ) -> Result<i64, String> {
-        let call = self.active()?;
-        let db = ctx.db().map_err(|e| e.to_string())?;
-        store::add_tags(&db, call.id, tags).map_err(|e| e.to_string())?;
-        store::update_meta(&db, call.id, meta).map_err(|e| e.to_string())?;
-        Ok(call.id)
+    ) -> Result<i64, SeatError> {
+        check_direction(meta)?;
+        let seat = self.cfg.id.clone();
+        let call_id = self.active()?.id;
+        io.tag(call_id, tags, meta)
+            .map_err(|source| SeatError::Tag {
+                seat,
+                call_id,
+                source,
+            })?;
+        Ok(call_id)
     }
 
     /// Clean shutdown: finish the open call (SIGTERM, invariant 2's happy path).
-    pub fn shutdown(&mut self, ctx: &CallContext) {
+    pub fn shutdown(&mut self, io: &mut dyn SeatIo) {
         if self.call.is_some() {
-            let _ = self.stop(ctx, "shutdown");
+            let _ = self.stop(io, "shutdown");
         }
-        self.publish(0);
+        self.publish(io, 0);
     }
 
-    fn publish(&mut self, lag_ms: u64) {
+    fn publish(&mut self, io: &dyn SeatIo, lag_ms: u64) {
         let dropped = self.dropped_total();
         let correction = self.aligner.correction_ppm();
         let down: Vec<String> = self
@@ -464,7 +550,7 @@ impl Seat {
             }
             .into();
             st.call_id = self.call.as_ref().map(|c| c.id);
-            st.call_duration_ms = self.call.as_ref().map_or(0, ActiveCall::duration_ms);
+            st.call_duration_ms = self.call.as_ref().map_or(0, |c| io.duration_ms(c.id));
             st.dropped_frames = dropped;
             st.lag_ms = lag_ms;
             st.max_lag_ms = self.max_lag_ms;
@@ -474,3 +560,14 @@ impl Seat {
         }
     }
 }
+
+/// A call's direction, when given, is `inbound` or `outbound`.
+fn check_direction(meta: &CallMeta) -> Result<(), SeatError> {
+    match meta.direction.as_deref() {
+        None | Some("inbound") | Some("outbound") => Ok(()),
+        Some(other) => Err(SeatError::Direction(other.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests;

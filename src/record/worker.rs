@@ -1,10 +1,12 @@
 //! A fixed pool of worker threads (not a thread per seat). Each owns a set of seats and, every
 //! 10 ms, drains their rings, resamples, encodes and writes; it also executes control requests
-//! for its seats between passes, so a seat is only ever touched by one thread.
+//! for its seats between passes, so a seat is only ever touched by one thread. The worker's
+//! `StoreIo` holds the open call files of its seats.
 
 use super::call::CallContext;
 use super::control::{Request, Response, Routed};
 use super::seat::Seat;
+use super::seat_io::{SeatIo, StoreIo};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -19,19 +21,20 @@ pub fn run(
     stop: Arc<AtomicBool>,
     heartbeat: Arc<AtomicU64>,
 ) {
+    let mut io = StoreIo::new(&ctx);
     loop {
         let t0 = Instant::now();
         while let Ok((req, reply)) = rx.try_recv() {
-            let _ = reply.send(execute(&mut seats, &ctx, req));
+            let _ = reply.send(execute(&mut seats, &mut io, req));
         }
         for seat in &mut seats {
-            seat.tick(&ctx);
+            seat.tick(&mut io);
         }
         heartbeat.fetch_add(1, Ordering::Relaxed);
         if stop.load(Ordering::Relaxed) {
             for seat in &mut seats {
-                seat.tick(&ctx); // take what is already in the rings
-                seat.shutdown(&ctx);
+                seat.tick(&mut io); // take what is already in the rings
+                seat.shutdown(&mut io);
             }
             return;
         }
@@ -41,28 +44,23 @@ pub fn run(
     }
 }
 
-fn execute(seats: &mut [Seat], ctx: &CallContext, req: Request) -> Response {
+fn execute(seats: &mut [Seat], io: &mut dyn SeatIo, req: Request) -> Response {
     let name = req.seat().unwrap_or_default().to_owned();
     let Some(seat) = seats.iter_mut().find(|s| s.cfg.id == name) else {
-        return Response::from_result(Err(format!("no seat {name:?} on this worker")));
+        return Response::refused(format!("no seat {name:?} on this worker"));
     };
     Response::from_result(match req {
-        Request::Start { meta, tags, .. } => match validate_direction(&meta.direction) {
-            Err(e) => Err(e),
-            Ok(()) => seat.start(ctx, meta.clone()).and_then(|id| {
-                if tags.is_empty() {
-                    Ok(id)
-                } else {
-                    seat.tag(ctx, &tags, &meta)
-                }
-            }),
-        },
-        Request::Stop { .. } => seat.stop(ctx, "stop"),
-        Request::Pause { by, reason, .. } => seat.pause(ctx, by.as_deref(), reason.as_deref()),
-        Request::Resume { .. } => seat.resume(ctx),
-        Request::Tag { tags, meta, .. } => {
-            validate_direction(&meta.direction).and_then(|()| seat.tag(ctx, &tags, &meta))
-        }
+        Request::Start { meta, tags, .. } => seat.start(io, meta.clone()).and_then(|id| {
+            if tags.is_empty() {
+                Ok(id)
+            } else {
+                seat.tag(io, &tags, &meta)
+            }
+        }),
+        Request::Stop { .. } => seat.stop(io, "stop"),
+        Request::Pause { by, reason, .. } => seat.pause(io, by.as_deref(), reason.as_deref()),
+        Request::Resume { .. } => seat.resume(io),
+        Request::Tag { tags, meta, .. } => seat.tag(io, &tags, &meta),
         Request::Login { agent, .. } => {
             seat.set_agent(Some(agent));
             return Response {
@@ -79,15 +77,6 @@ fn execute(seats: &mut [Seat], ctx: &CallContext, req: Request) -> Response {
                 ..Default::default()
             };
         }
-        Request::Status => Err("status is answered by the control thread".into()),
+        Request::Status => return Response::refused("status is answered by the control thread"),
     })
-}
-
-fn validate_direction(d: &Option<String>) -> Result<(), String> {
-    match d.as_deref() {
-        None | Some("inbound") | Some("outbound") => Ok(()),
-        Some(other) => Err(format!(
-            "direction {other:?} must be \"inbound\" or \"outbound\""
-        )),
-    }
 }
