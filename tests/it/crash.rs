@@ -17,7 +17,10 @@ fn sigkill_while_recording_loses_at_most_a_second_and_recovers() {
     let mut rec = Recorder::start(&synthetic_seats(3, "control"), vec![]);
     let mut started = Vec::new();
     for s in ["s1", "s2", "s3"] {
-        started.push((rec.start_call(s, &["--agent", s]), Instant::now()));
+        // Taken before the request: the call may start recording before `callrec call start`
+        // has returned (by tens of ms on a loaded machine), never before it was sent.
+        let asked_at = Instant::now();
+        started.push((rec.start_call(s, &["--agent", s]), asked_at));
         std::thread::sleep(Duration::from_millis(700));
     }
     std::thread::sleep(Duration::from_secs(3));
