@@ -1,8 +1,82 @@
 //! Time as callrec records it: wall-clock UTC taken once per call, plus CLOCK_MONOTONIC so an
 //! auditor can see a clock step between two calls. Durations never come from here: they come
 //! from sample counts, so an NTP step during a call changes neither audio nor duration.
+//!
+//! Whatever decides by the clock (the recorder's time stamps, sessions, lockout, holds,
+//! retention, alarms) takes a [`Clock`], so tests can run it on a [`SimClock`] they step and
+//! advance; the daemons and the CLI hand in [`system`].
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A wall clock (UTC, may step: NTP, an admin) and a monotonic one (never steps).
+pub trait Clock: Send + Sync {
+    fn now_utc(&self) -> DateTime<Utc>;
+    /// Milliseconds on a clock that only moves forward, for intervals and ordering.
+    fn mono_ms(&self) -> i64;
+
+    /// [`Clock::now_utc`] as callrec writes it: `2026-11-27T17:20:00.123Z`.
+    fn utc_string(&self) -> String {
+        format_utc(self.now_utc())
+    }
+}
+
+/// The machine's clocks.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_utc(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+    fn mono_ms(&self) -> i64 {
+        mono_ms()
+    }
+}
+
+/// The machine's clocks, shared.
+pub fn system() -> Arc<dyn Clock> {
+    Arc::new(SystemClock)
+}
+
+/// A clock that tests move by hand: [`SimClock::advance`] moves both clocks (time passing),
+/// [`SimClock::step_wall`] only the wall clock (an NTP correction).
+pub struct SimClock {
+    wall: Mutex<DateTime<Utc>>,
+    mono_ms: AtomicI64,
+}
+
+impl SimClock {
+    pub fn at(wall: DateTime<Utc>) -> Arc<SimClock> {
+        Arc::new(SimClock {
+            wall: Mutex::new(wall),
+            mono_ms: AtomicI64::new(1_000_000),
+        })
+    }
+
+    pub fn advance(&self, ms: i64) {
+        self.step_wall(ms);
+        self.mono_ms.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    pub fn step_wall(&self, ms: i64) {
+        if let Ok(mut w) = self.wall.lock() {
+            *w += chrono::Duration::milliseconds(ms);
+        }
+    }
+}
+
+impl Clock for SimClock {
+    fn now_utc(&self) -> DateTime<Utc> {
+        match self.wall.lock() {
+            Ok(w) => *w,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
+    }
+    fn mono_ms(&self) -> i64 {
+        self.mono_ms.load(Ordering::SeqCst)
+    }
+}
 
 /// UTC now as `2026-11-27T17:20:00.123Z`.
 pub fn utc_now() -> String {
@@ -57,5 +131,24 @@ mod tests {
         );
         assert_eq!(parse_bound("yesterday"), None);
         assert_eq!(utc_now().len(), 24);
+    }
+
+    #[test]
+    fn a_sim_clock_steps_the_wall_and_advances_both() {
+        let t0 = DateTime::parse_from_rfc3339("2026-11-27T10:00:00Z")
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default();
+        let c = SimClock::at(t0);
+        let m0 = c.mono_ms();
+        c.step_wall(-3_600_000);
+        assert_eq!(c.utc_string(), "2026-11-27T09:00:00.000Z");
+        assert_eq!(
+            c.mono_ms(),
+            m0,
+            "an NTP step does not move the monotonic clock"
+        );
+        c.advance(1500);
+        assert_eq!(c.utc_string(), "2026-11-27T09:00:01.500Z");
+        assert_eq!(c.mono_ms(), m0 + 1500);
     }
 }

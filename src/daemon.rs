@@ -9,7 +9,7 @@
 //! or dies is logged, and recording goes on.
 
 use crate::config::Config;
-use crate::{evidence, record, serve, store};
+use crate::{clock, evidence, record, serve, store};
 use anyhow::Context;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,14 +18,14 @@ use std::sync::Arc;
 pub fn record(cfg: Config) -> anyhow::Result<()> {
     box_key_at_start(&cfg);
     let stop = stop_on_signals()?;
-    record::run(cfg, stop)
+    record::run(cfg, stop, clock::system())
 }
 
 /// The web service until SIGTERM/SIGINT.
 pub fn serve(cfg: Config) -> anyhow::Result<()> {
     box_key_at_start(&cfg);
     let stop = stop_on_signals()?;
-    serve::run(cfg, stop)
+    serve::run(cfg, stop, clock::system())
 }
 
 /// Recorder and web service in one process. Recording never depends on the web half: if the
@@ -38,17 +38,17 @@ pub fn run_both(cfg: Config) -> anyhow::Result<()> {
     drop(store::open_rw(&cfg.db_path())?);
     let stop = stop_on_signals()?;
     if !cfg.server.enabled {
-        return record::run(cfg, stop);
+        return record::run(cfg, stop, clock::system());
     }
     let (web_cfg, web_stop) = (cfg.clone(), stop.clone());
     let server = std::thread::Builder::new()
         .name("web".into())
         .spawn(move || {
-            if let Err(e) = serve::run(web_cfg, web_stop) {
+            if let Err(e) = serve::run(web_cfg, web_stop, clock::system()) {
                 tracing::error!("web service stopped: {e:#}; recording continues");
             }
         })?;
-    let result = record::run(cfg, stop.clone());
+    let result = record::run(cfg, stop.clone(), clock::system());
     // The recorder stopped (a signal, or an error): the web half stops with it.
     stop.store(true, Ordering::Relaxed);
     let _ = server.join();

@@ -104,6 +104,8 @@ pub struct CallContext {
     pub syncer: Sender<SyncJob>,
     /// The disk guard: whether the storage is full, and where stopped calls go to be sealed.
     pub guard: GuardHandle,
+    /// Where a call's start time comes from (its end is the start plus its audio's length).
+    pub clock: Arc<dyn crate::clock::Clock>,
 }
 
 impl CallContext {
@@ -166,13 +168,15 @@ impl ActiveCall {
         meta: CallMeta,
         dropped_now: u64,
     ) -> Result<ActiveCall, CallError> {
-        let started_at_utc = crate::clock::utc_now();
+        // The wall clock is read once per call: an NTP step later in the call moves neither its
+        // start nor, since the end is start + audio length, its end.
+        let started_at_utc = ctx.clock.utc_string();
         let new = NewCall {
             box_id: ctx.box_id.clone(),
             seat_id: seat_id.to_owned(),
             mode: mode.to_owned(),
             started_at_utc: started_at_utc.clone(),
-            started_mono_ms: crate::clock::mono_ms(),
+            started_mono_ms: ctx.clock.mono_ms(),
             rate_hz: ctx.encoder.rate_hz,
             bitrate_bps: ctx.encoder.bitrate_bps,
             meta: meta.clone(),
@@ -467,5 +471,82 @@ impl ActiveCall {
             END_DISK_FULL,
             "storage full: recording stopped on every seat",
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, SimClock};
+    use crate::codec::ogg_read;
+    use crate::config::Config;
+    use std::sync::mpsc::Receiver;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    /// A recorder's call context on a temp storage dir, with `clock`; the receiver keeps the
+    /// fsync queue open (nothing needs the jobs here).
+    fn context(
+        dir: &Path,
+        clock: Arc<dyn Clock>,
+    ) -> Result<(CallContext, Receiver<SyncJob>), Box<dyn std::error::Error>> {
+        let text = format!(
+            "[box]\nid = \"floor-1\"\n[storage]\ndir = {:?}\n[[seat]]\nid = \"s1\"\n[[seat.input]]\nkind = \"synthetic\"\nagent_channel = 0\ncustomer_channel = 1\n",
+            dir.display().to_string()
+        );
+        let cfg = Config::parse(&text, Path::new("t.toml"))?;
+        let conn = store::open_rw(&cfg.db_path())?;
+        let (_guard, guard) = disk_guard::Guard::new(&cfg, clock.clone())?;
+        let (syncer, jobs) = std::sync::mpsc::channel();
+        let ctx = CallContext {
+            box_id: cfg.box_.id.clone(),
+            storage_dir: dir.to_owned(),
+            encoder: cfg.encoder.clone(),
+            fsync_interval: Duration::from_millis(cfg.storage.fsync_interval_ms),
+            db: Arc::new(Mutex::new(conn)),
+            syncer,
+            guard,
+            clock,
+        };
+        Ok((ctx, jobs))
+    }
+
+    /// An NTP correction of ±1 h in the middle of a call: the call keeps the start it had, its
+    /// duration and end come from its audio, and the file holds exactly that audio.
+    #[test]
+    fn a_wall_clock_step_mid_call_moves_neither_its_start_nor_its_length() -> TestResult {
+        for step_ms in [3_600_000, -3_600_000] {
+            let dir = tempfile::tempdir()?;
+            let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-27T10:00:00Z")?.to_utc();
+            let clock = SimClock::at(t0);
+            let (ctx, _jobs) = context(dir.path(), clock.clone())?;
+            let mono_at_start = clock.mono_ms();
+            let mut call = ActiveCall::start(&ctx, "s1", "control", CallMeta::default(), 0)?;
+            let frame = vec![0.25f32; ctx.encoder.frame_samples() * 2];
+            for i in 0..150 {
+                if i == 75 {
+                    clock.step_wall(step_ms);
+                }
+                clock.advance(20);
+                call.write(&ctx, &frame, false, Instant::now())?;
+            }
+            let id = call.finish(&ctx, "stop")?;
+            let row = store::get_call(&*ctx.db()?, id)?;
+            assert_eq!(
+                row.started_at_utc, "2026-11-27T10:00:00.000Z",
+                "step {step_ms}"
+            );
+            assert_eq!(row.started_mono_ms, mono_at_start);
+            assert_eq!(row.duration_ms, 3000, "step {step_ms}");
+            assert_eq!(
+                row.ended_at_utc.as_deref(),
+                Some("2026-11-27T10:00:03.000Z"),
+                "the end is start + audio, whatever the wall clock says now"
+            );
+            let (data, _) = ogg_read::read_file(&dir.path().join(&row.rel_path))?;
+            let decoded = ogg_read::decode(&data, 48_000)?;
+            assert_eq!(decoded.frames(), 3 * 48_000, "step {step_ms}");
+        }
+        Ok(())
     }
 }

@@ -20,7 +20,6 @@
 //! or still recording (`store::lifecycle` refuses both), never deletes anything but whole calls
 //! through `store::lifecycle` and its own reserve file, and never busy-waits.
 
-use crate::clock::utc_now;
 use crate::config::Config;
 use crate::store::{
     self, alarms,
@@ -253,6 +252,8 @@ pub struct Guard {
     /// `[retention]` from the config, applied every [`RETENTION_EVERY`].
     retention: crate::config::RetentionConfig,
     next_retention: std::time::Instant,
+    /// Stamps alarms and deletions, and decides what retention has made due.
+    clock: Arc<dyn crate::clock::Clock>,
 }
 
 /// How often the guard applies the retention rules: a call is deleted at most this long after
@@ -263,7 +264,10 @@ impl Guard {
     /// Opens the guard's own index connection and looks at the disk once. If it is (nearly)
     /// full, the reserve is released at once so start-up recovery can update the index, and the
     /// recorder starts in the full state (no call starts until space returns).
-    pub fn new(cfg: &Config) -> Result<(Guard, GuardHandle), GuardError> {
+    pub fn new(
+        cfg: &Config,
+        clock: Arc<dyn crate::clock::Clock>,
+    ) -> Result<(Guard, GuardHandle), GuardError> {
         let dir = cfg.storage.dir.clone();
         let conn = store::open_rw(&cfg.db_path())?;
         let u = usage(&dir)?;
@@ -289,6 +293,7 @@ impl Guard {
             retention: cfg.retention.clone(),
             // The first pass a minute after start, so start-up and recovery come first.
             next_retention: std::time::Instant::now() + Duration::from_secs(60),
+            clock,
         };
         if let Some(why) = g.check_space(&u) {
             g.enter_full(why);
@@ -408,7 +413,7 @@ impl Guard {
         if let Err(e) = self.create_reserve() {
             return self.log_once(format!("disk reserve: {e}"));
         }
-        match alarms::clear(&self.conn, alarms::DISK_FULL, &utc_now()) {
+        match alarms::clear(&self.conn, alarms::DISK_FULL, &self.clock.utc_string()) {
             Ok(_) => self.full_alarm_maybe_active = false,
             Err(e) => return self.log_once(format!("clearing alarm {}: {e}", alarms::DISK_FULL)),
         }
@@ -510,7 +515,12 @@ impl Guard {
                 self.dir.display(),
                 self.full_why.as_deref().unwrap_or("no space left")
             );
-            match alarms::raise(&self.conn, alarms::DISK_FULL, &detail, &utc_now()) {
+            match alarms::raise(
+                &self.conn,
+                alarms::DISK_FULL,
+                &detail,
+                &self.clock.utc_string(),
+            ) {
                 Ok(_) => {
                     self.full_alarm_due = false;
                     self.full_alarm_maybe_active = true;
@@ -519,7 +529,7 @@ impl Guard {
             }
         }
         self.seal_pending();
-        match lifecycle::finish_garbage(&self.conn, &self.dir, &utc_now()) {
+        match lifecycle::finish_garbage(&self.conn, &self.dir, &self.clock.utc_string()) {
             Ok(0) => {}
             Ok(n) => tracing::info!(calls = n, "completed pending deletions"),
             Err(e) => self.log_once(format!("completing pending deletions: {e}")),
@@ -532,7 +542,7 @@ impl Guard {
             self.try_resume();
         } else if self.full_alarm_maybe_active {
             // An alarm left by a previous run whose disk has space now.
-            if alarms::clear(&self.conn, alarms::DISK_FULL, &utc_now()).is_ok() {
+            if alarms::clear(&self.conn, alarms::DISK_FULL, &self.clock.utc_string()).is_ok() {
                 self.full_alarm_maybe_active = false;
             }
         }
@@ -549,7 +559,7 @@ impl Guard {
             &self.conn,
             &self.dir,
             &self.retention,
-            chrono::Utc::now(),
+            self.clock.now_utc(),
             ACTOR,
             false,
         );
@@ -591,7 +601,7 @@ impl Guard {
         let high = f64::from(self.high_percent);
         if u.used_percent() < high {
             if self.pressure_alarm_maybe_active {
-                alarms::clear(&self.conn, alarms::DISK_PRESSURE, &utc_now())?;
+                alarms::clear(&self.conn, alarms::DISK_PRESSURE, &self.clock.utc_string())?;
                 self.pressure_alarm_maybe_active = false;
             }
             return Ok(());
@@ -643,7 +653,7 @@ impl Guard {
                     kind: DeletionKind::Pressure,
                     reason: &reason,
                     actor: ACTOR,
-                    now_utc: &utc_now(),
+                    now_utc: &self.clock.utc_string(),
                 },
             ) {
                 Ok(_) => {}
@@ -688,11 +698,16 @@ impl Guard {
                     self.high_percent,
                     mib(u.avail_bytes)
                 );
-                alarms::raise(&self.conn, alarms::DISK_PRESSURE, &detail, &utc_now())?;
+                alarms::raise(
+                    &self.conn,
+                    alarms::DISK_PRESSURE,
+                    &detail,
+                    &self.clock.utc_string(),
+                )?;
                 self.pressure_alarm_maybe_active = true;
             }
         } else if self.pressure_alarm_maybe_active {
-            alarms::clear(&self.conn, alarms::DISK_PRESSURE, &utc_now())?;
+            alarms::clear(&self.conn, alarms::DISK_PRESSURE, &self.clock.utc_string())?;
             self.pressure_alarm_maybe_active = false;
         }
         Ok(())

@@ -106,11 +106,15 @@ fn lock_storage(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
 }
 
 /// Runs the recorder until `term` is set (by SIGTERM/SIGINT: `daemon::stop_on_signals`).
-pub fn run(cfg: Config, term: Arc<AtomicBool>) -> anyhow::Result<()> {
+pub fn run(
+    cfg: Config,
+    term: Arc<AtomicBool>,
+    clock: Arc<dyn crate::clock::Clock>,
+) -> anyhow::Result<()> {
     let dir = &cfg.storage.dir;
     let (_lock, conn) = open_storage(&cfg)?;
-    let (guard, guard_handle) = disk_guard::Guard::new(&cfg)?;
-    recover(&conn, dir)?;
+    let (guard, guard_handle) = disk_guard::Guard::new(&cfg, clock.clone())?;
+    recover(&conn, dir, &*clock)?;
     let db = Arc::new(Mutex::new(conn));
     let guard_thread = std::thread::Builder::new()
         .name("disk-guard".into())
@@ -132,6 +136,7 @@ pub fn run(cfg: Config, term: Arc<AtomicBool>) -> anyhow::Result<()> {
         db: db.clone(),
         syncer: sync_tx,
         guard: guard_handle.clone(),
+        clock,
     });
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -200,7 +205,11 @@ fn open_storage(cfg: &Config) -> anyhow::Result<(std::fs::File, rusqlite::Connec
 }
 
 /// Seals the calls the previous run left open, and finishes its interrupted deletions.
-fn recover(conn: &rusqlite::Connection, dir: &std::path::Path) -> anyhow::Result<()> {
+fn recover(
+    conn: &rusqlite::Connection,
+    dir: &std::path::Path,
+    clock: &dyn crate::clock::Clock,
+) -> anyhow::Result<()> {
     let recovered = store::recovery::recover_all(conn, dir)?;
     if !recovered.is_empty() {
         tracing::warn!(
@@ -210,7 +219,7 @@ fn recover(conn: &rusqlite::Connection, dir: &std::path::Path) -> anyhow::Result
     }
     // A crash between the two steps of a deletion left `garbage` rows: finish them now. A
     // failure is not fatal (the guard retries every tick).
-    match store::lifecycle::finish_garbage(conn, dir, &crate::clock::utc_now()) {
+    match store::lifecycle::finish_garbage(conn, dir, &clock.utc_string()) {
         Ok(0) => {}
         Ok(n) => tracing::info!(calls = n, "completed deletions left by the previous run"),
         Err(e) => tracing::error!("completing deletions left by the previous run: {e}"),

@@ -55,9 +55,12 @@ async fn identify(st: &St, headers: &HeaderMap, ip: String) -> Result<Identity, 
         }
         let tok = tok.to_owned();
         let (idle, max) = (st.cfg.server.session_idle_s, st.cfg.server.session_max_s);
+        let now = st.clock.now_utc();
         let found = st
             .db
-            .read_quick(move |c| users::find_session(c, &tok, idle, max).map_err(AppError::from))
+            .read_quick(move |c| {
+                users::find_session(c, &tok, idle, max, now).map_err(AppError::from)
+            })
             .await?;
         match found {
             users::Lookup::Missing => {}
@@ -71,7 +74,7 @@ async fn identify(st: &St, headers: &HeaderMap, ip: String) -> Result<Identity, 
                 if touch {
                     let sha = s.token_sha256.clone();
                     st.db
-                        .write(move |c| users::touch_session(c, &sha).map_err(AppError::from))
+                        .write(move |c| users::touch_session(c, &sha, now).map_err(AppError::from))
                         .await?;
                 }
                 st.sessions.put(s.clone());

@@ -143,11 +143,12 @@ pub async fn post_login(
         }
         None => st.dummy_hash.clone(),
     };
-    let now = crate::clock::utc_now();
+    let now = st.clock.now_utc();
+    let now_text = crate::clock::format_utc(now);
     let locked = user
         .as_ref()
         .and_then(|u| u.locked_until_utc.clone())
-        .filter(|t| *t > now);
+        .filter(|t| *t > now_text);
     // Verify even for unknown users and locked accounts, so timing tells nothing.
     let pw = password.clone();
     let good = tokio::task::spawn_blocking(move || users::verify_password(&pw, &hash))
@@ -200,7 +201,7 @@ pub async fn post_login(
             } else if let Some(until) = st
                 .db
                 .write(move |c| {
-                    users::record_failed_login(c, id, after, secs).map_err(AppError::from)
+                    users::record_failed_login(c, id, after, secs, now).map_err(AppError::from)
                 })
                 .await?
             {
@@ -227,7 +228,7 @@ pub async fn post_login(
                 users::delete_session(c, &old)?;
             }
             users::record_good_login(c, u2.id)?;
-            let (token, _) = users::create_session(c, &u2, Some(&ip2))?;
+            let (token, _) = users::create_session(c, &u2, Some(&ip2), now)?;
             audit::append(
                 c,
                 &Event {
@@ -357,6 +358,7 @@ pub async fn post_password(
         return fail("The current password is wrong.");
     }
     let (id2, ip) = (id.clone(), id.ip.clone());
+    let now = st.clock.now_utc();
     let token = st
         .db
         .write(move |c| {
@@ -364,7 +366,7 @@ pub async fn post_password(
             users::change_own_password(c, &user.username, &new, id2.who())?;
             let fresh = users::get_user(c, &user.username)?
                 .ok_or_else(|| users::UserError::NoSuchUser(user.username.clone()))?;
-            let (token, _) = users::create_session(c, &fresh, Some(&ip))?;
+            let (token, _) = users::create_session(c, &fresh, Some(&ip), now)?;
             Ok::<_, AppError>(token)
         })
         .await?;

@@ -103,7 +103,11 @@ fn bootstrap_admin(db: &Db) -> anyhow::Result<Option<String>> {
 }
 
 /// Runs the web service until `stop` is set. Blocks the calling thread.
-pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+pub fn run(
+    cfg: Config,
+    stop: Arc<AtomicBool>,
+    clock: Arc<dyn crate::clock::Clock>,
+) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         // File and database work waits in the blocking pool. Tokio's default cap (512) let 200
@@ -114,10 +118,14 @@ pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(serve(cfg, stop))
+    rt.block_on(serve(cfg, stop, clock))
 }
 
-async fn serve(cfg: Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+async fn serve(
+    cfg: Config,
+    stop: Arc<AtomicBool>,
+    clock: Arc<dyn crate::clock::Clock>,
+) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     crate::store::identity::precheck(&cfg.storage.dir, cfg.storage.id.as_deref())?;
     std::fs::create_dir_all(&cfg.storage.dir)
@@ -147,6 +155,7 @@ async fn serve(cfg: Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let (router, rules) = routes::router();
     let st: St = Arc::new(AppState {
         cfg: cfg.clone(),
+        clock,
         db,
         rules,
         metrics: metrics::Metrics::default(),

@@ -6,6 +6,7 @@ use super::access::Rule;
 use super::db::Db;
 use super::identity::SessionCache;
 use super::metrics::Metrics;
+use crate::clock::Clock;
 use crate::config::Config;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,6 +14,8 @@ use std::time::Instant;
 
 pub struct AppState {
     pub cfg: Config,
+    /// Sessions' idle and absolute expiry and the login lockout read this clock.
+    pub clock: Arc<dyn Clock>,
     pub db: Db,
     pub rules: Vec<Rule>,
     pub metrics: Metrics,

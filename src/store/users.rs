@@ -9,7 +9,7 @@ use super::StoreError;
 use crate::hash::sha256_hex;
 use argon2::password_hash::{phc::PasswordHash, PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
@@ -393,6 +393,7 @@ pub fn record_failed_login(
     user_id: i64,
     lockout_after: u32,
     lockout_s: u64,
+    now: DateTime<Utc>,
 ) -> Result<Option<String>, UserError> {
     let failed: u32 = conn.query_row(
         "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ?1 RETURNING failed_logins",
@@ -400,8 +401,7 @@ pub fn record_failed_login(
         |r| r.get(0),
     )?;
     if failed >= lockout_after {
-        let until =
-            crate::clock::format_utc(Utc::now() + chrono::Duration::seconds(lockout_s as i64));
+        let until = crate::clock::format_utc(now + chrono::Duration::seconds(lockout_s as i64));
         conn.execute(
             "UPDATE users SET locked_until_utc = ?2, failed_logins = 0 WHERE id = ?1",
             params![user_id, until],
@@ -432,11 +432,12 @@ pub fn create_session(
     conn: &Connection,
     user: &User,
     ip: Option<&str>,
+    now: DateTime<Utc>,
 ) -> Result<(String, Session), UserError> {
     let token = random_token()?;
     let csrf = random_token()?;
     let token_sha256 = sha256_hex(&token);
-    let now = crate::clock::utc_now();
+    let now = crate::clock::format_utc(now);
     conn.execute(
         "INSERT INTO sessions (token_sha256, user_id, csrf, created_at_utc, last_seen_utc, ip)
          VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
@@ -474,6 +475,7 @@ pub fn find_session(
     token: &str,
     idle_s: u64,
     max_s: u64,
+    now: DateTime<Utc>,
 ) -> Result<Lookup, UserError> {
     let token_sha256 = sha256_hex(token);
     // One cached statement: this runs on every authenticated request. The subquery renames the
@@ -493,7 +495,6 @@ pub fn find_session(
     let Some((user, csrf, created, last_seen)) = found else {
         return Ok(Lookup::Missing);
     };
-    let now = Utc::now();
     let ago = |s: u64| crate::clock::format_utc(now - chrono::Duration::seconds(s as i64));
     if created < ago(max_s) || last_seen < ago(idle_s) || user.disabled {
         return Ok(Lookup::Dead(token_sha256));
@@ -508,10 +509,14 @@ pub fn find_session(
     })
 }
 
-pub fn touch_session(conn: &Connection, token_sha256: &str) -> Result<(), UserError> {
+pub fn touch_session(
+    conn: &Connection,
+    token_sha256: &str,
+    now: DateTime<Utc>,
+) -> Result<(), UserError> {
     conn.execute(
         "UPDATE sessions SET last_seen_utc = ?2 WHERE token_sha256 = ?1",
-        params![token_sha256, crate::clock::utc_now()],
+        params![token_sha256, crate::clock::format_utc(now)],
     )?;
     Ok(())
 }
@@ -522,8 +527,9 @@ pub fn lookup_session(
     token: &str,
     idle_s: u64,
     max_s: u64,
+    now: DateTime<Utc>,
 ) -> Result<Option<Session>, UserError> {
-    match find_session(conn, token, idle_s, max_s)? {
+    match find_session(conn, token, idle_s, max_s, now)? {
         Lookup::Missing => Ok(None),
         Lookup::Dead(sha) => {
             delete_session(conn, &sha)?;
@@ -531,7 +537,7 @@ pub fn lookup_session(
         }
         Lookup::Live { session, touch } => {
             if touch {
-                touch_session(conn, &session.token_sha256)?;
+                touch_session(conn, &session.token_sha256, now)?;
             }
             Ok(Some(session))
         }
@@ -709,21 +715,22 @@ mod tests {
             Err(UserError::BadName(_))
         ));
 
-        let (cookie, s) = create_session(&conn, &u, None)?;
+        let now = chrono::Utc::now();
+        let (cookie, s) = create_session(&conn, &u, None, now)?;
         assert_ne!(cookie, s.token_sha256, "only the hash is stored");
-        assert!(lookup_session(&conn, &cookie, 60, 3600)?.is_some());
-        assert!(lookup_session(&conn, "forged", 60, 3600)?.is_none());
+        assert!(lookup_session(&conn, &cookie, 60, 3600, now)?.is_some());
+        assert!(lookup_session(&conn, "forged", 60, 3600, now)?.is_none());
 
         for _ in 0..2 {
-            assert_eq!(record_failed_login(&conn, u.id, 3, 60)?, None);
+            assert_eq!(record_failed_login(&conn, u.id, 3, 60, now)?, None);
         }
-        assert!(record_failed_login(&conn, u.id, 3, 60)?.is_some());
+        assert!(record_failed_login(&conn, u.id, 3, 60, now)?.is_some());
         let locked = get_user(&conn, "alice")?.ok_or("not found")?;
         assert!(locked.locked_until_utc.is_some());
 
         reset_password(&conn, "alice", "another long password", false, by)?;
         assert!(
-            lookup_session(&conn, &cookie, 60, 3600)?.is_none(),
+            lookup_session(&conn, &cookie, 60, 3600, now)?.is_none(),
             "a password change ends sessions"
         );
         let after = get_user(&conn, "alice")?.ok_or("not found")?;
@@ -748,6 +755,60 @@ mod tests {
             want.map(|(a, b)| (a.to_owned(), b.to_owned())).to_vec()
         );
         assert!(lookup_token(&conn, &secret)?.is_none());
+        Ok(())
+    }
+
+    /// Sessions end after `idle_s` without a request and `max_s` after login, whatever the
+    /// traffic; a lockout lasts `lockout_s`. Driven by a simulated clock.
+    #[test]
+    fn sessions_expire_and_lockouts_end_on_the_clock() -> TestResult {
+        use crate::clock::{Clock, SimClock};
+        let TempStore { dir: _dir, conn } = TempStore::new()?;
+        let clock =
+            SimClock::at(chrono::DateTime::parse_from_rfc3339("2026-11-27T10:00:00Z")?.to_utc());
+        let u = add_user(
+            &conn,
+            &NewUser {
+                username: "bob",
+                role: Role::Agent,
+                agent_id: None,
+                team: None,
+                password: "correct horse battery",
+                must_change: false,
+            },
+            Actor::local("cli:test"),
+        )?;
+        let (idle_s, max_s) = (60, 300);
+        let (cookie, _) = create_session(&conn, &u, None, clock.now_utc())?;
+        // Kept alive by a request every 50 s (each touches it)...
+        for _ in 0..5 {
+            clock.advance(50_000);
+            assert!(lookup_session(&conn, &cookie, idle_s, max_s, clock.now_utc())?.is_some());
+        }
+        // ...until the absolute limit: 300 s after login, whatever the traffic.
+        clock.advance(50_000);
+        assert!(lookup_session(&conn, &cookie, idle_s, max_s, clock.now_utc())?.is_none());
+
+        let (idle_cookie, _) = create_session(&conn, &u, None, clock.now_utc())?;
+        clock.advance(59_000);
+        assert!(lookup_session(&conn, &idle_cookie, idle_s, max_s, clock.now_utc())?.is_some());
+        clock.advance(61_000);
+        assert!(
+            lookup_session(&conn, &idle_cookie, idle_s, max_s, clock.now_utc())?.is_none(),
+            "61 s idle ends a session with a 60 s idle limit"
+        );
+
+        // The third failure locks for 120 s from that moment.
+        for _ in 0..2 {
+            assert_eq!(
+                record_failed_login(&conn, u.id, 3, 120, clock.now_utc())?,
+                None
+            );
+        }
+        let until =
+            record_failed_login(&conn, u.id, 3, 120, clock.now_utc())?.ok_or("not locked")?;
+        clock.advance(120_000);
+        assert_eq!(until, clock.utc_string());
         Ok(())
     }
 }

@@ -49,7 +49,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("demo", &["clock", "config", "qa", "store"]),
     (
         "daemon",
-        &["config", "evidence", "record", "serve", "store"],
+        &["clock", "config", "evidence", "record", "serve", "store"],
     ),
 ];
 
