@@ -5,7 +5,7 @@ APT_PKGS := pkg-config libasound2-dev cmake opus-tools ffmpeg sqlite3 espeak-ng 
 CARGO ?= cargo
 JOBS ?= 2
 
-.PHONY: deps build demo test lint bench clean
+.PHONY: deps build demo test lint lint-js deps-js bench clean
 
 deps:
 	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -29,9 +29,36 @@ test: deps lint
 	$(CARGO) build --release -j$(JOBS) --locked --all-targets
 	$(CARGO) test --release -j$(JOBS) --locked --lib --bins --tests -- --test-threads=2
 
-lint: deps
+lint: deps lint-js
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
+
+# The web UI's hand-written scripts: syntax (node --check), ESLint (pinned by package-lock.json,
+# config in eslint.config.mjs), and the browser's score preview against the cases the Rust unit
+# tests check the server's score with (fixtures/score-cases.json).
+JS_FILES := $(wildcard src/serve/assets/*.js) $(wildcard scripts/*.mjs) eslint.config.mjs
+
+lint-js: node_modules/.package-lock.json
+	@for f in $(JS_FILES); do node --check $$f || { echo "node --check $$f failed"; exit 1; }; done
+	node_modules/.bin/eslint --max-warnings 0 $(JS_FILES)
+	node scripts/check-score-preview.mjs
+
+# npm ci installs exactly what package-lock.json pins; run again only when it changes.
+node_modules/.package-lock.json: package.json package-lock.json | deps-js
+	npm ci --no-audit --no-fund
+
+# node and npm: the machine's own (any Node.js >= 18.18) or else Debian's packages. Checked by
+# command, not by package: a NodeSource nodejs (as on the project's machines) bundles npm and
+# conflicts with Debian's npm package.
+deps-js:
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing: nodejs npm"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm) >/dev/null || exit 1; \
+	  else \
+	    echo "node/npm missing; run:  sudo apt-get install -y nodejs npm"; exit 1; \
+	  fi; \
+	fi
 
 bench: build
 	benches/encode_vs_opusenc.sh

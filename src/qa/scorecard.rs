@@ -1324,4 +1324,61 @@ critical = "evaluation"
         }
         Ok(())
     }
+
+    /// Differences between `got` and `want` (numbers within 1e-9), as "path: got vs want".
+    fn differences(got: &serde_json::Value, want: &serde_json::Value, path: &str) -> Vec<String> {
+        use serde_json::Value;
+        match (got, want) {
+            (Value::Number(g), Value::Number(w)) => match (g.as_f64(), w.as_f64()) {
+                (Some(g), Some(w)) if (g - w).abs() <= 1e-9 => Vec::new(),
+                _ => vec![format!("{path}: {got} vs {want}")],
+            },
+            (Value::Array(g), Value::Array(w)) if g.len() == w.len() => g
+                .iter()
+                .zip(w)
+                .enumerate()
+                .flat_map(|(i, (g, w))| differences(g, w, &format!("{path}[{i}]")))
+                .collect(),
+            (Value::Object(g), Value::Object(w)) => w
+                .iter()
+                .flat_map(|(k, w)| {
+                    differences(g.get(k).unwrap_or(&Value::Null), w, &format!("{path}.{k}"))
+                })
+                .collect(),
+            _ if got == want => Vec::new(),
+            _ => vec![format!("{path}: {got} vs {want}")],
+        }
+    }
+
+    /// The cases shared with the browser's live preview (common.js `computeScore`, checked by
+    /// scripts/check-score-preview.mjs in `make lint-js`): both must give these scores.
+    #[test]
+    fn score_cases_fixture() -> TestResult {
+        let fixture: serde_json::Value =
+            serde_json::from_str(include_str!("../../fixtures/score-cases.json"))?;
+        let mut cards = HashMap::new();
+        for (name, card) in fixture["cards"].as_object().ok_or("no cards")? {
+            let card: Scorecard = serde_json::from_value(card.clone())?;
+            validate(&card)?;
+            cards.insert(name.as_str(), card);
+        }
+        let cases = fixture["cases"].as_array().ok_or("no cases")?;
+        assert!(cases.len() >= 10, "only {} cases", cases.len());
+        let mut failures = Vec::new();
+        for case in cases {
+            let name = case["name"].as_str().ok_or("a case without a name")?;
+            let card_name = case["card"].as_str().ok_or("a case without a card")?;
+            let card = cards
+                .get(card_name)
+                .ok_or_else(|| format!("{name}: no card {card_name:?}"))?;
+            let answers: Vec<AnswerEntry> = serde_json::from_value(case["answers"].clone())?;
+            let got = serde_json::to_value(score(card, &answers)?)?;
+            let diff = differences(&got, &case["expected"], "score");
+            if !diff.is_empty() {
+                failures.push(format!("{name}:\n  {}", diff.join("\n  ")));
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        Ok(())
+    }
 }

@@ -18,6 +18,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use std::collections::HashMap;
 
+const COMMON_JS: &str = include_str!("assets/common.js");
 const PLAYER_JS: &str = include_str!("assets/player.js");
 const APP_CSS: &str = include_str!("assets/app.css");
 const EVALUATE_JS: &str = include_str!("assets/evaluate.js");
@@ -27,6 +28,7 @@ const QA_JS: &str = include_str!("assets/qa.js");
 /// `GET /static/{name}`: a fixed set of names; nothing is read from disk.
 pub async fn static_asset(Path(name): Path<String>) -> Response {
     let (body, ctype) = match name.as_str() {
+        "common.js" => (COMMON_JS, "text/javascript; charset=utf-8"),
         "player.js" => (PLAYER_JS, "text/javascript; charset=utf-8"),
         "app.css" => (APP_CSS, "text/css; charset=utf-8"),
         "evaluate.js" => (EVALUATE_JS, "text/javascript; charset=utf-8"),
@@ -322,6 +324,7 @@ pub async fn call(
 <section id="transcript" data-role="{role}"><h2>Transcript</h2></section>
 <dl class="meta">{meta}</dl>
 </main>
+<script src="/static/common.js" defer></script>
 <script src="/static/player.js" defer></script>
 <script src="/static/evaluate.js" defer></script>
 <script src="/static/compliance.js" defer></script>"##,

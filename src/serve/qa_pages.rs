@@ -220,6 +220,7 @@ pub async fn home(
 <h2>Scorecards</h2><ul>{cards_list}</ul>
 <p><a href="/reports">Reports</a></p>
 </main>
+<script src="/static/common.js" defer></script>
 <script src="/static/qa.js" defer></script>"#,
         lead = u8::from(lead),
         mine = queue_table(&mine, false),
@@ -286,6 +287,7 @@ pub async fn edit(
 <p><button type="button" id="edit-save">Save</button> <a href="/qa">Back to the review queue</a></p>
 <p id="qa-msg" role="status"></p>
 </main>
+<script src="/static/common.js" defer></script>
 <script src="/static/qa.js" defer></script>"#,
         kind = esc(&kind),
         slug = esc(&slug),

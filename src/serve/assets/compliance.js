@@ -3,7 +3,8 @@
 // window, mark present/absent/N/A with the moment heard, confirm transcript suggestions,
 // autosave with a live preview, submit), and the transcript panel (segments that follow the
 // playhead, find, import). Plain ES2020 in one function scope: no build step, no modules, no
-// inline styles.
+// inline styles. Uses the shared helpers of common.js (window.callrec), which the page loads
+// first.
 //
 // The server is authoritative: roles only decide which controls are drawn, the API checks them
 // again, the outcome shown while marking is labelled a preview, and a transcript suggestion is
@@ -50,11 +51,7 @@
   const trSection = document.getElementById('transcript');
   if (!root || (!section && !trSection)) return;
 
-  const metaContent = (name) => {
-    const m = document.querySelector(`meta[name="${name}"]`);
-    return m ? m.content : '';
-  };
-  const csrfToken = metaContent('csrf-token');
+  const { el, say, metaContent, fmtTime, fmtDate, HttpError, api } = window.callrec;
   const me = metaContent('user');
   const roleHost = section || trSection || document.getElementById('evaluations');
   const role = (roleHost && roleHost.dataset.role) || '';
@@ -75,42 +72,9 @@
   };
 
   // ---------------------------------------------------------------------------------------
-  // Small helpers (same conventions as evaluate.js)
+  // Small helpers
 
-  // el('button', {class: 'x', type: 'button', dataset: {step: 'k'}, text: 'Hi'}, ...children)
-  // Booleans set properties (hidden, disabled); everything else is an attribute.
-  function el(tag, props, ...kids) {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(props || {})) {
-      if (v === null || v === undefined) continue;
-      if (k === 'class') e.className = v;
-      else if (k === 'text') e.textContent = v;
-      else if (k === 'dataset') {
-        for (const [dk, dv] of Object.entries(v)) if (dv !== null && dv !== undefined) e.dataset[dk] = String(dv);
-      } else if (typeof v === 'boolean') e[k] = v;
-      else e.setAttribute(k, String(v));
-    }
-    for (const c of kids.flat()) {
-      if (c !== null && c !== undefined && c !== false) e.append(c);
-    }
-    return e;
-  }
-
-  // m:ss (h:mm:ss from one hour), floored like the player's clock.
-  function fmtTime(seconds) {
-    const s = Math.max(0, Math.floor(seconds + 1e-6));
-    const h = Math.floor(s / 3600);
-    const m = Math.floor((s % 3600) / 60);
-    const ss = String(s % 60).padStart(2, '0');
-    return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
-  }
   const fmtMs = (ms) => fmtTime(ms / 1000);
-
-  function fmtDate(utc) {
-    if (!utc) return '';
-    const d = new Date(utc);
-    return Number.isNaN(d.getTime()) ? String(utc) : d.toLocaleString();
-  }
 
   const isMs = (v) => typeof v === 'number' && Number.isFinite(v) && v >= 0;
 
@@ -124,79 +88,8 @@
     });
   }
 
-  // A message paragraph inside `parent` (found by class, created on first use, removed when
-  // cleared) so that a fixed problem does not leave a stale message behind.
-  function say(parent, cls, text, kind = 'error', before = null) {
-    let p = parent.querySelector(`:scope > .${cls}`);
-    if (!text) {
-      if (p) p.remove();
-      return null;
-    }
-    if (!p) {
-      p = el('p', { class: cls });
-      parent.insertBefore(p, before && before.parentNode === parent ? before : null);
-    }
-    p.className = `${cls} ${kind === 'ok' ? 'flash' : 'error'}`;
-    p.setAttribute('role', kind === 'ok' ? 'status' : 'alert');
-    p.textContent = text;
-    return p;
-  }
-
   function ensureHeading(host, text) {
     if (!host.querySelector(':scope > h2')) host.prepend(el('h2', { text }));
-  }
-
-  // ---------------------------------------------------------------------------------------
-  // HTTP
-
-  class HttpError extends Error {
-    constructor(status, detail) {
-      super(detail ? (status ? `${status} — ${detail}` : detail) : String(status));
-      this.status = status;
-      this.detail = detail || '';
-    }
-  }
-
-  async function failureDetail(res) {
-    try {
-      const body = await res.json();
-      if (body && typeof body.error === 'string' && body.error) return body.error;
-    } catch (_) {
-      // Not JSON (a proxy page, an empty body): fall back to the status below.
-    }
-    if (res.status === 401) return 'not logged in any more — reload the page to log in again';
-    if (res.status === 403) return 'your role may not do this';
-    if (res.status === 413) return 'the file is too large';
-    return res.statusText || '';
-  }
-
-  // Every non-GET carries the CSRF header. `body` is sent as JSON unless a content type is
-  // given, in which case it is sent as is (a transcript file). Resolves with the parsed JSON
-  // reply, or null for 204.
-  async function api(method, url, body, contentType) {
-    const headers = { Accept: 'application/json' };
-    if (method !== 'GET') {
-      headers['X-CSRF-Token'] = csrfToken;
-      headers['Content-Type'] = contentType || 'application/json';
-    }
-    let res;
-    try {
-      res = await fetch(url, {
-        method,
-        headers,
-        body: body === undefined ? undefined : contentType ? body : JSON.stringify(body),
-        credentials: 'same-origin',
-      });
-    } catch (_) {
-      throw new HttpError(0, 'network error — is the appliance reachable?');
-    }
-    if (!res.ok) throw new HttpError(res.status, await failureDetail(res));
-    if (res.status === 204) return null;
-    try {
-      return await res.json();
-    } catch (_) {
-      throw new HttpError(0, 'the server sent a reply that is not valid JSON');
-    }
   }
 
   // ---------------------------------------------------------------------------------------
@@ -223,7 +116,7 @@
     else if (audio) {
       try {
         audio.currentTime = seconds;
-      } catch (_) {
+      } catch {
         // No metadata yet and no player to keep the target: nothing more to do.
       }
     }
@@ -855,7 +748,7 @@
       while (state.inflight) {
         try {
           await state.inflight;
-        } catch (_) {
+        } catch {
           // Its error is shown; what matters is whether our edits still need saving.
         }
       }
@@ -1277,7 +1170,7 @@
           const ext = (file.name.split('.').pop() || '').toLowerCase();
           const sniffVtt = text.replace(/^\uFEFF/, '').startsWith('WEBVTT');
           const type = ext === 'vtt' ? 'text/vtt' : ext === 'json' ? 'application/json' : sniffVtt ? 'text/vtt' : 'application/json';
-          const res = await api('POST', urls.transcript, text, type);
+          const res = await api('POST', urls.transcript, text, { contentType: type });
           await loadTranscript();
           const n = res && typeof res.segments === 'number' ? res.segments : segments.length;
           showMsg(`Imported ${n} segment${n === 1 ? '' : 's'}${res && res.format ? ` (${res.format})` : ''} from “${file.name}”.`, 'ok');

@@ -3,6 +3,9 @@
 // (new evaluation, resume an own draft, save, submit, live preview score); acknowledge and
 // per-question disputes for the evaluated agent; dispute decisions for the reviewer, supervisors
 // and admins. Plain ES2020 in one function scope: no build step, no modules, no inline styles.
+// Uses the shared helpers of common.js (window.callrec), which the page loads first; the preview
+// score is common.js `computeScore`, the formula of src/qa/scorecard.rs (both are checked
+// against fixtures/score-cases.json).
 //
 // The server is authoritative for everything: roles only decide which controls are drawn, the
 // API checks them again, and the preview score is labelled as such.
@@ -52,11 +55,8 @@
   const root = document.getElementById('call');
   if (!section || !root) return;
 
-  const metaContent = (name) => {
-    const m = document.querySelector(`meta[name="${name}"]`);
-    return m ? m.content : '';
-  };
-  const csrfToken = metaContent('csrf-token');
+  const { el, say, metaContent, fmtTime, fmtDate, HttpError, api, questionsOf, weightOf, grade, computeScore } =
+    window.callrec;
   const me = metaContent('user');
   const role = section.dataset.role || '';
   const agentId = section.dataset.agentId || '';
@@ -64,8 +64,6 @@
   const cid = encodeURIComponent(callId);
   const REVIEWER_ROLES = ['admin', 'supervisor', 'qa'];
   const isReviewer = REVIEWER_ROLES.includes(role);
-  const DEFAULT_PASS_MARK = 80;
-  const PASS_TOLERANCE = 1e-9;
 
   // Links from the review queue: /calls/{id}?assignment={aid}&scorecard={slug}.
   const pageParams = new URLSearchParams(location.search);
@@ -82,41 +80,7 @@
   // ---------------------------------------------------------------------------------------
   // Small helpers
 
-  // el('button', {class: 'x', type: 'button', dataset: {now: 'q1'}, text: 'Hi'}, ...children)
-  // Booleans set properties (hidden, checked, disabled, open); everything else is an attribute.
-  function el(tag, props, ...kids) {
-    const e = document.createElement(tag);
-    for (const [k, v] of Object.entries(props || {})) {
-      if (v === null || v === undefined) continue;
-      if (k === 'class') e.className = v;
-      else if (k === 'text') e.textContent = v;
-      else if (k === 'dataset') {
-        for (const [dk, dv] of Object.entries(v)) if (dv !== null && dv !== undefined) e.dataset[dk] = String(dv);
-      } else if (typeof v === 'boolean') e[k] = v;
-      else e.setAttribute(k, String(v));
-    }
-    for (const c of kids.flat()) {
-      if (c !== null && c !== undefined && c !== false) e.append(c);
-    }
-    return e;
-  }
-
-  // m:ss (h:mm:ss from one hour), floored like the player's clock.
-  function fmtTime(seconds) {
-    const s = Math.max(0, Math.floor(seconds + 1e-6));
-    const h = Math.floor(s / 3600);
-    const m = Math.floor((s % 3600) / 60);
-    const ss = String(s % 60).padStart(2, '0');
-    return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
-  }
-
   const fmtPercent = (p) => `${p.toFixed(1)} %`;
-
-  function fmtDate(utc) {
-    if (!utc) return '';
-    const d = new Date(utc);
-    return Number.isNaN(d.getTime()) ? String(utc) : d.toLocaleString();
-  }
 
   function momentLink(atMs, extra) {
     return el('a', {
@@ -132,76 +96,8 @@
     return window.callrecPlayer && window.callrecPlayer.audio ? window.callrecPlayer : null;
   }
 
-  // A message paragraph inside `parent` (found by class, created on first use, removed when
-  // cleared) so that a fixed problem does not leave a stale message behind.
-  function say(parent, cls, text, kind = 'error', before = null) {
-    let p = parent.querySelector(`:scope > .${cls}`);
-    if (!text) {
-      if (p) p.remove();
-      return;
-    }
-    if (!p) {
-      p = el('p', { class: cls });
-      parent.insertBefore(p, before && before.parentNode === parent ? before : null);
-    }
-    p.className = `${cls} ${kind === 'ok' ? 'flash' : 'error'}`;
-    p.setAttribute('role', kind === 'ok' ? 'status' : 'alert');
-    p.textContent = text;
-  }
-
   // ---------------------------------------------------------------------------------------
-  // HTTP
-
-  class HttpError extends Error {
-    constructor(status, detail) {
-      super(detail ? (status ? `${status} — ${detail}` : detail) : String(status));
-      this.status = status;
-      this.detail = detail || '';
-    }
-  }
-
-  async function failureDetail(res) {
-    try {
-      const body = await res.json();
-      if (body && typeof body.error === 'string' && body.error) return body.error;
-    } catch (_) {
-      // Not JSON (a proxy page, an empty body): fall back to the status below.
-    }
-    if (res.status === 401) return 'not logged in any more — reload the page to log in again';
-    if (res.status === 403) return 'your role may not do this';
-    return res.statusText || '';
-  }
-
-  // Every non-GET carries the CSRF header and a JSON content type, as the server requires.
-  // Resolves with the parsed JSON reply, or null for 204.
-  async function api(method, url, body) {
-    const headers = { Accept: 'application/json' };
-    if (method !== 'GET') {
-      headers['X-CSRF-Token'] = csrfToken;
-      headers['Content-Type'] = 'application/json';
-    }
-    let res;
-    try {
-      res = await fetch(url, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        credentials: 'same-origin',
-      });
-    } catch (_) {
-      throw new HttpError(0, 'network error — is the appliance reachable?');
-    }
-    if (!res.ok) throw new HttpError(res.status, await failureDetail(res));
-    if (res.status === 204) return null;
-    try {
-      return await res.json();
-    } catch (_) {
-      throw new HttpError(0, 'the server sent a reply that is not valid JSON');
-    }
-  }
-
-  // ---------------------------------------------------------------------------------------
-  // Scorecards and the score (same formula as src/qa/scorecard.rs, module doc)
+  // Scorecards (the score itself is common.js computeScore)
 
   const cardPromises = new Map(); // "slug@version" -> Promise<card>
   const cards = new Map(); // "slug@version" -> card, once loaded
@@ -224,9 +120,6 @@
     }
     return cardPromises.get(key);
   }
-
-  const questionsOf = (card) => card.sections.flatMap((s) => s.questions);
-  const weightOf = (x) => (typeof x.weight === 'number' ? x.weight : 1);
 
   function findQuestion(card, qid) {
     return card ? questionsOf(card).find((q) => q.id === qid) || null : null;
@@ -256,72 +149,9 @@
     return String(value);
   }
 
-  // {fraction, failing} | null for N/A | undefined when the value does not fit the question.
-  function grade(q, value) {
-    if (value === 'na') return q.allow_na ? null : undefined;
-    if (q.kind === 'yes_no') {
-      if (value === 'yes') return { fraction: 1, failing: false };
-      if (value === 'no') return { fraction: 0, failing: true };
-      return undefined;
-    }
-    const n = typeof value === 'number' ? value : /^\d+$/.test(String(value)) ? Number(value) : NaN;
-    if (!Number.isInteger(n)) return undefined;
-    if (q.kind === 'scale') return n >= 1 && n <= 5 ? { fraction: (n - 1) / 4, failing: n === 1 } : undefined;
-    if (q.kind === 'points') {
-      const max = q.max_points || 0;
-      return max > 0 && n >= 0 && n <= max ? { fraction: n / max, failing: n === 0 } : undefined;
-    }
-    return undefined;
-  }
-
   function isFailing(q, value) {
     const g = q ? grade(q, value) : undefined;
     return !!(g && g.failing);
-  }
-
-  // The score of `answers` (Map qid -> value) on `card`. Unanswered (or invalid) questions are
-  // left out like N/A, so a partly filled form previews the answered part; `answered` says how
-  // many counted.
-  function computeScore(card, answers) {
-    let totalEarned = 0;
-    let totalMax = 0;
-    let evaluationFailed = false;
-    let answered = 0;
-    let questions = 0;
-    const failedCritical = [];
-    const sections = [];
-    for (const s of card.sections) {
-      let earned = 0;
-      let max = 0;
-      let zeroedBy = null;
-      for (const q of s.questions) {
-        questions++;
-        if (!answers.has(q.id)) continue;
-        const g = grade(q, answers.get(q.id));
-        if (g === undefined) continue;
-        answered++;
-        if (g === null) continue; // N/A leaves the maximum
-        const w = weightOf(q);
-        earned += g.fraction * w;
-        max += w;
-        if (g.failing && q.critical === 'section') {
-          if (zeroedBy === null) zeroedBy = q.id;
-          failedCritical.push(q.id);
-        } else if (g.failing && q.critical === 'evaluation') {
-          evaluationFailed = true;
-          failedCritical.push(q.id);
-        }
-      }
-      if (zeroedBy !== null) earned = 0;
-      const sw = weightOf(s);
-      totalEarned += sw * earned;
-      totalMax += sw * max;
-      sections.push({ id: s.id, earned, max, percent: max > 0 ? (100 * earned) / max : null, zeroed_by: zeroedBy });
-    }
-    const percent = totalMax > 0 ? (evaluationFailed ? 0 : (100 * totalEarned) / totalMax) : null;
-    const passMark = typeof card.pass_mark_percent === 'number' ? card.pass_mark_percent : DEFAULT_PASS_MARK;
-    const passed = percent === null ? null : !evaluationFailed && percent + PASS_TOLERANCE >= passMark;
-    return { percent, passed, sections, failed_critical: failedCritical, answered, questions };
   }
 
   // ---------------------------------------------------------------------------------------

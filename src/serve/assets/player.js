@@ -1,7 +1,9 @@
 // player.js — the call page's player: two-party waveform from the peaks file, playback
 // controls, per-party mute/solo through Web Audio, timestamp links, notes, and the audit of
 // which stretches of the call the reviewer actually heard.
-// Plain ES2020 in one function scope: no build step, no modules, nothing from other origins.
+// Uses the shared helpers of common.js (window.callrec: fmtTime, HttpError, request, api),
+// which the page loads first. Plain ES2020 in one function scope: no build step, no modules,
+// nothing from other origins.
 (() => {
   'use strict';
 
@@ -11,11 +13,8 @@
   // Only the call page has these; anywhere else a stray include must do nothing at all.
   if (!root || !audio || !canvas) return;
 
+  const { metaContent, fmtTime, HttpError, request, api } = window.callrec;
   const $ = (id) => document.getElementById(id);
-  const metaContent = (name) => {
-    const m = document.querySelector(`meta[name="${name}"]`);
-    return m ? m.content : '';
-  };
 
   const callId = root.dataset.callId || '';
   const pageDurationMs = Number(root.dataset.durationMs) || 0;
@@ -54,15 +53,6 @@
 
   const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
   const round1 = (s) => Math.round(s * 10) / 10;
-
-  function fmtTime(seconds, withHours = false) {
-    // Floor, not round: the display must not claim a second that has not started yet.
-    const s = Math.max(0, Math.floor(seconds + 1e-6));
-    const h = Math.floor(s / 3600);
-    const m = Math.floor((s % 3600) / 60);
-    const ss = String(s % 60).padStart(2, '0');
-    return h > 0 || withHours ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
-  }
 
   // Accepts "#t=83", "#t=83.5", "#t=1:23", "#t=1:02:03"; null for anything else.
   function parseHashTime(hash) {
@@ -106,50 +96,6 @@
   const showOutputMsg = messageSlot(ui.player, canvas);
   const showNoteMsg = ui.notes ? messageSlot(ui.notes, null) : showPlayMsg;
 
-  class HttpError extends Error {
-    constructor(status, detail) {
-      super(detail ? (status ? `${status} — ${detail}` : detail) : String(status));
-      this.status = status;
-      this.detail = detail;
-    }
-  }
-
-  async function failureDetail(res) {
-    try {
-      const body = await res.json();
-      if (body && typeof body.error === 'string' && body.error) return body.error;
-    } catch (_) {
-      // Not JSON (a proxy page, an empty body): fall back to the status below.
-    }
-    if (res.status === 401) return 'not logged in any more — reload the page to log in again';
-    return res.statusText || '';
-  }
-
-  // Every non-GET carries the CSRF header and a JSON content type, as the server requires.
-  async function request(method, url, body, extra) {
-    const headers = { Accept: 'application/json' };
-    if (method !== 'GET') {
-      headers['X-CSRF-Token'] = csrfToken;
-      headers['Content-Type'] = 'application/json';
-    }
-    let res;
-    try {
-      res = await fetch(url, { method, headers, body, credentials: 'same-origin', ...extra });
-    } catch (_) {
-      throw new HttpError(0, 'network error — is the appliance reachable?');
-    }
-    if (!res.ok) throw new HttpError(res.status, await failureDetail(res));
-    return res;
-  }
-
-  async function readJson(res) {
-    try {
-      return await res.json();
-    } catch (_) {
-      throw new HttpError(0, 'the server sent a reply that is not valid JSON');
-    }
-  }
-
   // ---------------------------------------------------------------------------------------
   // State
 
@@ -186,7 +132,7 @@
     pendingSeek = audio.readyState >= 1 ? null : target;
     try {
       audio.currentTime = target;
-    } catch (_) {
+    } catch {
       pendingSeek = target;
     }
     requestRender();
@@ -554,7 +500,7 @@
     dragging = true;
     try {
       canvas.setPointerCapture(e.pointerId);
-    } catch (_) {
+    } catch {
       // Capture is a nicety for drags leaving the canvas; seeking works without it.
     }
     seekFromPointer(e);
@@ -963,11 +909,11 @@
     if (leaving && navigator.sendBeacon) {
       try {
         if (navigator.sendBeacon(urls.heardBeacon, new Blob([body], { type: 'application/json' }))) return;
-      } catch (_) {
+      } catch {
         // Fall through to fetch with keepalive, which also outlives the page.
       }
     }
-    request('POST', urls.heard, body, leaving ? { keepalive: true } : undefined)
+    request('POST', urls.heard, body, { contentType: 'application/json', keepalive: leaving })
       .then(() => showHeardMsg(''))
       .catch((err) => {
         // Keep them for the next report: the audit must not lose what was heard.
@@ -1192,8 +1138,7 @@
       if (submit) submit.disabled = true;
       try {
         const at_ms = Math.round(position() * 1000);
-        const res = await request('POST', urls.notes, JSON.stringify({ at_ms, text }));
-        const note = await readJson(res);
+        const note = await api('POST', urls.notes, { at_ms, text });
         if (!note || typeof note !== 'object') throw new HttpError(0, 'the server did not return the note');
         notes.push(normaliseNote(note));
         sortNotes();
@@ -1213,7 +1158,8 @@
   // Loading: call JSON and peaks in parallel; either may fail without hiding the other.
 
   async function loadCall() {
-    const data = await readJson(await request('GET', urls.call));
+    const data = await api('GET', urls.call);
+    if (!data || typeof data !== 'object') throw new HttpError(0, 'the server did not return the call');
     callDurationMs = Number(data.duration_ms) || 0;
     intervals = (Array.isArray(data.intervals) ? data.intervals : []).map((iv) => ({
       kind: iv.kind === 'gap' ? 'gap' : 'pause',

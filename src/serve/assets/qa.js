@@ -1,37 +1,18 @@
-// qa.js — the review queue page (/qa): draw a sampling plan, create a plan, start a
-// calibration session, swap an assignment (a reason is required). Every change goes through
-// the JSON API with the session's CSRF token; the page reloads to show the new state.
+// qa.js — the review queue page (/qa) and the scorecard/script TOML editor (/qa/edit/...):
+// draw a sampling plan, create a plan, start a calibration session, swap an assignment (a
+// reason is required), save an edited card or script. Every change goes through the JSON API
+// with the session's CSRF token (common.js `api`, which the page loads first); the queue page
+// reloads to show the new state.
 'use strict';
 (() => {
   const root = document.getElementById('qa') || document.getElementById('qa-edit');
   if (!root) return;
-  const csrf = document.querySelector('meta[name="csrf-token"]')?.content || '';
+  const { api } = window.callrec;
   const msg = document.getElementById('qa-msg');
 
   function say(text, kind = 'error') {
     msg.textContent = text;
     msg.className = kind;
-  }
-
-  async function api(method, url, body) {
-    const res = await fetch(url, {
-      method,
-      credentials: 'same-origin',
-      headers: { 'content-type': 'application/json', 'x-csrf-token': csrf },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const text = await res.text();
-    let data = null;
-    try {
-      data = text ? JSON.parse(text) : null;
-    } catch {
-      data = null;
-    }
-    if (!res.ok) {
-      const why = (data && data.error) || `HTTP ${res.status}`;
-      throw new Error(res.status === 401 ? 'Your session ended; log in again.' : why);
-    }
-    return data;
   }
 
   const list = (s) =>
@@ -80,14 +61,9 @@
     const url = root.dataset.kind === 'script' ? '/api/scripts' : '/api/scorecards';
     save.disabled = true;
     try {
-      const res = await fetch(url, {
-        method: 'POST',
-        credentials: 'same-origin',
-        headers: { 'content-type': 'application/toml', 'x-csrf-token': csrf },
-        body: document.getElementById('edit-text').value,
+      const data = await api('POST', url, document.getElementById('edit-text').value, {
+        contentType: 'application/toml',
       });
-      const data = await res.json().catch(() => null);
-      if (!res.ok) throw new Error((data && data.error) || `HTTP ${res.status}`);
       const version = data.version ?? (data.card && data.card.version);
       say(`Saved: version ${version}.`, 'ok');
     } catch (err) {
