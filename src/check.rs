@@ -1148,20 +1148,10 @@ mod tests {
 
     #[test]
     fn peaks_must_parse_and_cover_the_call() -> TestResult {
-        let dir = tempfile::tempdir()?;
-        let conn = crate::store::open_rw(&dir.path().join("callrec.db"))?;
-        let (id, rel) = crate::store::insert_call(
-            &conn,
-            &crate::store::NewCall {
-                box_id: "b".into(),
-                seat_id: "s1".into(),
-                mode: "control".into(),
-                started_at_utc: "2026-11-27T10:00:00.000Z".into(),
-                rate_hz: 16000,
-                bitrate_bps: 16000,
-                ..Default::default()
-            },
-        )?;
+        use crate::store::testutil::{TempStore, TestCall};
+        let TempStore { dir, conn } = TempStore::new()?;
+        let call = TestCall::new().seat("s1").insert(&conn)?;
+        let (id, rel) = (call.id, call.rel_path);
         let mut row = crate::store::get_call_row(&conn, id)?;
         row.duration_ms = 3000;
         let dat = dir.path().join(peaks_rel(&rel));

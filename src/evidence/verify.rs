@@ -1084,53 +1084,25 @@ mod tests {
     type TestResult = Result<(), Box<dyn std::error::Error>>;
     use super::*;
     use crate::store::lifecycle::{self, Deletion, DeletionKind};
-    use crate::store::{CallMeta, Finalized, NewCall};
+    use crate::store::testutil::{TempStore, TestCall};
 
     /// The temp dir (storage), its index, and (call id, file) of each call.
     type TestStore = (tempfile::TempDir, Connection, Vec<(i64, PathBuf)>);
 
     /// A store with `n` finalized calls whose "recordings" are small files.
     fn store_with_calls(n: usize) -> Result<TestStore, Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let conn = store::open_rw(&dir.path().join("callrec.db"))?;
+        let TempStore { dir, conn } = TempStore::new()?;
         let mut calls = Vec::new();
         for i in 0..n {
-            let (id, rel) = store::insert_call(
-                &conn,
-                &NewCall {
-                    box_id: "b".into(),
-                    seat_id: "s1".into(),
-                    mode: "control".into(),
-                    started_at_utc: "2026-11-27T10:00:00.000Z".into(),
-                    started_mono_ms: 0,
-                    rate_hz: 16000,
-                    bitrate_bps: 16000,
-                    meta: CallMeta {
-                        agent: Some("alice".into()),
-                        remote_number: Some("+4930123456".into()),
-                        ..Default::default()
-                    },
-                },
-            )?;
-            let path = dir.path().join(&rel);
-            std::fs::create_dir_all(path.parent().ok_or("no parent")?)?;
-            let data = vec![i as u8; 1000 + i];
-            std::fs::write(&path, &data)?;
-            store::finalize_call(
-                &conn,
-                &Finalized {
-                    call_id: id,
-                    status: crate::store::CallStatus::Complete,
-                    ended_at_utc: "2026-11-27T10:00:01.000Z",
-                    duration_ms: 1000,
-                    bytes: data.len() as u64,
-                    sha256: Some(&crate::hash::sha256_hex(&data)),
-                    dropped_frames: 0,
-                    end_reason: "stop",
-                    note: None,
-                },
-            )?;
-            calls.push((id, path));
+            let call = TestCall::new()
+                .seat("s1")
+                .agent("alice")
+                .number("+4930123456")
+                .duration_ms(1000)
+                .file(vec![i as u8; 1000 + i])
+                .finalized("complete")
+                .insert_in(&conn, dir.path())?;
+            calls.push((call.id, call.path));
         }
         Ok((dir, conn, calls))
     }

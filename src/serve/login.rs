@@ -94,30 +94,44 @@ fn ip_limited(st: &St, ip: &str) -> bool {
     e.1 > IP_ATTEMPTS
 }
 
+/// What the login form sends.
+struct LoginForm {
+    username: String,
+    password: String,
+    next: String,
+    csrf: String,
+}
+
+impl LoginForm {
+    fn from(f: &HashMap<String, String>) -> LoginForm {
+        let field = |k: &str| f.get(k).cloned().unwrap_or_default();
+        LoginForm {
+            username: field("username"),
+            password: field("password"),
+            next: field("next"),
+            csrf: field("csrf"),
+        }
+    }
+}
+
+/// How a password check came out.
+enum Verdict {
+    Good(users::User),
+    /// Locked until then (the password was checked anyway, so timing tells nothing).
+    Locked(String),
+    Refused,
+}
+
 pub async fn post_login(
     State(st): State<St>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(f): Form<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
-    let field = |k: &str| f.get(k).cloned().unwrap_or_default();
-    let (username, password, next) = (field("username"), field("password"), field("next"));
+    let form = LoginForm::from(&f);
     let ip = peer.ip().to_string();
-    let again = |status: StatusCode, msg: &str| -> Result<Response, AppError> {
-        let token = users::random_token()?;
-        let secure = if st.cfg.server.tls { "; Secure" } else { "" };
-        Ok((
-            status,
-            [(
-                header::SET_COOKIE,
-                format!("{LOGIN_COOKIE}={token}; Path=/login; HttpOnly; SameSite=Strict{secure}"),
-            )],
-            axum::response::Html(login_page(&st, &token, safe_next(&next), Some(msg))),
-        )
-            .into_response())
-    };
-    let form_token = field("csrf");
-    if !cookie(&headers, LOGIN_COOKIE).is_some_and(|c| !c.is_empty() && ct_eq(c, &form_token)) {
+    let again = |status, msg: &str| login_again(&st, &form.next, status, msg);
+    if !cookie(&headers, LOGIN_COOKIE).is_some_and(|c| !c.is_empty() && ct_eq(c, &form.csrf)) {
         return again(
             StatusCode::FORBIDDEN,
             "The login form expired. Please try again.",
@@ -129,7 +143,47 @@ pub async fn post_login(
             "Too many login attempts from this address. Wait five minutes and try again.",
         );
     }
-    let name = username.clone();
+    let now = st.clock.now_utc();
+    match check_password(&st, &form, now).await? {
+        Verdict::Good(user) => start_session(&st, &headers, user, &ip, &form.next, now).await,
+        Verdict::Locked(until) => {
+            let detail = serde_json::json!({"reason": "locked", "locked_until_utc": until});
+            audit_login(&st, &form.username, &ip, "login.refused", detail).await?;
+            again(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!("This account is locked until {until} after too many failed logins. Wait, or ask an admin to reset the password."),
+            )
+        }
+        Verdict::Refused => {
+            count_failure(&st, &form.username, &ip, now).await?;
+            again(StatusCode::UNAUTHORIZED, "Wrong user name or password.")
+        }
+    }
+}
+
+/// The login page again with `msg`, and a fresh form token.
+fn login_again(st: &St, next: &str, status: StatusCode, msg: &str) -> Result<Response, AppError> {
+    let token = users::random_token()?;
+    let secure = if st.cfg.server.tls { "; Secure" } else { "" };
+    Ok((
+        status,
+        [(
+            header::SET_COOKIE,
+            format!("{LOGIN_COOKIE}={token}; Path=/login; HttpOnly; SameSite=Strict{secure}"),
+        )],
+        axum::response::Html(login_page(st, &token, safe_next(next), Some(msg))),
+    )
+        .into_response())
+}
+
+/// Checks the password; for unknown users against a dummy hash and for locked accounts too, so
+/// the time taken tells a guesser nothing.
+async fn check_password(
+    st: &St,
+    form: &LoginForm,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Verdict, AppError> {
+    let name = form.username.clone();
     let user = st
         .db
         .read(move |c| users::get_user(c, &name).map_err(AppError::from))
@@ -143,84 +197,92 @@ pub async fn post_login(
         }
         None => st.dummy_hash.clone(),
     };
-    let now = st.clock.now_utc();
     let now_text = crate::clock::format_utc(now);
     let locked = user
         .as_ref()
         .and_then(|u| u.locked_until_utc.clone())
         .filter(|t| *t > now_text);
-    // Verify even for unknown users and locked accounts, so timing tells nothing.
-    let pw = password.clone();
+    let pw = form.password.clone();
     let good = tokio::task::spawn_blocking(move || users::verify_password(&pw, &hash))
         .await
         .unwrap_or(false);
-    let audit_fail = |action: &'static str, detail: serde_json::Value| {
-        let (st, ip, username) = (st.clone(), ip.clone(), username.clone());
-        async move {
-            st.db
-                .write(move |c| {
-                    audit::append(
-                        c,
-                        &Event {
-                            actor: &username,
-                            action,
-                            call_id: None,
-                            detail,
-                            ip: Some(&ip),
-                        },
-                    )
-                    .map_err(AppError::from)
-                })
-                .await
-        }
-    };
-    if let Some(until) = locked {
-        audit_fail(
-            "login.refused",
-            serde_json::json!({"reason": "locked", "locked_until_utc": until}),
-        )
+    Ok(match (locked, user) {
+        (Some(until), _) => Verdict::Locked(until),
+        (None, Some(u)) if good && !u.disabled => Verdict::Good(u),
+        _ => Verdict::Refused,
+    })
+}
+
+/// A refused login: counted against the account (locking it at the limit) and audited with
+/// why, for the admin; the user is told only "wrong user name or password".
+async fn count_failure(
+    st: &St,
+    username: &str,
+    ip: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), AppError> {
+    let mut detail = serde_json::json!({"reason": "bad credentials"});
+    let name = username.to_owned();
+    let user = st
+        .db
+        .read(move |c| users::get_user(c, &name).map_err(AppError::from))
         .await?;
-        return again(
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!("This account is locked until {until} after too many failed logins. Wait, or ask an admin to reset the password."),
-        );
-    }
-    let Some(user) = user.filter(|u| good && !u.disabled) else {
-        let mut detail = serde_json::json!({"reason": "bad credentials"});
-        if let Some(u) = st
+    if let Some(u) = user {
+        let (id, after, secs) = (u.id, st.cfg.server.lockout_after, st.cfg.server.lockout_s);
+        if u.disabled {
+            detail = serde_json::json!({"reason": "disabled"});
+        } else if let Some(until) = st
             .db
-            .read({
-                let n = username.clone();
-                move |c| users::get_user(c, &n).map_err(AppError::from)
+            .write(move |c| {
+                users::record_failed_login(c, id, after, secs, now).map_err(AppError::from)
             })
             .await?
         {
-            let (id, after, secs) = (u.id, st.cfg.server.lockout_after, st.cfg.server.lockout_s);
-            if u.disabled {
-                detail = serde_json::json!({"reason": "disabled"});
-            } else if let Some(until) = st
-                .db
-                .write(move |c| {
-                    users::record_failed_login(c, id, after, secs, now).map_err(AppError::from)
-                })
-                .await?
-            {
-                audit_fail(
-                    "login.locked",
-                    serde_json::json!({"locked_until_utc": until}),
-                )
-                .await?;
-            }
+            let locked = serde_json::json!({"locked_until_utc": until});
+            audit_login(st, username, ip, "login.locked", locked).await?;
         }
-        audit_fail("login.failed", detail).await?;
-        return again(StatusCode::UNAUTHORIZED, "Wrong user name or password.");
-    };
-    // A fresh session id at every login (no fixation); whatever cookie came in is discarded.
-    let old = cookie(&headers, SESSION_COOKIE).map(crate::hash::sha256_hex);
+    }
+    audit_login(st, username, ip, "login.failed", detail).await
+}
+
+/// An audit row for a login attempt, in the name the attempt gave.
+async fn audit_login(
+    st: &St,
+    username: &str,
+    ip: &str,
+    action: &'static str,
+    detail: serde_json::Value,
+) -> Result<(), AppError> {
+    let (username, ip) = (username.to_owned(), ip.to_owned());
+    st.db
+        .write(move |c| {
+            let event = Event {
+                actor: &username,
+                action,
+                call_id: None,
+                detail,
+                ip: Some(&ip),
+            };
+            audit::append(c, &event).map(drop).map_err(AppError::from)
+        })
+        .await
+}
+
+/// A good login: a fresh session id (no fixation; whatever cookie came in is discarded),
+/// audited, and on to the page asked for (or to the password change a one-time password needs).
+async fn start_session(
+    st: &St,
+    headers: &HeaderMap,
+    user: users::User,
+    ip: &str,
+    next: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Response, AppError> {
+    let old = cookie(headers, SESSION_COOKIE).map(crate::hash::sha256_hex);
     if let Some(old) = &old {
         st.sessions.forget(old);
     }
-    let (u2, ip2) = (user.clone(), ip.clone());
+    let (u2, ip2) = (user.clone(), ip.to_owned());
     let token = st
         .db
         .write(move |c| {
@@ -245,12 +307,12 @@ pub async fn post_login(
     let to = if user.must_change {
         "/password"
     } else {
-        safe_next(&next)
+        safe_next(next)
     };
     Ok((
         StatusCode::SEE_OTHER,
         [
-            (header::SET_COOKIE, session_cookie(&st, &token, None)),
+            (header::SET_COOKIE, session_cookie(st, &token, None)),
             (header::LOCATION, to.to_owned()),
         ],
     )

@@ -377,30 +377,22 @@ pub fn verify_chain(conn: &Connection) -> Result<ChainReport, StoreError> {
 mod tests {
     type TestResult = Result<(), Box<dyn std::error::Error>>;
     use super::*;
-    use crate::store::{self, CallMeta, Finalized, NewCall};
+    use crate::store::testutil::{TempStore, TestCall};
+    use crate::store::{self, Finalized};
 
     fn db() -> Result<(tempfile::TempDir, Connection), Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        let conn = store::open_rw(&dir.path().join("l.db"))?;
+        let TempStore { dir, conn } = TempStore::new()?;
         Ok((dir, conn))
     }
 
-    fn new_call(conn: &Connection, agent: &str) -> Result<i64, StoreError> {
-        let nc = NewCall {
-            box_id: "box-1".into(),
-            seat_id: "s1".into(),
-            mode: "control".into(),
-            started_at_utc: "2026-11-27T10:00:00.000Z".into(),
-            started_mono_ms: 1,
-            rate_hz: 16000,
-            bitrate_bps: 16000,
-            meta: CallMeta {
-                agent: Some(agent.into()),
-                direction: Some("inbound".into()),
-                ..Default::default()
-            },
-        };
-        Ok(store::insert_call(conn, &nc)?.0)
+    fn new_call(conn: &Connection, agent: &str) -> Result<i64, Box<dyn std::error::Error>> {
+        let call = TestCall::new()
+            .box_id("box-1")
+            .seat("s1")
+            .started_mono_ms(1)
+            .agent(agent)
+            .direction("inbound");
+        Ok(call.insert(conn)?.id)
     }
 
     fn finalize(conn: &Connection, id: i64, sha: Option<&str>) -> Result<(), StoreError> {

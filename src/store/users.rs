@@ -785,8 +785,8 @@ mod tests {
             clock.advance(50_000);
             assert!(lookup_session(&conn, &cookie, idle_s, max_s, clock.now_utc())?.is_some());
         }
-        // ...until the absolute limit: 300 s after login, whatever the traffic.
-        clock.advance(50_000);
+        // ...until the absolute limit: past 300 s after login, whatever the traffic.
+        clock.advance(51_000);
         assert!(lookup_session(&conn, &cookie, idle_s, max_s, clock.now_utc())?.is_none());
 
         let (idle_cookie, _) = create_session(&conn, &u, None, clock.now_utc())?;
