@@ -24,6 +24,8 @@ const LOGIN_COOKIE: &str = "callrec_login";
 /// Login attempts allowed per client address per window, whatever the user names.
 const IP_ATTEMPTS: u32 = 30;
 const IP_WINDOW: Duration = Duration::from_secs(300);
+/// Client addresses the login limiter remembers at once.
+const IP_TABLE_MAX: usize = 16_384;
 
 fn session_cookie(st: &St, value: &str, max_age: Option<u64>) -> String {
     let secure = if st.cfg.server.tls { "; Secure" } else { "" };
@@ -56,9 +58,12 @@ fn login_page(st: &St, token: &str, next: &str, error: Option<&str>) -> String {
     )
 }
 
-/// Only local paths, never `//host` or a scheme: no open redirect after login.
+/// Only local paths, never `//host` or a scheme: no open redirect after login. Browsers drop
+/// tabs and newlines from URLs (`/\t/evil.com` becomes `//evil.com`) and read `\` as `/`, so
+/// only printable ASCII without spaces or backslashes passes, starting with one `/`.
 fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+    let printable = next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    if printable && next.starts_with('/') && !next.starts_with("//") {
         next
     } else {
         "/calls"
@@ -83,12 +88,27 @@ pub async fn get_login(
         .into_response())
 }
 
+/// Whether `ip` has used up its login attempts for this window. The table holds at most
+/// [`IP_TABLE_MAX`] addresses: past that the address whose window started first is forgotten, so
+/// a flood from many addresses cannot grow memory.
 fn ip_limited(st: &St, ip: &str) -> bool {
     let Ok(mut m) = st.login_attempts.lock() else {
         return false;
     };
-    let now = Instant::now();
+    count_attempt(&mut m, ip, Instant::now())
+}
+
+fn count_attempt(m: &mut HashMap<String, (Instant, u32)>, ip: &str, now: Instant) -> bool {
     m.retain(|_, (since, _)| now.duration_since(*since) < IP_WINDOW);
+    if m.len() >= IP_TABLE_MAX && !m.contains_key(ip) {
+        let oldest = m
+            .iter()
+            .min_by_key(|(_, (since, _))| *since)
+            .map(|(k, _)| k.clone());
+        if let Some(k) = oldest {
+            m.remove(&k);
+        }
+    }
     let e = m.entry(ip.to_owned()).or_insert((now, 0));
     e.1 += 1;
     e.1 > IP_ATTEMPTS
@@ -114,13 +134,19 @@ impl LoginForm {
     }
 }
 
-/// How a password check came out.
+/// How a login attempt came out.
 enum Verdict {
     Good(users::User),
     /// Locked until then (the password was checked anyway, so timing tells nothing).
     Locked(String),
-    Refused,
+    /// Refused: the audit detail says why (unknown user, disabled, wrong password).
+    Refused(serde_json::Value),
 }
+
+/// What every refused login hears, whatever the reason (unknown user, wrong password, locked or
+/// disabled account): the answer and its timing must not tell a guesser which names exist. The
+/// audit log keeps the reason for the admin.
+const REFUSED: &str = "Wrong user name or password, or the account is locked after too many failed logins. Wait, or ask an admin to reset the password.";
 
 pub async fn post_login(
     State(st): State<St>,
@@ -144,19 +170,16 @@ pub async fn post_login(
         );
     }
     let now = st.clock.now_utc();
-    match check_password(&st, &form, now).await? {
+    match attempt_login(&st, &form, &ip, now).await? {
         Verdict::Good(user) => start_session(&st, &headers, user, &ip, &form.next, now).await,
         Verdict::Locked(until) => {
             let detail = serde_json::json!({"reason": "locked", "locked_until_utc": until});
             audit_login(&st, &form.username, &ip, "login.refused", detail).await?;
-            again(
-                StatusCode::TOO_MANY_REQUESTS,
-                &format!("This account is locked until {until} after too many failed logins. Wait, or ask an admin to reset the password."),
-            )
+            again(StatusCode::UNAUTHORIZED, REFUSED)
         }
-        Verdict::Refused => {
-            count_failure(&st, &form.username, &ip, now).await?;
-            again(StatusCode::UNAUTHORIZED, "Wrong user name or password.")
+        Verdict::Refused(detail) => {
+            audit_login(&st, &form.username, &ip, "login.failed", detail).await?;
+            again(StatusCode::UNAUTHORIZED, REFUSED)
         }
     }
 }
@@ -176,11 +199,13 @@ fn login_again(st: &St, next: &str, status: StatusCode, msg: &str) -> Result<Res
         .into_response())
 }
 
-/// Checks the password; for unknown users against a dummy hash and for locked accounts too, so
-/// the time taken tells a guesser nothing.
-async fn check_password(
+/// One login attempt: counted against the account before the password is checked (so parallel
+/// guesses cannot pass the limit), then the password checked — for unknown users against a
+/// dummy hash and for locked accounts too, so the time taken tells a guesser nothing.
+async fn attempt_login(
     st: &St,
     form: &LoginForm,
+    ip: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Verdict, AppError> {
     let name = form.username.clone();
@@ -188,61 +213,53 @@ async fn check_password(
         .db
         .read(move |c| users::get_user(c, &name).map_err(AppError::from))
         .await?;
-    let hash = match &user {
+    let (after, secs) = (st.cfg.server.lockout_after, st.cfg.server.lockout_s);
+    let (hash, attempt) = match &user {
         Some(u) => {
             let id = u.id;
             st.db
-                .read(move |c| users::password_hash_of(c, id).map_err(AppError::from))
+                .write(move |c| {
+                    let hash = users::password_hash_of(c, id)?;
+                    let attempt = users::begin_login_attempt(c, id, after, secs, now)?;
+                    Ok::<_, AppError>((hash, Some(attempt)))
+                })
                 .await?
         }
-        None => st.dummy_hash.clone(),
+        None => (st.dummy_hash.clone(), None),
     };
-    let now_text = crate::clock::format_utc(now);
-    let locked = user
-        .as_ref()
-        .and_then(|u| u.locked_until_utc.clone())
-        .filter(|t| *t > now_text);
     let pw = form.password.clone();
     let good = tokio::task::spawn_blocking(move || users::verify_password(&pw, &hash))
         .await
         .unwrap_or(false);
-    Ok(match (locked, user) {
-        (Some(until), _) => Verdict::Locked(until),
-        (None, Some(u)) if good && !u.disabled => Verdict::Good(u),
-        _ => Verdict::Refused,
-    })
-}
-
-/// A refused login: counted against the account (locking it at the limit) and audited with
-/// why, for the admin; the user is told only "wrong user name or password".
-async fn count_failure(
-    st: &St,
-    username: &str,
-    ip: &str,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<(), AppError> {
-    let mut detail = serde_json::json!({"reason": "bad credentials"});
-    let name = username.to_owned();
-    let user = st
-        .db
-        .read(move |c| users::get_user(c, &name).map_err(AppError::from))
-        .await?;
-    if let Some(u) = user {
-        let (id, after, secs) = (u.id, st.cfg.server.lockout_after, st.cfg.server.lockout_s);
-        if u.disabled {
-            detail = serde_json::json!({"reason": "disabled"});
-        } else if let Some(until) = st
-            .db
-            .write(move |c| {
-                users::record_failed_login(c, id, after, secs, now).map_err(AppError::from)
-            })
-            .await?
-        {
-            let locked = serde_json::json!({"locked_until_utc": until});
-            audit_login(st, username, ip, "login.locked", locked).await?;
-        }
+    let (Some(user), Some(attempt)) = (user, attempt) else {
+        return Ok(Verdict::Refused(
+            serde_json::json!({"reason": "bad credentials"}),
+        ));
+    };
+    let n = match attempt {
+        users::Attempt::Locked(until) => return Ok(Verdict::Locked(until)),
+        users::Attempt::Counted(n) => n,
+    };
+    if user.disabled {
+        return Ok(Verdict::Refused(serde_json::json!({"reason": "disabled"})));
     }
-    audit_login(st, username, ip, "login.failed", detail).await
+    if good {
+        return Ok(Verdict::Good(user));
+    }
+    let id = user.id;
+    let locked = st
+        .db
+        .write(move |c| {
+            users::fail_login_attempt(c, id, n, after, secs, now).map_err(AppError::from)
+        })
+        .await?;
+    if let Some(until) = locked {
+        let detail = serde_json::json!({"locked_until_utc": until});
+        audit_login(st, &form.username, ip, "login.locked", detail).await?;
+    }
+    Ok(Verdict::Refused(
+        serde_json::json!({"reason": "bad credentials"}),
+    ))
 }
 
 /// An audit row for a login attempt, in the name the attempt gave.
@@ -441,4 +458,50 @@ pub async fn post_password(
         ],
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_is_only_ever_a_local_path() {
+        for ok in ["/calls", "/calls/42#t=83", "/calls?number=%2B49&page=2"] {
+            assert_eq!(safe_next(ok), ok);
+        }
+        for bad in [
+            "//evil.com",
+            "/\t/evil.com",
+            "/\n/evil.com",
+            "/\\evil.com",
+            "https://evil.com",
+            "evil.com",
+            "/ /evil.com",
+            "",
+        ] {
+            assert_eq!(safe_next(bad), "/calls", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_login_limiter_counts_per_address_and_stays_bounded() {
+        let mut m = HashMap::new();
+        let t0 = Instant::now();
+        for _ in 0..IP_ATTEMPTS {
+            assert!(!count_attempt(&mut m, "10.0.0.1", t0));
+        }
+        assert!(count_attempt(&mut m, "10.0.0.1", t0), "one past the limit");
+        for i in 0..IP_TABLE_MAX * 2 {
+            count_attempt(
+                &mut m,
+                &format!("fd00::{i:x}"),
+                t0 + Duration::from_millis(1),
+            );
+        }
+        assert!(m.len() <= IP_TABLE_MAX, "{} addresses held", m.len());
+        assert!(
+            !count_attempt(&mut m, "10.0.0.1", t0 + IP_WINDOW),
+            "a new window"
+        );
+    }
 }

@@ -199,6 +199,9 @@ fn matches_etag(h: Option<&HeaderValue>, etag: &str) -> bool {
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
 }
 
+/// (session, call) pairs the server remembers as already audited as played.
+const PLAYS_SEEN_MAX: usize = 65_536;
+
 async fn audit_listen(
     st: &St,
     id: &Identity,
@@ -229,6 +232,11 @@ async fn audit_listen(
         })
         .await?;
     if let (Some(k), Ok(mut seen)) = (key, st.plays_seen.lock()) {
+        // A cache in front of `session_plays` (the durable record): emptied when full, which
+        // costs one lookup per session and call afterwards, never a second audit row.
+        if seen.len() >= PLAYS_SEEN_MAX {
+            seen.clear();
+        }
         seen.insert(k);
     }
     Ok(())

@@ -387,28 +387,75 @@ pub fn authenticate_admin(
     }
 }
 
-/// Counts a failed login; returns the lockout end if this failure locked the account.
-pub fn record_failed_login(
+/// A login attempt, counted before its password is checked.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Attempt {
+    /// The account is locked until then: refuse, whatever the password.
+    Locked(String),
+    /// This is failure-in-waiting number `n` since the last good login.
+    Counted(u32),
+}
+
+/// Counts a login attempt against the account before its password is checked, in one write
+/// transaction: parallel guesses each get their own number, so none slips past the limit. An
+/// attempt past `lockout_after` locks the account (if it is not yet) and is refused.
+pub fn begin_login_attempt(
     conn: &Connection,
     user_id: i64,
     lockout_after: u32,
     lockout_s: u64,
     now: DateTime<Utc>,
-) -> Result<Option<String>, UserError> {
-    let failed: u32 = conn.query_row(
-        "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ?1 RETURNING failed_logins",
-        [user_id],
-        |r| r.get(0),
-    )?;
-    if failed >= lockout_after {
-        let until = crate::clock::format_utc(now + chrono::Duration::seconds(lockout_s as i64));
-        conn.execute(
-            "UPDATE users SET locked_until_utc = ?2, failed_logins = 0 WHERE id = ?1",
-            params![user_id, until],
+) -> Result<Attempt, UserError> {
+    let now_text = crate::clock::format_utc(now);
+    write_tx(conn, |tx| {
+        let locked: Option<String> = tx.query_row(
+            "SELECT locked_until_utc FROM users WHERE id = ?1",
+            [user_id],
+            |r| r.get(0),
         )?;
-        return Ok(Some(until));
+        if let Some(until) = locked.filter(|t| *t > now_text) {
+            return Ok(Attempt::Locked(until));
+        }
+        let n: u32 = tx.query_row(
+            "UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ?1 RETURNING failed_logins",
+            [user_id],
+            |r| r.get(0),
+        )?;
+        if n > lockout_after {
+            return Ok(Attempt::Locked(lock(tx, user_id, lockout_s, now)?));
+        }
+        Ok(Attempt::Counted(n))
+    })
+}
+
+/// The password of attempt `n` ([`begin_login_attempt`]) was wrong: at the limit the account is
+/// locked for `lockout_s`; returns the lockout end then.
+pub fn fail_login_attempt(
+    conn: &Connection,
+    user_id: i64,
+    n: u32,
+    lockout_after: u32,
+    lockout_s: u64,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, UserError> {
+    if n < lockout_after {
+        return Ok(None);
     }
-    Ok(None)
+    write_tx(conn, |tx| lock(tx, user_id, lockout_s, now).map(Some))
+}
+
+fn lock(
+    tx: &Connection,
+    user_id: i64,
+    lockout_s: u64,
+    now: DateTime<Utc>,
+) -> Result<String, UserError> {
+    let until = crate::clock::format_utc(now + chrono::Duration::seconds(lockout_s as i64));
+    tx.execute(
+        "UPDATE users SET locked_until_utc = ?2, failed_logins = 0 WHERE id = ?1",
+        params![user_id, until],
+    )?;
+    Ok(until)
 }
 
 pub fn record_good_login(conn: &Connection, user_id: i64) -> Result<(), UserError> {
@@ -721,10 +768,22 @@ mod tests {
         assert!(lookup_session(&conn, &cookie, 60, 3600, now)?.is_some());
         assert!(lookup_session(&conn, "forged", 60, 3600, now)?.is_none());
 
-        for _ in 0..2 {
-            assert_eq!(record_failed_login(&conn, u.id, 3, 60, now)?, None);
+        for n in 1..3 {
+            assert_eq!(
+                begin_login_attempt(&conn, u.id, 3, 60, now)?,
+                Attempt::Counted(n)
+            );
+            assert_eq!(fail_login_attempt(&conn, u.id, n, 3, 60, now)?, None);
         }
-        assert!(record_failed_login(&conn, u.id, 3, 60, now)?.is_some());
+        assert_eq!(
+            begin_login_attempt(&conn, u.id, 3, 60, now)?,
+            Attempt::Counted(3)
+        );
+        assert!(fail_login_attempt(&conn, u.id, 3, 3, 60, now)?.is_some());
+        assert!(matches!(
+            begin_login_attempt(&conn, u.id, 3, 60, now)?,
+            Attempt::Locked(_)
+        ));
         let locked = get_user(&conn, "alice")?.ok_or("not found")?;
         assert!(locked.locked_until_utc.is_some());
 
@@ -799,16 +858,35 @@ mod tests {
         );
 
         // The third failure locks for 120 s from that moment.
-        for _ in 0..2 {
-            assert_eq!(
-                record_failed_login(&conn, u.id, 3, 120, clock.now_utc())?,
-                None
-            );
+        let now = clock.now_utc();
+        for n in 1..=2 {
+            begin_login_attempt(&conn, u.id, 3, 120, now)?;
+            assert_eq!(fail_login_attempt(&conn, u.id, n, 3, 120, now)?, None);
         }
-        let until =
-            record_failed_login(&conn, u.id, 3, 120, clock.now_utc())?.ok_or("not locked")?;
-        clock.advance(120_000);
+        begin_login_attempt(&conn, u.id, 3, 120, now)?;
+        let until = fail_login_attempt(&conn, u.id, 3, 3, 120, now)?.ok_or("not locked")?;
+        clock.advance(119_000);
+        let locked = begin_login_attempt(&conn, u.id, 3, 120, clock.now_utc())?;
+        assert_eq!(locked, Attempt::Locked(until.clone()));
+        clock.advance(1_000);
         assert_eq!(until, clock.utc_string());
+        assert_eq!(
+            begin_login_attempt(&conn, u.id, 3, 120, clock.now_utc())?,
+            Attempt::Counted(1),
+            "the lock is over and the count starts again"
+        );
+
+        // Guesses in parallel: each is counted before its password is checked, so five at
+        // once against a limit of 3 leave two refused whatever their password.
+        record_good_login(&conn, u.id)?;
+        let outcomes: Vec<Attempt> = (0..5)
+            .map(|_| begin_login_attempt(&conn, u.id, 3, 120, clock.now_utc()))
+            .collect::<Result<_, _>>()?;
+        let locked = outcomes
+            .iter()
+            .filter(|a| matches!(a, Attempt::Locked(_)))
+            .count();
+        assert_eq!(locked, 2, "{outcomes:?}");
         Ok(())
     }
 }

@@ -1136,8 +1136,18 @@ fn sessions_csrf_fixation_and_lockout() {
         );
     }
     let r = Session::anonymous(&wb).login("qa1", PASSWORD);
-    assert_eq!(r.status, 429, "{}", r.body_text());
-    assert!(r.body_text().contains("locked until"));
+    assert_eq!(r.status, 401, "{}", r.body_text());
+    // A locked account and a name that does not exist get the same answer (no enumeration).
+    let unknown = Session::anonymous(&wb).login("nobody-by-this-name", PASSWORD);
+    assert_eq!(unknown.status, 401);
+    let error = |body: String| {
+        body.split(r#"<p class="error">"#)
+            .nth(1)
+            .and_then(|t| t.split("</p>").next())
+            .map(str::to_owned)
+    };
+    assert!(error(r.body_text()).is_some(), "{}", r.body_text());
+    assert_eq!(error(r.body_text()), error(unknown.body_text()));
     let actions = sqlite(&wb.db(), "SELECT group_concat(action) FROM (SELECT action FROM audit WHERE actor = 'qa1' AND action LIKE 'login%' ORDER BY id)");
     assert!(
         actions.ends_with("login.failed,login.failed,login.locked,login.failed,login.refused"),
