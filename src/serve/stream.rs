@@ -76,7 +76,11 @@ pub fn parse_range(h: Option<&str>, len: u64) -> ByteRange {
 /// only hold plain relative components (no `..`, no absolute path), so no row can point outside.
 /// Symlinks the operator placed inside the storage directory (say, an old month moved to another
 /// disk) are followed: the directory is callrec's own (mode 0700) and trusted.
-fn resolve(root: &std::path::Path, call_id: i64, rel_path: &str) -> Result<PathBuf, AppError> {
+pub fn call_path(
+    root: &std::path::Path,
+    call_id: i64,
+    rel_path: &str,
+) -> Result<PathBuf, AppError> {
     let rel = std::path::Path::new(rel_path);
     if rel.is_absolute()
         || rel
@@ -109,7 +113,7 @@ fn file_of(st: &St, call: &CallRow) -> Result<PathBuf, AppError> {
             ),
         ));
     }
-    resolve(&st.cfg.storage.dir, call.id, &call.rel_path)
+    call_path(&st.cfg.storage.dir, call.id, &call.rel_path)
 }
 
 /// The opened recording: what [`open_and_read`] finds out.
