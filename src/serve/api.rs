@@ -344,7 +344,10 @@ pub async fn delete_note(
         .read(move |c| notes::get(c, note_id).map_err(AppError::from))
         .await?
         .ok_or_else(|| AppError::not_found(&format!("no note {note_id}")))?;
-    visible_call(&st, &id, note.call_id).await?;
+    // "No note", never "no call N": the answer must not tell which call the note is on.
+    visible_call(&st, &id, note.call_id)
+        .await
+        .map_err(|_| AppError::not_found(&format!("no note {note_id}")))?;
     let is_admin = id.role() == Some(crate::store::users::Role::Admin);
     if note.author != id.actor && !is_admin {
         return Err(AppError::api(

@@ -213,7 +213,10 @@ async fn load(st: &St, id: &Identity, check_id: i64) -> Result<(Check, u64), App
         .db
         .read(move |c| compliance::get_check(c, check_id).map_err(AppError::from))
         .await?;
-    let call = visible_call(st, id, k.call_id).await?;
+    // "No check", never "no call N": the answer must not tell which call the check is of.
+    let call = visible_call(st, id, k.call_id)
+        .await
+        .map_err(|_| AppError::not_found(&format!("no check {check_id}")))?;
     if !may_see(id, &k) {
         return Err(AppError::not_found(&format!("no check {check_id}")));
     }

@@ -141,7 +141,11 @@ async fn load(st: &St, id: &Identity, ev: i64) -> Result<Evaluation, AppError> {
         })
         .await?;
     // The call must be visible (an agent: their own calls only); hide what is not.
-    visible_call(st, id, e.call_id).await?;
+    // "No evaluation", never "no call N": the answer must not tell whose call it belongs to.
+    let hidden = || AppError::not_found(&format!("no evaluation {ev}"));
+    visible_call(st, id, e.call_id)
+        .await
+        .map_err(|_| hidden())?;
     if !may_see(id, &e) || !blind_ok {
         return Err(AppError::not_found(&format!("no evaluation {ev}")));
     }

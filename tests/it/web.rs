@@ -966,6 +966,23 @@ fn agents_see_only_their_calls_and_filters_are_data() {
             && !page.contains(&format!(r#"href="/calls/{b}""#))
     );
 
+    // An evaluation of bob's call, asked for by alice: "no evaluation", never which call it
+    // is of.
+    let ev = qa.post_json(
+        &format!("/api/calls/{b}/evaluations"),
+        r#"{"scorecard":"complaint"}"#,
+    );
+    assert_eq!(ev.status, 201, "{}", ev.body_text());
+    let ev_id = ev.json()["id"].as_i64().unwrap();
+    let r = alice.get(&format!("/api/evaluations/{ev_id}"));
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.json()["error"],
+        format!("no evaluation {ev_id}"),
+        "{}",
+        r.body_text()
+    );
+
     // SQL metacharacters in every filter: a 200 with nothing found, or a 400 naming the
     // parameter; never a 500, and the index stays intact.
     for evil in [
