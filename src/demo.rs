@@ -62,6 +62,7 @@ pub fn seed(conn: &Connection, actor: &str) -> anyhow::Result<Option<Seeded>> {
         &crate::clock::format_utc(now + chrono::Duration::minutes(1)),
         SEED,
         query,
+        &crate::store::search::Scope::All,
         actor,
     )?;
     out.assignments = draw.assignments.len();

@@ -221,6 +221,11 @@ pub async fn call_detail(st: &St, id: &Identity, call_id: i64) -> Result<CallDet
         }
         m => m,
     };
+    let (deletion, legal_holds) = if id.role() == Some(crate::store::users::Role::Agent) {
+        withhold_reasons(deletion, legal_holds)
+    } else {
+        (deletion, legal_holds)
+    };
     Ok(CallDetail {
         call,
         notes,
@@ -228,6 +233,34 @@ pub async fn call_detail(st: &St, id: &Identity, call_id: i64) -> Result<CallDet
         deletion,
         legal_holds,
     })
+}
+
+/// What an agent sees of the holds on, and the deletion of, their own call: that they exist
+/// and when, not why ("HR case 17", a matter, an erasure request) nor who asked.
+fn withhold_reasons(
+    deletion: Option<store::lifecycle::DeletionInfo>,
+    holds: Vec<store::holds::Hold>,
+) -> (
+    Option<store::lifecycle::DeletionInfo>,
+    Vec<store::holds::Hold>,
+) {
+    const WITHHELD: &str = "(not shown to agents)";
+    let deletion = deletion.map(|d| store::lifecycle::DeletionInfo {
+        reason: WITHHELD.into(),
+        requested_by: WITHHELD.into(),
+        ..d
+    });
+    let holds = holds
+        .into_iter()
+        .map(|h| store::holds::Hold {
+            reason: WITHHELD.into(),
+            placed_by: WITHHELD.into(),
+            released_by: h.released_by.as_ref().map(|_| WITHHELD.into()),
+            release_reason: h.release_reason.as_ref().map(|_| WITHHELD.into()),
+            ..h
+        })
+        .collect();
+    (deletion, holds)
 }
 
 pub async fn call(

@@ -478,10 +478,15 @@ pub async fn draw_plan(
         .await?;
     let filters: HashMap<String, String> = plan.spec.filters.clone().into_iter().collect();
     let query = parse_search(&filters)?;
+    let scope = id
+        .scope(st.cfg.server.reviewer_scope)
+        .ok_or_else(|| AppError::api(StatusCode::FORBIDDEN, "API tokens cannot draw plans"))?;
     Ok(Json(
         st.db
             .write(move |c| {
-                let d = sampling::draw_plan(c, plan_id, &since, &until, seed, query, &id.actor)?;
+                let d = sampling::draw_plan(
+                    c, plan_id, &since, &until, seed, query, &scope, &id.actor,
+                )?;
                 audit::append(
                     c,
                     &id.event(

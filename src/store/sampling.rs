@@ -172,6 +172,7 @@ pub fn draw_plan(
     until_utc: &str,
     seed: u64,
     query: Query,
+    scope: &search::Scope,
     by: &str,
 ) -> Result<DrawResult, PlanError> {
     let plan = get_plan(conn, plan_id)?;
@@ -180,7 +181,9 @@ pub fn draw_plan(
         until_utc: Some(until_utc.to_owned()),
         ..query
     };
-    let rows = search::candidates(conn, &q, 100_000)?;
+    // Only calls the drawing lead may see: a team lead's plan never reaches another team's
+    // calls, nor counts them.
+    let rows = search::candidates(conn, &q, scope, 100_000)?;
     let candidates: Vec<Candidate> = rows
         .into_iter()
         .map(|r| Candidate {
@@ -342,4 +345,71 @@ pub fn swap_assignment(
             .find(|r| r.id == id),
         None => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::audit::Actor;
+    use crate::store::search::{Query, Scope};
+    use crate::store::testutil::{TempStore, TestCall};
+    use crate::store::users::{self, NewUser, Role};
+
+    /// Under `reviewer_scope = "team"` a lead's draw sees, deals and counts only the calls of
+    /// agents in the lead's team, whatever the plan's filters.
+    #[test]
+    fn a_team_leads_draw_sees_and_counts_only_the_teams_calls(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let TempStore { dir: _dir, conn } = TempStore::new()?;
+        for (name, role, team) in [
+            ("ann", Role::Agent, "red"),
+            ("bob", Role::Agent, "blue"),
+            ("lead", Role::Supervisor, "red"),
+        ] {
+            let new = NewUser {
+                username: name,
+                role,
+                agent_id: None,
+                team: Some(team),
+                password: "correct horse battery",
+                must_change: false,
+            };
+            users::add_user(&conn, &new, Actor::local("test"))?;
+        }
+        for agent in ["ann", "ann", "bob", "bob", "bob"] {
+            TestCall::new()
+                .agent(agent)
+                .duration_ms(60_000)
+                .sha256(&"a".repeat(64))
+                .finalized("complete")
+                .insert(&conn)?;
+        }
+        let spec = PlanSpec {
+            name: "everyone".into(),
+            filters: Default::default(),
+            quota_per_agent: None,
+            reviewers: vec!["lead".into()],
+            scorecard: "complaint".into(),
+            due_days: 7,
+        };
+        let plan = create_plan(&conn, &spec, "lead")?;
+        let (from, to) = ("2026-11-01T00:00:00.000Z", "2026-12-01T00:00:00.000Z");
+        let team = Scope::Team("red".into());
+        let d = draw_plan(&conn, plan, from, to, 7, Query::default(), &team, "lead")?;
+        assert_eq!(d.candidates, 2, "only ann's calls are candidates");
+        assert_eq!(d.assignments.len(), 2);
+        assert!(d.assignments.iter().all(|a| a.agent == "ann"), "{d:?}");
+        let all = draw_plan(
+            &conn,
+            plan,
+            from,
+            to,
+            7,
+            Query::default(),
+            &Scope::All,
+            "admin",
+        )?;
+        assert_eq!(all.candidates, 5);
+        Ok(())
+    }
 }

@@ -402,9 +402,10 @@ pub struct CandidateRow {
 pub fn candidates(
     conn: &Connection,
     q: &Query,
+    scope: &Scope,
     limit: u32,
 ) -> Result<Vec<CandidateRow>, StoreError> {
-    let (wh, mut args) = where_clause(q, &Scope::All);
+    let (wh, mut args) = where_clause(q, scope);
     // Only calls whose recording exists can be reviewed.
     let extra = "status IN ('complete', 'interrupted') AND agent IS NOT NULL";
     let wh = if wh.is_empty() {

@@ -445,6 +445,7 @@ fn deleted_and_held_calls_on_the_web_and_alarms_on_healthz() {
     wb.add_user("ann", "admin", &[]);
     wb.add_user("ben", "admin", &[]);
     wb.add_user("rita", "qa", &[]);
+    wb.add_user("alice", "agent", &[]);
     let held = wb.record_call(
         "seat01",
         1.0,
@@ -536,6 +537,26 @@ fn deleted_and_held_calls_on_the_web_and_alarms_on_healthz() {
     assert_eq!(j["legal_holds"][0]["reason"], "case 9");
     assert_eq!(j["legal_holds"][0]["placed_by"], "ann");
     assert_eq!(rita.get(&format!("/api/calls/{held}/audio")).status, 200);
+    // The agent sees that her call is held and that the other was erased, never why or by whom.
+    let mut alice = wb.login("alice", PASSWORD);
+    let j = alice.get(&format!("/api/calls/{held}")).json();
+    assert_eq!(j["legal_holds"][0]["id"], 1, "{j}");
+    assert_eq!(
+        j["legal_holds"][0]["reason"], "(not shown to agents)",
+        "{j}"
+    );
+    assert_eq!(
+        j["legal_holds"][0]["placed_by"], "(not shown to agents)",
+        "{j}"
+    );
+    let j = alice.get(&format!("/api/calls/{gone}")).json();
+    assert_eq!(j["deletion"]["kind"], "erasure", "{j}");
+    assert!(!j.to_string().contains("DSR-7"), "{j}");
+    let page = alice.get(&format!("/calls/{held}")).body_text();
+    assert!(
+        page.contains("hold #1") && !page.contains("case 9"),
+        "{page}"
+    );
     assert!(rita
         .get(&format!("/calls/{held}"))
         .body_text()
