@@ -106,9 +106,22 @@ pub async fn list(
     Extension(id): Extension<Identity>,
 ) -> Result<Json<Vec<Calibration>>, AppError> {
     let me = (!is_lead(&id)).then(|| id.actor.clone());
+    let scope = id
+        .scope(st.cfg.server.reviewer_scope)
+        .ok_or_else(|| AppError::api(StatusCode::FORBIDDEN, "API tokens cannot read calls"))?;
     Ok(Json(
         st.db
-            .read(move |c| calibration::list(c, me.as_deref()).map_err(AppError::from))
+            .read(move |c| {
+                // A team lead lists only sessions on calls of their team.
+                let mut out = Vec::new();
+                for cal in calibration::list(c, me.as_deref())? {
+                    let call = crate::store::get_call_row(c, cal.call_id)?;
+                    if crate::store::search::visible(c, &call, &scope)? {
+                        out.push(cal);
+                    }
+                }
+                Ok::<_, AppError>(out)
+            })
             .await?,
     ))
 }
@@ -149,7 +162,10 @@ async fn session(st: &St, id: &Identity, cal_id: i64) -> Result<SessionView, App
             })
         })
         .await?;
-    visible_call(st, id, v.calibration.call_id).await?;
+    // "No calibration", never "no call N": a lead of another team learns nothing of it.
+    visible_call(st, id, v.calibration.call_id)
+        .await
+        .map_err(|_| AppError::not_found(&format!("no calibration {cal_id}")))?;
     Ok(v)
 }
 
@@ -179,6 +195,8 @@ pub async fn close(
     } else {
         json_body(&body)?
     };
+    // Only a lead who may see the session may close it (team scope: their team's calls).
+    session(&st, &id, cal_id).await?;
     let id2 = id.clone();
     st.db
         .write(move |c| {
