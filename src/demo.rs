@@ -55,16 +55,18 @@ pub fn seed(conn: &Connection, actor: &str) -> anyhow::Result<Option<Seeded>> {
     let query = crate::store::search::parse_params(&filters)
         .map_err(|e| anyhow::anyhow!("demo plan filters: {e}"))?;
     let now = chrono::Utc::now();
-    let draw = sampling::draw_plan(
-        conn,
-        plan_id,
-        &crate::clock::format_utc(now - chrono::Duration::days(7)),
-        &crate::clock::format_utc(now + chrono::Duration::minutes(1)),
-        SEED,
+    let (since, until) = (
+        crate::clock::format_utc(now - chrono::Duration::days(7)),
+        crate::clock::format_utc(now + chrono::Duration::minutes(1)),
+    );
+    let spec = sampling::DrawRequest {
+        since_utc: &since,
+        until_utc: &until,
+        seed: SEED,
         query,
-        &crate::store::search::Scope::All,
-        actor,
-    )?;
+        scope: &crate::store::search::Scope::All,
+    };
+    let draw = sampling::draw_plan(conn, plan_id, spec, actor)?;
     out.assignments = draw.assignments.len();
     let card = qa::latest_card(conn, "inbound-service")?
         .context("the default scorecard inbound-service is missing")?;

@@ -484,9 +484,14 @@ pub async fn draw_plan(
     Ok(Json(
         st.db
             .write(move |c| {
-                let d = sampling::draw_plan(
-                    c, plan_id, &since, &until, seed, query, &scope, &id.actor,
-                )?;
+                let draw = sampling::DrawRequest {
+                    since_utc: &since,
+                    until_utc: &until,
+                    seed,
+                    query,
+                    scope: &scope,
+                };
+                let d = sampling::draw_plan(c, plan_id, draw, &id.actor)?;
                 audit::append(
                     c,
                     &id.event(

@@ -164,17 +164,30 @@ fn reviewer_agent_ids(
         .collect()
 }
 
+/// One draw: calls started in [since, until), the plan's filters, the seed, and the scope of
+/// whoever draws.
+pub struct DrawRequest<'a> {
+    pub since_utc: &'a str,
+    pub until_utc: &'a str,
+    pub seed: u64,
+    pub query: Query,
+    pub scope: &'a search::Scope,
+}
+
 /// Draws a plan's sample for calls started in [since, until) with `seed`, and queues them.
 pub fn draw_plan(
     conn: &Connection,
     plan_id: i64,
-    since_utc: &str,
-    until_utc: &str,
-    seed: u64,
-    query: Query,
-    scope: &search::Scope,
+    draw: DrawRequest,
     by: &str,
 ) -> Result<DrawResult, PlanError> {
+    let DrawRequest {
+        since_utc,
+        until_utc,
+        seed,
+        query,
+        scope,
+    } = draw;
     let plan = get_plan(conn, plan_id)?;
     let q = Query {
         since_utc: Some(since_utc.to_owned()),
@@ -395,20 +408,18 @@ mod tests {
         let plan = create_plan(&conn, &spec, "lead")?;
         let (from, to) = ("2026-11-01T00:00:00.000Z", "2026-12-01T00:00:00.000Z");
         let team = Scope::Team("red".into());
-        let d = draw_plan(&conn, plan, from, to, 7, Query::default(), &team, "lead")?;
+        let draw = |scope| DrawRequest {
+            since_utc: from,
+            until_utc: to,
+            seed: 7,
+            query: Query::default(),
+            scope,
+        };
+        let d = draw_plan(&conn, plan, draw(&team), "lead")?;
         assert_eq!(d.candidates, 2, "only ann's calls are candidates");
         assert_eq!(d.assignments.len(), 2);
         assert!(d.assignments.iter().all(|a| a.agent == "ann"), "{d:?}");
-        let all = draw_plan(
-            &conn,
-            plan,
-            from,
-            to,
-            7,
-            Query::default(),
-            &Scope::All,
-            "admin",
-        )?;
+        let all = draw_plan(&conn, plan, draw(&Scope::All), "admin")?;
         assert_eq!(all.candidates, 5);
         Ok(())
     }
