@@ -559,3 +559,51 @@ impl tokio::io::AsyncWrite for Limited {
         std::pin::Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_in_total_and_per_client_and_slots_come_back() {
+        let sc = crate::config::ServerConfig {
+            max_connections: 3,
+            max_connections_per_client: 2,
+            ..Default::default()
+        };
+        let l = Limits::new(&sc);
+        let ip = |s: &str| -> std::net::IpAddr { s.parse().unwrap() };
+        let a1 = l.admit(ip("10.0.0.1")).unwrap();
+        let a2 = l.admit(ip("10.0.0.1")).unwrap();
+        assert_eq!(
+            l.admit(ip("10.0.0.1")).err(),
+            Some("server.max_connections_per_client")
+        );
+        // One IPv6 /64 is one client; an IPv4-mapped address is its IPv4 client.
+        let b1 = l.admit(ip("2001:db8::1")).unwrap();
+        assert_eq!(
+            l.admit(ip("2001:db8::2")).err(),
+            Some("server.max_connections")
+        );
+        drop(a1);
+        let b2 = l.admit(ip("2001:db8::ffff")).unwrap();
+        assert_eq!(
+            l.admit(ip("2001:db8::3")).err(),
+            Some("server.max_connections")
+        );
+        drop((a2, b1, b2));
+        let m = l.admit(ip("::ffff:10.0.0.1")).unwrap();
+        {
+            let open = l.0.open.lock().unwrap();
+            assert_eq!(open.0, 1);
+            assert_eq!(open.1.keys().collect::<Vec<_>>(), vec![&ip("10.0.0.1")]);
+        }
+        drop(m);
+        let open = l.0.open.lock().unwrap();
+        assert_eq!(
+            (open.0, open.1.len()),
+            (0, 0),
+            "entries exist only while connections do"
+        );
+    }
+}
