@@ -1,7 +1,7 @@
 # callrec: `make demo` runs the appliance with simulated seats; `make test` runs every test.
 # Both install what is missing first (apt packages when run as root, otherwise the one line to run).
 
-APT_PKGS := pkg-config libasound2-dev cmake opus-tools ffmpeg sqlite3 espeak-ng sox alsa-utils chromium chromium-driver curl openssl
+APT_PKGS := pkg-config libasound2-dev cmake opus-tools ffmpeg sqlite3 espeak-ng sox alsa-utils chromium chromium-driver curl openssl systemd
 CARGO ?= cargo
 JOBS ?= 2
 

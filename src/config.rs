@@ -118,6 +118,57 @@ pub struct ServerConfig {
     pub lockout_s: u64,
     #[serde(default)]
     pub reviewer_scope: ReviewerScope,
+    /// Open connections in total; one more is closed at accept. Needs a file limit above it
+    /// (the web unit's `LimitNOFILE=`); `callrec serve` refuses to start otherwise.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Open connections from one client address (IPv6: one /64); one more is closed at accept.
+    #[serde(default = "default_max_connections_per_client")]
+    pub max_connections_per_client: usize,
+    /// A TLS handshake not finished in this time closes the connection.
+    #[serde(default = "default_tls_handshake_timeout_ms")]
+    pub tls_handshake_timeout_ms: u64,
+    /// A request's headers not all received in this time close the connection (slow drip).
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// A connection with nothing read or written for this long is closed (idle keep-alive,
+    /// a client that stopped reading).
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    /// A request body not all received in this time fails the request.
+    #[serde(default = "default_request_body_timeout_ms")]
+    pub request_body_timeout_ms: u64,
+    /// Largest request body accepted (forms, JSON); larger gets 413.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Largest request head (request line + headers); larger gets 431.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+}
+
+fn default_max_connections() -> usize {
+    512
+}
+fn default_max_connections_per_client() -> usize {
+    64
+}
+fn default_tls_handshake_timeout_ms() -> u64 {
+    5_000
+}
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
+fn default_idle_timeout_ms() -> u64 {
+    60_000
+}
+fn default_request_body_timeout_ms() -> u64 {
+    30_000
+}
+fn default_max_body_bytes() -> usize {
+    2 * 1024 * 1024
+}
+fn default_max_header_bytes() -> usize {
+    16 * 1024
 }
 
 fn default_true() -> bool {
@@ -152,6 +203,14 @@ impl Default for ServerConfig {
             lockout_after: default_lockout_after(),
             lockout_s: default_lockout_s(),
             reviewer_scope: ReviewerScope::All,
+            max_connections: default_max_connections(),
+            max_connections_per_client: default_max_connections_per_client(),
+            tls_handshake_timeout_ms: default_tls_handshake_timeout_ms(),
+            header_read_timeout_ms: default_header_read_timeout_ms(),
+            idle_timeout_ms: default_idle_timeout_ms(),
+            request_body_timeout_ms: default_request_body_timeout_ms(),
+            max_body_bytes: default_max_body_bytes(),
+            max_header_bytes: default_max_header_bytes(),
         }
     }
 }
@@ -181,6 +240,40 @@ impl ServerConfig {
         }
         if self.lockout_after == 0 {
             return Err(("server.lockout_after".into(), "must be at least 1".into()));
+        }
+        self.validate_limits()
+    }
+
+    /// The connection limits: every one finite and non-zero, so nothing a client sends can
+    /// hold a connection, a buffer or a task without end.
+    fn validate_limits(&self) -> Result<(), (String, String)> {
+        let bad = |k: &str, m: &str| Err((format!("server.{k}"), m.to_owned()));
+        if !(1..=65_536).contains(&self.max_connections) {
+            return bad("max_connections", "must be 1 ..= 65536");
+        }
+        if self.max_connections_per_client == 0
+            || self.max_connections_per_client > self.max_connections
+        {
+            return bad(
+                "max_connections_per_client",
+                "must be at least 1 and at most server.max_connections",
+            );
+        }
+        for (k, v) in [
+            ("tls_handshake_timeout_ms", self.tls_handshake_timeout_ms),
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("request_body_timeout_ms", self.request_body_timeout_ms),
+        ] {
+            if !(100..=3_600_000).contains(&v) {
+                return bad(k, "must be 100 ..= 3600000 (0.1 s to 1 h)");
+            }
+        }
+        if !(1..=1 << 30).contains(&self.max_body_bytes) {
+            return bad("max_body_bytes", "must be 1 ..= 1073741824");
+        }
+        if !(8192..=1 << 20).contains(&self.max_header_bytes) {
+            return bad("max_header_bytes", "must be 8192 ..= 1048576");
         }
         Ok(())
     }
@@ -709,6 +802,39 @@ customer_channel = 1
         assert!(e.contains("encoder.rate_hz") && e.contains("44100"), "{e}");
         let e = err(&GOOD.replace("agent_channel = 0", "agent_channel = 0\nrate_hz = 100"));
         assert!(e.contains("seat[0].input[0].rate_hz"), "{e}");
+    }
+
+    #[test]
+    fn connection_limits_defaulted_and_checked() -> Result<(), ConfigError> {
+        let c = Config::parse(GOOD, Path::new("t.toml"))?;
+        assert_eq!(c.server.max_connections, 512);
+        assert_eq!(c.server.header_read_timeout_ms, 10_000);
+        for (line, key) in [
+            ("max_connections = 0", "server.max_connections"),
+            (
+                "max_connections_per_client = 600",
+                "server.max_connections_per_client",
+            ),
+            (
+                "tls_handshake_timeout_ms = 0",
+                "server.tls_handshake_timeout_ms",
+            ),
+            (
+                "header_read_timeout_ms = 0",
+                "server.header_read_timeout_ms",
+            ),
+            ("idle_timeout_ms = 99999999", "server.idle_timeout_ms"),
+            (
+                "request_body_timeout_ms = 5",
+                "server.request_body_timeout_ms",
+            ),
+            ("max_body_bytes = 0", "server.max_body_bytes"),
+            ("max_header_bytes = 100", "server.max_header_bytes"),
+        ] {
+            let e = err(&format!("{GOOD}\n[server]\n{line}\n"));
+            assert!(e.contains(key), "{line}: {e}");
+        }
+        Ok(())
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! One test binary with a module per concern keeps link time down.
 
 mod alsa;
+mod attack;
 mod browser;
 mod check;
 mod cli;
@@ -12,6 +13,7 @@ mod crash;
 mod disk_full;
 mod evidence;
 mod import;
+mod isolation;
 mod layers;
 mod lifecycle;
 mod modes;

@@ -1,0 +1,302 @@
+//! The recorder is isolated from the web service: `callrec record` and `callrec serve` as two
+//! processes on one storage dir (the shipped split units), and recording goes on, with no
+//! dropped frame, while the web process is frozen (SIGSTOP) or dead (SIGKILL). Also checks the
+//! shipped systemd units with `systemd-analyze verify` and the isolation settings they promise.
+//!
+//! These tests must never leave a process behind: every child is owned by a value whose `Drop`
+//! stops it, and every wait is bounded.
+
+use super::common::{bin, repo, Recorder};
+use super::webbox::{free_port, Session, WebBox, PASSWORD};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `n` synthetic seats `s0`…, all driven through the control socket.
+pub fn synthetic_seats(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("[[seat]]\nid = \"s{i}\"\nmode = \"control\"\n[[seat.input]]\nkind = \"synthetic\"\nseed = {i}\nagent_channel = 0\ncustomer_channel = 1\n"))
+        .collect()
+}
+
+/// A recorder process and a separate web process on one storage dir (plain HTTP on loopback).
+pub struct SplitBox {
+    /// Dropped first: the web process gets SIGTERM before the recorder goes.
+    pub web: Option<WebBox>,
+    pub rec: Recorder,
+    pub port: u16,
+    pub tls: bool,
+}
+
+impl SplitBox {
+    /// Starts `callrec record` with `seats` synthetic seats, then `callrec serve` with
+    /// `server_extra` lines in `[server]`.
+    pub fn start(seats: usize, server_extra: &str) -> SplitBox {
+        Self::start_with(seats, false, server_extra)
+    }
+
+    /// As [`SplitBox::start`], with TLS on or off (a self-signed certificate for `localhost`).
+    pub fn start_with(seats: usize, tls: bool, server_extra: &str) -> SplitBox {
+        let port = free_port();
+        let toml = format!(
+            "{}\n[server]\nbind = \"127.0.0.1:{port}\"\ntls = {tls}\n{server_extra}\n",
+            synthetic_seats(seats)
+        );
+        let rec = Recorder::start(&toml, vec![]);
+        let mut b = SplitBox {
+            web: None,
+            rec,
+            port,
+            tls,
+        };
+        b.start_web();
+        b
+    }
+
+    /// Starts (or restarts) `callrec serve` and waits until `/healthz` answers.
+    pub fn start_web(&mut self) -> &WebBox {
+        let log = self.rec.dir.path().join("web.log");
+        let mut child = Command::new(bin())
+            .arg("--config")
+            .arg(&self.rec.cfg)
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log)
+                    .unwrap(),
+            )
+            .spawn()
+            .unwrap();
+        let mut admin_once = String::new();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        for line in lines.by_ref() {
+            let Ok(line) = line else { break };
+            if let Some(pw) = line.split("one-time password: ").nth(1) {
+                admin_once = pw.trim().to_owned();
+            }
+            if line.contains("web UI at") {
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        let wb = WebBox {
+            dir: tempfile::tempdir().unwrap(),
+            cfg: self.rec.cfg.clone(),
+            child,
+            port: self.port,
+            admin_once,
+            log,
+        };
+        let t0 = Instant::now();
+        while !healthz(self.port, self.tls, Duration::from_secs(1)) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "web service did not answer /healthz: {}",
+                wb.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.web = Some(wb);
+        self.web.as_ref().unwrap()
+    }
+
+    pub fn web(&self) -> &WebBox {
+        self.web.as_ref().expect("web service running")
+    }
+
+    pub fn web_pid(&self) -> i32 {
+        self.web().child.id() as i32
+    }
+
+    /// Starts a call on every seat, waits `secs`, stops them all; returns the longest time one
+    /// `callrec call start|stop` took.
+    pub fn calls_on_every_seat(&self, seats: usize, secs: f64) -> Duration {
+        let mut worst = Duration::ZERO;
+        for i in 0..seats {
+            let t0 = Instant::now();
+            self.rec.start_call(&format!("s{i}"), &[]);
+            worst = worst.max(t0.elapsed());
+        }
+        std::thread::sleep(Duration::from_secs_f64(secs));
+        for i in 0..seats {
+            let t0 = Instant::now();
+            self.rec.cmd(&["call", "stop", "--seat", &format!("s{i}")]);
+            worst = worst.max(t0.elapsed());
+        }
+        worst
+    }
+
+    /// Dropped frames over every seat, from `callrec call status --json`.
+    pub fn dropped_frames(&self) -> u64 {
+        self.rec
+            .status()
+            .iter()
+            .map(|s| s["dropped_frames"].as_u64().unwrap())
+            .sum()
+    }
+
+    /// Per seat: dropped frames and the longest lag, for failure messages.
+    pub fn drops_and_lag(&self) -> String {
+        self.rec
+            .status()
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}: dropped {} max_lag_ms {}",
+                    s["seat"], s["dropped_frames"], s["max_lag_ms"]
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    /// Seats in state `idle` (no call open).
+    pub fn idle_seats(&self) -> usize {
+        self.rec
+            .status()
+            .iter()
+            .filter(|s| s["state"] == "idle")
+            .count()
+    }
+}
+
+/// A client for a loopback test server (accepts its self-signed certificate).
+pub fn agent(limit: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(limit))
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .disable_verification(true)
+                .build(),
+        )
+        .build()
+        .into()
+}
+
+/// Whether `/healthz` answers 200 within `limit`.
+pub fn healthz(port: u16, tls: bool, limit: Duration) -> bool {
+    let scheme = if tls { "https" } else { "http" };
+    agent(limit)
+        .get(format!("{scheme}://127.0.0.1:{port}/healthz"))
+        .call()
+        .is_ok_and(|r| r.status() == 200)
+}
+
+fn signal(pid: i32, sig: i32) {
+    assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill({pid}, {sig})");
+}
+
+const SEATS: usize = 16;
+
+#[test]
+fn recording_goes_on_while_the_web_service_is_frozen_or_dead() {
+    let mut b = SplitBox::start(SEATS, "");
+    b.web().add_user("qa1", "qa", &[]);
+    assert_eq!(b.web().login("qa1", PASSWORD).get("/calls").status, 200);
+
+    // Frozen: the web process is stopped with its socket open (connections queue in the kernel).
+    signal(b.web_pid(), libc::SIGSTOP);
+    assert!(
+        !healthz(b.port, false, Duration::from_millis(500)),
+        "a stopped web service cannot answer"
+    );
+    let worst_frozen = b.calls_on_every_seat(SEATS, 2.0);
+    assert_eq!(b.idle_seats(), SEATS);
+    assert_eq!(b.dropped_frames(), 0, "{}", b.drops_and_lag());
+    signal(b.web_pid(), libc::SIGCONT);
+    let t0 = Instant::now();
+    while !healthz(b.port, false, Duration::from_secs(1)) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no answer after SIGCONT"
+        );
+    }
+    let after_cont = t0.elapsed();
+
+    // Dead: SIGKILL, and calls still start and stop.
+    let mut web = b.web.take().unwrap();
+    signal(web.child.id() as i32, libc::SIGKILL);
+    let _ = web.child.wait();
+    drop(web);
+    let worst_dead = b.calls_on_every_seat(SEATS, 2.0);
+    assert_eq!(b.idle_seats(), SEATS);
+    assert_eq!(b.dropped_frames(), 0, "{}", b.drops_and_lag());
+
+    // Restarted: the web answers again and shows the calls recorded while it was gone.
+    let t0 = Instant::now();
+    b.start_web();
+    let restart = t0.elapsed();
+    let mut s: Session = b.web().login("qa1", PASSWORD);
+    let found = s.get("/api/calls?per_page=100");
+    assert_eq!(found.status, 200, "{}", found.body_text());
+    let json: Value = found.json();
+    let n = json["total"].as_u64().unwrap_or(0);
+    assert_eq!(
+        n,
+        2 * SEATS as u64,
+        "calls recorded while the web was frozen or dead: {json}"
+    );
+    eprintln!(
+        "isolation: {SEATS} seats; slowest call start/stop with web frozen {worst_frozen:?}, \
+         with web dead {worst_dead:?}; /healthz {after_cont:?} after SIGCONT; restart {restart:?}; \
+         dropped frames 0"
+    );
+}
+
+/// Each shipped unit passes `systemd-analyze verify` (with ExecStart pointed at the built
+/// binary, which is not installed here) and keeps the isolation it promises.
+#[test]
+fn systemd_units_verify_and_isolate_the_recorder() {
+    let units = [
+        "callrec.service",
+        "callrec-record.service",
+        "callrec-web.service",
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    for u in units {
+        let text = std::fs::read_to_string(repo().join("systemd").join(u)).unwrap();
+        let p = tmp.path().join(u);
+        std::fs::write(&p, text.replace("/usr/local/bin/callrec", bin())).unwrap();
+        let out = Command::new("systemd-analyze")
+            .args(["verify", "--man=no"])
+            .arg(&p)
+            .output()
+            .expect("systemd-analyze (apt package systemd; `make deps` installs it)");
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{u}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let settings = |u: &str| -> Vec<String> {
+        std::fs::read_to_string(repo().join("systemd").join(u))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.contains('='))
+            .map(str::to_owned)
+            .collect()
+    };
+    let has = |s: &[String], l: &str| s.iter().any(|x| x == l);
+    let rec = settings("callrec-record.service");
+    assert!(has(&rec, "RestrictAddressFamilies=AF_UNIX"), "{rec:?}");
+    assert!(has(&rec, "PrivateNetwork=yes"));
+    assert!(rec
+        .iter()
+        .any(|l| l.contains(" record") && l.starts_with("ExecStart=")));
+    assert!(rec.iter().any(|l| l.starts_with("LimitNOFILE=")));
+    let web = settings("callrec-web.service");
+    assert!(web
+        .iter()
+        .any(|l| l.contains(" serve") && l.starts_with("ExecStart=")));
+    assert!(has(&web, "DevicePolicy=closed"));
+    assert!(!web.iter().any(|l| l.starts_with("DeviceAllow=")));
+    assert!(!web.iter().any(|l| l.contains("audio")), "{web:?}");
+    assert!(has(&web, "ReadOnlyPaths=/var/lib/callrec/calls"));
+    assert!(web.iter().any(|l| l.starts_with("LimitNOFILE=")));
+}
