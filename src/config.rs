@@ -302,15 +302,50 @@ pub struct StorageConfig {
     /// refuses to run on a storage dir with another id or none: an unmounted or wrong disk.
     #[serde(default)]
     pub id: Option<String>,
-    /// Disk-pressure guard: when the storage filesystem is fuller than this, the oldest calls
-    /// that are not on legal hold are deleted until it is at `low_water_percent` again.
+    /// Disk-pressure guard: when the storage filesystem is fuller than this, `pressure_policy`
+    /// decides what happens (by default: calls already due under `[retention]` go at once, and
+    /// alarm `disk_pressure` is raised; nothing is deleted before its keep period ends).
     #[serde(default = "default_high_water_percent")]
     pub high_water_percent: u8,
+    /// `oldest_first` only: how far down the guard deletes once above high water.
     #[serde(default = "default_low_water_percent")]
     pub low_water_percent: u8,
+    /// Which promise wins when the disk fills up: retention's (`keep`, the default) or
+    /// recording's (`oldest_first`). See [`PressurePolicy`].
+    #[serde(default)]
+    pub pressure_policy: PressurePolicy,
     /// How often the recorder checks free space (and finishes any pending deletion).
     #[serde(default = "default_guard_interval_ms")]
     pub guard_interval_ms: u64,
+}
+
+/// What the disk-pressure guard may delete above `storage.high_water_percent`.
+///
+/// Retention (`[retention]`) promises how long calls are kept; the recorder promises to record
+/// every call. When the disk fills up both cannot be kept, and this says which wins. Either way
+/// a call on legal hold or still recording is never deleted, and when the disk is really full
+/// new calls are refused (the full-disk path, the last resort) rather than anything deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PressurePolicy {
+    /// Never delete a call before its retention rule allows: above high water, retention runs at
+    /// once (instead of at the next hourly pass) so calls already due go, and if that is not
+    /// enough alarm `disk_pressure` is raised while there is still room to act.
+    #[default]
+    Keep,
+    /// Delete the oldest finished calls not on hold until usage is at `low_water_percent`,
+    /// whatever retention promised them (a recorder that must never stop recording).
+    OldestFirst,
+}
+
+impl PressurePolicy {
+    /// The value as written in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PressurePolicy::Keep => "keep",
+            PressurePolicy::OldestFirst => "oldest_first",
+        }
+    }
 }
 
 fn default_fsync_interval_ms() -> u64 {
@@ -785,6 +820,21 @@ customer_channel = 1
         assert_eq!(c.storage.fsync_interval_ms, 2000);
         assert_eq!(c.seats[0].mode, SeatMode::Control);
         assert_eq!(c.control_socket(), PathBuf::from("/tmp/x/control.sock"));
+        Ok(())
+    }
+
+    #[test]
+    fn pressure_policy_defaults_to_keep_and_is_checked() -> Result<(), ConfigError> {
+        let c = Config::parse(GOOD, Path::new("t.toml"))?;
+        assert_eq!(c.storage.pressure_policy, PressurePolicy::Keep);
+        let opt_in = GOOD.replace("[storage]", "[storage]\npressure_policy = \"oldest_first\"");
+        let c = Config::parse(&opt_in, Path::new("t.toml"))?;
+        assert_eq!(c.storage.pressure_policy, PressurePolicy::OldestFirst);
+        let e = err(&GOOD.replace("[storage]", "[storage]\npressure_policy = \"newest\""));
+        assert!(
+            e.contains("pressure_policy") && e.contains("`keep`") && e.contains("`oldest_first`"),
+            "{e}"
+        );
         Ok(())
     }
 

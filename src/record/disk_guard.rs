@@ -1,11 +1,18 @@
 //! The recorder's disk guard: one thread with its own index connection that watches the storage
 //! filesystem, relieves disk pressure, and runs the "disk full" state.
 //!
-//! - **Pressure** (issue 5, item 5): every `storage.guard_interval_ms`, if the filesystem is at
-//!   or above `high_water_percent`, the oldest finished calls that no legal hold covers are
-//!   deleted (two-step, audited, tombstoned: `store::lifecycle`) in batches until usage is at
-//!   `low_water_percent`. If nothing more may be deleted and usage is still at or above high
-//!   water, alarm `disk_pressure` is raised; it clears once usage is below high water.
+//! - **Pressure**: every `storage.guard_interval_ms`, if the filesystem is at or above
+//!   `high_water_percent`, `storage.pressure_policy` decides (`config::PressurePolicy`):
+//!   - `keep` (the default): no call goes before its retention rule allows. Retention
+//!     (`store::retention`, normally hourly) runs at once, so calls already due go now; if usage
+//!     is still at or above high water, alarm `disk_pressure` is raised — early, while there is
+//!     room to act — and recording goes on until the disk is really full (below).
+//!   - `oldest_first` (opt-in): the oldest finished calls that no legal hold covers are
+//!     deleted (two-step, audited, tombstoned: `store::lifecycle`) in batches until usage is at
+//!     `low_water_percent`, whatever retention promised them. If nothing more may be deleted and
+//!     usage is still at or above high water, alarm `disk_pressure` is raised.
+//!
+//!   Either way the alarm clears once usage is below high water.
 //! - **Disk full** (item 8): a reserve file ([`RESERVE_FILE`]) is kept in the storage dir, and
 //!   recording is allowed only while it exists. When a writer hits ENOSPC (or free space falls
 //!   below a quarter of the reserve), the shared flag stops every open call (each is sealed at
@@ -20,7 +27,7 @@
 //! or still recording (`store::lifecycle` refuses both), never deletes anything but whole calls
 //! through `store::lifecycle` and its own reserve file, and never busy-waits.
 
-use crate::config::Config;
+use crate::config::{Config, PressurePolicy};
 use crate::store::{
     self, alarms,
     lifecycle::{self, Deletion, DeletionKind},
@@ -231,6 +238,8 @@ pub struct Guard {
     dir: PathBuf,
     high_percent: u8,
     low_percent: u8,
+    /// Which promise wins above high water: retention's (`keep`) or recording's.
+    policy: PressurePolicy,
     interval: Duration,
     reserve_path: PathBuf,
     reserve_bytes: u64,
@@ -280,6 +289,7 @@ impl Guard {
             dir,
             high_percent: cfg.storage.high_water_percent,
             low_percent: cfg.storage.low_water_percent,
+            policy: cfg.storage.pressure_policy,
             interval: Duration::from_millis(cfg.storage.guard_interval_ms.max(1)),
             full: full.clone(),
             rx,
@@ -594,18 +604,80 @@ impl Guard {
         }
     }
 
-    /// Deletes the oldest deletable calls while usage is at or above high water, down to low
-    /// water; raises or clears `disk_pressure`.
+    /// At or above high water, applies `storage.pressure_policy`; raises or clears
+    /// `disk_pressure`.
     fn pressure_pass(&mut self) -> Result<(), GuardError> {
-        let mut u = usage(&self.dir)?;
-        let high = f64::from(self.high_percent);
-        if u.used_percent() < high {
+        let u = usage(&self.dir)?;
+        if u.used_percent() < f64::from(self.high_percent) {
             if self.pressure_alarm_maybe_active {
                 alarms::clear(&self.conn, alarms::DISK_PRESSURE, &self.clock.utc_string())?;
                 self.pressure_alarm_maybe_active = false;
             }
             return Ok(());
         }
+        // Archive hook (planned, DESIGN "Processes and the fleet"): once calls are shipped to an
+        // archive, a call whose archived copy is not confirmed must not go under either policy;
+        // filter what each branch deletes (`retention::Plan::delete`, the pressure candidates)
+        // through the archive's confirmed set here, and say so in the alarm when that is what
+        // keeps the disk full.
+        match self.policy {
+            PressurePolicy::Keep => self.pressure_keep(),
+            PressurePolicy::OldestFirst => self.pressure_oldest_first(u),
+        }
+    }
+
+    /// `keep`: only what retention has already made due may go. Retention runs now rather than
+    /// at its next hourly pass; if the disk is still at or above high water, the alarm says
+    /// that no promise was broken and what to do.
+    fn pressure_keep(&mut self) -> Result<(), GuardError> {
+        let out = crate::store::retention::run(
+            &self.conn,
+            &self.dir,
+            &self.retention,
+            self.clock.now_utc(),
+            ACTOR,
+            false,
+        )?;
+        if out.deleted_calls > 0 {
+            tracing::warn!(
+                calls = out.deleted_calls,
+                bytes = out.freed_bytes,
+                "disk pressure: ran retention early; deleted the recordings already past their keep period"
+            );
+        }
+        let u = usage(&self.dir)?;
+        if u.used_percent() >= f64::from(self.high_percent) {
+            let held = out.plan.held.len();
+            let held = if held > 0 {
+                format!(", {held} due call(s) kept on legal hold")
+            } else {
+                String::new()
+            };
+            let detail = format!(
+                "storage {} is {:.1}% used (high water {}%), {} free. pressure_policy = \"keep\": no call is deleted before its retention period ends, and none more is due{held}. Free space or add storage, or shorten [retention] rules; new calls are refused only once the disk is full (pressure_policy = \"oldest_first\" would delete the oldest calls instead)",
+                self.dir.display(),
+                u.used_percent(),
+                self.high_percent,
+                mib(u.avail_bytes)
+            );
+            alarms::raise(
+                &self.conn,
+                alarms::DISK_PRESSURE,
+                &detail,
+                &self.clock.utc_string(),
+            )?;
+            self.pressure_alarm_maybe_active = true;
+        } else if self.pressure_alarm_maybe_active {
+            alarms::clear(&self.conn, alarms::DISK_PRESSURE, &self.clock.utc_string())?;
+            self.pressure_alarm_maybe_active = false;
+        }
+        Ok(())
+    }
+
+    /// `oldest_first`: deletes the oldest deletable calls while usage is at or above high water,
+    /// down to low water.
+    fn pressure_oldest_first(&mut self, mut u: Usage) -> Result<(), GuardError> {
+        let high = f64::from(self.high_percent);
         let reason = format!(
             "disk pressure: storage {:.0}% used (high water {}%)",
             u.used_percent(),

@@ -2,9 +2,15 @@
 //! request, not the disk-pressure guard (`store::lifecycle` checks inside its transaction).
 //!
 //! A hold covers one call, every call of an agent, or every call whose customer number falls in
-//! a range. A reason is required. Releasing needs a second admin: the database itself refuses a
-//! release by the admin who placed the hold (a CHECK constraint in migration 11), and both acts
-//! are audited. This module never deletes a hold row: a released hold stays as history.
+//! a range. A reason is required. Releasing needs a second admin, and both acts are audited.
+//! Placing and releasing need an enabled admin whose password is their own: an account still
+//! on a one-time password (`must_change`) is refused, since whoever made it knows that password.
+//!
+//! Four eyes are enforced by the database too, whatever tool writes to it (a CHECK in migration
+//! 11, triggers in migration 12): a hold row is never deleted, its placement (scope, call,
+//! agent, numbers, reason, `placed_by`, `placed_at_utc`) never changes, a release must name
+//! `released_by` (not `placed_by`), a time and a reason, and a release is final. This module is
+//! the only writer and never tries any of those: a released hold stays as history.
 
 use super::{audit, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -26,6 +32,8 @@ pub enum HoldError {
     SameAdmin { id: i64, placed_by: String },
     #[error("{0:?} is not an enabled admin account; holds are placed and released by admins")]
     NotAdmin(String),
+    #[error("{0:?} still has a one-time password: change it first (log in to the web UI, which asks for a new one); holds are placed and released only by admins with their own password")]
+    MustChangePassword(String),
 }
 
 /// What a hold covers.
@@ -157,20 +165,24 @@ pub fn list(conn: &Connection) -> Result<Vec<Hold>, StoreError> {
     Ok(v)
 }
 
+/// `username` is an enabled admin who has changed their one-time password.
 fn require_admin(conn: &Connection, username: &str) -> Result<(), HoldError> {
-    let ok: Option<i64> = conn
+    let must_change: Option<bool> = conn
         .query_row(
-            "SELECT 1 FROM users WHERE username = ?1 AND role = 'admin' AND disabled = 0",
+            "SELECT must_change FROM users WHERE username = ?1 AND role = 'admin' AND disabled = 0",
             [username],
             |r| r.get(0),
         )
         .optional()
         .map_err(StoreError::from)?;
-    ok.map(|_| ())
-        .ok_or_else(|| HoldError::NotAdmin(username.to_owned()))
+    match must_change {
+        None => Err(HoldError::NotAdmin(username.to_owned())),
+        Some(true) => Err(HoldError::MustChangePassword(username.to_owned())),
+        Some(false) => Ok(()),
+    }
 }
 
-/// Places a hold; returns its id. `by` must be an enabled admin account.
+/// Places a hold; returns its id. `by` must be an enabled admin account with its own password.
 pub fn place(
     conn: &Connection,
     scope: &Scope,
@@ -219,7 +231,8 @@ pub fn place(
     Ok(id)
 }
 
-/// Releases a hold. `by` must be an enabled admin other than the one who placed it.
+/// Releases a hold. `by` must be an enabled admin, with its own password, other than the one
+/// who placed it.
 pub fn release(
     conn: &Connection,
     hold_id: i64,
@@ -282,6 +295,184 @@ pub fn release(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::audit::Actor;
+    use crate::store::testutil::{TempStore, TestResult};
+    use crate::store::users::{self, NewUser, Role, UserError};
+
+    const NOW: &str = "2026-12-05T10:00:00.000Z";
+
+    fn add_admin(conn: &Connection, name: &str, must_change: bool) -> TestResult {
+        users::add_user(
+            conn,
+            &NewUser {
+                username: name,
+                role: Role::Admin,
+                agent_id: None,
+                team: None,
+                password: &format!("{name}-secret-password"),
+                must_change,
+            },
+            Actor::local("test"),
+        )?;
+        Ok(())
+    }
+
+    /// Runs `sql` behind the store's back and returns SQLite's refusal; fails if it was accepted.
+    fn refused(conn: &Connection, sql: &str) -> String {
+        match conn.execute_batch(sql) {
+            Ok(()) => panic!("SQLite accepted {sql:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn row(conn: &Connection, id: i64) -> TestResult<Hold> {
+        Ok(conn.query_row(
+            &format!("SELECT {HOLD_COLUMNS} FROM legal_holds WHERE id = ?1"),
+            [id],
+            row_to_hold,
+        )?)
+    }
+
+    /// Every way round four eyes with raw SQL, as a tool other than callrec could try it: SQLite
+    /// refuses each one (migration 12's triggers, migration 11's CHECK), and the row is as it
+    /// was.
+    #[test]
+    fn the_database_refuses_every_bypass_of_four_eyes() -> TestResult {
+        let TempStore { dir: _dir, conn } = TempStore::new()?;
+        add_admin(&conn, "ann", false)?;
+        add_admin(&conn, "ben", false)?;
+        let scope = Scope::Agent {
+            agent: "dave".into(),
+        };
+        let id = place(&conn, &scope, "case 17", "ann", NOW)?;
+        let placed = row(&conn, id)?;
+
+        let e = refused(
+            &conn,
+            &format!("UPDATE legal_holds SET released_at_utc = '{NOW}' WHERE id = {id}"),
+        );
+        assert!(e.contains("released_by naming a second admin"), "{e}");
+        let e = refused(
+            &conn,
+            &format!("UPDATE legal_holds SET released_at_utc = '{NOW}', release_reason = 'x', released_by = NULL WHERE id = {id}"),
+        );
+        assert!(e.contains("second admin"), "{e}");
+        let e = refused(
+            &conn,
+            &format!("UPDATE legal_holds SET released_at_utc = '{NOW}', release_reason = 'x', released_by = 'ann' WHERE id = {id}"),
+        );
+        assert!(e.contains("not the one who placed it"), "{e}");
+        let e = refused(
+            &conn,
+            &format!("UPDATE legal_holds SET placed_by = 'zed' WHERE id = {id}"),
+        );
+        assert!(e.contains("placement never changes"), "{e}");
+        // Swapping the placer for the would-be releaser in the same statement: refused too
+        // (whichever trigger fires first).
+        let e = refused(
+            &conn,
+            &format!("UPDATE legal_holds SET placed_by = 'ben', released_by = 'ann', released_at_utc = '{NOW}', release_reason = 'x' WHERE id = {id}"),
+        );
+        assert!(
+            e.contains("placement never changes") || e.contains("second admin"),
+            "{e}"
+        );
+        let e = refused(
+            &conn,
+            &format!("UPDATE legal_holds SET reason = 'something else' WHERE id = {id}"),
+        );
+        assert!(e.contains("placement never changes"), "{e}");
+        for column in [
+            "scope = 'numbers', number_from = '123', number_to = '123', agent = NULL",
+            "agent = 'erin'",
+            "placed_at_utc = '2030-01-01T00:00:00.000Z'",
+            "id = id + 100",
+        ] {
+            let e = refused(
+                &conn,
+                &format!("UPDATE legal_holds SET {column} WHERE id = {id}"),
+            );
+            assert!(e.contains("placement never changes"), "{column}: {e}");
+        }
+        let e = refused(&conn, &format!("DELETE FROM legal_holds WHERE id = {id}"));
+        assert!(e.contains("never deleted"), "{e}");
+        let e = refused(
+            &conn,
+            &format!("INSERT INTO legal_holds (scope, agent, reason, placed_by, placed_at_utc, released_at_utc)
+                      VALUES ('agent', 'dave', 'r', 'ann', '{NOW}', '{NOW}')"),
+        );
+        assert!(e.contains("placed unreleased"), "{e}");
+        assert_eq!(active(&conn)?.len(), 1, "the hold is still in force");
+        assert_eq!(format!("{:?}", row(&conn, id)?), format!("{placed:?}"));
+
+        // The real release by a second admin passes; after it, the release is final.
+        let released = release(&conn, id, "ben", "case closed", NOW)?;
+        assert_eq!(released.released_by.as_deref(), Some("ben"));
+        let e = refused(
+            &conn,
+            &format!("UPDATE legal_holds SET released_at_utc = NULL, released_by = NULL, release_reason = NULL WHERE id = {id}"),
+        );
+        assert!(e.contains("release is final"), "{e}");
+        let e = refused(
+            &conn,
+            &format!("UPDATE legal_holds SET released_at_utc = NULL WHERE id = {id}"),
+        );
+        assert!(e.contains("release is final"), "{e}");
+        for change in [
+            "released_by = 'carl'",
+            "release_reason = 'other'",
+            "released_at_utc = '2020-01-01T00:00:00.000Z'",
+        ] {
+            let e = refused(
+                &conn,
+                &format!("UPDATE legal_holds SET {change} WHERE id = {id}"),
+            );
+            assert!(e.contains("release is final"), "{change}: {e}");
+        }
+        let e = refused(&conn, &format!("DELETE FROM legal_holds WHERE id = {id}"));
+        assert!(e.contains("never deleted"), "{e}");
+        assert!(active(&conn)?.is_empty());
+        assert_eq!(format!("{:?}", row(&conn, id)?), format!("{released:?}"));
+        Ok(())
+    }
+
+    /// An admin still on a one-time password (whoever made the account knows it) can neither
+    /// place nor release a hold, and `authenticate_admin` refuses them once the password is
+    /// right; once they set their own password, they can.
+    #[test]
+    fn an_admin_with_a_one_time_password_can_neither_place_nor_release() -> TestResult {
+        let TempStore { dir: _dir, conn } = TempStore::new()?;
+        add_admin(&conn, "ann", false)?;
+        add_admin(&conn, "otp", true)?;
+        let scope = Scope::Agent {
+            agent: "dave".into(),
+        };
+        let e = place(&conn, &scope, "case 17", "otp", NOW).unwrap_err();
+        assert!(
+            matches!(e, HoldError::MustChangePassword(ref u) if u == "otp"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("change it first"), "{e}");
+        let id = place(&conn, &scope, "case 17", "ann", NOW)?;
+        let e = release(&conn, id, "otp", "done", NOW).unwrap_err();
+        assert!(matches!(e, HoldError::MustChangePassword(_)), "{e}");
+        assert_eq!(active(&conn)?.len(), 1);
+
+        let e = users::authenticate_admin(&conn, "otp", "otp-secret-password").unwrap_err();
+        assert!(matches!(e, UserError::MustChangePassword(_)), "{e}");
+        assert!(e.to_string().contains("one-time password"), "{e}");
+        let e = users::authenticate_admin(&conn, "otp", "a-wrong-password").unwrap_err();
+        assert!(
+            matches!(e, UserError::NotAdmin(_)),
+            "a wrong password tells nothing more: {e}"
+        );
+
+        users::change_own_password(&conn, "otp", "otp-own-new-password", Actor::local("otp"))?;
+        users::authenticate_admin(&conn, "otp", "otp-own-new-password")?;
+        release(&conn, id, "otp", "done", NOW)?;
+        assert!(active(&conn)?.is_empty());
+        Ok(())
+    }
 
     fn numbers(from: &str, to: &str) -> Hold {
         Hold {

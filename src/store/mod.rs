@@ -69,6 +69,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!("0009_imports.sql"),
     migration!("0010_box_meta.sql"),
     migration!("0011_lifecycle_deletions_holds_alarms.sql"),
+    migration!("0012_legal_hold_four_eyes_triggers.sql"),
 ];
 
 pub fn schema_version() -> i64 {

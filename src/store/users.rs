@@ -70,6 +70,8 @@ pub enum UserError {
     BadTokenName(String),
     #[error("{0:?}: not an enabled admin account, or wrong password (read from stdin); nothing was changed")]
     NotAdmin(String),
+    #[error("{0:?} still has a one-time password (set by another admin or at first setup): change it first (log in to the web UI, which asks for a new one), then try again; nothing was changed")]
+    MustChangePassword(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -368,7 +370,10 @@ pub fn set_role(
 
 /// Checks that `username` is an enabled admin whose password is `password`: the proof a
 /// second person gives before a hold, a release or an erasure. The same answer for every way
-/// of failing, so it tells a guesser nothing.
+/// of failing, so it tells a guesser nothing. Only once the password is right: an admin whose
+/// password is still a one-time password (`must_change`) is refused with
+/// [`UserError::MustChangePassword`] — whoever made the account has seen that password, so it
+/// proves no second person.
 pub fn authenticate_admin(
     conn: &Connection,
     username: &str,
@@ -381,6 +386,9 @@ pub fn authenticate_admin(
                 && u.role == Role::Admin
                 && verify_password(password, &password_hash_of(conn, u.id)?) =>
         {
+            if u.must_change {
+                return Err(UserError::MustChangePassword(u.username));
+            }
             Ok(u)
         }
         _ => Err(UserError::NotAdmin(username.to_owned())),

@@ -368,6 +368,8 @@ fn disk_full_interrupts_calls_keeps_the_index_and_recording_resumes() {
     );
 }
 
+/// `pressure_policy = "oldest_first"` (opt-in): the oldest unheld calls go, whatever retention
+/// promised them.
 #[test]
 fn pressure_guard_deletes_the_oldest_calls_not_on_hold() {
     if !run_here_or_in_namespace("disk_full::pressure_guard_deletes_the_oldest_calls_not_on_hold") {
@@ -384,7 +386,7 @@ fn pressure_guard_deletes_the_oldest_calls_not_on_hold() {
     // 8 MiB, calls at up to 2 × 128 kbit/s: each 8 s call takes ~110 KB, 1.3 % of the
     // filesystem, large against what each deletion adds to the index's write-ahead log.
     let storage = format!(
-        "high_water_percent = {HIGH}\nlow_water_percent = {LOW}\nguard_interval_ms = 200\n[encoder]\nbitrate_bps = 128000\n"
+        "high_water_percent = {HIGH}\nlow_water_percent = {LOW}\nguard_interval_ms = 200\npressure_policy = \"oldest_first\"\n[encoder]\nbitrate_bps = 128000\n"
     );
     let (mut rec, _fs) = recorder_on_small_fs(8 * 1024, &storage, &seats);
     let db = rec.db();
@@ -562,6 +564,166 @@ fn pressure_guard_deletes_the_oldest_calls_not_on_hold() {
     assert!(
         out.status.success(),
         "verify after pressure deletions: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `pressure_policy` not set, so `keep`: above high water nothing retention still promises to
+/// keep is deleted (no rule matches the recorded calls, so they are kept forever; one of them
+/// is a complaint, kept 5 years); the `disk_pressure` alarm is raised at once and calls still
+/// start. Legacy calls imported with a start long past their 30-day rule are due: they go at
+/// the next guard tick (retention run early), not at the next hourly pass.
+#[test]
+fn pressure_under_keep_deletes_only_what_retention_made_due() {
+    if !run_here_or_in_namespace(
+        "disk_full::pressure_under_keep_deletes_only_what_retention_made_due",
+    ) {
+        return;
+    }
+    const HIGH: u8 = 50;
+    const LOW: u8 = 49;
+    let names = ["k1", "k2", "k3", "k4"];
+    let seats: String = names
+        .iter()
+        .zip(1..)
+        .map(|(n, seed)| seat(n, "control", seed))
+        .collect();
+    let storage = format!(
+        "high_water_percent = {HIGH}\nlow_water_percent = {LOW}\nguard_interval_ms = 200\n[encoder]\nbitrate_bps = 128000\n[retention]\n[[retention.rule]]\nname = \"legacy\"\ntag = \"imported\"\nkeep_days = 30\n[[retention.rule]]\nname = \"complaints\"\ntag = \"complaint\"\nkeep_days = 1825\n"
+    );
+    let (mut rec, _fs) = recorder_on_small_fs(8 * 1024, &storage, &seats);
+    let db = rec.db();
+    let store = rec.storage();
+    let mut ids = vec![rec.start_call("k1", &["--tag", "complaint"])];
+    for s in &names[1..] {
+        ids.push(rec.start_call(s, &[]));
+    }
+    std::thread::sleep(Duration::from_secs(8));
+    for s in names {
+        rec.cmd(&["call", "stop", "--seat", s]);
+    }
+    let status = |id: i64| rec.call(id)["status"].as_str().unwrap().to_owned();
+    wait_for(Duration::from_secs(10), "the calls to finish", || {
+        ids.iter().all(|id| status(*id) == "complete")
+    });
+    let files: Vec<PathBuf> = ids.iter().map(|id| rec.file_of(&rec.call(*id))).collect();
+    let call_bytes: u64 = ids
+        .iter()
+        .map(|id| rec.call(*id)["bytes"].as_u64().unwrap())
+        .sum();
+
+    // Phase 1: above high water, two calls' worth above low water (what oldest_first would
+    // delete), with no call due.
+    let footprint = call_bytes / ids.len() as u64 + 8192;
+    let (used, avail) = fs_usage(&store);
+    let total = used + avail;
+    let target =
+        (total * u64::from(HIGH) / 100 + 8192).max(total * u64::from(LOW) / 100 + footprint * 2);
+    let (_, full) = fill(&store.join("filler"), target - used);
+    assert!(!full);
+    let before = used_percent(&store);
+    assert!(before >= f64::from(HIGH), "{before}");
+    let t0 = Instant::now();
+    wait_for(Duration::from_secs(10), "the disk_pressure alarm", || {
+        active_alarms(&db) == ["disk_pressure"]
+    });
+    let alarm_ms = t0.elapsed().as_millis();
+    std::thread::sleep(Duration::from_secs(1)); // five more guard ticks: still nothing goes
+    for (id, path) in ids.iter().zip(&files) {
+        assert_eq!(status(*id), "complete", "call {id}");
+        assert!(path.exists(), "{}", path.display());
+    }
+    assert_eq!(sql(&db, "SELECT count(*) FROM deletions"), "0");
+    let detail = sql(
+        &db,
+        "SELECT detail FROM alarms WHERE kind = 'disk_pressure' AND cleared_at_utc IS NULL",
+    );
+    assert!(
+        detail.contains("pressure_policy = \"keep\"") && detail.contains("retention period"),
+        "{detail}"
+    );
+    // Not the full-disk state: a call still starts and is recorded.
+    let extra = rec.start_call("k2", &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    rec.cmd(&["call", "stop", "--seat", "k2"]);
+    wait_for(Duration::from_secs(10), "the extra call to finish", || {
+        status(extra) == "complete"
+    });
+    let after = used_percent(&store);
+    eprintln!(
+        "keep, phase 1: {before:.2}% used (high water {HIGH}%); alarm after {alarm_ms} ms, {after:.2}% used after 1 s more and one more call; nothing deleted; alarm: {detail}"
+    );
+
+    // Phase 2: two legacy calls (copies of k3's and k4's recordings) imported with a start
+    // in 2020: their 30-day rule has long passed, so they go, as retention, within a few ticks.
+    let legacy = rec.dir.path().join("legacy");
+    std::fs::create_dir_all(&legacy).unwrap();
+    let old = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_577_880_000); // 2020-01-01
+    for (i, f) in files[2..].iter().enumerate() {
+        let to = legacy.join(format!("old{i}.opus"));
+        std::fs::copy(f, &to).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&to)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+    }
+    let out = rec.try_cmd(&["import", legacy.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "import: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t0 = Instant::now();
+    let imported: Vec<i64> = sql(
+        &db,
+        "SELECT call_id FROM call_tags WHERE tag = 'imported' ORDER BY call_id",
+    )
+    .lines()
+    .map(|l| l.parse().unwrap())
+    .collect();
+    assert_eq!(imported.len(), 2, "{imported:?}");
+    wait_for(Duration::from_secs(10), "the due calls to go", || {
+        imported.iter().all(|id| status(*id) == "deleted")
+    });
+    let gone_ms = t0.elapsed().as_millis();
+    assert_eq!(
+        sql(
+            &db,
+            "SELECT DISTINCT kind || ': ' || reason FROM deletions WHERE finished_at_utc IS NOT NULL"
+        ),
+        "retention: retention rule \"legacy\": kept 30 days"
+    );
+    for (id, path) in ids.iter().zip(&files) {
+        assert_eq!(status(*id), "complete", "call {id}");
+        assert!(path.exists(), "{}", path.display());
+    }
+    assert_eq!(status(extra), "complete");
+    assert_eq!(
+        active_alarms(&db),
+        ["disk_pressure"],
+        "still above high water"
+    );
+    eprintln!(
+        "keep, phase 2: imported calls {imported:?} (started 2020, 30-day rule) deleted {gone_ms} ms after the import; recorded calls {ids:?} and {extra} kept; {:.2}% used",
+        used_percent(&store)
+    );
+
+    // Space returns: the alarm clears.
+    std::fs::remove_file(store.join("filler")).unwrap();
+    wait_for(Duration::from_secs(5), "the alarm to clear", || {
+        active_alarms(&db).is_empty()
+    });
+    rec.stop();
+    integrity_ok(&db);
+    rows_and_files_match(&rec);
+    let out = rec.try_cmd(&["verify", "--store", "--json"]);
+    assert!(
+        out.status.success(),
+        "verify after keep-policy deletions: {}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );

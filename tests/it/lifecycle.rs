@@ -593,3 +593,93 @@ fn deleted_and_held_calls_on_the_web_and_alarms_on_healthz() {
     sql("UPDATE alarms SET cleared_at_utc = '2026-11-28T04:01:00.000Z'");
     assert_eq!(anon.get("/healthz").status, 200);
 }
+
+/// Four eyes through the CLI: the first admin makes a second admin account, which gets a
+/// one-time password the first admin has seen. With it, the second admin can neither place
+/// nor release a hold (told to change it first); after changing it, they can release.
+#[test]
+fn an_admin_still_on_a_one_time_password_cannot_release_a_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("callrec.toml");
+    std::fs::write(&cfg, header(dir.path(), "")).unwrap();
+    // Commands that read no password get no stdin (writing to one that exited is EPIPE).
+    let run = |stdin: &str, args: &[&str]| {
+        let o = if stdin.is_empty() {
+            Command::new(bin())
+                .arg("--config")
+                .arg(&cfg)
+                .args(args)
+                .output()
+                .unwrap()
+        } else {
+            crate::common::cli_with_stdin(&cfg, args, &format!("{stdin}\n"))
+        };
+        (o.status.success(), text(&o))
+    };
+    let (ok, out) = run(
+        "ann-secret-pw-1",
+        &["users", "add", "ann", "--role", "admin", "--password-stdin"],
+    );
+    assert!(ok, "{out}");
+    // ann makes ben's account: ben's password is one ann has seen.
+    let (ok, out) = run("", &["users", "add", "ben", "--role", "admin"]);
+    assert!(ok, "{out}");
+    let otp = out
+        .split("one-time password (change at first login): ")
+        .nth(1)
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no one-time password printed: {out}"))
+        .to_owned();
+
+    let (ok, out) = run(
+        "ann-secret-pw-1",
+        &[
+            "hold", "place", "--agent", "dave", "--reason", "case 17", "--by", "ann",
+        ],
+    );
+    assert!(ok && out.contains("legal hold #1 placed by ann"), "{out}");
+    let release = [
+        "hold",
+        "release",
+        "1",
+        "--reason",
+        "case closed",
+        "--by",
+        "ben",
+    ];
+    let (ok, out) = run(&otp, &release);
+    assert!(!ok, "released with a one-time password: {out}");
+    assert!(
+        out.contains("\"ben\" still has a one-time password") && out.contains("change it first"),
+        "{out}"
+    );
+    let (ok, out) = run(
+        &otp,
+        &[
+            "hold", "place", "--agent", "erin", "--reason", "case 18", "--by", "ben",
+        ],
+    );
+    assert!(!ok && out.contains("one-time password"), "{out}");
+    let (ok, out) = run("", &["hold", "list"]);
+    assert!(
+        ok && out.contains("case 17") && !out.contains("case 18"),
+        "{out}"
+    );
+
+    // ben sets his own password (as the web UI's forced change does); now he may release.
+    let conn = store::open_rw(&dir.path().join("store").join("callrec.db")).unwrap();
+    store::users::change_own_password(
+        &conn,
+        "ben",
+        "ben-own-password-2",
+        callrec::store::audit::Actor::local("ben"),
+    )
+    .unwrap();
+    drop(conn);
+    let (ok, out) = run(&otp, &release);
+    assert!(!ok, "the old one-time password no longer works: {out}");
+    let (ok, out) = run("ben-own-password-2", &release);
+    assert!(ok, "{out}");
+    let (ok, out) = run("", &["hold", "list"]);
+    assert!(ok && !out.contains("case 17"), "released: {out}");
+}
