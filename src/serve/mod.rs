@@ -269,7 +269,7 @@ fn files_for_connections(max_connections: usize) -> anyhow::Result<()> {
         let hard = lim.maximum.unwrap_or(u64::MAX);
         lim.current = Some(need.min(hard));
         // Best effort: if this fails the check below names the setting.
-        let _ = setrlimit(Resource::Nofile, lim.clone());
+        let _ = setrlimit(Resource::Nofile, lim);
     }
     let have = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
     if have < need {
