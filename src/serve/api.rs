@@ -170,7 +170,7 @@ pub struct CallDetail {
 /// Decoded packet by packet into a level meter: memory is the file's bytes plus 1.4 MB of
 /// levels per call-hour, never the call's PCM (≈ 460 MB for an hour at 16 kHz).
 async fn compute_metrics(st: &St, call: &CallRow) -> Option<serde_json::Value> {
-    let path = super::stream::call_path(&st.cfg.storage.dir, call.id, &call.rel_path).ok()?;
+    let path = store::call_file(&st.cfg.storage.dir, &call.rel_path)?;
     let rate_hz = u32::try_from(call.rate_hz).unwrap_or(16000);
     let m = tokio::task::spawn_blocking(move || {
         let data = std::fs::read(&path).ok()?;

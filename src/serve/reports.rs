@@ -708,7 +708,7 @@ fn reviewers_table(rows: &[ReviewerRow]) -> String {
 }
 
 #[cfg(test)]
-mod csv_tests {
+mod tests {
     use super::csv_cell;
 
     #[test]

@@ -76,22 +76,12 @@ pub fn parse_range(h: Option<&str>, len: u64) -> ByteRange {
 /// only hold plain relative components (no `..`, no absolute path), so no row can point outside.
 /// Symlinks the operator placed inside the storage directory (say, an old month moved to another
 /// disk) are followed: the directory is callrec's own (mode 0700) and trusted.
-pub fn call_path(
-    root: &std::path::Path,
-    call_id: i64,
-    rel_path: &str,
-) -> Result<PathBuf, AppError> {
-    let rel = std::path::Path::new(rel_path);
-    if rel.is_absolute()
-        || rel
-            .components()
-            .any(|c| !matches!(c, std::path::Component::Normal(_)))
-    {
-        return Err(AppError::not_found(&format!(
+fn call_path(root: &std::path::Path, call_id: i64, rel_path: &str) -> Result<PathBuf, AppError> {
+    crate::store::call_file(root, rel_path).ok_or_else(|| {
+        AppError::not_found(&format!(
             "the file path of call {call_id} is not valid; run `callrec check`"
-        )));
-    }
-    Ok(root.join(rel))
+        ))
+    })
 }
 
 fn file_of(st: &St, call: &CallRow) -> Result<PathBuf, AppError> {

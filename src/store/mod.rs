@@ -512,6 +512,18 @@ pub(crate) fn fill_details(conn: &Connection, c: &mut CallRow) -> Result<(), Sto
     Ok(())
 }
 
+/// A call's file under the storage dir, from its row's `rel_path`. The row may only hold plain
+/// relative components (no `..`, no absolute path), so no row can point outside the storage
+/// dir; None for one that tries. Every reader of a call's file goes through here.
+pub fn call_file(storage_dir: &Path, rel_path: &str) -> Option<std::path::PathBuf> {
+    let rel = Path::new(rel_path);
+    let plain = !rel.is_absolute()
+        && rel
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+    plain.then(|| storage_dir.join(rel))
+}
+
 impl CallRow {
     /// What the call's ledger entry commits to (store::ledger, layout v2: no customer number).
     pub fn ledger_detail(&self) -> ledger::CallDetail {
