@@ -11,6 +11,7 @@ mod common;
 mod crash;
 mod disk_full;
 mod evidence;
+mod fuzz_replay;
 mod import;
 mod layers;
 mod lifecycle;
