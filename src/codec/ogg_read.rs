@@ -275,7 +275,9 @@ pub fn decode_each(
     let scale = f64::from(rate_hz) / f64::from(GRANULE_RATE_HZ);
     let mut buf = vec![0f32; rate_hz as usize * 120 / 1000 * channels];
     let mut to_skip = (f64::from(info.head.pre_skip) * scale).round() as usize * channels;
-    let mut to_keep = (info.samples_48k as f64 * scale).round() as usize * channels;
+    // The last granule is the file's word (up to 2^63): saturate, never wrap, so a huge claim
+    // keeps everything decodable instead of wrapping to "keep nothing" (fuzzing finding).
+    let mut to_keep = ((info.samples_48k as f64 * scale).round() as usize).saturating_mul(channels);
     for packet in packets(data, &info.pages).into_iter().skip(2) {
         if to_keep == 0 {
             break;

@@ -14,6 +14,12 @@
 //! packet that fails to decode in the middle is skipped and counted. A source from which no audio
 //! at all can be decoded is an error.
 //!
+//! symphonia is a dependency callrec does not control, and some malformed headers make it panic
+//! (fuzzing found an assertion in its Vorbis setup-header reader, `lookup1_values`, on a crafted
+//! Ogg Vorbis file). Every call into it goes through [`contained`], so such a file fails alone
+//! as [`DecodeError::Corrupt`] and the reader and decoder are never used again after a panic;
+//! one damaged legacy file must never take the import down.
+//!
 //! This module only reads: it must never write, rename or delete anything, and never touch the
 //! index. It keeps at most one compressed file (Ogg Opus) or one packet (symphonia) in memory,
 //! never a whole decoded call.
@@ -81,33 +87,44 @@ pub fn open(
     out_rate_hz: u32,
     progress: Option<ProgressBar>,
 ) -> Result<Box<dyn PcmSource>, DecodeError> {
-    let mut file = File::open(path)?;
+    let file = File::open(path)?;
+    let len = file.metadata().ok().map(|m| m.len());
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    probe(file, len, ext.as_deref(), out_rate_hz, progress)
+}
+
+/// The probe behind [`open`], over any seekable byte source (`len` is its size when known,
+/// `ext` the lowercased file extension, a hint only): sniffs the first bytes and hands the
+/// source to the Ogg Opus reader or to symphonia. Everything it reads is untrusted; a source it
+/// cannot use is a [`DecodeError`], never a panic.
+pub fn probe<R: Read + Seek + Send + Sync + 'static>(
+    mut src: R,
+    len: Option<u64>,
+    ext: Option<&str>,
+    out_rate_hz: u32,
+    progress: Option<ProgressBar>,
+) -> Result<Box<dyn PcmSource>, DecodeError> {
     let mut magic = [0u8; 36];
-    let n = read_up_to(&mut file, &mut magic)?;
-    file.seek(SeekFrom::Start(0))?;
+    let n = read_up_to(&mut src, &mut magic)?;
+    src.seek(SeekFrom::Start(0))?;
     if n == 0 {
         return Err(DecodeError::Unsupported("the file is empty".into()));
     }
     // An Ogg page header is 27 bytes + lacing; OpusHead starts the first packet (RFC 7845 §3).
     if n >= 36 && &magic[0..4] == b"OggS" && magic[28..36] == *b"OpusHead" {
         let mut data = Vec::new();
-        file.read_to_end(&mut data)?;
+        src.read_to_end(&mut data)?;
         if let Some(pb) = &progress {
             pb.inc(data.len() as u64);
         }
         return Ok(Box::new(OggOpusSource::new(data, out_rate_hz)?));
     }
-    let ext = path
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase());
-    Ok(Box::new(SymphoniaSource::new(
-        file,
-        ext.as_deref(),
-        progress,
-    )?))
+    Ok(Box::new(SymphoniaSource::new(src, len, ext, progress)?))
 }
 
-fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+fn read_up_to(f: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match f.read(&mut buf[n..]) {
@@ -120,24 +137,27 @@ fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
+/// Milliseconds of `frames` at `rate_hz`. The frame count can be a container's claim (an Ogg
+/// granule up to 2^63): computed wide and saturated, never wrapped (fuzzing finding).
 fn ms(frames: u64, rate_hz: u32) -> u64 {
-    frames * 1000 / u64::from(rate_hz.max(1))
+    let ms = u128::from(frames) * 1000 / u128::from(rate_hz.max(1));
+    u64::try_from(ms).unwrap_or(u64::MAX)
 }
 
 // ---------------------------------------------------------------------------------------------
 // symphonia
 
-/// A file that advances a progress bar as far as symphonia has read it contiguously from the
+/// A source that advances a progress bar as far as symphonia has read it contiguously from the
 /// start (the probe's jump to the end for trailing tags is not progress).
-struct CountingFile {
-    file: File,
+struct CountingFile<R> {
+    file: R,
     len: Option<u64>,
     progress: Option<ProgressBar>,
     pos: u64,
     reported: u64,
 }
 
-impl Read for CountingFile {
+impl<R: Read> Read for CountingFile<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let start = self.pos;
         let n = self.file.read(buf)?;
@@ -152,14 +172,14 @@ impl Read for CountingFile {
     }
 }
 
-impl Seek for CountingFile {
+impl<R: Seek> Seek for CountingFile<R> {
     fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
         self.pos = self.file.seek(pos)?;
         Ok(self.pos)
     }
 }
 
-impl MediaSource for CountingFile {
+impl<R: Read + Seek + Send + Sync> MediaSource for CountingFile<R> {
     fn is_seekable(&self) -> bool {
         true
     }
@@ -180,6 +200,19 @@ struct SymphoniaSource {
     done: bool,
 }
 
+/// Runs one call into symphonia; a panic inside it becomes [`DecodeError::Corrupt`] (see the
+/// module doc). The caller must drop or stop using whatever symphonia state the call touched.
+fn contained<T>(f: impl FnOnce() -> T) -> Result<T, DecodeError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        DecodeError::Corrupt(format!("the decoder failed on damaged data ({what})"))
+    })
+}
+
 fn sym_err(e: SymError) -> DecodeError {
     match e {
         SymError::IoError(io) => DecodeError::Io(io),
@@ -191,12 +224,12 @@ fn sym_err(e: SymError) -> DecodeError {
 }
 
 impl SymphoniaSource {
-    fn new(
-        file: File,
+    fn new<R: Read + Seek + Send + Sync + 'static>(
+        file: R,
+        len: Option<u64>,
         ext: Option<&str>,
         progress: Option<ProgressBar>,
     ) -> Result<Self, DecodeError> {
-        let len = file.metadata().ok().map(|m| m.len());
         let source = CountingFile {
             file,
             len,
@@ -209,21 +242,22 @@ impl SymphoniaSource {
         if let Some(e) = ext {
             hint.with_extension(e);
         }
-        let reader = symphonia::default::get_probe()
-            .probe(
+        let reader = contained(|| {
+            symphonia::default::get_probe().probe(
                 &hint,
                 mss,
                 FormatOptions::default(),
                 MetadataOptions::default(),
             )
-            .map_err(|e| match e {
-                // The probe reports "no format found" as Unsupported; an I/O error while probing
-                // a tiny file means the same thing.
-                SymError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    DecodeError::Unsupported("no known audio format found".into())
-                }
-                other => sym_err(other),
-            })?;
+        })?
+        .map_err(|e| match e {
+            // The probe reports "no format found" as Unsupported; an I/O error while probing
+            // a tiny file means the same thing.
+            SymError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                DecodeError::Unsupported("no known audio format found".into())
+            }
+            other => sym_err(other),
+        })?;
         let track = reader
             .default_track(TrackType::Audio)
             .ok_or_else(|| DecodeError::Unsupported("no audio track".into()))?;
@@ -232,9 +266,11 @@ impl SymphoniaSource {
         };
         let track_id = track.id;
         let expected_frames = track.num_frames;
-        let decoder = symphonia::default::get_codecs()
-            .make_audio_decoder(params, &AudioDecoderOptions::default())
-            .map_err(sym_err)?;
+        let decoder = contained(|| {
+            symphonia::default::get_codecs()
+                .make_audio_decoder(params, &AudioDecoderOptions::default())
+        })?
+        .map_err(sym_err)?;
         let rate_hz = params
             .sample_rate
             .ok_or_else(|| DecodeError::Unsupported("the sample rate is not stated".into()))?;
@@ -283,7 +319,11 @@ impl PcmSource for SymphoniaSource {
 
     fn next_block(&mut self, planes: &mut Vec<Vec<f32>>) -> Result<bool, DecodeError> {
         while !self.done {
-            let packet = match self.reader.next_packet() {
+            let next = match contained(|| self.reader.next_packet()) {
+                Ok(next) => next,
+                Err(panicked) => return self.stop(panicked),
+            };
+            let packet = match next {
                 Ok(Some(p)) => p,
                 Ok(None) => {
                     self.done = true;
@@ -304,7 +344,11 @@ impl PcmSource for SymphoniaSource {
             if packet.track_id != self.track_id {
                 continue;
             }
-            let problem = match self.decoder.decode(&packet) {
+            let decoded = match contained(|| self.decoder.decode(&packet)) {
+                Ok(decoded) => decoded,
+                Err(panicked) => return self.stop(panicked),
+            };
+            let problem = match decoded {
                 Ok(buf) => {
                     self.bad_in_a_row = 0;
                     if buf.frames() == 0 {

@@ -12,6 +12,7 @@ mod common;
 mod crash;
 mod disk_full;
 mod evidence;
+mod fuzz_replay;
 mod import;
 mod isolation;
 mod layers;
