@@ -404,12 +404,17 @@ mod tests {
         let sha = crate::hash::sha256_hex(&content);
         assert_eq!(row.sha256.as_deref(), Some(sha.as_str()));
         assert_eq!(call.sha256.as_deref(), Some(sha.as_str()));
-        assert_eq!(
-            crate::store::ledger::entries_for_call(&store.conn, call.id)?.len(),
-            1
-        );
-        let report = crate::evidence::verify::verify_store(&store.conn, store.path())?;
-        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        // What `callrec verify --store` would check, from inside the store: the file on disk
+        // has the row's hash and size, the one ledger entry commits to that hash and to the
+        // row's detail, and the chain verifies.
+        let (on_disk, bytes) = crate::hash::sha256_file(&call.path)?;
+        assert_eq!((on_disk.as_str(), bytes as i64), (sha.as_str(), row.bytes));
+        let entries = crate::store::ledger::entries_for_call(&store.conn, call.id)?;
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].file_sha256.as_deref(), Some(sha.as_str()));
+        assert_eq!(entries[0].detail, row.ledger_detail().canonical_json());
+        let chain = crate::store::ledger::verify_chain(&store.conn)?;
+        assert!(chain.problems.is_empty(), "{:?}", chain.problems);
         Ok(())
     }
 

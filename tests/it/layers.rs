@@ -4,8 +4,8 @@
 //!
 //! A module is one file. Its references are the paths it names with `crate::`, `super::` and
 //! `self::` (in `use` lines, braces expanded, and inline), plus, in a `mod.rs`, the names of its
-//! own child modules; each resolves to the longest module file that exists. `#[cfg(test)]`
-//! modules at the end of a file are left out (tests may reach anywhere).
+//! own child modules; each resolves to the longest module file that exists. Test code counts
+//! like any other: a lower layer's tests may not reach into a higher layer either.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -88,11 +88,14 @@ fn resolve(path: &[String]) -> Option<Vec<String>> {
         .find(|m| file_of(m).is_some())
 }
 
-/// The file's text without its trailing `#[cfg(test)]` module.
-fn code(text: &str) -> &str {
+/// The file's text; without its trailing `#[cfg(test)] mod tests` when `with_tests` is false.
+/// The cycle check leaves test modules out (their `use super::*` names their own file, which
+/// this reader would take for the parent); the layering check keeps them, and all test-only
+/// files: a lower layer's tests may not reach into a higher layer either.
+fn code(text: &str, with_tests: bool) -> &str {
     match text.find("#[cfg(test)]\nmod tests") {
-        Some(i) => &text[..i],
-        None => text,
+        Some(i) if !with_tests => &text[..i],
+        _ => text,
     }
 }
 
@@ -168,10 +171,10 @@ fn paths_in(code: &str) -> Vec<String> {
 }
 
 /// The modules one file depends on.
-fn deps_of(file: &Path) -> BTreeSet<Vec<String>> {
+fn deps_of(file: &Path, with_tests: bool) -> BTreeSet<Vec<String>> {
     let me = module_of(file);
     let text = std::fs::read_to_string(file).unwrap_or_default();
-    let code = code(&text);
+    let code = code(&text, with_tests);
     let is_mod_rs = file.file_name().is_some_and(|n| n == "mod.rs");
     let mut deps = BTreeSet::new();
     for p in paths_in(code) {
@@ -243,7 +246,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn graph() -> BTreeMap<Vec<String>, BTreeSet<Vec<String>>> {
+fn graph(with_tests: bool) -> BTreeMap<Vec<String>, BTreeSet<Vec<String>>> {
     let mut files = Vec::new();
     rust_files(&src(), &mut files);
     files
@@ -253,7 +256,7 @@ fn graph() -> BTreeMap<Vec<String>, BTreeSet<Vec<String>>> {
             // The binary's files and the crate root are not library modules.
             !matches!(m.first().map(String::as_str), Some("main" | "cli" | "lib"))
         })
-        .map(|f| (module_of(f), deps_of(f)))
+        .map(|f| (module_of(f), deps_of(f, with_tests)))
         .collect()
 }
 
@@ -291,7 +294,7 @@ fn cycle_from(
 
 #[test]
 fn no_module_imports_a_module_that_imports_it_back() {
-    let g = graph();
+    let g = graph(false);
     assert!(g.len() > 50, "read only {} modules under src/", g.len());
     let cycles: BTreeSet<String> = g
         .keys()
@@ -307,7 +310,7 @@ fn no_module_imports_a_module_that_imports_it_back() {
 
 #[test]
 fn top_level_modules_depend_only_downward() {
-    let g = graph();
+    let g = graph(true);
     let allowed: BTreeMap<&str, &[&str]> = ALLOWED.iter().copied().collect();
     let mut wrong = Vec::new();
     for (m, deps) in &g {
@@ -341,7 +344,7 @@ fn the_checker_sees_a_known_dependency_and_expands_braces() {
         expand("super::{a,b::{c,d}}"),
         vec!["super::a", "super::b::c", "super::b::d"]
     );
-    let g = graph();
+    let g = graph(false);
     let daemon = g
         .get(&vec!["daemon".to_owned()])
         .cloned()
