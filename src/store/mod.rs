@@ -1,8 +1,9 @@
 //! The SQLite call index: schema and one-way migrations, call rows, pause/gap intervals, tags.
 //!
 //! The schema is the migrations in `migrations/NNNN_*.sql`, applied in order (`MIGRATIONS`);
-//! `fixtures/schema-v<N>.sql` is the schema a fresh index of version N has, which a test
-//! compares exactly.
+//! `fixtures/schema-v<N>.sql` is the schema a fresh index of the current version N has, which a
+//! test compares exactly; older versions are built from the migration files themselves (the
+//! upgrade test), so only the current fixture is kept. A new migration replaces the fixture.
 //!
 //! WAL mode, `synchronous = FULL`, foreign keys on. One process writes (the recorder); the CLI
 //! opens the same file read-only. A call row exists from the moment recording starts

@@ -330,7 +330,7 @@ pub fn index_at_version(path: &Path, version: usize) -> TestResult<Connection> {
 /// `sqlite3 callrec.db "SELECT '-- user_version: ' || user_version FROM pragma_user_version;
 /// SELECT char(10) || '-- ' || type || ' ' || name || ' on ' || tbl_name
 /// || coalesce(char(10) || sql || ';', '') FROM sqlite_master ORDER BY name, type;"`,
-/// which is how `fixtures/schema-v11.sql` was first made.
+/// which is how the `fixtures/schema-v<N>.sql` files are made.
 pub fn schema_dump(conn: &Connection) -> TestResult<String> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let mut out = format!("-- user_version: {version}\n");
