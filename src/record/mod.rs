@@ -169,6 +169,7 @@ pub fn run(cfg: Config) -> anyhow::Result<()> {
         db: db.clone(),
         syncer: sync_tx,
         guard: guard_handle.clone(),
+        durable_dir: Mutex::new(None),
     });
 
     let mut threads = Vec::new();

@@ -5,6 +5,7 @@
 
 mod alsa;
 mod browser;
+mod campaign;
 mod check;
 mod cli;
 mod common;
