@@ -5,7 +5,7 @@ APT_PKGS := pkg-config libasound2-dev cmake opus-tools ffmpeg sqlite3 espeak-ng 
 CARGO ?= cargo
 JOBS ?= 2
 
-.PHONY: deps build demo test lint lint-js deps-js bench clean
+.PHONY: deps build demo test lint lint-js deps-js bench clean cutfs crash-campaign powercut-campaign
 
 deps:
 	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -25,8 +25,9 @@ build: deps
 demo: build
 	@scripts/demo.sh
 
-test: deps lint
+test: deps lint cutfs
 	$(CARGO) build --release -j$(JOBS) --locked --all-targets
+	$(CARGO) test --release -j$(JOBS) --locked --manifest-path tools/cutfs/Cargo.toml
 	FUZZ_REPLAY_MS=$(FUZZ_REPLAY_MS) $(CARGO) test --release -j$(JOBS) --locked --lib --bins --tests -- --test-threads=2
 
 lint: deps lint-js
@@ -82,6 +83,27 @@ fuzz-deps: deps
 
 fuzz: fuzz-deps
 	FUZZ_SECONDS=$(FUZZ_SECONDS) JOBS=$(JOBS) CARGO=$(CARGO) fuzz/run.sh
+
+# cutfs: the FUSE test filesystem of the power-cut campaign (its own crate; fuse3 gives fusermount3).
+cutfs: deps
+	@dpkg-query -W -f='$${Status}\n' fuse3 2>/dev/null | grep -q '^install ok installed' || \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing: fuse3"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fuse3) >/dev/null || exit 1; \
+	  else \
+	    echo "missing package; run:  sudo apt-get install -y fuse3"; exit 1; \
+	  fi
+	$(CARGO) fmt --manifest-path tools/cutfs/Cargo.toml -- --check
+	$(CARGO) build --release -j$(JOBS) --locked --manifest-path tools/cutfs/Cargo.toml
+
+# Durability campaigns (RELIABILITY.md); `make test` runs 3 cycles of each.
+crash-campaign: CYCLES ?= 100
+crash-campaign: build
+	CALLREC_CAMPAIGN_CYCLES=$(CYCLES) $(CARGO) test --release -j$(JOBS) --locked --test it -- --exact campaign::crash::crash_campaign --nocapture
+
+powercut-campaign: CYCLES ?= 50
+powercut-campaign: build cutfs
+	CALLREC_CAMPAIGN_CYCLES=$(CYCLES) $(CARGO) test --release -j$(JOBS) --locked --test it -- --exact campaign::powercut::powercut_campaign --nocapture
 
 bench: build
 	benches/encode_vs_opusenc.sh

@@ -295,7 +295,7 @@ pub struct BoxConfig {
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     pub dir: PathBuf,
-    /// Upper bound on audio lost to a power cut (invariant 3).
+    /// Bounds the audio lost to a power cut (invariant 3): at most this plus one Ogg page.
     #[serde(default = "default_fsync_interval_ms")]
     pub fsync_interval_ms: u64,
     /// The id in the storage dir's STORAGE-ID file, printed on first start. When set, the box

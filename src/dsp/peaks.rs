@@ -118,14 +118,21 @@ pub fn path_for(audio: &Path) -> std::path::PathBuf {
     audio.with_extension("dat")
 }
 
-/// Writes atomically (temp file + rename) so a reader never sees half a file. Peaks can always
-/// be recomputed, so no fsync.
+/// Writes atomically (temp file + rename) so a reader never sees half a file, and durably: the
+/// file is fsynced before the rename and its directory after, so a call whose row says finished
+/// has its peaks on disk. Found by the power-cut campaign (RELIABILITY.md): without the fsyncs
+/// a cut left empty or missing peaks beside finished calls, and `callrec check` failed on them.
 pub fn write(path: &Path, dat: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("dat.tmp");
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(dat)?;
+    f.sync_data()?;
     drop(f);
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path)?;
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
 }
 
 /// The parsed header and data, for tests and `callrec check`.

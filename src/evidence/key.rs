@@ -209,6 +209,12 @@ pub fn ensure(storage_dir: &Path) -> Result<(BoxKey, bool), KeyError> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(io(&paths.dir)(e)),
     }
+    // The `keys` name lives in the storage dir: without this fsync a power cut soon after the
+    // first start lost the directory with the key in it, and the next start made a new box key
+    // (found by the power-cut campaign, RELIABILITY.md). `write_new_file` fsyncs `keys` itself.
+    std::fs::File::open(storage_dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(storage_dir))?;
     // RFC 8032 §5.1.5: the private key is 32 random bytes (hashed with SHA-512 into the scalar
     // and the nonce prefix by ed25519-dalek).
     let mut secret = [0u8; 32];

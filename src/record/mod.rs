@@ -137,6 +137,7 @@ pub fn run(
         syncer: sync_tx,
         guard: guard_handle.clone(),
         clock,
+        durable_dir: Mutex::new(None),
     });
 
     let stop = Arc::new(AtomicBool::new(false));

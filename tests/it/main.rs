@@ -6,6 +6,7 @@
 mod alsa;
 mod attack;
 mod browser;
+mod campaign;
 mod check;
 mod cli;
 mod common;
