@@ -11,6 +11,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod dsp;
+pub mod durable;
 pub mod encode;
 pub mod evidence;
 pub mod hash;

@@ -64,6 +64,54 @@ pub enum AuditCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Rows that mention a number (in any notation) or a text, found by its keyed hash: the log
+    /// never holds either in the clear. "Who searched for this number?"
+    Mentions {
+        /// A customer's number; only its digits count.
+        #[arg(long, conflicts_with = "text", required_unless_present = "text")]
+        number: Option<String>,
+        /// Exact text (a note, a CTI id, a search term).
+        #[arg(long)]
+        text: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn audit_mentions(
+    cfg: &Config,
+    number: Option<&str>,
+    text: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let conn = open_existing(cfg, ": no audit log yet")?;
+    let key = callrec::store::pseudonym::Key::load(&cfg.storage.dir)?;
+    let pseudonym = match (number, text) {
+        (Some(n), _) => key.number(n),
+        (None, Some(t)) => key.text(t),
+        (None, None) => bail!("give --number or --text"),
+    };
+    let rows = audit::list(
+        &conn,
+        &audit::Filter {
+            mentions: Some(pseudonym.clone()),
+            limit: u32::MAX,
+            ..Default::default()
+        },
+    )?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    for r in &rows {
+        let call = r.call_id.map(|c| format!(" call {c}")).unwrap_or_default();
+        println!(
+            "{} {} {} {}{call} {}",
+            r.id, r.at_utc, r.actor, r.action, r.detail
+        );
+    }
+    println!("{} row(s) mention {pseudonym}", rows.len());
+    Ok(())
 }
 
 /// A password from stdin (not forced to change), or a fresh one-time password (forced).
@@ -197,7 +245,12 @@ pub fn tokens(cfg: &Config, cmd: TokensCmd) -> anyhow::Result<()> {
 }
 
 pub fn audit(cfg: &Config, cmd: AuditCmd) -> anyhow::Result<()> {
-    let AuditCmd::Verify { json } = cmd;
+    let json = match cmd {
+        AuditCmd::Verify { json } => json,
+        AuditCmd::Mentions { number, text, json } => {
+            return audit_mentions(cfg, number.as_deref(), text.as_deref(), json)
+        }
+    };
     let conn = open_existing(cfg, ": nothing to verify")?;
     let r = audit::verify(&conn)?;
     if json {

@@ -262,6 +262,16 @@ pub fn erase(cfg: &Config, a: EraseArgs) -> anyhow::Result<()> {
     } else {
         print_receipt_summary(&out, &e.receipt);
     }
+    if !e.wal_emptied {
+        bail!(
+            "the erasure is done and its receipt written, but {}-wal could not be emptied within 10 s \
+             (another process held a long read): it keeps old copies of the erased rows until the next \
+             checkpoint. Stop `callrec serve` for a moment, or run `sqlite3 {} 'PRAGMA wal_checkpoint(TRUNCATE)'` \
+             when nothing reads the index",
+            cfg.db_path().display(),
+            cfg.db_path().display()
+        );
+    }
     Ok(())
 }
 

@@ -85,6 +85,9 @@ pub struct Erased {
     /// The exact bytes signed and stored.
     pub receipt_json: Vec<u8>,
     pub signature: [u8; 64],
+    /// False when `callrec.db-wal` could not be emptied within 10 s (a long read by another
+    /// process): old page images with the erased values stay in it until the next checkpoint.
+    pub wal_emptied: bool,
 }
 
 /// Which calls carry `number` (same digits), and whether any blocks erasure.
@@ -94,23 +97,35 @@ pub fn find(conn: &Connection, number: &str) -> Result<Found, ErasureError> {
         return Err(ErasureError::ShortNumber(number.to_owned()));
     }
     let active = holds::active(conn)?;
+    // Every number a call carried: the current one and any corrected mid-call (migration 13),
+    // whose recording's OpusTags still hold the first.
     let mut st = conn
-        .prepare("SELECT id, status, agent, remote_number FROM calls WHERE remote_number IS NOT NULL ORDER BY id")
+        .prepare(
+            "SELECT c.id, c.status, c.agent, c.remote_number, n.number
+             FROM calls c JOIN (
+                 SELECT id AS call_id, remote_number AS number FROM calls WHERE remote_number IS NOT NULL
+                 UNION SELECT call_id, value FROM call_former_meta WHERE field = 'remote_number'
+             ) n ON n.call_id = c.id
+             ORDER BY c.id",
+        )
         .map_err(StoreError::from)?;
     let mut rows = st.query([]).map_err(StoreError::from)?;
     let mut f = Found::default();
+    let mut last_id = None;
     while let Some(r) = rows.next().map_err(StoreError::from)? {
-        let n: String = r.get(3).map_err(StoreError::from)?;
-        if digits(&n) != want {
+        let id: i64 = r.get(0).map_err(StoreError::from)?;
+        let n: String = r.get(4).map_err(StoreError::from)?;
+        if digits(&n) != want || last_id == Some(id) {
             continue;
         }
-        let id: i64 = r.get(0).map_err(StoreError::from)?;
+        last_id = Some(id);
         let status: crate::store::CallStatus = r.get(1).map_err(StoreError::from)?;
         let agent: Option<String> = r.get(2).map_err(StoreError::from)?;
-        if let Some(h) = active
-            .iter()
-            .find(|h| h.covers(id, agent.as_deref(), Some(&n)))
-        {
+        let current: Option<String> = r.get(3).map_err(StoreError::from)?;
+        if let Some(h) = active.iter().find(|h| {
+            h.covers(id, agent.as_deref(), Some(&n))
+                || h.covers(id, agent.as_deref(), current.as_deref())
+        }) {
             f.held.push((id, h.id));
         }
         use crate::store::CallStatus as S;
@@ -182,15 +197,17 @@ pub fn erase(
         scrubbed_rows: found.already_deleted,
         removed: vec![
             "the audio file (Ogg Opus) and its waveform peaks",
-            "the transcript",
-            "the customer's number, the CTI call id and the call note from the index",
+            "the transcript, its words in the full-text index included",
+            "the customer's number, the CTI call id and the call note from the index, with every earlier number and CTI id the call carried",
             "the text of reviewers' notes on the call",
             "the source path of an imported call",
+            "old copies of the changed rows in the index's free space and write-ahead log",
         ],
         kept: vec![
             "the call row without personal data of the customer: time, seat, agent, duration",
             "QA evaluations and spot checks (the agent's record)",
             "the ledger tombstone and audit rows naming this request (no number in either)",
+            "audit rows about these calls and searches for the number, where numbers, CTI ids and typed text only ever appear as keyed hashes (HMAC-SHA256 under the box's pseudonym key), never in the clear",
         ],
         ledger_head_sha256: crate::store::ledger::head(conn)?.map(|h| h.entry_sha256),
         signature: "Ed25519 (RFC 8032) over the exact bytes of receipt.json, in receipt.sig (64 raw bytes); public key in box.pub",
@@ -207,14 +224,14 @@ pub fn erase(
         ],
     )
     .map_err(StoreError::from)?;
-    // Old page images in the write-ahead log still hold the number until a checkpoint; with the
-    // recorder or web service reading, TRUNCATE may not finish at once, and SQLite then reuses
-    // the log from the start at the next write.
-    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    // Old page images in the write-ahead log hold the erased values until the log is copied
+    // back and truncated; a reader of the recorder or web service can hold it for a moment.
+    let wal_emptied = crate::store::empty_wal(conn, std::time::Duration::from_secs(10))?;
     Ok(Erased {
         receipt,
         receipt_json,
         signature,
+        wal_emptied,
     })
 }
 

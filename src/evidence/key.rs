@@ -17,8 +17,7 @@
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -170,13 +169,14 @@ pub fn load(storage_dir: &Path) -> Result<BoxKey, KeyError> {
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            write_new_file(
+            crate::durable::write_new_file(
                 &paths.dir,
                 &paths.public,
                 public_pem.as_bytes(),
                 0o644,
                 true,
-            )?;
+            )
+            .map_err(io(&paths.public))?;
         }
         Err(e) => return Err(io(&paths.public)(e)),
     }
@@ -198,23 +198,10 @@ pub fn ensure(storage_dir: &Path) -> Result<(BoxKey, bool), KeyError> {
         other => return other.map(|k| (k, false)),
     }
     let paths = KeyPaths::new(storage_dir);
-    std::fs::create_dir_all(storage_dir).map_err(io(storage_dir))?;
-    match std::fs::DirBuilder::new().mode(0o700).create(&paths.dir) {
-        Ok(()) => {
-            // The mode above is filtered by the umask, which can only remove bits; set it
-            // exactly anyway so the directory is 0700 whatever the umask.
-            std::fs::set_permissions(&paths.dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(io(&paths.dir))?;
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(io(&paths.dir)(e)),
-    }
-    // The `keys` name lives in the storage dir: without this fsync a power cut soon after the
+    // The `keys` name lives in the storage dir: without its fsync a power cut soon after the
     // first start lost the directory with the key in it, and the next start made a new box key
-    // (found by the power-cut campaign, RELIABILITY.md). `write_new_file` fsyncs `keys` itself.
-    std::fs::File::open(storage_dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(storage_dir))?;
+    // (found by the power-cut campaign, RELIABILITY.md).
+    crate::durable::ensure_private_dir(storage_dir, &paths.dir).map_err(io(&paths.dir))?;
     // RFC 8032 §5.1.5: the private key is 32 random bytes (hashed with SHA-512 into the scalar
     // and the nonce prefix by ed25519-dalek).
     let mut secret = [0u8; 32];
@@ -229,58 +216,14 @@ pub fn ensure(storage_dir: &Path) -> Result<(BoxKey, bool), KeyError> {
     }
     .to_pkcs8_pem(LineEnding::LF)
     .map_err(|e| KeyError::Encode(e.to_string()))?;
-    let created = write_new_file(&paths.dir, &paths.private, pem.as_bytes(), 0o600, false)?;
+    let created =
+        crate::durable::write_new_file(&paths.dir, &paths.private, pem.as_bytes(), 0o600, false)
+            .map_err(io(&paths.private))?;
     if !created {
         // Another process made the key between our load and now: use theirs.
         return load(storage_dir).map(|k| (k, false));
     }
     load(storage_dir).map(|k| (k, true))
-}
-
-/// Writes `data` to a temporary file with `mode`, fsyncs it, then gives it its name: by rename
-/// when `replace` (derived files), otherwise by hard link, which never replaces an existing file.
-/// Returns false when `!replace` and the name already existed. Fsyncs the directory after.
-fn write_new_file(
-    dir: &Path,
-    path: &Path,
-    data: &[u8],
-    mode: u32,
-    replace: bool,
-) -> Result<bool, KeyError> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(io(&tmp))?;
-        f.set_permissions(std::fs::Permissions::from_mode(mode))
-            .map_err(io(&tmp))?;
-        f.write_all(data).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-    }
-    let placed = if replace {
-        std::fs::rename(&tmp, path).map_err(io(path))?;
-        true
-    } else {
-        let r = std::fs::hard_link(&tmp, path);
-        let _ = std::fs::remove_file(&tmp);
-        match r {
-            Ok(()) => true,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
-            Err(e) => return Err(io(path)(e)),
-        }
-    };
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))?;
-    Ok(placed)
 }
 
 #[cfg(test)]

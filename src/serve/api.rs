@@ -438,6 +438,7 @@ pub fn parse_audit_filter(q: &HashMap<String, String>) -> Result<audit::Filter, 
         since_utc: date("from")?,
         until_utc: date("to")?,
         before_id: int("before")?,
+        mentions: None,
         limit: 100,
     })
 }

@@ -75,6 +75,7 @@ impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NoSuchCall(id) => Self::not_found(&format!("no call {id}")),
+            StoreError::CallDeleted(_) => Self::api(StatusCode::GONE, &e.to_string()),
             other => Self::internal(other),
         }
     }

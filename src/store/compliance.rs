@@ -396,6 +396,7 @@ pub fn import_transcript(
     let (segments, format) = crate::qa::transcript::parse_for_call(text, call.duration_ms)?;
     // The write lock first, as the audit chain needs (see `audit::append`).
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    super::ensure_not_deleted(&tx, call_id)?;
     let n = put_transcript_in(&tx, call_id, &segments, format, source, by.name)?;
     let detail = serde_json::json!({"format": format, "segments": n, "source": source});
     super::audit::append(&tx, &by.event("transcript.import", Some(call_id), detail))?;

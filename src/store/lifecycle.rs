@@ -247,6 +247,8 @@ fn scrub_personal_fields(conn: &Connection, call_id: i64, now_utc: &str) -> Resu
         "UPDATE imports SET source_path = '(erased)' WHERE call_id = ?1",
         [call_id],
     )?;
+    // Numbers and CTI ids corrected mid-call (migration 13 keeps them so erasure finds the call).
+    conn.execute("DELETE FROM call_former_meta WHERE call_id = ?1", [call_id])?;
     Ok(())
 }
 

@@ -21,6 +21,7 @@ pub mod ledger;
 pub mod lifecycle;
 pub mod metrics;
 pub mod notes;
+pub mod pseudonym;
 pub mod qa;
 pub mod recovery;
 pub mod retention;
@@ -71,6 +72,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!("0010_box_meta.sql"),
     migration!("0011_lifecycle_deletions_holds_alarms.sql"),
     migration!("0012_legal_hold_four_eyes_triggers.sql"),
+    migration!("0013_former_numbers_fts_secure_delete.sql"),
 ];
 
 pub fn schema_version() -> i64 {
@@ -104,6 +106,14 @@ pub fn open_rw(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     migrate(&conn)?;
+    // Every audit row needs the pseudonym key (store::pseudonym); make it before the first.
+    if let Some(dir) = path.parent() {
+        pseudonym::Key::ensure(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        })?;
+    }
     Ok(conn)
 }
 
@@ -318,6 +328,44 @@ pub fn add_tags(conn: &Connection, call_id: i64, tags: &[String]) -> Result<(), 
         )?;
     }
     Ok(())
+}
+
+/// Copies the write-ahead log into the database and truncates it to zero bytes, retrying for up
+/// to `within` while another connection's read transaction keeps the log's older frames in use.
+/// True when the log is empty. Erasure needs it: until then the log holds page images with the
+/// erased values (https://sqlite.org/pragma.html#pragma_wal_checkpoint).
+pub fn empty_wal(conn: &Connection, within: std::time::Duration) -> Result<bool, StoreError> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        // (busy, frames in the log, frames checkpointed); TRUNCATE leaves (0, 0, 0) on success.
+        let (busy, log): (i64, i64) =
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+        if busy == 0 && log <= 0 {
+            return Ok(true);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Refuses to add to a call whose deletion has begun (`garbage` or `deleted`): notes and
+/// transcripts would bring back what an erasure removed. Migration 13's triggers refuse the same
+/// inside SQLite, whatever writes; this check gives the caller an error it can name.
+pub fn ensure_not_deleted(conn: &Connection, call_id: i64) -> Result<(), StoreError> {
+    let status: Option<CallStatus> = conn
+        .query_row("SELECT status FROM calls WHERE id = ?1", [call_id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    match status {
+        None => Err(StoreError::NoSuchCall(call_id)),
+        Some(CallStatus::Garbage | CallStatus::Deleted) => Err(StoreError::CallDeleted(call_id)),
+        Some(_) => Ok(()),
+    }
 }
 
 pub fn update_meta(conn: &Connection, call_id: i64, m: &CallMeta) -> Result<(), StoreError> {

@@ -37,6 +37,7 @@ pub fn add(
     author: &str,
     text: &str,
 ) -> Result<Note, StoreError> {
+    super::ensure_not_deleted(conn, call_id)?;
     let id: i64 = conn.query_row(
         "INSERT INTO notes (call_id, at_ms, author, text, created_at_utc) VALUES (?1, ?2, ?3, ?4, ?5)
          RETURNING id",

@@ -15,16 +15,22 @@ use std::path::{Path, PathBuf};
 const ALLOWED: &[(&str, &[&str])] = &[
     ("clock", &[]),
     ("hash", &[]),
+    ("durable", &[]),
     ("config", &[]),
     ("codec", &[]),
     ("dsp", &["codec"]),
     ("qa", &["hash"]),
     ("capture", &["config"]),
     ("encode", &["config", "codec", "dsp"]),
-    ("store", &["clock", "hash", "config", "codec", "dsp", "qa"]),
+    (
+        "store",
+        &["clock", "hash", "durable", "config", "codec", "dsp", "qa"],
+    ),
     (
         "evidence",
-        &["clock", "hash", "config", "codec", "dsp", "store"],
+        &[
+            "clock", "hash", "durable", "config", "codec", "dsp", "store",
+        ],
     ),
     (
         "import",

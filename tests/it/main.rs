@@ -12,6 +12,7 @@ mod cli;
 mod common;
 mod crash;
 mod disk_full;
+mod erasure;
 mod evidence;
 mod fuzz_replay;
 mod import;
