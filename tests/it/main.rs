@@ -19,5 +19,6 @@ mod isolation;
 mod layers;
 mod lifecycle;
 mod modes;
+mod stalled;
 mod web;
 mod webbox;
