@@ -97,10 +97,23 @@ impl PeaksBuilder {
 
 /// Peaks for an existing recording (calls recovered after a crash, or made before peaks existed).
 pub fn from_opus(data: &[u8], rate_hz: u32) -> Result<Vec<u8>, crate::codec::ogg_read::ReadError> {
-    let channels = crate::codec::ogg_read::inspect(data)?.head.channels as usize;
+    from_reader(std::io::Cursor::new(data), rate_hz)
+}
+
+/// [`from_opus`] from a file, read page by page: memory is the peaks (about 1 MB per call-hour)
+/// plus one page and the decoder, never the recording.
+pub fn from_reader<R: std::io::Read + std::io::Seek>(
+    mut r: R,
+    rate_hz: u32,
+) -> Result<Vec<u8>, crate::codec::ogg_read::ReadError> {
+    use crate::codec::ogg_read::{self, ReadError};
+    let info = ogg_read::scan_from(&mut r, false)?;
+    r.seek(std::io::SeekFrom::Start(0))
+        .map_err(ReadError::Stream)?;
+    let channels = info.head.channels as usize;
     let mut b = PeaksBuilder::new(rate_hz);
     // Streamed packet by packet: a one-hour call never sits in memory as PCM.
-    crate::codec::ogg_read::decode_each(data, rate_hz, |pcm| {
+    ogg_read::decode_scanned(r, &info, rate_hz, |pcm| {
         if channels == CHANNELS {
             b.push(pcm);
         } else {

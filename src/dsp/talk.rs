@@ -283,6 +283,28 @@ impl LevelMeter {
     }
 }
 
+/// Metrics of a stored recording (a call that has none: recovered after a crash, or recorded
+/// before metrics existed), decoded page by page from the file into a [`LevelMeter`]: memory is
+/// the levels (1.4 MB per call-hour) plus one page and the decoder, never the file or its PCM
+/// (about 460 MB for an hour at 16 kHz). `tests/metrics_memory.rs` holds an hour under 16 MB.
+pub fn metrics_of_file(
+    path: &std::path::Path,
+    rate_hz: u32,
+    t: Thresholds,
+) -> Result<Metrics, crate::codec::ogg_read::ReadError> {
+    use crate::codec::ogg_read::{self, ReadError};
+    let file = std::fs::File::open(path).map_err(|source| ReadError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let mut meter = LevelMeter::new(rate_hz);
+    ogg_read::decode_each_from(std::io::BufReader::new(file), rate_hz, |pcm| {
+        meter.push(pcm)
+    })?;
+    let levels = meter.finish();
+    Ok(metrics(&levels.agent, &levels.customer, t))
+}
+
 /// Collects frame levels while a call is recorded (one push per encoder frame).
 #[derive(Default)]
 pub struct LevelLog {

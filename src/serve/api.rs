@@ -166,26 +166,28 @@ pub struct CallDetail {
 }
 
 /// Metrics for a finished call that has none yet (recovered after a crash, or recorded before
-/// metrics existed): decoded from the file once and stored.
-/// Decoded packet by packet into a level meter: memory is the file's bytes plus 1.4 MB of
-/// levels per call-hour, never the call's PCM (≈ 460 MB for an hour at 16 kHz).
+/// metrics existed): decoded from the file once and stored, so later views read the row.
+/// Streaming ([`talk::metrics_of_file`]): about 3 MB for a one-hour call, where reading the file
+/// and its PCM took ~500 MB. This runs in the web service (`callrec serve`), not the recorder's
+/// process (except in the one-process `callrec run`). While one view computes, other views of
+/// the same call show no metrics rather than starting a second decode.
 async fn compute_metrics(st: &St, call: &CallRow) -> Option<serde_json::Value> {
     let path = store::call_file(&st.cfg.storage.dir, &call.rel_path)?;
     let rate_hz = u32::try_from(call.rate_hz).unwrap_or(16000);
+    let call_id = call.id;
+    let _running = MetricsRun::start(st, call_id)?;
     let m = tokio::task::spawn_blocking(move || {
-        let data = std::fs::read(&path).ok()?;
-        let mut meter = talk::LevelMeter::new(rate_hz);
-        crate::codec::ogg_read::decode_each(&data, rate_hz, |pcm| meter.push(pcm)).ok()?;
-        let levels = meter.finish();
-        Some(talk::metrics(
-            &levels.agent,
-            &levels.customer,
-            talk::Thresholds::default(),
-        ))
+        talk::metrics_of_file(&path, rate_hz, talk::Thresholds::default())
     })
     .await
-    .ok()??;
-    let call_id = call.id;
+    .ok()?;
+    let m = match m {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(call_id, "computing metrics: {e}");
+            return None;
+        }
+    };
     let value = serde_json::to_value(&m).ok();
     let stored = st
         .db
@@ -195,6 +197,31 @@ async fn compute_metrics(st: &St, call: &CallRow) -> Option<serde_json::Value> {
         tracing::warn!(call_id, "storing metrics: {}", e.message);
     }
     value
+}
+
+/// A call's entry in `metrics_running`, removed when the computation ends (or its request is
+/// dropped mid-way).
+struct MetricsRun<'a> {
+    st: &'a St,
+    call_id: i64,
+}
+
+impl<'a> MetricsRun<'a> {
+    /// None if the call's metrics are already being computed.
+    fn start(st: &'a St, call_id: i64) -> Option<Self> {
+        let mut running = st.metrics_running.lock().ok()?;
+        running
+            .insert(call_id)
+            .then_some(MetricsRun { st, call_id })
+    }
+}
+
+impl Drop for MetricsRun<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut running) = self.st.metrics_running.lock() {
+            running.remove(&self.call_id);
+        }
+    }
 }
 
 pub async fn call_detail(st: &St, id: &Identity, call_id: i64) -> Result<CallDetail, AppError> {

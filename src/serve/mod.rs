@@ -163,6 +163,7 @@ async fn serve(
         login_attempts: Mutex::new(HashMap::new()),
         dummy_hash,
         plays_seen: Mutex::new(std::collections::HashSet::new()),
+        metrics_running: Mutex::new(std::collections::HashSet::new()),
         sessions: identity::SessionCache::default(),
     });
     let app = router

@@ -26,6 +26,9 @@ pub struct AppState {
     /// (session hash, call) pairs whose `play` is already audited (the table `session_plays` is
     /// the durable record; this spares a write per range request).
     pub plays_seen: Mutex<std::collections::HashSet<(String, i64)>>,
+    /// Calls whose metrics are being computed from their file right now: a second viewer of the
+    /// same call does not start a second decode (see `api::compute_metrics`).
+    pub metrics_running: Mutex<std::collections::HashSet<i64>>,
     pub sessions: SessionCache,
 }
 

@@ -356,21 +356,26 @@ pub async fn audio(
 const SMALL_RANGE_BYTES: u64 = 1 << 20;
 
 const WAV_HEADER_BYTES: u64 = 44;
-/// Decoded per step when streaming WAV: 10 s keeps memory flat for any call length.
-const WAV_STEP_S: u64 = 10;
+/// PCM bytes decoded per step when streaming WAV (0.5 s of the recorder's 16 kHz stereo): what a
+/// client that stops reading can leave waiting in hyper's queue beside the decoder's state.
+const WAV_CHUNK_BYTES: u64 = 32 * 1024;
 
 /// RIFF/WAVE header for 16-bit PCM (the same 44 bytes hound writes).
 fn wav_header(rate_hz: u32, channels: u16, frames: u64) -> Vec<u8> {
-    let data = frames * u64::from(channels) * 2;
+    let data = frames.saturating_mul(u64::from(channels) * 2);
     let mut h = Vec::with_capacity(44);
     h.extend_from_slice(b"RIFF");
-    h.extend_from_slice(&((36 + data).min(u64::from(u32::MAX)) as u32).to_le_bytes());
+    h.extend_from_slice(&(data.saturating_add(36).min(u64::from(u32::MAX)) as u32).to_le_bytes());
     h.extend_from_slice(b"WAVEfmt ");
     h.extend_from_slice(&16u32.to_le_bytes());
     h.extend_from_slice(&1u16.to_le_bytes());
     h.extend_from_slice(&channels.to_le_bytes());
     h.extend_from_slice(&rate_hz.to_le_bytes());
-    h.extend_from_slice(&(rate_hz * u32::from(channels) * 2).to_le_bytes());
+    h.extend_from_slice(
+        &rate_hz
+            .saturating_mul(u32::from(channels) * 2)
+            .to_le_bytes(),
+    );
     h.extend_from_slice(&(channels * 2).to_le_bytes());
     h.extend_from_slice(&16u16.to_le_bytes());
     h.extend_from_slice(b"data");
@@ -378,8 +383,114 @@ fn wav_header(rate_hz: u32, channels: u16, frames: u64) -> Vec<u8> {
     h
 }
 
+/// The WAV rendering's length: frames at `rate_hz` and bytes (header included), or None when
+/// the file's last granule (its own claim, up to 2^63) makes either overflow: a damaged file.
+fn wav_size(samples_48k: u64, rate_hz: u32, frame_bytes: u64) -> Option<(u64, u64)> {
+    let frames = samples_48k.checked_mul(u64::from(rate_hz))? / 48_000;
+    let len = frames
+        .checked_mul(frame_bytes)?
+        .checked_add(WAV_HEADER_BYTES)?;
+    Some((frames, len))
+}
+
+/// One WAV response's state between the client's reads: the bytes `pos..=last` are still to
+/// send. Decoding happens in [`WavBody::produce`], called only when hyper asks for the next
+/// piece, i.e. once the client has taken the previous one.
+struct WavBody {
+    header: Vec<u8>,
+    pos: u64,
+    last: u64,
+    frame_bytes: u64,
+    /// Bytes of the first decoded frame that lie before the range (a range that starts mid-frame).
+    skip_bytes: usize,
+    /// None when the range covers the header only.
+    dec: Option<ogg_read::WindowDecoder<std::fs::File>>,
+}
+
+impl WavBody {
+    /// The body for bytes `first..=last` of the rendering of `file` (scanned into `info` with
+    /// marks; `frames` from [`wav_size`]). Blocking: seeks and creates the decoder.
+    fn open(
+        file: std::fs::File,
+        info: &ogg_read::StreamInfo,
+        rate_hz: u32,
+        frames: u64,
+        first: u64,
+        last: u64,
+    ) -> Result<WavBody, ogg_read::ReadError> {
+        let channels = u16::from(info.head.channels);
+        let frame_bytes = u64::from(channels.max(1)) * 2;
+        let data_from = first.max(WAV_HEADER_BYTES) - WAV_HEADER_BYTES;
+        let from_frame = data_from / frame_bytes;
+        let dec = if last >= WAV_HEADER_BYTES {
+            let want = frames.saturating_sub(from_frame);
+            Some(ogg_read::WindowDecoder::new(
+                file, info, rate_hz, from_frame, want,
+            )?)
+        } else {
+            None
+        };
+        Ok(WavBody {
+            header: wav_header(rate_hz, channels, frames),
+            pos: first,
+            last,
+            frame_bytes,
+            skip_bytes: (data_from % frame_bytes) as usize,
+            dec,
+        })
+    }
+
+    /// The next piece of the body (at most [`WAV_CHUNK_BYTES`] plus one packet), or None when
+    /// the range is sent. Blocking: file reads and decoding.
+    fn produce(&mut self) -> Result<Option<Vec<u8>>, std::io::Error> {
+        if self.pos > self.last {
+            return Ok(None);
+        }
+        if self.pos < WAV_HEADER_BYTES {
+            let end = (self.last + 1).min(WAV_HEADER_BYTES);
+            let piece = self.header[self.pos as usize..end as usize].to_vec();
+            self.pos = end;
+            return Ok(Some(piece));
+        }
+        let remaining = self.last + 1 - self.pos;
+        let chunk_frames = (WAV_CHUNK_BYTES / self.frame_bytes).max(1) as usize;
+        while let Some(dec) = self.dec.as_mut() {
+            let Some(pcm) = dec
+                .next_chunk(chunk_frames)
+                .map_err(|e| std::io::Error::other(e.to_string()))?
+            else {
+                self.dec = None;
+                break;
+            };
+            let mut bytes: Vec<u8> = pcm
+                .iter()
+                .flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes())
+                .collect();
+            let skip = self.skip_bytes.min(bytes.len());
+            self.skip_bytes -= skip;
+            bytes.drain(..skip);
+            bytes.truncate(usize::try_from(remaining).unwrap_or(usize::MAX));
+            if !bytes.is_empty() {
+                self.pos += bytes.len() as u64;
+                return Ok(Some(bytes));
+            }
+        }
+        // The decoder returned fewer frames than the header promised (pages that end early):
+        // silence up to the length already announced in Content-Length.
+        let n = remaining.min(WAV_CHUNK_BYTES);
+        self.pos += n;
+        Ok(Some(vec![0u8; n as usize]))
+    }
+}
+
 /// `GET /api/calls/{id}/audio.wav`: 16-bit PCM decoded with libopus as it is sent, with Range
 /// support (a byte offset maps to a sample, decoding starts at the page before it).
+///
+/// Bounded work per request: the file is scanned once (page headers and CRCs, in the blocking
+/// pool, not held), then each piece of the body is decoded in a short blocking task only when
+/// hyper asks for it, i.e. when the client has taken the previous one. A client that stops
+/// reading holds a file handle, a decoder, one page and what hyper and TLS buffer (bounded by
+/// `server.max_header_bytes` and rustls's 64 KiB): no thread, no recording in memory.
 pub async fn wav(
     State(st): State<St>,
     Extension(id): Extension<Identity>,
@@ -388,16 +499,32 @@ pub async fn wav(
 ) -> Result<Response, AppError> {
     let call = visible_call_row(&st, &id, call_id).await?;
     let path = file_of(&st, &call)?;
-    let data = tokio::fs::read(&path).await.map_err(|e| {
-        AppError::not_found(&format!("cannot read the audio of call {call_id}: {e}"))
-    })?;
-    let info = ogg_read::inspect(&data)
-        .map_err(|e| AppError::not_found(&format!("call {call_id}: {e}; run `callrec check`")))?;
     let rate_hz = u32::try_from(call.rate_hz).unwrap_or(16000);
+    let scanned = tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::open(&path)?;
+        let info = ogg_read::scan_from(std::io::BufReader::new(&mut file), true)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok::<_, std::io::Error>((file, info))
+    })
+    .await
+    .map_err(|_| AppError::not_found("reading the audio failed; retry"))?;
+    let (file, info) = scanned.map_err(|e| {
+        AppError::not_found(&format!(
+            "cannot read the audio of call {call_id}: {e}; run `callrec check`"
+        ))
+    })?;
     let channels = u16::from(info.head.channels);
-    let frame_bytes = u64::from(channels) * 2;
-    let frames = info.samples_48k * u64::from(rate_hz) / 48_000;
-    let len = WAV_HEADER_BYTES + frames * frame_bytes;
+    let frame_bytes = u64::from(channels.max(1)) * 2;
+    let Some((frames, len)) = wav_size(info.samples_48k, rate_hz, frame_bytes) else {
+        return Err(AppError::api(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &format!(
+                "the audio of call {call_id} claims a length ({} samples at 48 kHz) too large \
+                 to render as WAV: the file is damaged; run `callrec check`",
+                info.samples_48k
+            ),
+        ));
+    };
     let (status, first, last) = match parse_range(
         headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
         len,
@@ -420,48 +547,33 @@ pub async fn wav(
         serde_json::json!({"bytes": format!("{first}-{last}/{len}"), "format": "wav"}),
     )
     .await?;
-    let header_bytes = wav_header(rate_hz, channels, frames);
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(2);
-    tokio::task::spawn_blocking(move || {
-        let mut pos = first;
-        if pos < WAV_HEADER_BYTES {
-            let end = (last + 1).min(WAV_HEADER_BYTES);
-            if tx
-                .blocking_send(Ok(header_bytes[pos as usize..end as usize].to_vec()))
-                .is_err()
-            {
-                return;
-            }
-            pos = end;
-        }
-        let step = WAV_STEP_S * u64::from(rate_hz);
-        while pos <= last {
-            let frame = (pos - WAV_HEADER_BYTES) / frame_bytes;
-            let want = step.min(frames - frame) as usize;
-            let pcm = match ogg_read::decode_window(&data, &info, rate_hz, frame, want) {
-                Ok(p) => p,
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
-                    return;
-                }
-            };
-            let mut bytes: Vec<u8> = pcm
-                .iter()
-                .flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes())
-                .collect();
-            // Pad if the decoder returned fewer frames than the header promised.
-            bytes.resize(want * frame_bytes as usize, 0);
-            let chunk_start = WAV_HEADER_BYTES + frame * frame_bytes;
-            let lo = (pos - chunk_start) as usize;
-            let hi = ((last + 1 - chunk_start) as usize).min(bytes.len());
-            if lo >= hi || tx.blocking_send(Ok(bytes[lo..hi].to_vec())).is_err() {
-                return;
-            }
-            pos = chunk_start + hi as u64;
+    // Seeking reads only the marks; the body keeps the file and a decoder, not the marks.
+    let body = tokio::task::spawn_blocking(move || {
+        WavBody::open(file, &info, rate_hz, frames, first, last)
+    })
+    .await
+    .map_err(|_| AppError::not_found("reading the audio failed; retry"))?
+    .map_err(|e| {
+        AppError::not_found(&format!(
+            "cannot decode the audio of call {call_id}: {e}; run `callrec check`"
+        ))
+    })?;
+    // `unfold` runs the next step only when the body is polled: hyper polls when the client has
+    // drained what it queued, so a stalled client leaves this future idle, holding no thread.
+    let stream = futures_util::stream::unfold(Some(body), |state| async move {
+        let mut body = state?;
+        let step = tokio::task::spawn_blocking(move || {
+            let piece = body.produce();
+            (body, piece)
+        })
+        .await;
+        match step {
+            Ok((body, Ok(Some(bytes)))) => Some((Ok(bytes), Some(body))),
+            Ok((_, Ok(None))) => None,
+            Ok((_, Err(e))) => Some((Err(e), None)),
+            Err(e) => Some((Err(std::io::Error::other(e.to_string())), None)),
         }
     });
-    let stream =
-        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
     let mut resp = Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "audio/wav")
@@ -500,8 +612,10 @@ pub async fn peaks(
                 return Ok(d);
             }
         }
-        let data = std::fs::read(&audio).map_err(|e| e.to_string())?;
-        let dat = peaks::from_opus(&data, rate_hz).map_err(|e| e.to_string())?;
+        // Page by page from the file: never the whole recording in memory.
+        let file = std::fs::File::open(&audio).map_err(|e| e.to_string())?;
+        let dat = peaks::from_reader(std::io::BufReader::new(file), rate_hz)
+            .map_err(|e| e.to_string())?;
         if !recording {
             if let Err(e) = peaks::write(&dat_path, &dat) {
                 tracing::warn!(call_id, "storing peaks: {e}");
@@ -557,6 +671,106 @@ mod tests {
         assert_eq!(parse_range(Some("bytes=0-1,5-6"), 100), Full);
         assert_eq!(parse_range(Some("items=0-1"), 100), Full);
         assert_eq!(parse_range(Some("bytes=x-"), 100), Full);
+    }
+
+    /// A 6 s tone file (16 kHz stereo, tone on channel 0) in a temp dir.
+    fn tone_file() -> Result<(tempfile::TempDir, PathBuf), Box<dyn std::error::Error>> {
+        use crate::codec::ogg_write::OpusFileWriter;
+        let mut w = OpusFileWriter::new(Vec::new(), 16000, 320, 16000, 5, 7, &[])?;
+        let mut t = 0usize;
+        for _ in 0..300 {
+            let mut f = vec![0f32; 640];
+            for i in 0..320 {
+                f[2 * i] = 0.3 * ((t as f32) * 2.0 * std::f32::consts::PI * 440.0 / 16000.0).sin();
+                t += 1;
+            }
+            w.push_frame(&f)?;
+        }
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("tone.opus");
+        std::fs::write(&path, w.finish()?)?;
+        Ok((dir, path))
+    }
+
+    /// Bytes `first..=last` of the WAV rendering, produced piece by piece as the route does.
+    fn render(
+        path: &std::path::Path,
+        first: Option<u64>,
+        last: Option<u64>,
+    ) -> Result<(u64, Vec<u8>, usize), Box<dyn std::error::Error>> {
+        let info = ogg_read::scan_from(std::fs::File::open(path)?, true)?;
+        let (frames, len) = wav_size(info.samples_48k, 16000, 4).ok_or("size")?;
+        let (first, last) = (first.unwrap_or(0), last.unwrap_or(len - 1));
+        let mut body = WavBody::open(
+            std::fs::File::open(path)?,
+            &info,
+            16000,
+            frames,
+            first,
+            last,
+        )?;
+        let (mut out, mut pieces) = (Vec::new(), 0);
+        while let Some(piece) = body.produce()? {
+            assert!(
+                piece.len() as u64 <= WAV_CHUNK_BYTES + 120 * 16 * 4,
+                "piece of {}",
+                piece.len()
+            );
+            out.extend_from_slice(&piece);
+            pieces += 1;
+        }
+        Ok((len, out, pieces))
+    }
+
+    #[test]
+    fn wav_streams_in_bounded_pieces_and_ranges_match_the_whole(
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        let (_dir, path) = tone_file()?;
+        let (len, whole, pieces) = render(&path, None, None)?;
+        assert_eq!(whole.len() as u64, len);
+        assert_eq!(len, WAV_HEADER_BYTES + 96_000 * 4, "6 s at 16 kHz stereo");
+        assert!(pieces > 10, "{pieces} pieces for 384 kB");
+        let r = hound::WavReader::new(std::io::Cursor::new(&whole))?;
+        assert_eq!(r.duration(), 96_000);
+        let pcm = |b: &[u8]| -> Vec<i16> {
+            b.chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect()
+        };
+        // Inside the header, across its end, mid-frame (odd offsets), a seek several pages in
+        // (decoded from a page before it: close, not bit-exact), and the last bytes.
+        for (a, b) in [
+            (0, 10),
+            (20, 99),
+            (45, 70_001),
+            (200_001, 250_000),
+            (len - 3, len - 1),
+        ] {
+            let (_, part, _) = render(&path, Some(a), Some(b))?;
+            assert_eq!(part.len() as u64, b - a + 1, "range {a}-{b}");
+            let want = &whole[a as usize..=b as usize];
+            if b < WAV_HEADER_BYTES || a < 1_000 {
+                assert_eq!(part, want, "range {a}-{b}");
+            } else {
+                // Compare as samples, aligned to the sample grid of the whole file.
+                let off = ((a - WAV_HEADER_BYTES) % 2) as usize;
+                let (got, exp) = (pcm(&part[off..]), pcm(&want[off..]));
+                let worst = got
+                    .iter()
+                    .zip(&exp)
+                    .map(|(g, e)| (g - e).unsigned_abs())
+                    .max();
+                assert!(worst.unwrap_or(0) < 1_600, "range {a}-{b}: worst {worst:?}");
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn wav_size_refuses_granules_that_overflow() {
+        assert_eq!(wav_size(48_000, 16000, 4), Some((16_000, 44 + 64_000)));
+        assert_eq!(wav_size(i64::MAX as u64, 16000, 4), None);
+        assert_eq!(wav_size(u64::MAX / 16000, 16000, 1 << 20), None);
     }
 
     #[test]

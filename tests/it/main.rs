@@ -20,5 +20,6 @@ mod isolation;
 mod layers;
 mod lifecycle;
 mod modes;
+mod stalled;
 mod web;
 mod webbox;
