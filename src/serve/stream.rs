@@ -626,6 +626,9 @@ pub async fn peaks(
     .await
     .map_err(|_| AppError::not_found("computing the waveform failed"))?
     .map_err(|e| AppError::not_found(&format!("no waveform for call {call_id}: {e}")))?;
+    if !recording {
+        forget_peaks_of_deleted(&st, call_id, &peaks::path_for(&file_of(&st, &call)?)).await?;
+    }
     let etag = format!(
         "\"peaks-{}-{}\"",
         call.sha256
@@ -650,6 +653,32 @@ pub async fn peaks(
         dat,
     )
         .into_response())
+}
+
+/// A deletion may have unlinked the call's files while its peaks were being computed: then the
+/// peaks file just written would outlive the call (and an erasure). Seen after the write, the
+/// status says so; the file goes and the answer is the deleted call's 410.
+async fn forget_peaks_of_deleted(
+    st: &St,
+    call_id: i64,
+    dat_path: &std::path::Path,
+) -> Result<(), AppError> {
+    let status = st
+        .db
+        .read_quick(move |c| crate::store::get_call_row(c, call_id).map_err(AppError::from))
+        .await?
+        .status;
+    if matches!(
+        status,
+        crate::store::CallStatus::Garbage | crate::store::CallStatus::Deleted
+    ) {
+        let _ = std::fs::remove_file(dat_path);
+        return Err(AppError::api(
+            StatusCode::GONE,
+            &format!("call {call_id} was deleted"),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

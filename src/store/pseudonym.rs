@@ -21,7 +21,7 @@
 //! This module never writes a value it pseudonymises, and never replaces an existing key: a new
 //! key would make every earlier pseudonym unanswerable.
 
-use super::StoreError;
+use super::error::StoreError;
 use hmac::{KeyInit, Mac};
 use std::path::{Path, PathBuf};
 
