@@ -1034,7 +1034,9 @@ fn rebuild_peaks(dir: &Path, row: &CallRow) -> Result<u32, String> {
         return Err(format!("status is {}", row.status));
     }
     let want = row.sha256.as_deref().ok_or("the call has no audio")?;
-    let audio = dir.join(&row.rel_path);
+    // Peaks are written beside the audio: only ever under the storage dir.
+    let audio = crate::store::call_file(dir, &row.rel_path)
+        .ok_or("the row's path leaves the storage dir; nothing built")?;
     let data = std::fs::read(&audio).map_err(|e| e.to_string())?;
     let got = sha256_hex(&data);
     if got != want {

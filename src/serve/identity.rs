@@ -5,12 +5,13 @@
 //! never writes to the database and never renders HTML (`guard.rs` identifies callers with it,
 //! `login.rs` starts and ends sessions).
 
-use crate::config::ReviewerScope;
+use crate::config::{IpNet, ReviewerScope};
 use crate::store::audit::Event;
 use crate::store::search::Scope;
 use crate::store::users::{self, ApiToken, Role, User};
 use axum::http::{header, HeaderMap};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 pub const SESSION_COOKIE: &str = "callrec_session";
@@ -155,6 +156,42 @@ pub(super) fn session_identity(s: users::Session, ip: String) -> Identity {
             csrf: s.csrf,
         },
     }
+}
+
+/// The client of a request: `(address, loopback)`. From a peer in `trusted` (`[server]
+/// trusted_proxies`) the client is the rightmost `X-Forwarded-For` hop that is not itself a
+/// trusted proxy (hops left of it were written by the client and prove nothing); from any other
+/// peer the header is ignored. A request relayed by a proxy is never loopback, even when the
+/// proxy runs on this machine, so `/metrics` does not become public behind it.
+pub fn client_of(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> (IpAddr, bool) {
+    if !trusted.iter().any(|n| n.contains(peer)) {
+        return (peer, peer.is_loopback());
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        // `1.2.3.4`, `1.2.3.4:5678`, `[::1]:80` or `::1`.
+        let Some(ip) = hop
+            .parse::<IpAddr>()
+            .ok()
+            .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+        else {
+            // Garbage from the client's side: nothing left of it can be trusted; the last
+            // trusted hop stands for the client.
+            break;
+        };
+        client = ip;
+        if !trusted.iter().any(|n| n.contains(ip)) {
+            break;
+        }
+    }
+    (client, false)
 }
 
 /// Paths answered with JSON errors rather than pages.

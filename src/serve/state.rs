@@ -27,6 +27,8 @@ pub struct AppState {
     /// the durable record; this spares a write per range request).
     pub plays_seen: Mutex<std::collections::HashSet<(String, i64)>>,
     pub sessions: SessionCache,
+    /// `[server] trusted_proxies`, parsed once.
+    pub trusted_proxies: Vec<crate::config::IpNet>,
 }
 
 pub type St = Arc<AppState>;
