@@ -645,7 +645,16 @@ fn peaks_problem(dir: &Path, c: &CallRow) -> Option<Problem> {
     let rel = peaks_rel(&c.rel_path);
     let id = Some(c.id);
     let expected = "audiowaveform .dat v2, 8-bit, 2 channels";
-    let bytes = match std::fs::read(dir.join(&rel)) {
+    // Through the one path check: a row pointing outside the storage dir reads nothing there.
+    let read = crate::store::call_file(dir, &rel)
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the row's path leaves the storage dir",
+            )
+        })
+        .and_then(std::fs::read);
+    let bytes = match read {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Some(mismatch(

@@ -218,3 +218,68 @@ pub fn ct_eq(a: &str, b: &str) -> bool {
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::client_of;
+    use crate::config::IpNet;
+    use axum::http::HeaderMap;
+    use std::net::IpAddr;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))
+    }
+
+    #[test]
+    fn forwarded_for_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = ["10.0.0.5", "10.1.0.0/16"]
+            .iter()
+            .filter_map(|s| IpNet::parse(s))
+            .collect();
+        let xff = |v: &str| {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = v.parse() {
+                h.insert("x-forwarded-for", v);
+            }
+            h
+        };
+        // An untrusted peer: the header is a spoof.
+        assert_eq!(
+            client_of(ip("192.0.2.9"), &xff("203.0.113.1"), &trusted),
+            (ip("192.0.2.9"), false)
+        );
+        assert_eq!(
+            client_of(ip("127.0.0.1"), &xff("203.0.113.1"), &trusted),
+            (ip("127.0.0.1"), true)
+        );
+        // Through the proxy: the rightmost hop not itself a proxy; the client's own claims to
+        // its left do not count.
+        assert_eq!(
+            client_of(
+                ip("10.0.0.5"),
+                &xff("198.51.100.7, 203.0.113.1, 10.1.4.4"),
+                &trusted
+            ),
+            (ip("203.0.113.1"), false)
+        );
+        assert_eq!(
+            client_of(ip("10.0.0.5"), &xff("[2001:db8::1]:443"), &trusted),
+            (ip("2001:db8::1"), false)
+        );
+        // No header, or garbage: the proxy stands for the client; never loopback.
+        assert_eq!(
+            client_of(ip("10.0.0.5"), &HeaderMap::new(), &trusted),
+            (ip("10.0.0.5"), false)
+        );
+        assert_eq!(
+            client_of(ip("10.0.0.5"), &xff("evil, 10.1.0.9"), &trusted),
+            (ip("10.1.0.9"), false)
+        );
+        let local: Vec<IpNet> = IpNet::parse("127.0.0.1").into_iter().collect();
+        assert_eq!(
+            client_of(ip("127.0.0.1"), &HeaderMap::new(), &local),
+            (ip("127.0.0.1"), false),
+            "a local proxy's requests are not loopback"
+        );
+    }
+}
