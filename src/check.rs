@@ -645,7 +645,16 @@ fn peaks_problem(dir: &Path, c: &CallRow) -> Option<Problem> {
     let rel = peaks_rel(&c.rel_path);
     let id = Some(c.id);
     let expected = "audiowaveform .dat v2, 8-bit, 2 channels";
-    let bytes = match std::fs::read(dir.join(&rel)) {
+    // Through the one path check: a row pointing outside the storage dir reads nothing there.
+    let read = crate::store::call_file(dir, &rel)
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the row's path leaves the storage dir",
+            )
+        })
+        .and_then(std::fs::read);
+    let bytes = match read {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Some(mismatch(
@@ -1034,7 +1043,9 @@ fn rebuild_peaks(dir: &Path, row: &CallRow) -> Result<u32, String> {
         return Err(format!("status is {}", row.status));
     }
     let want = row.sha256.as_deref().ok_or("the call has no audio")?;
-    let audio = dir.join(&row.rel_path);
+    // Peaks are written beside the audio: only ever under the storage dir.
+    let audio = crate::store::call_file(dir, &row.rel_path)
+        .ok_or("the row's path leaves the storage dir; nothing built")?;
     let data = std::fs::read(&audio).map_err(|e| e.to_string())?;
     let got = sha256_hex(&data);
     if got != want {

@@ -144,6 +144,58 @@ pub struct ServerConfig {
     /// Largest request head (request line + headers); larger gets 431.
     #[serde(default = "default_max_header_bytes")]
     pub max_header_bytes: usize,
+    /// Reverse proxies (addresses or CIDR blocks: `"10.0.0.5"`, `"10.1.0.0/16"`) whose
+    /// `X-Forwarded-For` names the client. Empty (the default): the header is ignored, every
+    /// client is its TCP peer. A request through one of them never counts as loopback.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+/// An address block (`10.1.0.0/16`, `fd00::/8`; a bare address is a /32 or /128).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: std::net::IpAddr,
+    prefix_len: u8,
+}
+
+impl IpNet {
+    pub fn parse(s: &str) -> Option<IpNet> {
+        let (a, p) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.trim(), None),
+        };
+        let addr: std::net::IpAddr = a.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix_len = match p {
+            None => max,
+            Some(p) => p.parse::<u8>().ok().filter(|n| *n <= max)?,
+        };
+        Some(IpNet { addr, prefix_len })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        // An IPv4 peer on a dual-stack socket arrives as ::ffff:a.b.c.d.
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        let (a, b, bits) = match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(x)) => (
+                u128::from(u32::from(n)) << 96,
+                u128::from(u32::from(x)) << 96,
+                self.prefix_len,
+            ),
+            (IpAddr::V6(n), IpAddr::V6(x)) => (u128::from(n), u128::from(x), self.prefix_len),
+            _ => return false,
+        };
+        let mask = if bits == 0 {
+            0
+        } else {
+            u128::MAX << (128 - u32::from(bits))
+        };
+        a & mask == b & mask
+    }
 }
 
 fn default_max_connections() -> usize {
@@ -211,11 +263,20 @@ impl Default for ServerConfig {
             request_body_timeout_ms: default_request_body_timeout_ms(),
             max_body_bytes: default_max_body_bytes(),
             max_header_bytes: default_max_header_bytes(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
 
 impl ServerConfig {
+    /// `trusted_proxies` parsed (validation refused any that do not parse).
+    pub fn trusted_proxy_nets(&self) -> Vec<IpNet> {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|p| IpNet::parse(p))
+            .collect()
+    }
+
     fn validate(&self) -> Result<(), (String, String)> {
         if self.bind.parse::<std::net::SocketAddr>().is_err() {
             return Err((
@@ -240,6 +301,16 @@ impl ServerConfig {
         }
         if self.lockout_after == 0 {
             return Err(("server.lockout_after".into(), "must be at least 1".into()));
+        }
+        if let Some(bad) = self
+            .trusted_proxies
+            .iter()
+            .find(|p| IpNet::parse(p).is_none())
+        {
+            return Err((
+                "server.trusted_proxies".into(),
+                format!("{bad:?} is not an address or CIDR block such as \"10.0.0.5\" or \"10.1.0.0/16\""),
+            ));
         }
         self.validate_limits()
     }
@@ -883,6 +954,28 @@ customer_channel = 1
         ] {
             let e = err(&format!("{GOOD}\n[server]\n{line}\n"));
             assert!(e.contains(key), "{line}: {e}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn trusted_proxies_parsed_and_checked() -> Result<(), ConfigError> {
+        let c = Config::parse(GOOD, Path::new("t.toml"))?;
+        assert!(c.server.trusted_proxies.is_empty());
+        let c = Config::parse(
+            &format!("{GOOD}\n[server]\ntrusted_proxies = [\"10.0.0.5\", \"10.1.0.0/16\", \"fd00::/8\"]\n"),
+            Path::new("t.toml"),
+        )?;
+        let nets = c.server.trusted_proxy_nets();
+        let has = |ip: &str| {
+            ip.parse()
+                .is_ok_and(|ip| nets.iter().any(|n| n.contains(ip)))
+        };
+        assert!(has("10.0.0.5") && has("10.1.255.3") && has("fd12::1") && has("::ffff:10.0.0.5"));
+        assert!(!has("10.0.0.6") && !has("10.2.0.1") && !has("127.0.0.1") && !has("fe80::1"));
+        for bad in ["\"10.0.0.5/33\"", "\"proxy.local\"", "\"10.0.0.0/x\""] {
+            let e = err(&format!("{GOOD}\n[server]\ntrusted_proxies = [{bad}]\n"));
+            assert!(e.contains("server.trusted_proxies"), "{bad}: {e}");
         }
         Ok(())
     }

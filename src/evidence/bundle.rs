@@ -217,7 +217,13 @@ pub fn export_call(x: &Exporter, call_id: i64) -> Result<Exported, ExportError> 
     if std::fs::symlink_metadata(&final_dir).is_ok() {
         return Err(ExportError::Exists(final_dir.display().to_string()));
     }
-    let src = x.storage_dir.join(&call.rel_path);
+    // A row whose path leaves the storage dir exports nothing (it would copy any file out).
+    let src = crate::store::call_file(x.storage_dir, &call.rel_path).ok_or_else(|| {
+        ExportError::Missing {
+            call_id,
+            path: call.rel_path.clone(),
+        }
+    })?;
     let data = match std::fs::read(&src) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

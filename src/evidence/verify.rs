@@ -812,6 +812,17 @@ struct StoreScan<'a> {
 }
 
 impl StoreScan<'_> {
+    /// The call's file through the one path check (`store::call_file`); a row pointing outside
+    /// the storage dir is an error the caller reports, never a file read elsewhere.
+    fn file_of(&self, c: &CallRow) -> std::io::Result<std::path::PathBuf> {
+        crate::store::call_file(self.storage_dir, &c.rel_path).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the row's path leaves the storage dir",
+            )
+        })
+    }
+
     /// One row against its file and the ledger, by its status (see [`scan_store`]).
     fn check_row(&mut self, c: &CallRow) {
         match c.status {
@@ -857,7 +868,7 @@ impl StoreScan<'_> {
     /// A `garbage` row: reported apart from the problems.
     fn pending_deletion(&mut self, c: &CallRow) {
         self.r.calls_pending_deletion += 1;
-        let left = if self.storage_dir.join(&c.rel_path).exists() {
+        let left = if self.file_of(c).is_ok_and(|p| p.exists()) {
             "the file is still there"
         } else {
             "the file is gone but the row still says garbage"
@@ -877,7 +888,7 @@ impl StoreScan<'_> {
         self.r.calls_deleted += 1;
         // A deleted call's file must stay gone: one that is back came from a backup
         // restore, an undelete tool or a power cut the unlink did not survive.
-        match sha256_file(&self.storage_dir.join(&c.rel_path)) {
+        match self.file_of(c).and_then(|p| sha256_file(&p)) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => self.r.problems.push(problem(
                 ProblemKind::ResurrectedFile,
@@ -934,7 +945,7 @@ impl StoreScan<'_> {
     fn check_file(&mut self, c: &CallRow, want: &str) {
         use ProblemKind as K;
         let (id, rel) = (Some(c.id), Some(c.rel_path.as_str()));
-        match sha256_file(&self.storage_dir.join(&c.rel_path)) {
+        match self.file_of(c).and_then(|p| sha256_file(&p)) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.r.problems.push(mismatch(
                 K::FileMissing,
                 id,

@@ -36,6 +36,19 @@ pub struct Rule {
     pub access: Access,
     /// The CSRF token may come in the query string (only for `navigator.sendBeacon`).
     pub csrf_in_query: bool,
+    /// A GET that writes an audit row (search, download, play, audit view): refused when the
+    /// browser says another site started it, so a link or redirect elsewhere cannot write rows
+    /// in a logged-in user's name ([`cross_site`]).
+    pub audited_get: bool,
+}
+
+/// Whether a request's `Sec-Fetch-Site` says another site started it. Browsers have sent the
+/// header since 2020-2023 (Chrome 76, Firefox 90, Safari 16.4) and scripts cannot forge it;
+/// `same-origin`, `same-site` (a sibling host of this one), `none` (typed, bookmarked, opened
+/// from a mail program) and its absence (curl, scripts, older browsers, whose SameSite=Lax cookie
+/// still stays off cross-site images and fetches) pass.
+pub fn cross_site(sec_fetch_site: Option<&str>) -> bool {
+    sec_fetch_site.is_some_and(|v| v.trim().eq_ignore_ascii_case("cross-site"))
 }
 
 /// Whether `id` may use a route with this rule's access (`loopback`: the request came from

@@ -7,10 +7,12 @@
 //! This module must never let a request through without a rule, and never render a page of its
 //! own (refusals are [`AppError`]s).
 
-use super::access::{allowed, Access};
+use super::access::{allowed, cross_site, Access};
 use super::error::AppError;
 use super::html::url_enc;
-use super::identity::{cookie, ct_eq, is_api, session_identity, Caller, Identity, SESSION_COOKIE};
+use super::identity::{
+    client_of, cookie, ct_eq, is_api, session_identity, Caller, Identity, SESSION_COOKIE,
+};
 use super::state::St;
 use crate::store::users;
 use axum::body::Body;
@@ -183,8 +185,13 @@ async fn check(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
-    let ip = peer.map(|a| a.ip().to_string()).unwrap_or_default();
-    let loopback = peer.is_some_and(|a| a.ip().is_loopback());
+    let (ip, loopback) = match peer {
+        Some(a) => {
+            let (client, loopback) = client_of(a.ip(), req.headers(), &st.trusted_proxies);
+            (client.to_string(), loopback)
+        }
+        None => (String::new(), false),
+    };
     if matches!(rule.access, Access::Public) {
         return Ok(None);
     }
@@ -218,6 +225,21 @@ async fn check(
         ));
     }
     if let Caller::User { user, csrf, .. } = &id.caller {
+        // The session cookie rides along on a cross-site top-level navigation (SameSite=Lax);
+        // a route whose GET writes an audit row must not run for a request another site
+        // started, or a link there could write `search` or `download` rows in this user's name.
+        if rule.audited_get
+            && cross_site(
+                req.headers()
+                    .get("sec-fetch-site")
+                    .and_then(|v| v.to_str().ok()),
+            )
+        {
+            return Err(AppError::api(
+                StatusCode::FORBIDDEN,
+                "this address was opened from another site; searches, downloads and the audit log open only from callrec's own pages (or typed or bookmarked)",
+            ));
+        }
         if user.must_change && !matches!(rule.access, Access::Session) {
             if api {
                 return Err(AppError::api(

@@ -5,12 +5,13 @@
 //! never writes to the database and never renders HTML (`guard.rs` identifies callers with it,
 //! `login.rs` starts and ends sessions).
 
-use crate::config::ReviewerScope;
+use crate::config::{IpNet, ReviewerScope};
 use crate::store::audit::Event;
 use crate::store::search::Scope;
 use crate::store::users::{self, ApiToken, Role, User};
 use axum::http::{header, HeaderMap};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 pub const SESSION_COOKIE: &str = "callrec_session";
@@ -157,6 +158,42 @@ pub(super) fn session_identity(s: users::Session, ip: String) -> Identity {
     }
 }
 
+/// The client of a request: `(address, loopback)`. From a peer in `trusted` (`[server]
+/// trusted_proxies`) the client is the rightmost `X-Forwarded-For` hop that is not itself a
+/// trusted proxy (hops left of it were written by the client and prove nothing); from any other
+/// peer the header is ignored. A request relayed by a proxy is never loopback, even when the
+/// proxy runs on this machine, so `/metrics` does not become public behind it.
+pub fn client_of(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> (IpAddr, bool) {
+    if !trusted.iter().any(|n| n.contains(peer)) {
+        return (peer, peer.is_loopback());
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        // `1.2.3.4`, `1.2.3.4:5678`, `[::1]:80` or `::1`.
+        let Some(ip) = hop
+            .parse::<IpAddr>()
+            .ok()
+            .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+        else {
+            // Garbage from the client's side: nothing left of it can be trusted; the last
+            // trusted hop stands for the client.
+            break;
+        };
+        client = ip;
+        if !trusted.iter().any(|n| n.contains(ip)) {
+            break;
+        }
+    }
+    (client, false)
+}
+
 /// Paths answered with JSON errors rather than pages.
 pub fn is_api(path: &str) -> bool {
     path.starts_with("/api/") || path == "/metrics" || path == "/healthz"
@@ -180,4 +217,69 @@ pub fn ct_eq(a: &str, b: &str) -> bool {
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_of;
+    use crate::config::IpNet;
+    use axum::http::HeaderMap;
+    use std::net::IpAddr;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))
+    }
+
+    #[test]
+    fn forwarded_for_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = ["10.0.0.5", "10.1.0.0/16"]
+            .iter()
+            .filter_map(|s| IpNet::parse(s))
+            .collect();
+        let xff = |v: &str| {
+            let mut h = HeaderMap::new();
+            if let Ok(v) = v.parse() {
+                h.insert("x-forwarded-for", v);
+            }
+            h
+        };
+        // An untrusted peer: the header is a spoof.
+        assert_eq!(
+            client_of(ip("192.0.2.9"), &xff("203.0.113.1"), &trusted),
+            (ip("192.0.2.9"), false)
+        );
+        assert_eq!(
+            client_of(ip("127.0.0.1"), &xff("203.0.113.1"), &trusted),
+            (ip("127.0.0.1"), true)
+        );
+        // Through the proxy: the rightmost hop not itself a proxy; the client's own claims to
+        // its left do not count.
+        assert_eq!(
+            client_of(
+                ip("10.0.0.5"),
+                &xff("198.51.100.7, 203.0.113.1, 10.1.4.4"),
+                &trusted
+            ),
+            (ip("203.0.113.1"), false)
+        );
+        assert_eq!(
+            client_of(ip("10.0.0.5"), &xff("[2001:db8::1]:443"), &trusted),
+            (ip("2001:db8::1"), false)
+        );
+        // No header, or garbage: the proxy stands for the client; never loopback.
+        assert_eq!(
+            client_of(ip("10.0.0.5"), &HeaderMap::new(), &trusted),
+            (ip("10.0.0.5"), false)
+        );
+        assert_eq!(
+            client_of(ip("10.0.0.5"), &xff("evil, 10.1.0.9"), &trusted),
+            (ip("10.1.0.9"), false)
+        );
+        let local: Vec<IpNet> = IpNet::parse("127.0.0.1").into_iter().collect();
+        assert_eq!(
+            client_of(ip("127.0.0.1"), &HeaderMap::new(), &local),
+            (ip("127.0.0.1"), false),
+            "a local proxy's requests are not loopback"
+        );
+    }
 }

@@ -8,7 +8,7 @@
 
 use super::error::AppError;
 use super::html::{esc, page};
-use super::identity::{cookie, ct_eq, Identity, SESSION_COOKIE};
+use super::identity::{client_of, cookie, ct_eq, Identity, SESSION_COOKIE};
 use super::state::St;
 use crate::store::audit::{self, Event};
 use crate::store::users;
@@ -155,7 +155,10 @@ pub async fn post_login(
     Form(f): Form<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
     let form = LoginForm::from(&f);
-    let ip = peer.ip().to_string();
+    // Behind a trusted proxy each client has its own bucket (`[server] trusted_proxies`).
+    let ip = client_of(peer.ip(), &headers, &st.trusted_proxies)
+        .0
+        .to_string();
     let again = |status, msg: &str| login_again(&st, &form.next, status, msg);
     if !cookie(&headers, LOGIN_COOKIE).is_some_and(|c| !c.is_empty() && ct_eq(c, &form.csrf)) {
         return again(
@@ -300,12 +303,16 @@ async fn start_session(
         st.sessions.forget(old);
     }
     let (u2, ip2) = (user.clone(), ip.to_owned());
+    let (idle, max) = (st.cfg.server.session_idle_s, st.cfg.server.session_max_s);
     let token = st
         .db
         .write(move |c| {
             if let Some(old) = old {
                 users::delete_session(c, &old)?;
             }
+            // Every login adds a row: take the expired ones out at the same time, so the table
+            // stays as large as the sessions alive (the serve loop also prunes every 5 min).
+            users::prune_sessions(c, idle, max, now)?;
             users::record_good_login(c, u2.id)?;
             let (token, _) = users::create_session(c, &u2, Some(&ip2), now)?;
             audit::append(

@@ -102,6 +102,9 @@ fn bootstrap_admin(db: &Db) -> anyhow::Result<Option<String>> {
     .map_err(Into::into)
 }
 
+/// How often the web service deletes expired sessions.
+const SESSION_PRUNE_EVERY: Duration = Duration::from_secs(300);
+
 /// Runs the web service until `stop` is set. Blocks the calling thread.
 pub fn run(
     cfg: Config,
@@ -165,6 +168,7 @@ async fn serve(
         plays_seen: Mutex::new(std::collections::HashSet::new()),
         metrics_running: Mutex::new(std::collections::HashSet::new()),
         sessions: identity::SessionCache::default(),
+        trusted_proxies: cfg.server.trusted_proxy_nets(),
     });
     let app = router
         .route_layer(axum::middleware::from_fn_with_state(
@@ -186,6 +190,28 @@ async fn serve(
         .with_state(st.clone())
         .into_make_service_with_connect_info::<SocketAddr>();
 
+    // Expired sessions nobody presents again would otherwise stay for ever (logins prune too).
+    let pruner = st.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(SESSION_PRUNE_EVERY).await;
+            let (idle, max) = (
+                pruner.cfg.server.session_idle_s,
+                pruner.cfg.server.session_max_s,
+            );
+            let now = pruner.clock.now_utc();
+            let pruned = pruner
+                .db
+                .write(move |c| Ok::<_, db::DbError>(users::prune_sessions(c, idle, max, now)))
+                .await;
+            match pruned {
+                Ok(Ok(n)) if n > 0 => tracing::debug!(sessions = n, "pruned expired sessions"),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!("pruning expired sessions: {e}"),
+                Err(e) => tracing::warn!("pruning expired sessions: {e}"),
+            }
+        }
+    });
     let handle = axum_server::Handle::new();
     let h2 = handle.clone();
     tokio::spawn(async move {

@@ -522,9 +522,14 @@ pub async fn assignments(
         ));
     }
     let me = (!all).then(|| id.actor.clone());
+    let scope = id
+        .scope(st.cfg.server.reviewer_scope)
+        .ok_or_else(|| AppError::api(StatusCode::FORBIDDEN, "API tokens have no queue"))?;
     Ok(Json(
         st.db
-            .read(move |c| sampling::assignments(c, None, me.as_deref()).map_err(AppError::from))
+            .read(move |c| {
+                sampling::assignments(c, None, me.as_deref(), &scope).map_err(AppError::from)
+            })
             .await?,
     ))
 }
@@ -543,10 +548,14 @@ pub async fn swap_assignment(
 ) -> Result<Json<Option<sampling::AssignmentRow>>, AppError> {
     let r: SwapRequest = json_body(&body)?;
     let lead = matches!(id.role(), Some(Role::Admin | Role::Supervisor));
+    let scope = id
+        .scope(st.cfg.server.reviewer_scope)
+        .ok_or_else(|| AppError::api(StatusCode::FORBIDDEN, "API tokens have no queue"))?;
     Ok(Json(
         st.db
             .write(move |c| {
-                let mine = sampling::assignments(c, None, None)?.into_iter().find(|a| a.id == aid);
+                // Out of scope reads as missing: a lead cannot swap (or probe) another team's.
+                let mine = sampling::assignments(c, None, None, &scope)?.into_iter().find(|a| a.id == aid);
                 let Some(a) = mine else {
                     return Err(AppError::not_found(&format!("no assignment {aid}")));
                 };

@@ -10,6 +10,7 @@ use super::error::AppError;
 use super::html::{esc, page, url_enc};
 use super::identity::Identity;
 use super::state::St;
+use crate::store::search::Scope;
 use crate::store::users::Role;
 use crate::store::{calibration, compliance, qa, sampling};
 use axum::extract::{Path, State};
@@ -26,7 +27,7 @@ struct QueueRow {
     evaluated: bool,
 }
 
-fn queue(c: &Connection, reviewer: Option<&str>) -> Result<Vec<QueueRow>, AppError> {
+fn queue(c: &Connection, reviewer: Option<&str>, scope: &Scope) -> Result<Vec<QueueRow>, AppError> {
     let mut plan_of = c.prepare_cached(
         "SELECT p.name, p.scorecard FROM sample_draws d JOIN sampling_plans p ON p.id = d.plan_id WHERE d.id = ?1",
     )?;
@@ -34,7 +35,7 @@ fn queue(c: &Connection, reviewer: Option<&str>) -> Result<Vec<QueueRow>, AppErr
         "SELECT EXISTS (SELECT 1 FROM evaluations WHERE call_id = ?1 AND reviewer = ?2 AND status != 'draft' AND calibration_id IS NULL)",
     )?;
     let mut rows = Vec::new();
-    for a in sampling::assignments(c, None, reviewer)? {
+    for a in sampling::assignments(c, None, reviewer, scope)? {
         if a.status != "open" {
             continue;
         }
@@ -158,15 +159,23 @@ pub async fn home(
 ) -> Result<Html<String>, AppError> {
     let lead = matches!(id.role(), Some(Role::Admin | Role::Supervisor));
     let me = id.actor.clone();
+    // The route is for reviewers' sessions; a token never gets here, and would see nothing.
+    let scope = id
+        .scope(st.cfg.server.reviewer_scope)
+        .unwrap_or(Scope::Agent(String::new()));
     let (mine, all, plans, cals, scripts, cards) = st
         .db
         .read(move |c| {
-            let all = if lead { Some(queue(c, None)?) } else { None };
+            let all = if lead {
+                Some(queue(c, None, &scope)?)
+            } else {
+                None
+            };
             Ok::<_, AppError>((
-                queue(c, Some(&me))?,
+                queue(c, Some(&me), &scope)?,
                 all,
                 sampling::list_plans(c)?,
-                calibration::list(c, (!lead).then_some(me.as_str()))?,
+                scoped_calibrations(c, (!lead).then_some(me.as_str()), &scope)?,
                 compliance::list_scripts(c)?,
                 qa::list_cards(c)?,
             ))
@@ -229,6 +238,23 @@ pub async fn home(
         plan_form = if lead { PLAN_FORM } else { "" },
     );
     Ok(Html(page(Some(&id), "Quality review", &body)))
+}
+
+/// The calibration sessions listed on the page: a team lead sees only those on their team's
+/// calls, as `GET /api/calibrations` answers.
+fn scoped_calibrations(
+    c: &Connection,
+    reviewer: Option<&str>,
+    scope: &Scope,
+) -> Result<Vec<calibration::Calibration>, AppError> {
+    let mut out = Vec::new();
+    for cal in calibration::list(c, reviewer)? {
+        let call = crate::store::get_call_row(c, cal.call_id)?;
+        if crate::store::search::visible(c, &call, scope)? {
+            out.push(cal);
+        }
+    }
+    Ok(out)
 }
 
 fn edit_link(lead: bool, kind: &str, slug: &str) -> String {

@@ -14,11 +14,13 @@ use super::identity::Identity;
 use super::state::St;
 use crate::qa::scorecard::{Answer, Kind};
 use crate::store::qa;
+use crate::store::search::{self, Scope};
 use axum::extract::{Query, State};
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Extension, Json};
-use rusqlite::{params, Connection};
+use rusqlite::types::Value;
+use rusqlite::{params_from_iter, Connection};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 
@@ -105,12 +107,32 @@ fn wants_csv(q: &HashMap<String, String>) -> Result<bool, AppError> {
     }
 }
 
+/// The period's two bounds as `?1` and `?2` and the scope condition on `call_col` (its
+/// parameter `?3`): every query of a report counts only the calls the caller may see.
+fn scoped(from: &str, to: &str, scope: &Scope, call_col: &str) -> (String, Vec<Value>) {
+    let (cond, extra) = search::call_in_scope(scope, call_col, 3);
+    let mut args: Vec<Value> = vec![from.to_owned().into(), to.to_owned().into()];
+    args.extend(extra);
+    (cond, args)
+}
+
+/// The caller's scope (reports are for users; tokens never reach them, the route is by role).
+fn scope_of(st: &St, id: &Identity) -> Result<Scope, AppError> {
+    id.scope(st.cfg.server.reviewer_scope)
+        .ok_or_else(|| AppError::api(StatusCode::FORBIDDEN, "API tokens cannot read reports"))
+}
+
 fn opt(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.1}")).unwrap_or_default()
 }
 
 /// Per-agent results; `from`/`to` bound call start, evaluation submission and check submission.
-pub fn agent_rows(c: &Connection, from: &str, to: &str) -> Result<Vec<AgentRow>, AppError> {
+pub fn agent_rows(
+    c: &Connection,
+    from: &str,
+    to: &str,
+    scope: &Scope,
+) -> Result<Vec<AgentRow>, AppError> {
     let mut out: BTreeMap<String, AgentRow> = BTreeMap::new();
     fn row(out: &mut BTreeMap<String, AgentRow>, agent: String) -> &mut AgentRow {
         out.entry(agent.clone()).or_insert_with(|| AgentRow {
@@ -118,31 +140,35 @@ pub fn agent_rows(c: &Connection, from: &str, to: &str) -> Result<Vec<AgentRow>,
             ..Default::default()
         })
     }
-    let mut st = c.prepare(
-        "SELECT agent, count(*) FROM calls WHERE agent IS NOT NULL AND started_at_utc >= ?1 AND started_at_utc < ?2 GROUP BY agent",
-    )?;
-    for r in st.query_map(params![from, to], |r| {
+    let (cond, args) = scoped(from, to, scope, "id");
+    let mut st = c.prepare(&format!(
+        "SELECT agent, count(*) FROM calls WHERE agent IS NOT NULL AND started_at_utc >= ?1 AND started_at_utc < ?2 AND {cond} GROUP BY agent",
+    ))?;
+    for r in st.query_map(params_from_iter(&args), |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
     })? {
         let (agent, n) = r?;
         row(&mut out, agent).calls = n;
     }
-    let mut st = c.prepare(
+    let (cond_e, args) = scoped(from, to, scope, "e.call_id");
+    let (cond_x, _) = scoped(from, to, scope, "x.call_id");
+    let mut st = c.prepare(&format!(
         "SELECT e.agent, count(*), avg(e.score_percent), avg(CASE WHEN e.passed THEN 1.0 ELSE 0.0 END),
                 (SELECT count(*) FROM evaluation_disputes d JOIN evaluations x ON x.id = d.evaluation_id
-                  WHERE x.agent = e.agent AND x.calibration_id IS NULL AND x.submitted_at_utc >= ?1 AND x.submitted_at_utc < ?2),
+                  WHERE x.agent = e.agent AND x.calibration_id IS NULL AND x.submitted_at_utc >= ?1 AND x.submitted_at_utc < ?2
+                    AND {cond_x}),
                 (SELECT count(*) FROM evaluation_disputes d JOIN evaluations x ON x.id = d.evaluation_id
                   WHERE x.agent = e.agent AND x.calibration_id IS NULL AND x.submitted_at_utc >= ?1 AND x.submitted_at_utc < ?2
-                    AND d.decision = 'upheld'),
+                    AND d.decision = 'upheld' AND {cond_x}),
                 (SELECT count(*) FROM evaluation_disputes d JOIN evaluations x ON x.id = d.evaluation_id
                   WHERE x.agent = e.agent AND x.calibration_id IS NULL AND x.submitted_at_utc >= ?1 AND x.submitted_at_utc < ?2
-                    AND d.decision IN ('changed', 'accepted'))
+                    AND d.decision IN ('changed', 'accepted') AND {cond_x})
          FROM evaluations e
          WHERE e.status != 'draft' AND e.calibration_id IS NULL AND e.agent IS NOT NULL
-           AND e.submitted_at_utc >= ?1 AND e.submitted_at_utc < ?2
+           AND e.submitted_at_utc >= ?1 AND e.submitted_at_utc < ?2 AND {cond_e}
          GROUP BY e.agent",
-    )?;
-    for r in st.query_map(params![from, to], |r| {
+    ))?;
+    for r in st.query_map(params_from_iter(&args), |r| {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, i64>(1)?,
@@ -162,12 +188,14 @@ pub fn agent_rows(c: &Connection, from: &str, to: &str) -> Result<Vec<AgentRow>,
         a.disputes_upheld = upheld;
         a.disputes_won = won;
     }
-    let mut st = c.prepare(
+    let (cond, args) = scoped(from, to, scope, "call_id");
+    let mut st = c.prepare(&format!(
         "SELECT agent, count(*), avg(CASE WHEN passed THEN 1.0 ELSE 0.0 END) FROM compliance_checks
          WHERE status = 'submitted' AND agent IS NOT NULL AND submitted_at_utc >= ?1 AND submitted_at_utc < ?2
+           AND {cond}
          GROUP BY agent",
-    )?;
-    for r in st.query_map(params![from, to], |r| {
+    ))?;
+    for r in st.query_map(params_from_iter(&args), |r| {
         Ok((
             r.get::<_, String>(0)?,
             r.get::<_, i64>(1)?,
@@ -185,11 +213,16 @@ pub fn agent_rows(c: &Connection, from: &str, to: &str) -> Result<Vec<AgentRow>,
 /// `GET /api/reports/agents?from&to[&format=csv]`.
 pub async fn agents(
     State(st): State<St>,
+    Extension(id): Extension<Identity>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
     let (from, to) = period(&q)?;
     let as_csv = wants_csv(&q)?;
-    let rows = st.db.read(move |c| agent_rows(c, &from, &to)).await?;
+    let scope = scope_of(&st, &id)?;
+    let rows = st
+        .db
+        .read(move |c| agent_rows(c, &from, &to, &scope))
+        .await?;
     if as_csv {
         return Ok(csv(
             &[
@@ -239,10 +272,16 @@ fn failed(kind: Kind, a: &Answer) -> Option<bool> {
 }
 
 /// Per-question failure rates, worst first.
-pub fn question_rows(c: &Connection, from: &str, to: &str) -> Result<Vec<QuestionRow>, AppError> {
+pub fn question_rows(
+    c: &Connection,
+    from: &str,
+    to: &str,
+    scope: &Scope,
+) -> Result<Vec<QuestionRow>, AppError> {
+    let (cond, args) = scoped(from, to, scope, "call_id");
     let ids: Vec<i64> = c
-        .prepare("SELECT id FROM evaluations WHERE status != 'draft' AND calibration_id IS NULL AND submitted_at_utc >= ?1 AND submitted_at_utc < ?2")?
-        .query_map(params![from, to], |r| r.get(0))?
+        .prepare(&format!("SELECT id FROM evaluations WHERE status != 'draft' AND calibration_id IS NULL AND submitted_at_utc >= ?1 AND submitted_at_utc < ?2 AND {cond}"))?
+        .query_map(params_from_iter(&args), |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     let mut counts: BTreeMap<(String, String), QuestionRow> = BTreeMap::new();
     for id in ids {
@@ -285,11 +324,16 @@ pub fn question_rows(c: &Connection, from: &str, to: &str) -> Result<Vec<Questio
 /// `GET /api/reports/questions?from&to[&format=csv]`: which questions fail most.
 pub async fn questions(
     State(st): State<St>,
+    Extension(id): Extension<Identity>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
     let (from, to) = period(&q)?;
     let as_csv = wants_csv(&q)?;
-    let rows = st.db.read(move |c| question_rows(c, &from, &to)).await?;
+    let scope = scope_of(&st, &id)?;
+    let rows = st
+        .db
+        .read(move |c| question_rows(c, &from, &to, &scope))
+        .await?;
     if as_csv {
         return Ok(csv(
             &[
@@ -327,16 +371,22 @@ pub struct TrendRow {
 }
 
 /// Mean score per agent per week (of submission).
-pub fn trend_rows(c: &Connection, from: &str, to: &str) -> Result<Vec<TrendRow>, AppError> {
-    let mut st = c.prepare(
+pub fn trend_rows(
+    c: &Connection,
+    from: &str,
+    to: &str,
+    scope: &Scope,
+) -> Result<Vec<TrendRow>, AppError> {
+    let (cond, args) = scoped(from, to, scope, "call_id");
+    let mut st = c.prepare(&format!(
         "SELECT agent, date(submitted_at_utc, 'weekday 0', '-6 days') AS week, count(*), avg(score_percent)
          FROM evaluations
          WHERE status != 'draft' AND calibration_id IS NULL AND agent IS NOT NULL
-           AND submitted_at_utc >= ?1 AND submitted_at_utc < ?2
+           AND submitted_at_utc >= ?1 AND submitted_at_utc < ?2 AND {cond}
          GROUP BY agent, week ORDER BY agent, week",
-    )?;
+    ))?;
     let rows = st
-        .query_map(params![from, to], |r| {
+        .query_map(params_from_iter(&args), |r| {
             Ok(TrendRow {
                 agent: r.get(0)?,
                 week_start: r.get(1)?,
@@ -351,11 +401,16 @@ pub fn trend_rows(c: &Connection, from: &str, to: &str) -> Result<Vec<TrendRow>,
 /// `GET /api/reports/trend?from&to[&format=csv]`.
 pub async fn trend(
     State(st): State<St>,
+    Extension(id): Extension<Identity>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
     let (from, to) = period(&q)?;
     let as_csv = wants_csv(&q)?;
-    let rows = st.db.read(move |c| trend_rows(c, &from, &to)).await?;
+    let scope = scope_of(&st, &id)?;
+    let rows = st
+        .db
+        .read(move |c| trend_rows(c, &from, &to, &scope))
+        .await?;
     if as_csv {
         return Ok(csv(
             &["agent", "week_start", "evaluations", "mean_percent"],
@@ -392,6 +447,7 @@ pub fn reviewer_rows(
     c: &Connection,
     from: &str,
     to: &str,
+    scope: &Scope,
 ) -> Result<(Vec<ReviewerRow>, Option<f64>), AppError> {
     let mut out: BTreeMap<String, ReviewerRow> = BTreeMap::new();
     fn row(out: &mut BTreeMap<String, ReviewerRow>, who: String) -> &mut ReviewerRow {
@@ -400,13 +456,15 @@ pub fn reviewer_rows(
             ..Default::default()
         })
     }
+    // A team lead sees the reviews done on their team's calls, whoever did them.
+    let (cond, args) = scoped(from, to, scope, "call_id");
     let counts = [
-        "SELECT reviewer, count(*) FROM evaluations WHERE status != 'draft' AND calibration_id IS NULL AND submitted_at_utc >= ?1 AND submitted_at_utc < ?2 GROUP BY reviewer",
-        "SELECT reviewer, count(*) FROM compliance_checks WHERE status = 'submitted' AND submitted_at_utc >= ?1 AND submitted_at_utc < ?2 GROUP BY reviewer",
+        format!("SELECT reviewer, count(*) FROM evaluations WHERE status != 'draft' AND calibration_id IS NULL AND submitted_at_utc >= ?1 AND submitted_at_utc < ?2 AND {cond} GROUP BY reviewer"),
+        format!("SELECT reviewer, count(*) FROM compliance_checks WHERE status = 'submitted' AND submitted_at_utc >= ?1 AND submitted_at_utc < ?2 AND {cond} GROUP BY reviewer"),
     ];
     for (i, sql) in counts.iter().enumerate() {
         let mut st = c.prepare(sql)?;
-        for r in st.query_map(params![from, to], |r| {
+        for r in st.query_map(params_from_iter(&args), |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
         })? {
             let (who, n) = r?;
@@ -418,8 +476,8 @@ pub fn reviewer_rows(
         }
     }
     let ids: Vec<i64> = c
-        .prepare("SELECT id FROM calibrations WHERE status = 'closed' AND closed_at_utc >= ?1 AND closed_at_utc < ?2")?
-        .query_map(params![from, to], |r| r.get(0))?
+        .prepare(&format!("SELECT id FROM calibrations WHERE status = 'closed' AND closed_at_utc >= ?1 AND closed_at_utc < ?2 AND {cond}"))?
+        .query_map(params_from_iter(&args), |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     let mut distances: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     let mut spreads = Vec::new();
@@ -446,11 +504,16 @@ fn mean(v: &[f64]) -> Option<f64> {
 /// `GET /api/reports/reviewers?from&to[&format=csv]`.
 pub async fn reviewers(
     State(st): State<St>,
+    Extension(id): Extension<Identity>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
     let (from, to) = period(&q)?;
     let as_csv = wants_csv(&q)?;
-    let (rows, spread) = st.db.read(move |c| reviewer_rows(c, &from, &to)).await?;
+    let scope = scope_of(&st, &id)?;
+    let (rows, spread) = st
+        .db
+        .read(move |c| reviewer_rows(c, &from, &to, &scope))
+        .await?;
     if as_csv {
         return Ok(csv(
             &[
@@ -486,15 +549,16 @@ pub async fn page_view(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Html<String>, AppError> {
     let (from, to) = period(&q).map_err(|e| e.with_html(true))?;
+    let scope = scope_of(&st, &id).map_err(|e| e.with_html(true))?;
     let (f2, t2) = (from.clone(), to.clone());
     let (agents, questions, trend, (reviewers, spread)) = st
         .db
         .read(move |c| {
             Ok::<_, AppError>((
-                agent_rows(c, &f2, &t2)?,
-                question_rows(c, &f2, &t2)?,
-                trend_rows(c, &f2, &t2)?,
-                reviewer_rows(c, &f2, &t2)?,
+                agent_rows(c, &f2, &t2, &scope)?,
+                question_rows(c, &f2, &t2, &scope)?,
+                trend_rows(c, &f2, &t2, &scope)?,
+                reviewer_rows(c, &f2, &t2, &scope)?,
             ))
         })
         .await

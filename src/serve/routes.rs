@@ -33,6 +33,7 @@ impl Builder {
             path,
             access,
             csrf_in_query: false,
+            audited_get: false,
         });
         self.router = self.router.route(path, mr);
         self
@@ -57,6 +58,13 @@ impl Builder {
         }
         self
     }
+    /// The last route is a GET that writes an audit row: same-site requests only.
+    fn audited(mut self) -> Self {
+        if let Some(r) = self.rules.last_mut() {
+            r.audited_get = true;
+        }
+        self
+    }
 }
 
 fn build() -> Builder {
@@ -74,19 +82,25 @@ fn build() -> Builder {
     .post("/logout", Session, login::post_logout)
     .get("/", Roles(EVERYONE), pages::home)
     .get("/calls", Roles(EVERYONE), pages::search)
+    .audited()
     .get("/calls/{id}", Roles(EVERYONE), pages::call)
     .get("/api/me", Roles(EVERYONE), api::me)
     .get("/api/calls", Roles(EVERYONE), api::search)
+    .audited()
     .get("/api/calls/{id}", Roles(EVERYONE), api::call)
     .get("/api/calls/{id}/audio", Roles(EVERYONE), stream::audio)
+    .audited()
     .get("/api/calls/{id}/audio.wav", Roles(EVERYONE), stream::wav)
+    .audited()
     .get("/api/calls/{id}/peaks.dat", Roles(EVERYONE), stream::peaks)
     .post("/api/calls/{id}/heard", Roles(EVERYONE), api::heard)
     .beacon()
     .post("/api/calls/{id}/notes", Roles(REVIEWERS), api::add_note)
     .delete("/api/notes/{id}", Roles(REVIEWERS), api::delete_note)
     .get("/audit", Roles(AUDITORS), pages::audit)
+    .audited()
     .get("/api/audit", Roles(AUDITORS), api::audit)
+    .audited()
     .get("/api/seats", Roles(SUPERVISORS), api::seats)
     .get("/admin/users", Roles(ADMINS), pages::users)
     .post("/admin/users", Roles(ADMINS), pages::add_user)

@@ -30,6 +30,8 @@ pub struct AppState {
     /// same call does not start a second decode (see `api::compute_metrics`).
     pub metrics_running: Mutex<std::collections::HashSet<i64>>,
     pub sessions: SessionCache,
+    /// `[server] trusted_proxies`, parsed once.
+    pub trusted_proxies: Vec<crate::config::IpNet>,
 }
 
 pub type St = Arc<AppState>;

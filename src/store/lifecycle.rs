@@ -305,7 +305,16 @@ pub fn finish_garbage(
     }
     let mut dirs = std::collections::BTreeSet::new();
     for (_, rel) in &pending {
-        let audio = storage_dir.join(rel);
+        // A row whose path leaves the storage dir must not make deletion unlink anything there.
+        let Some(audio) = super::call_file(storage_dir, rel) else {
+            return Err(LifecycleError::Unlink {
+                path: rel.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "the row's path leaves the storage dir; nothing unlinked",
+                ),
+            });
+        };
         for path in [crate::dsp::peaks::path_for(&audio), audio.clone()] {
             match std::fs::remove_file(&path) {
                 Ok(()) => {}

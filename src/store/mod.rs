@@ -651,6 +651,53 @@ mod tests {
     use super::testutil::{self, TempStore, TestCall, TestResult, DB_FILE};
     use super::*;
 
+    /// A row whose path climbs out of the storage dir makes neither deletion unlink nor crash
+    /// recovery rewrite the file it points at (both joined the row's path directly before).
+    #[test]
+    fn rows_pointing_outside_the_storage_dir_touch_nothing() -> TestResult {
+        let TempStore { dir, conn } = TempStore::new()?;
+        let outside = tempfile::tempdir()?;
+        let victim = outside.path().join("victim.opus");
+        std::fs::write(&victim, b"not yours")?;
+        // `<storage>/../<outside>/victim.opus`, spelled with `..`, and the absolute path.
+        let climbing = format!(
+            "../{}/victim.opus",
+            outside.path().strip_prefix("/")?.display()
+        );
+        let climbing = format!(
+            "{}{climbing}",
+            "../".repeat(dir.path().components().count())
+        );
+        for rel in [climbing, victim.display().to_string()] {
+            assert!(call_file(dir.path(), &rel).is_none(), "{rel}");
+            let call = TestCall::new().insert(&conn)?;
+            conn.execute(
+                "UPDATE calls SET rel_path = ?2, status = 'recording' WHERE id = ?1",
+                rusqlite::params![call.id, rel],
+            )?;
+            let row = get_call_row(&conn, call.id)?;
+            assert!(recovery::recover_call(&conn, dir.path(), &row).is_err());
+            conn.execute(
+                "INSERT INTO deletions (kind, reason, requested_by, created_at_utc, calls)
+                 VALUES ('manual', 'test', 'test', '2026-12-05T00:00:00.000Z', 1)",
+                [],
+            )?;
+            conn.execute(
+                "UPDATE calls SET status = 'garbage', deletion_id = ?2 WHERE id = ?1",
+                rusqlite::params![call.id, conn.last_insert_rowid()],
+            )?;
+            assert!(
+                lifecycle::finish_garbage(&conn, dir.path(), "2026-12-05T00:00:00.000Z").is_err()
+            );
+            assert_eq!(std::fs::read(&victim)?, b"not yours", "{rel}");
+            conn.execute(
+                "UPDATE calls SET status = 'deleted' WHERE id = ?1",
+                [call.id],
+            )?;
+        }
+        Ok(())
+    }
+
     #[test]
     fn migrates_and_round_trips() -> TestResult {
         let TempStore { dir, conn } = TempStore::new()?;

@@ -50,7 +50,15 @@ pub fn recover_call(
     call: &CallRow,
 ) -> Result<Recovered, RecoveryError> {
     {
-        let path = storage_dir.join(&call.rel_path);
+        // Recovery truncates and rewrites the file: only ever one under the storage dir.
+        let path =
+            super::call_file(storage_dir, &call.rel_path).ok_or_else(|| RecoveryError::Io {
+                path: call.rel_path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "the row's path leaves the storage dir; not touched",
+                ),
+            })?;
         let io = |source| RecoveryError::Io {
             path: path.display().to_string(),
             source,

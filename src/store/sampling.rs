@@ -250,22 +250,31 @@ pub fn draw_plan(
         seed,
         candidates: candidates.len(),
         candidates_sha256: draw.candidates_sha256,
-        assignments: assignments(conn, Some(draw_id), None)?,
+        assignments: assignments(conn, Some(draw_id), None, &search::Scope::All)?,
         short: draw.short,
     })
 }
 
+/// Assignments, of one draw and/or one reviewer, limited to the calls `scope` may see: a
+/// team lead's "every open assignment" and a reviewer's own queue list only their team's calls
+/// under `reviewer_scope = "team"` (an assignment of a call they cannot open is no use to them,
+/// and listing it would leak the call's id and agent).
 pub fn assignments(
     conn: &Connection,
     draw_id: Option<i64>,
     reviewer: Option<&str>,
+    scope: &search::Scope,
 ) -> Result<Vec<AssignmentRow>, PlanError> {
-    let mut st = conn.prepare_cached(
+    let (cond, scope_args) = search::call_in_scope(scope, "call_id", 3);
+    let mut args: Vec<rusqlite::types::Value> =
+        vec![draw_id.into(), reviewer.map(str::to_owned).into()];
+    args.extend(scope_args);
+    let mut st = conn.prepare_cached(&format!(
         "SELECT id, draw_id, call_id, agent, reviewer, status, due_utc, swap_reason, replaced_by FROM assignments
-         WHERE (?1 IS NULL OR draw_id = ?1) AND (?2 IS NULL OR reviewer = ?2) ORDER BY due_utc, id",
-    )?;
+         WHERE (?1 IS NULL OR draw_id = ?1) AND (?2 IS NULL OR reviewer = ?2) AND {cond} ORDER BY due_utc, id",
+    ))?;
     let v = st
-        .query_map(params![draw_id, reviewer], |r| {
+        .query_map(rusqlite::params_from_iter(&args), |r| {
             Ok(AssignmentRow {
                 id: r.get(0)?,
                 draw_id: r.get(1)?,
@@ -290,7 +299,7 @@ pub fn swap_assignment(
     reason: &str,
     by: &str,
 ) -> Result<Option<AssignmentRow>, PlanError> {
-    let all_rows = assignments(conn, None, None)?;
+    let all_rows = assignments(conn, None, None, &search::Scope::All)?;
     let a = all_rows
         .iter()
         .find(|r| r.id == assignment_id && r.status == "open")
@@ -353,7 +362,7 @@ pub fn swap_assignment(
     )?;
     tx.commit()?;
     Ok(match new_id {
-        Some(id) => assignments(conn, Some(a.draw_id), None)?
+        Some(id) => assignments(conn, Some(a.draw_id), None, &search::Scope::All)?
             .into_iter()
             .find(|r| r.id == id),
         None => None,

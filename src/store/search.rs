@@ -430,6 +430,26 @@ pub fn candidates(
     Ok(rows)
 }
 
+/// A condition keeping only rows whose call (`call_col`, a column holding a call id) is in the
+/// scope, numbering its one parameter `?{param_no}`; and that parameter. Reports and the review
+/// queue join it to their own SQL, so every figure counts the same calls a search would show.
+pub fn call_in_scope(scope: &Scope, call_col: &str, param_no: usize) -> (String, Vec<Value>) {
+    match scope {
+        Scope::All => ("1".to_owned(), Vec::new()),
+        Scope::Agent(a) => (
+            format!("{call_col} IN (SELECT id FROM calls WHERE agent = ?{param_no})"),
+            vec![a.clone().into()],
+        ),
+        Scope::Team(t) => (
+            format!(
+                "{call_col} IN (SELECT id FROM calls WHERE agent IN \
+                 (SELECT COALESCE(agent_id, username) FROM users WHERE team = ?{param_no}))"
+            ),
+            vec![t.clone().into()],
+        ),
+    }
+}
+
 /// Whether a user with this scope may see this call (call page, audio, notes).
 pub fn visible(conn: &Connection, call: &CallRow, scope: &Scope) -> Result<bool, StoreError> {
     Ok(match scope {

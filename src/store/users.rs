@@ -607,6 +607,23 @@ pub fn delete_session(conn: &Connection, token_sha256: &str) -> Result<(), UserE
     Ok(())
 }
 
+/// Deletes every session past its idle or absolute limit at `now` (with its `session_plays`
+/// rows, by cascade); returns how many went. Without this, sessions nobody presents again (a
+/// closed browser, a flood of logins) would stay in the table for ever.
+pub fn prune_sessions(
+    conn: &Connection,
+    idle_s: u64,
+    max_s: u64,
+    now: DateTime<Utc>,
+) -> Result<usize, UserError> {
+    let ago = |s: u64| crate::clock::format_utc(now - chrono::Duration::seconds(s as i64));
+    let n = conn.execute(
+        "DELETE FROM sessions WHERE created_at_utc < ?1 OR last_seen_utc < ?2",
+        params![ago(max_s), ago(idle_s)],
+    )?;
+    Ok(n)
+}
+
 /// Ends every other session of a user (after a password change).
 pub fn delete_other_sessions(
     conn: &Connection,
@@ -728,6 +745,55 @@ pub fn revoke_token(conn: &Connection, name: &str, by: Actor) -> Result<(), User
 mod tests {
     use super::*;
     use crate::store::testutil::{TempStore, TestResult};
+
+    /// Sessions nobody presents again go at the next prune, with the plays they recorded; live
+    /// ones stay. Time passes on a `SimClock`, as the server's clock would.
+    #[test]
+    fn expired_sessions_and_their_plays_are_pruned() -> TestResult {
+        use crate::clock::{Clock, SimClock};
+        let TempStore { dir: _dir, conn } = TempStore::new()?;
+        let u = add_user(
+            &conn,
+            &NewUser {
+                username: "alice",
+                role: Role::Qa,
+                agent_id: None,
+                team: None,
+                password: "correct horse battery",
+                must_change: false,
+            },
+            Actor::local("cli:test"),
+        )?;
+        let call = crate::store::testutil::TestCall::new().insert(&conn)?;
+        let clock = SimClock::at(chrono::Utc::now());
+        let (idle_s, max_s) = (60, 3600);
+        let count = |table: &str| -> rusqlite::Result<i64> {
+            conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        };
+        // Ten sessions that each play the call, then go quiet.
+        for _ in 0..10 {
+            let (_, s) = create_session(&conn, &u, None, clock.now_utc())?;
+            assert!(first_play(&conn, &s.token_sha256, call.id)?);
+        }
+        clock.advance(30_000);
+        let (live, _) = create_session(&conn, &u, None, clock.now_utc())?;
+        assert_eq!(prune_sessions(&conn, idle_s, max_s, clock.now_utc())?, 0);
+        assert_eq!((count("sessions")?, count("session_plays")?), (11, 10));
+        // 61 s after the ten were last seen: idle; the eleventh (31 s) lives on.
+        clock.advance(31_000);
+        assert_eq!(prune_sessions(&conn, idle_s, max_s, clock.now_utc())?, 10);
+        assert_eq!((count("sessions")?, count("session_plays")?), (1, 0));
+        assert!(lookup_session(&conn, &live, idle_s, max_s, clock.now_utc())?.is_some());
+        // Kept busy, a session still ends at its absolute limit.
+        for _ in 0..64 {
+            clock.advance(55_000);
+            assert!(lookup_session(&conn, &live, idle_s, max_s, clock.now_utc())?.is_some());
+        }
+        clock.advance(55_000); // 3 606 s old, seen 55 s ago
+        assert_eq!(prune_sessions(&conn, idle_s, max_s, clock.now_utc())?, 1);
+        assert_eq!(count("sessions")?, 0);
+        Ok(())
+    }
 
     #[test]
     fn passwords_sessions_and_lockout() -> TestResult {

@@ -1949,3 +1949,424 @@ fn storage_identity_refuses_a_wrong_or_unmounted_disk() {
         "nothing may be written to an unmounted mount point"
     );
 }
+
+/// The role × route matrix's team-scope axis: with `reviewer_scope = "team"`, a qa and a
+/// supervisor of team red meet each of team blue's objects (call, note, evaluation, spot check,
+/// calibration, assignment) on every route that takes one, and get 404 where their role may use
+/// the route (403 where it may not), with a message naming neither the call nor its agent; and
+/// every list (search, reports and their CSV, the review queue, sampling draws, calibration
+/// sessions, the QA page) holds only red's calls. Team blue's lead sees blue's, as a control.
+#[test]
+fn every_route_with_team_scope() {
+    use callrec::serve::access::Access;
+    let wb = WebBox::start("reviewer_scope = \"team\"");
+    for (name, role, team) in [
+        ("lead_a", "supervisor", "red"),
+        ("qa_a", "qa", "red"),
+        ("lead_b", "supervisor", "blue"),
+        ("qa_b", "qa", "blue"),
+        ("alice", "agent", "red"),
+        ("bob", "agent", "blue"),
+    ] {
+        wb.add_user(name, role, &["--team", team]);
+    }
+    let call_a = wb.record_call("seat02", 1.0, &["--agent", "alice", "--number", "+4930111"]);
+    let call_b = wb.record_call("seat02", 1.0, &["--agent", "bob", "--number", "+4940222"]);
+    let (mut lead_b, mut qa_b) = (wb.login("lead_b", PASSWORD), wb.login("qa_b", PASSWORD));
+    let ok = |r: &super::webbox::Reply, want: u16| {
+        assert_eq!(r.status, want, "{}", r.body_text());
+        r.json()
+    };
+
+    // Team blue's objects on bob's call.
+    let note_b = ok(
+        &qa_b.post_json(
+            &format!("/api/calls/{call_b}/notes"),
+            r#"{"at_ms":100,"text":"blue note"}"#,
+        ),
+        201,
+    )["id"]
+        .as_i64()
+        .unwrap();
+    let card = qa_b.get("/api/scorecards/complaint").json()["card"].clone();
+    let ev_b = ok(
+        &qa_b.post_json(
+            &format!("/api/calls/{call_b}/evaluations"),
+            r#"{"scorecard":"complaint"}"#,
+        ),
+        201,
+    )["id"]
+        .as_i64()
+        .unwrap();
+    let r = qa_b.post_json(
+        &format!("/api/evaluations/{ev_b}/answers"),
+        &answers_for(&card, None).to_string(),
+    );
+    assert_eq!(r.status, 204, "{}", r.body_text());
+    ok(
+        &qa_b.post_json(&format!("/api/evaluations/{ev_b}/submit"), ""),
+        200,
+    );
+    let check_b = ok(
+        &qa_b.post_json(
+            &format!("/api/calls/{call_b}/checks"),
+            r#"{"script":"inbound-compliance"}"#,
+        ),
+        201,
+    )["id"]
+        .as_i64()
+        .unwrap();
+    let r = qa_b.send(
+        "POST",
+        &format!("/api/calls/{call_b}/transcript"),
+        "text/vtt",
+        "WEBVTT\n\n00:00.100 --> 00:01.000\n<v Agent>blue words\n",
+        true,
+    );
+    assert_eq!(r.status, 201, "{}", r.body_text());
+    // qa_a takes part in blue's session, yet may not see it: the call decides.
+    let cal_b = ok(
+        &lead_b.post_json(
+            "/api/calibrations",
+            &format!(
+                r#"{{"call_id":{call_b},"scorecard":"complaint","reviewers":["qa_a","qa_b"]}}"#
+            ),
+        ),
+        201,
+    );
+    let cal_ev_b = cal_b["evaluation_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p[0] == "qa_a")
+        .unwrap()[1]
+        .as_i64()
+        .unwrap();
+    let cal_b = cal_b["id"].as_i64().unwrap();
+    let plan_b = ok(
+        &lead_b.post_json(
+            "/api/plans",
+            r#"{"name":"blue","filters":{},"reviewers":["qa_b"],"scorecard":"complaint"}"#,
+        ),
+        201,
+    )["id"]
+        .as_i64()
+        .unwrap();
+    let drawn = ok(
+        &lead_b.post_json(&format!("/api/plans/{plan_b}/draw"), "{}"),
+        200,
+    );
+    assert_eq!(
+        drawn["candidates"], 1,
+        "blue's lead draws blue's call only: {drawn}"
+    );
+    let asg_b = drawn["assignments"][0]["id"].as_i64().unwrap();
+    assert_eq!(drawn["assignments"][0]["call_id"], call_b);
+
+    // Every route that names one object, pointed at blue's.
+    let target = |pattern: &str| -> Option<(String, &'static str)> {
+        let id_of = |p: &str| -> Option<i64> {
+            Some(match p {
+                p if p.starts_with("/api/calls/{id}") || p == "/calls/{id}" => call_b,
+                "/api/notes/{id}" => note_b,
+                p if p.starts_with("/api/evaluations/") => ev_b,
+                p if p.starts_with("/api/checks/") => check_b,
+                p if p.contains("/calibrations/{id}") => cal_b,
+                p if p.starts_with("/api/assignments/{id}") => asg_b,
+                _ => return None,
+            })
+        };
+        let body = match pattern {
+            p if p.ends_with("/notes") => r#"{"at_ms":1,"text":"x"}"#,
+            p if p.ends_with("/evaluations") => r#"{"scorecard":"complaint"}"#,
+            p if p.ends_with("/answers") => r#"{"answers":[]}"#,
+            p if p.ends_with("/checks") => r#"{"script":"inbound-compliance"}"#,
+            p if p.ends_with("/marks") => r#"{"marks":[]}"#,
+            p if p.ends_with("/dispute") => r#"{"q":"x","reason":"y"}"#,
+            p if p.ends_with("/resolve") => r#"{"dispute_id":1,"decision":"upheld","note":"z"}"#,
+            p if p.ends_with("/swap") => r#"{"reason":"not mine"}"#,
+            p if p.ends_with("/heard") => r#"{"ranges":[[0.0,0.5]]}"#,
+            _ => "",
+        };
+        id_of(pattern).map(|id| (pattern.replace("{id}", &id.to_string()), body))
+    };
+    let mut failures = Vec::new();
+    let mut covered = 0;
+    for (user, role) in [
+        ("lead_a", callrec::store::users::Role::Supervisor),
+        ("qa_a", callrec::store::users::Role::Qa),
+    ] {
+        let mut s = wb.login(user, PASSWORD);
+        let r = s.get(&format!("/api/calls/{call_a}"));
+        assert_eq!(r.status, 200, "{user} sees red's call: {}", r.body_text());
+        for rule in rules() {
+            let Some((path, body)) = target(rule.path) else {
+                continue;
+            };
+            covered += 1;
+            let may = matches!(&rule.access, Access::Roles(roles) if roles.contains(&role));
+            let want = if may { 404 } else { 403 };
+            let r = match rule.method.as_str() {
+                "GET" => s.get(&path),
+                m => {
+                    let ctype = if rule.path.ends_with("/transcript") {
+                        "text/vtt"
+                    } else {
+                        "application/json"
+                    };
+                    let body = if ctype == "text/vtt" {
+                        "WEBVTT\n\n00:00.000 --> 00:00.500\nx\n"
+                    } else {
+                        body
+                    };
+                    s.send(m, &path, ctype, body, true)
+                }
+            };
+            let text = r.body_text();
+            let names_call = !rule.path.contains("calls/{id}")
+                && (text.contains(&format!("call {call_b}"))
+                    || text.contains(&format!("call_id\":{call_b}")));
+            if r.status != want || text.contains("bob") || text.contains("+4940222") || names_call {
+                failures.push(format!(
+                    "{user} {} {path} → {} (expected {want}, naming nothing): {}",
+                    rule.method,
+                    r.status,
+                    text.chars().take(160).collect::<String>()
+                ));
+            }
+        }
+        // The lists: search, reports, queue, calibrations, the QA page.
+        let calls = s.get("/api/calls").json();
+        let ids: Vec<i64> = calls["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            vec![call_a],
+            "{user} searches red's calls only: {calls}"
+        );
+        let page = s.get("/calls").body_text();
+        assert!(
+            !page.contains("+4940222") && page.contains("+4930111"),
+            "{user} /calls"
+        );
+        for report in ["agents", "questions", "trend", "reviewers"] {
+            for fmt in ["json", "csv"] {
+                let r = s.get(&format!("/api/reports/{report}?format={fmt}"));
+                assert_eq!(r.status, 200, "{}", r.body_text());
+                let t = r.body_text();
+                assert!(
+                    !t.contains("bob") && !t.contains("qa_b") && !t.contains("blue"),
+                    "{user}'s {report} report ({fmt}) counts blue's calls: {t}"
+                );
+            }
+        }
+        let agents = s.get("/api/reports/agents").json();
+        assert_eq!(agents.as_array().map(Vec::len), Some(1), "{agents}");
+        assert_eq!(
+            (agents[0]["agent"].as_str(), agents[0]["calls"].as_i64()),
+            (Some("alice"), Some(1))
+        );
+        let t = s.get("/reports").body_text();
+        assert!(!t.contains("bob") && !t.contains("qa_b"), "{user} /reports");
+        let queue = if role == callrec::store::users::Role::Supervisor {
+            s.get("/api/assignments?all=1").json()
+        } else {
+            s.get("/api/assignments").json()
+        };
+        assert_eq!(
+            queue.as_array().map(Vec::len),
+            Some(0),
+            "{user}'s queue: {queue}"
+        );
+        let cals = s.get("/api/calibrations").json();
+        assert!(
+            !cals.as_array().unwrap().iter().any(|c| c["id"] == cal_b),
+            "{user} lists blue's calibration: {cals}"
+        );
+        let t = s.get("/qa").body_text();
+        assert!(
+            !t.contains(&format!("data-call=\"{call_b}\""))
+                && !t.contains(&format!("/calibrations/{cal_b}\""))
+                && !t.contains("bob"),
+            "{user} /qa shows blue's work"
+        );
+        let r = s.get(&format!("/api/evaluations/{cal_ev_b}"));
+        assert_eq!(r.status, 404, "{user}: {}", r.body_text());
+    }
+    assert!(covered >= 2 * 20, "only {covered} per-object routes tried");
+    assert!(
+        failures.is_empty(),
+        "team scope leaks:\n{}",
+        failures.join("\n")
+    );
+
+    // Sampling: red's lead aiming a plan at bob's number draws nothing and counts nothing.
+    let mut lead_a = wb.login("lead_a", PASSWORD);
+    for (filters, want) in [(r#"{"number":"+4940"}"#, 0), ("{}", 1)] {
+        let plan = ok(
+            &lead_a.post_json(
+                "/api/plans",
+                &format!(r#"{{"name":"red {want}","filters":{filters},"reviewers":["qa_a"],"scorecard":"complaint"}}"#),
+            ),
+            201,
+        )["id"]
+            .as_i64()
+            .unwrap();
+        let d = ok(
+            &lead_a.post_json(&format!("/api/plans/{plan}/draw"), "{}"),
+            200,
+        );
+        assert_eq!(d["candidates"], want, "{filters}: {d}");
+        assert!(
+            d["assignments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|a| a["call_id"] == call_a),
+            "{d}"
+        );
+    }
+    // Control: blue's lead sees blue's figures, queue and session.
+    let t = lead_b.get("/api/reports/agents?format=csv").body_text();
+    assert!(t.contains("\nbob,1,1,"), "{t}");
+    let q = lead_b.get("/api/assignments?all=1").json();
+    assert!(
+        q.as_array().unwrap().iter().any(|a| a["call_id"] == call_b),
+        "{q}"
+    );
+    assert!(lead_b
+        .get("/api/calibrations")
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["id"] == cal_b));
+}
+
+/// `[server] trusted_proxies`: from a trusted peer the rightmost untrusted `X-Forwarded-For`
+/// hop is the client (its own login-rate bucket, its address in the audit rows) and `/metrics`
+/// is no longer open to "loopback", the proxy being local; from any other peer the header is
+/// ignored, so a client cannot pick its bucket or its logged address.
+#[test]
+fn trusted_proxies_name_the_client_and_keep_metrics_private() {
+    // 30 attempts per address per 5 minutes (login.rs), then 429.
+    let fail = |wb: &WebBox, xff: &str| {
+        Session::anonymous(wb)
+            .login_with("nobody", "wrong password 1234", &[("x-forwarded-for", xff)])
+            .status
+    };
+    let count = |wb: &WebBox, sql: &str| sqlite(&wb.db(), sql).parse::<i64>().unwrap();
+
+    // Behind a proxy on this machine (the test client plays it).
+    let wb = WebBox::start(r#"trusted_proxies = ["127.0.0.1", "10.1.0.0/16"]"#);
+    for _ in 0..30 {
+        // The left hop is the client's own claim; 10.1.2.3 is another trusted proxy.
+        assert_eq!(fail(&wb, "198.51.100.7, 203.0.113.1, 10.1.2.3"), 401);
+    }
+    assert_eq!(fail(&wb, "203.0.113.1"), 429, "the client's bucket is full");
+    assert_eq!(fail(&wb, "203.0.113.2"), 401, "another client has its own");
+    assert_eq!(
+        count(
+            &wb,
+            "SELECT count(*) FROM audit WHERE action = 'login.failed' AND ip = '203.0.113.1'"
+        ),
+        30
+    );
+    assert_eq!(
+        count(
+            &wb,
+            "SELECT count(*) FROM audit WHERE ip IN ('198.51.100.7', '127.0.0.1', '10.1.2.3')"
+        ),
+        0
+    );
+    let r = Session::anonymous(&wb).get("/metrics");
+    assert_eq!(
+        r.status,
+        401,
+        "/metrics through the proxy: {}",
+        r.body_text()
+    );
+    let r = Session::anonymous(&wb).get_with("/metrics", &[("x-forwarded-for", "127.0.0.1")]);
+    assert_eq!(r.status, 401, "a forwarded loopback is no loopback");
+    drop(wb);
+
+    // The proxy is elsewhere: this peer's header is a spoof and changes nothing.
+    let wb = WebBox::start(r#"trusted_proxies = ["10.0.0.5"]"#);
+    for i in 0..30 {
+        assert_eq!(fail(&wb, &format!("203.0.113.{i}")), 401);
+    }
+    assert_eq!(
+        fail(&wb, "203.0.113.200"),
+        429,
+        "one bucket whatever the header says"
+    );
+    assert_eq!(
+        count(
+            &wb,
+            "SELECT count(*) FROM audit WHERE action = 'login.failed' AND ip = '127.0.0.1'"
+        ),
+        30
+    );
+    assert_eq!(
+        Session::anonymous(&wb).get("/metrics").status,
+        200,
+        "local Prometheus"
+    );
+}
+
+/// GETs that write audit rows (search, play and download, the audit log) refuse a request the
+/// browser marks `Sec-Fetch-Site: cross-site`, so a link or redirect on another site cannot write
+/// rows in the user's name; the same request from callrec's own pages (`same-origin`), typed
+/// (`none`) or from a client that sends no such header passes and is audited. Pages without an
+/// audit row (a call's page) still open from a link in a web mail.
+#[test]
+fn audited_gets_refuse_cross_site_requests() {
+    let wb = WebBox::start("");
+    wb.add_user("qa1", "qa", &[]);
+    wb.add_user("auditor1", "auditor", &[]);
+    let call = wb.record_call("seat02", 1.0, &["--agent", "alice", "--number", "+4930111"]);
+    let rows = || {
+        sqlite(&wb.db(), "SELECT count(*) FROM audit")
+            .parse::<i64>()
+            .unwrap()
+    };
+    for (who, path) in [
+        ("qa", "/api/calls?number=%2B4930".to_owned()),
+        ("qa", "/calls?number=%2B4930".to_owned()),
+        ("qa", format!("/api/calls/{call}/audio")),
+        ("qa", format!("/api/calls/{call}/audio?download=1")),
+        ("qa", format!("/api/calls/{call}/audio.wav")),
+        ("auditor", "/audit".to_owned()),
+        ("auditor", "/api/audit".to_owned()),
+    ] {
+        // A session per route: `play` (audio, WAV) is audited once per session and call.
+        let mut s = wb.login(&format!("{who}1"), PASSWORD);
+        let once = path.contains("/audio") && !path.contains("download=1");
+        let before = rows();
+        let r = s.get_with(&path, &[("sec-fetch-site", "cross-site")]);
+        assert_eq!(r.status, 403, "cross-site {path}: {}", r.body_text());
+        assert_eq!(rows(), before, "cross-site {path} wrote an audit row");
+        for site in ["same-origin", "same-site", "none", ""] {
+            let before = rows();
+            let extra: &[(&str, &str)] = if site.is_empty() {
+                &[]
+            } else {
+                &[("sec-fetch-site", site)]
+            };
+            let r = s.get_with(&path, extra);
+            assert_eq!(r.status, 200, "{site:?} {path}: {}", r.body_text());
+            if !once || site == "same-origin" {
+                assert_eq!(rows(), before + 1, "{site:?} {path} not audited");
+            }
+        }
+    }
+    let r = wb.login("qa1", PASSWORD).get_with(
+        &format!("/calls/{call}"),
+        &[("sec-fetch-site", "cross-site")],
+    );
+    assert_eq!(r.status, 200, "a call's page opens from a mail link");
+}

@@ -374,7 +374,12 @@ impl Session {
 
     /// The login form round trip: GET /login (form token cookie) then POST.
     pub fn login(&mut self, user: &str, password: &str) -> Reply {
-        let page = self.get("/login");
+        self.login_with(user, password, &[])
+    }
+
+    /// [`Session::login`] with extra headers on both requests (`X-Forwarded-For`).
+    pub fn login_with(&mut self, user: &str, password: &str, extra: &[(&str, &str)]) -> Reply {
+        let page = self.get_with("/login", extra);
         let token = extract(&page.body_text(), r#"name="csrf" value=""#).expect("login form token");
         let form_cookie = page
             .header("set-cookie")
@@ -392,12 +397,15 @@ impl Session {
         if let Some(c) = &self.cookie {
             cookies.push(format!("callrec_session={c}"));
         }
-        let r = self
+        let mut req = self
             .agent
             .post(format!("{}/login", self.base))
             .header("content-type", "application/x-www-form-urlencoded")
-            .header("cookie", cookies.join("; "))
-            .send(body.as_bytes());
+            .header("cookie", cookies.join("; "));
+        for (k, v) in extra {
+            req = req.header(*k, *v);
+        }
+        let r = req.send(body.as_bytes());
         let reply = self.finish(r);
         if reply.status == 303 {
             // Load a page to pick up this session's CSRF token.
