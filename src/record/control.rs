@@ -3,6 +3,11 @@
 //! `callrec call start|stop|pause|resume|tag|status` and CTI glue on the box talk to the running
 //! recorder through it. The socket file is created mode 0660 so only root and the callrec group
 //! can drive recordings. Requests are routed to the worker that owns the seat.
+//!
+//! Each connection is served on a thread of its own (at most [`MAX_IN_FLIGHT`] at once): a
+//! start or stop is answered once the index has it, which can take seconds while another
+//! process holds the index's write lock, and `call status` must still answer meanwhile. These
+//! threads may wait; the workers never do.
 
 use crate::store::CallMeta;
 use serde::{Deserialize, Serialize};
@@ -10,7 +15,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -131,17 +136,41 @@ pub struct Router {
     pub status: Vec<Arc<Mutex<SeatStatus>>>,
 }
 
+/// Connections served at once; more are refused at once (the socket is local and group-only:
+/// this only bounds a runaway client).
+pub const MAX_IN_FLIGHT: usize = 64;
+/// How long a request waits for its seat's worker and the index. Under the client's 15 s, and
+/// over the index's 10 s busy timeout, so a start held up by a locked index still gets its id.
+const ANSWER_WAIT: Duration = Duration::from_secs(12);
+
 /// Serves the socket until `stop` is set.
 pub fn serve(listener: UnixListener, router: Router, stop: Arc<AtomicBool>) {
     if let Err(e) = listener.set_nonblocking(true) {
         tracing::error!("control socket: {e}");
         return;
     }
+    let router = Arc::new(router);
+    let in_flight = Arc::new(AtomicUsize::new(0));
     while !stop.load(Ordering::Relaxed) {
         match listener.accept() {
             Ok((stream, _)) => {
-                if let Err(e) = handle(stream, &router) {
-                    tracing::warn!("control request: {e}");
+                if in_flight.fetch_add(1, Ordering::AcqRel) >= MAX_IN_FLIGHT {
+                    in_flight.fetch_sub(1, Ordering::AcqRel);
+                    let _ = refuse_busy(stream);
+                    continue;
+                }
+                let (r, n) = (router.clone(), in_flight.clone());
+                let spawned = std::thread::Builder::new()
+                    .name("control-req".into())
+                    .spawn(move || {
+                        if let Err(e) = handle(stream, &r) {
+                            tracing::warn!("control request: {e}");
+                        }
+                        n.fetch_sub(1, Ordering::AcqRel);
+                    });
+                if let Err(e) = spawned {
+                    in_flight.fetch_sub(1, Ordering::AcqRel);
+                    tracing::warn!("control request: no thread for it: {e}");
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -150,6 +179,17 @@ pub fn serve(listener: UnixListener, router: Router, stop: Arc<AtomicBool>) {
             Err(e) => tracing::warn!("control socket accept: {e}"),
         }
     }
+}
+
+fn refuse_busy(stream: UnixStream) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_write_timeout(Some(Duration::from_secs(1)))?;
+    let resp = Response::refused(format!(
+        "the recorder is answering {MAX_IN_FLIGHT} requests already; try again"
+    ));
+    let mut out = serde_json::to_vec(&resp).unwrap_or_default();
+    out.push(b'\n');
+    (&stream).write_all(&out)
 }
 
 fn handle(stream: UnixStream, router: &Router) -> std::io::Result<()> {
@@ -192,8 +232,12 @@ fn route(req: Request, router: &Router) -> Response {
     if tx.send((req, rtx)).is_err() {
         return Response::refused("the recorder is shutting down");
     }
-    rrx.recv_timeout(Duration::from_secs(10))
-        .unwrap_or_else(|_| Response::refused("the seat's worker did not answer within 10 s"))
+    rrx.recv_timeout(ANSWER_WAIT).unwrap_or_else(|_| {
+        Response::refused(format!(
+            "no answer within {} s (the index may be locked by another process); the request may still be carried out: `callrec call status` shows the seat",
+            ANSWER_WAIT.as_secs()
+        ))
+    })
 }
 
 #[derive(Debug, thiserror::Error)]

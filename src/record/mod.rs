@@ -11,7 +11,9 @@
 pub mod call;
 pub mod control;
 pub mod disk_guard;
+pub mod indexer;
 pub mod seat;
+pub mod seat_error;
 pub mod seat_io;
 pub mod syncer;
 pub mod worker;
@@ -23,12 +25,11 @@ use crate::config::{Config, InputKind, Party};
 use crate::dsp::align::Aligner;
 use crate::store;
 use anyhow::Context;
-use call::CallContext;
 use seat::{Seat, SeatInput};
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 /// Tells systemd about readiness and liveness (sd_notify protocol), if run under it.
@@ -115,30 +116,41 @@ pub fn run(
     let (_lock, conn) = open_storage(&cfg)?;
     let (guard, guard_handle) = disk_guard::Guard::new(&cfg, clock.clone())?;
     recover(&conn, dir, &*clock)?;
-    let db = Arc::new(Mutex::new(conn));
     let guard_thread = std::thread::Builder::new()
         .name("disk-guard".into())
         .spawn(move || guard.run())?;
 
     let (seats, sim, sup) = build_seats(&cfg)?;
 
+    // The indexer owns the recorder's index connection: no worker ever waits for it.
+    let (index_tx, index_rx) = mpsc::channel();
+    let storage = call::Storage::new(
+        cfg.box_.id.clone(),
+        dir.clone(),
+        cfg.encoder.clone(),
+        guard_handle.clone(),
+    );
+    let indexer = std::thread::Builder::new()
+        .name("indexer".into())
+        .spawn(move || indexer::Indexer::new(conn, storage).run(index_rx))?;
     let (sync_tx, sync_rx) = mpsc::channel();
-    let sync_db = db.clone();
-    let sync_guard = guard_handle.clone();
+    let sync_index = index_tx.clone();
     let syncer = std::thread::Builder::new()
         .name("fsync".into())
-        .spawn(move || syncer::run(sync_rx, sync_db, sync_guard))?;
-    let ctx = Arc::new(CallContext {
-        box_id: cfg.box_.id.clone(),
-        storage_dir: dir.clone(),
-        encoder: cfg.encoder.clone(),
-        fsync_interval: Duration::from_millis(cfg.storage.fsync_interval_ms),
-        db: db.clone(),
-        syncer: sync_tx,
-        guard: guard_handle.clone(),
+        .spawn(move || {
+            syncer::run(sync_rx, |batch| {
+                sync_index.send(indexer::Job::Progress(batch)).is_ok()
+            })
+        })?;
+    let ctx = Arc::new(seat_io::CallContext::new(
+        dir.clone(),
+        cfg.encoder.clone(),
+        Duration::from_millis(cfg.storage.fsync_interval_ms),
+        sync_tx,
+        index_tx,
+        guard_handle.clone(),
         clock,
-        durable_dir: Mutex::new(None),
-    });
+    ));
 
     let stop = Arc::new(AtomicBool::new(false));
     let threads = start_inputs(sim, sup, &stop)?;
@@ -164,8 +176,11 @@ pub fn run(
     for t in threads {
         let _ = t.join();
     }
+    // The syncer ends with the workers' queue to it, then the indexer with the last queue to
+    // it (the syncer's), after the jobs already queued: every finished call is completed.
     drop(ctx);
     let _ = syncer.join();
+    let _ = indexer.join();
     // Last: calls the workers stopped on an error are sealed before the guard exits.
     guard_handle.stop();
     let _ = guard_thread.join();
@@ -271,7 +286,7 @@ impl Workers {
     fn start(
         count: usize,
         seats: Vec<Seat>,
-        ctx: &Arc<CallContext>,
+        ctx: &Arc<seat_io::CallContext>,
     ) -> anyhow::Result<(Workers, control::Router)> {
         let n_workers = count.min(seats.len()).max(1);
         let mut per_worker: Vec<Vec<Seat>> = (0..n_workers).map(|_| Vec::new()).collect();

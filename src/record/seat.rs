@@ -1,6 +1,6 @@
 //! One seat on a worker thread: drains its input rings, aligns the parties, and runs the seat
-//! state machine (idle / recording / paused) for its mode: `control` (commands), `vox` (voice
-//! activated with pre-roll) or `continuous` (files rolled on a fixed interval).
+//! state machine (idle / starting / recording / paused) for its mode: `control` (commands),
+//! `vox` (voice activated with pre-roll) or `continuous` (files rolled on a fixed interval).
 //!
 //! Runs on a worker, never on the audio thread. Everything it changes outside itself (the index,
 //! the call file, fsyncs, the disk guard) goes through a [`SeatIo`] side, so the state machine
@@ -8,9 +8,14 @@
 //! rings (capture never backs up) but records nothing: its open call is stopped and handed to
 //! the guard, and no call starts until the guard says space is back. A seat must never wait for
 //! the guard or retry a start in a loop.
+//!
+//! A call is named by the token its side gave it: with the real side the index opens it a
+//! little later (`starting`: its frames are held until then), and it may still refuse it, which
+//! the seat learns from [`SeatIo::lost`] on its next tick.
 
-use super::call::CallError;
 use super::control::SeatStatus;
+use super::indexer::{CallToken, IntervalToken};
+pub use super::seat_error::{CallName, SeatError};
 use super::seat_io::SeatIo;
 use crate::capture::device::STALL_MS;
 use crate::capture::ring::InputShared;
@@ -54,57 +59,14 @@ impl SeatInput {
     }
 }
 
-/// Why a seat refused or failed a request. The text goes back to the control socket's client
-/// (the CLI, or CTI through the HTTP API), so it names what to do, not a command to type.
-#[derive(Debug, thiserror::Error)]
-pub enum SeatError {
-    #[error("seat {seat} is already recording call {call_id}; stop it first")]
-    AlreadyRecording { seat: String, call_id: i64 },
-    #[error("storage {dir} is full: seat {seat} cannot start a call until space returns (alarm disk_full); recording resumes by itself once space is freed")]
-    StorageFull { dir: String, seat: String },
-    #[error("seat {seat} is not recording; start a call first")]
-    NotRecording { seat: String },
-    #[error("call {call_id} on seat {seat} is already paused; resume it first")]
-    AlreadyPaused { seat: String, call_id: i64 },
-    #[error("call {call_id} on seat {seat} is not paused; nothing to resume")]
-    NotPaused { seat: String, call_id: i64 },
-    #[error("direction {0:?} must be \"inbound\" or \"outbound\" (or left out)")]
-    Direction(String),
-    #[error("seat {seat} cannot start a call: {source}. The seat stays idle; free space or fix the storage directory's permissions, then start again")]
-    Start { seat: String, source: CallError },
-    #[error("call {call_id} on seat {seat} did not finish cleanly: {source}. It is sealed as interrupted at its last intact page; `callrec calls show {call_id}` shows what was kept")]
-    Finish {
-        seat: String,
-        call_id: i64,
-        source: CallError,
-    },
-    #[error("call {call_id} on seat {seat} is NOT paused, its audio is still recorded: the index refused the pause ({source}). Stop the call if what follows must not be recorded; `callrec check` checks the index")]
-    Pause {
-        seat: String,
-        call_id: i64,
-        source: CallError,
-    },
-    #[error("call {call_id} on seat {seat} records audio again, but the end of its pause could not be written to the index ({source}); the index shows the pause running to the end of the call")]
-    Resume {
-        seat: String,
-        call_id: i64,
-        source: CallError,
-    },
-    #[error("tags or details for call {call_id} on seat {seat} were not saved: {source}; send them again")]
-    Tag {
-        seat: String,
-        call_id: i64,
-        source: CallError,
-    },
-}
-
 /// The call a seat has open: its row, and the intervals the seat keeps open in the index.
 struct OpenCall {
-    id: i64,
+    /// The side's token for the call (not its row id: that comes later).
+    id: CallToken,
     /// The open `pause` interval: frames are written as silence while it is set (invariant 6).
-    pause_interval: Option<i64>,
+    pause_interval: Option<IntervalToken>,
     /// The open `gap` interval, while an input device is down.
-    gap_interval: Option<i64>,
+    gap_interval: Option<IntervalToken>,
 }
 
 pub struct Seat {
@@ -127,6 +89,9 @@ pub struct Seat {
     retry_after: Option<Instant>,
     /// The agent logged in at this seat (CTI `login`): calls that name no agent get this one.
     agent: Option<String>,
+    /// Frames the side dropped (a call's backlog full while the index kept it from opening),
+    /// counted with the rings' drops in the status.
+    held_dropped_frames: u64,
 }
 
 /// Pause between automatic start attempts after one failed.
@@ -165,6 +130,7 @@ impl Seat {
             captured_at: Instant::now(),
             retry_after: None,
             agent: None,
+            held_dropped_frames: 0,
         }
     }
 
@@ -177,6 +143,13 @@ impl Seat {
 
     /// One pass: drain rings, fill gaps, run frames through the state machine.
     pub fn tick(&mut self, io: &mut dyn SeatIo) {
+        if self.call.as_ref().is_some_and(|c| io.lost(c.id)) {
+            // The side logged why (start refused by the index, held audio not written).
+            self.call = None;
+            if !matches!(self.cfg.mode, SeatMode::Control) {
+                self.retry_after = Some(Instant::now() + RETRY_START);
+            }
+        }
         if io.storage_full() {
             if let Some(call) = self.call.take() {
                 tracing::warn!(seat = %self.cfg.id, call_id = call.id, "storage full: call stopped");
@@ -297,7 +270,7 @@ impl Seat {
                     .ok()
             }
             (false, Some(iv)) => {
-                let _ = io.close_interval(iv, at);
+                let _ = io.close_interval(call.id, iv, at);
                 call.gap_interval = None;
             }
             _ => {}
@@ -368,9 +341,13 @@ impl Seat {
         self.max_page_latency_ms = self
             .max_page_latency_ms
             .max(io.max_page_latency_ms(call.id));
-        if let Err(e) = result {
-            if let Some(c) = self.call.take() {
-                io.abandon_call(c.id, &e);
+        match result {
+            Ok(true) => {}
+            Ok(false) => self.held_dropped_frames += 1,
+            Err(e) => {
+                if let Some(c) = self.call.take() {
+                    io.abandon_call(c.id, &e);
+                }
             }
         }
     }
@@ -388,7 +365,8 @@ impl Seat {
         ok
     }
 
-    pub fn current_call_id(&self) -> Option<i64> {
+    /// The open call's side token.
+    pub fn current_call(&self) -> Option<CallToken> {
         self.call.as_ref().map(|c| c.id)
     }
 
@@ -401,7 +379,12 @@ impl Seat {
         self.agent = agent;
     }
 
-    pub fn start(&mut self, io: &mut dyn SeatIo, mut meta: CallMeta) -> Result<i64, SeatError> {
+    /// Starts a call; returns its token (the row id comes with the side's answer).
+    pub fn start(
+        &mut self,
+        io: &mut dyn SeatIo,
+        mut meta: CallMeta,
+    ) -> Result<CallToken, SeatError> {
         check_direction(&meta)?;
         if meta.agent.is_none() {
             meta.agent = self.agent.clone();
@@ -409,7 +392,7 @@ impl Seat {
         if let Some(c) = &self.call {
             return Err(SeatError::AlreadyRecording {
                 seat: self.cfg.id.clone(),
-                call_id: c.id,
+                call: CallName(io.row_id(c.id)),
             });
         }
         if io.storage_full() {
@@ -428,7 +411,7 @@ impl Seat {
                     source,
                 }
             })?;
-        tracing::info!(seat = %self.cfg.id, call_id = id, "call started");
+        tracing::debug!(seat = %self.cfg.id, call = id, "call starting");
         self.call = Some(OpenCall {
             id,
             pause_interval: None,
@@ -439,18 +422,20 @@ impl Seat {
 
     /// Finishes the open call; the seat is idle afterwards even if finishing failed (the disk
     /// guard then seals the call). A pause or gap still open ends with the call.
-    pub fn stop(&mut self, io: &mut dyn SeatIo, reason: &str) -> Result<i64, SeatError> {
+    /// Returns the call's token; with the real side, the row is completed later (the
+    /// indexer logs it and answers the request).
+    pub fn stop(&mut self, io: &mut dyn SeatIo, reason: &str) -> Result<CallToken, SeatError> {
         let id = self.active()?.id;
         self.call = None;
         io.finish_call(id, reason).map_err(|source| {
-            tracing::error!(seat = %self.cfg.id, call_id = id, "finishing the call: {source}");
+            tracing::error!(seat = %self.cfg.id, call = id, "finishing the call: {source}");
             SeatError::Finish {
                 seat: self.cfg.id.clone(),
-                call_id: id,
+                call_id: io.row_id(id).unwrap_or_default(),
                 source,
             }
         })?;
-        tracing::info!(seat = %self.cfg.id, call_id = id, reason, "call finished");
+        tracing::debug!(seat = %self.cfg.id, call = id, reason, "call stopping");
         Ok(id)
     }
 
@@ -467,44 +452,45 @@ impl Seat {
         io: &mut dyn SeatIo,
         by: Option<&str>,
         reason: Option<&str>,
-    ) -> Result<i64, SeatError> {
+    ) -> Result<CallToken, SeatError> {
         let seat = self.cfg.id.clone();
-        let call = self.active()?;
-        let call_id = call.id;
+        let call = self
+            .call
+            .as_ref()
+            .ok_or_else(|| SeatError::NotRecording { seat: seat.clone() })?;
+        let token = call.id;
         if call.pause_interval.is_some() {
-            return Err(SeatError::AlreadyPaused { seat, call_id });
+            let call = CallName(io.row_id(token));
+            return Err(SeatError::AlreadyPaused { seat, call });
         }
-        let at = io.duration_ms(call_id);
+        let at = io.duration_ms(token);
         let iv = io
-            .open_interval(call_id, "pause", at, by, reason)
+            .open_interval(token, "pause", at, by, reason)
             .map_err(|source| SeatError::Pause {
                 seat,
-                call_id,
+                call_id: io.row_id(token).unwrap_or_default(),
                 source,
             })?;
-        call.pause_interval = Some(iv);
-        Ok(call_id)
+        self.active()?.pause_interval = Some(iv);
+        Ok(token)
     }
 
-    pub fn resume(&mut self, io: &mut dyn SeatIo) -> Result<i64, SeatError> {
+    pub fn resume(&mut self, io: &mut dyn SeatIo) -> Result<CallToken, SeatError> {
         let seat = self.cfg.id.clone();
         let call = self.active()?;
-        let call_id = call.id;
-        let iv = call
-            .pause_interval
-            .take()
-            .ok_or_else(|| SeatError::NotPaused {
-                seat: seat.clone(),
-                call_id,
-            })?;
-        let at = io.duration_ms(call_id);
-        io.close_interval(iv, at)
+        let token = call.id;
+        let Some(iv) = call.pause_interval.take() else {
+            let call = CallName(io.row_id(token));
+            return Err(SeatError::NotPaused { seat, call });
+        };
+        let at = io.duration_ms(token);
+        io.close_interval(token, iv, at)
             .map_err(|source| SeatError::Resume {
                 seat,
-                call_id,
+                call_id: io.row_id(token).unwrap_or_default(),
                 source,
             })?;
-        Ok(call_id)
+        Ok(token)
     }
 
     pub fn tag(
@@ -512,17 +498,16 @@ impl Seat {
         io: &mut dyn SeatIo,
         tags: &[String],
         meta: &CallMeta,
-    ) -> Result<i64, SeatError> {
+    ) -> Result<CallToken, SeatError> {
         check_direction(meta)?;
         let seat = self.cfg.id.clone();
-        let call_id = self.active()?.id;
-        io.tag(call_id, tags, meta)
-            .map_err(|source| SeatError::Tag {
-                seat,
-                call_id,
-                source,
-            })?;
-        Ok(call_id)
+        let token = self.active()?.id;
+        io.tag(token, tags, meta).map_err(|source| SeatError::Tag {
+            seat,
+            call_id: io.row_id(token).unwrap_or_default(),
+            source,
+        })?;
+        Ok(token)
     }
 
     /// Clean shutdown: finish the open call (SIGTERM, invariant 2's happy path).
@@ -534,7 +519,7 @@ impl Seat {
     }
 
     fn publish(&mut self, io: &dyn SeatIo, lag_ms: u64) {
-        let dropped = self.dropped_total();
+        let dropped = self.dropped_total() + self.held_dropped_frames;
         let correction = self.aligner.correction_ppm();
         let down: Vec<String> = self
             .inputs
@@ -543,13 +528,16 @@ impl Seat {
             .map(|i| i.label.clone())
             .collect();
         if let Ok(mut st) = self.status.lock() {
+            let row = self.call.as_ref().and_then(|c| io.row_id(c.id));
             st.state = match &self.call {
                 None => "idle",
+                // The index has not opened it yet: its audio is held.
+                Some(_) if row.is_none() => "starting",
                 Some(c) if c.pause_interval.is_some() => "paused",
                 Some(_) => "recording",
             }
             .into();
-            st.call_id = self.call.as_ref().map(|c| c.id);
+            st.call_id = row;
             st.call_duration_ms = self.call.as_ref().map_or(0, |c| io.duration_ms(c.id));
             st.dropped_frames = dropped;
             st.lag_ms = lag_ms;

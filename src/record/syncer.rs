@@ -1,17 +1,17 @@
-//! The fsync thread: makes call files durable off the encoding path, then records in the index
-//! how much of each call is durable. Workers never wait for a disk flush.
+//! The fsync thread: makes call files durable off the encoding path, then has the indexer
+//! record how much of each call is durable. Workers never wait for a disk flush, and this thread
+//! never waits for the index (it only queues the batch to the indexer).
 //!
 //! After a failed fsync the file's contents are unknown ("fsyncgate"): the syncer never retries
 //! it and never records progress for it; it flags the call so its worker stops it, and the disk
-//! guard seals it at its last intact page. A full index is reported to the disk guard.
+//! guard seals it at its last intact page. A full index is reported to the disk guard by the
+//! indexer.
 
-use super::disk_guard::{self, GuardHandle};
-use crate::store::{self, Progress};
-use rusqlite::Connection;
+use crate::store::Progress;
 use std::fs::File;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub struct SyncJob {
@@ -25,7 +25,8 @@ pub struct SyncJob {
 }
 
 /// Runs until every sender is gone.
-pub fn run(rx: Receiver<SyncJob>, db: Arc<Mutex<Connection>>, guard: GuardHandle) {
+/// `record` queues a batch of durable lengths to the indexer (false: it is gone).
+pub fn run(rx: Receiver<SyncJob>, record: impl Fn(Vec<Progress>) -> bool) {
     while let Ok(first) = rx.recv() {
         std::thread::sleep(Duration::from_millis(50)); // gather a batch
         let mut batch = Vec::new();
@@ -51,13 +52,8 @@ pub fn run(rx: Receiver<SyncJob>, db: Arc<Mutex<Connection>>, guard: GuardHandle
                 }
             }
         }
-        if let Ok(conn) = db.lock() {
-            if let Err(e) = store::update_progress(&conn, &batch) {
-                tracing::error!("recording progress in the index: {e}");
-                if disk_guard::is_disk_full_store(&e) {
-                    guard.report_full(&format!("index update failed: {e}"));
-                }
-            }
+        if !batch.is_empty() && !record(batch) {
+            tracing::warn!("indexer gone: durable lengths not recorded (recovery measures them)");
         }
     }
 }

@@ -2,17 +2,24 @@
 //! 10 ms, drains their rings, resamples, encodes and writes; it also executes control requests
 //! for its seats between passes, so a seat is only ever touched by one thread. The worker's
 //! `StoreIo` holds the open call files of its seats.
+//!
+//! A worker must never wait for the index or an fsync (the indexer thread does both, see
+//! `indexer`): a request that needs the index is answered once the indexer is done, by the
+//! indexer or, for a start, by this worker on a later pass; the worker itself goes on draining.
 
-use super::call::CallContext;
 use super::control::{Request, Response, Routed};
+use super::indexer::{CallToken, Reply};
 use super::seat::Seat;
-use super::seat_io::{SeatIo, StoreIo};
+use super::seat_io::{CallContext, SeatIo, StoreIo};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const TICK: Duration = Duration::from_millis(10);
+/// At shutdown, how long to wait for the indexer to open and close the calls still held; after
+/// that the worker exits and the next start's recovery seals them.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(60);
 
 pub fn run(
     mut seats: Vec<Seat>,
@@ -24,17 +31,34 @@ pub fn run(
     let mut io = StoreIo::new(&ctx);
     loop {
         let t0 = Instant::now();
+        io.poll();
         while let Ok((req, reply)) = rx.try_recv() {
-            let _ = reply.send(execute(&mut seats, &mut io, req));
+            execute(&mut seats, &mut io, req, reply);
         }
         for seat in &mut seats {
             seat.tick(&mut io);
         }
+        io.flush();
         heartbeat.fetch_add(1, Ordering::Relaxed);
         if stop.load(Ordering::Relaxed) {
             for seat in &mut seats {
                 seat.tick(&mut io); // take what is already in the rings
                 seat.shutdown(&mut io);
+            }
+            io.flush();
+            // Shutting down, the rings no longer matter: wait for the calls still opening or
+            // writing their backlog to be handed to the indexer.
+            let since = Instant::now();
+            while !io.is_idle() && since.elapsed() < SHUTDOWN_WAIT {
+                std::thread::sleep(TICK);
+                io.poll();
+                for seat in &mut seats {
+                    seat.shutdown(&mut io); // a call whose start failed meanwhile is let go
+                }
+                io.flush();
+            }
+            if !io.is_idle() {
+                tracing::error!("the index did not answer within {SHUTDOWN_WAIT:?}: calls still open are sealed at the next start");
             }
             return;
         }
@@ -44,12 +68,17 @@ pub fn run(
     }
 }
 
-fn execute(seats: &mut [Seat], io: &mut dyn SeatIo, req: Request) -> Response {
+/// Carries out one control request. What succeeds on the seat is answered once the index has
+/// it (`reply_when_done`); what the seat refuses is answered at once.
+fn execute(seats: &mut [Seat], io: &mut dyn SeatIo, req: Request, reply: Reply) {
     let name = req.seat().unwrap_or_default().to_owned();
     let Some(seat) = seats.iter_mut().find(|s| s.cfg.id == name) else {
-        return Response::refused(format!("no seat {name:?} on this worker"));
+        let _ = reply.send(Response::refused(format!(
+            "no seat {name:?} on this worker"
+        )));
+        return;
     };
-    Response::from_result(match req {
+    let result: Result<CallToken, _> = match req {
         Request::Start { meta, tags, .. } => seat.start(io, meta.clone()).and_then(|id| {
             if tags.is_empty() {
                 Ok(id)
@@ -63,20 +92,34 @@ fn execute(seats: &mut [Seat], io: &mut dyn SeatIo, req: Request) -> Response {
         Request::Tag { tags, meta, .. } => seat.tag(io, &tags, &meta),
         Request::Login { agent, .. } => {
             seat.set_agent(Some(agent));
-            return Response {
-                ok: true,
-                call_id: seat.current_call_id(),
-                ..Default::default()
-            };
+            let _ = reply.send(current(seat, io));
+            return;
         }
         Request::Logout { .. } => {
             seat.set_agent(None);
-            return Response {
-                ok: true,
-                call_id: seat.current_call_id(),
-                ..Default::default()
-            };
+            let _ = reply.send(current(seat, io));
+            return;
         }
-        Request::Status => return Response::refused("status is answered by the control thread"),
-    })
+        Request::Status => {
+            let _ = reply.send(Response::refused(
+                "status is answered by the control thread",
+            ));
+            return;
+        }
+    };
+    match result {
+        Ok(token) => io.reply_when_done(token, reply),
+        Err(e) => {
+            let _ = reply.send(Response::refused(e));
+        }
+    }
+}
+
+/// OK, with the seat's call's row id if it has one.
+fn current(seat: &Seat, io: &dyn SeatIo) -> Response {
+    Response {
+        ok: true,
+        call_id: seat.current_call().and_then(|c| io.row_id(c)),
+        ..Default::default()
+    }
 }

@@ -6,7 +6,7 @@
 //! These tests must never leave a process behind: every child is owned by a value whose `Drop`
 //! stops it, and every wait is bounded.
 
-use super::common::{bin, repo, Recorder};
+use super::common::{bin, check_opus_file, integrity_ok, repo, Recorder};
 use super::webbox::{free_port, Session, WebBox, PASSWORD};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -194,12 +194,11 @@ fn signal(pid: i32, sig: i32) {
 
 const SEATS: usize = 16;
 
-// Ignored in `make test` until the recorder stops waiting on the index: 1 run in 5 dropped
-// 53 754 frames after the web process was killed (a worker blocks on SQLite's write lock or the
-// WAL recovery the dead writer left, up to busy_timeout, while its rings overflow). Issue
-// "Trust under attack" item 1 stays open for that fix; run it with `cargo test -- --ignored`.
+// Found a real stall before the indexer thread: 1 run in 5 dropped 53 754 frames after the web
+// process was killed (a worker blocked on SQLite's write lock, or the WAL recovery the dead
+// writer left, up to busy_timeout, while its rings overflowed). Workers no longer touch the
+// index; `recording_goes_on_while_another_process_holds_the_index_write_lock` pins it down.
 #[test]
-#[ignore = "finds a real stall of the recorder behind the web's SQLite lock, 1 run in 5"]
 fn recording_goes_on_while_the_web_service_is_frozen_or_dead() {
     let mut b = SplitBox::start(SEATS, "");
     b.web().add_user("qa1", "qa", &[]);
@@ -251,6 +250,102 @@ fn recording_goes_on_while_the_web_service_is_frozen_or_dead() {
         "isolation: {SEATS} seats; slowest call start/stop with web frozen {worst_frozen:?}, \
          with web dead {worst_dead:?}; /healthz {after_cont:?} after SIGCONT; restart {restart:?}; \
          dropped frames 0"
+    );
+}
+
+/// Another process holds the index's write lock (`BEGIN IMMEDIATE`, as a web request's
+/// transaction or a frozen writer would) for 5 s while 16 seats start, record and stop calls:
+/// no frame is dropped, `call status` answers meanwhile, each start is answered with its id and
+/// each stop once its row is final, after the lock goes, and every call is complete with the
+/// length that was asked for (start request to stop request).
+#[test]
+fn recording_goes_on_while_another_process_holds_the_index_write_lock() {
+    const LOCK: Duration = Duration::from_secs(5);
+    const STOP_AFTER: Duration = Duration::from_secs(3);
+    let rec = Recorder::start(&synthetic_seats(SEATS), vec![]);
+    let run = |args: &[&str]| {
+        let t0 = Instant::now();
+        let out = rec.try_cmd(args);
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert!(
+            out.status.success(),
+            "callrec {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (t0, t0.elapsed(), text)
+    };
+    let locker = rusqlite::Connection::open(rec.db()).unwrap();
+    locker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let locked_at = Instant::now();
+    let (starts, stops, status_while_locked) = std::thread::scope(|sc| {
+        let starts: Vec<_> = (0..SEATS)
+            .map(|i| {
+                let seat = format!("s{i}");
+                sc.spawn(move || run(&["call", "start", "--seat", &seat]))
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs(1));
+        let t0 = Instant::now();
+        let status = rec.status();
+        let status_took = t0.elapsed();
+        assert!(
+            status
+                .iter()
+                .all(|s| s["state"] == "starting" && s["call_id"].is_null()),
+            "while the index is locked every seat holds its call's audio: {status:?}"
+        );
+        std::thread::sleep(STOP_AFTER.saturating_sub(locked_at.elapsed()));
+        let stops: Vec<_> = (0..SEATS)
+            .map(|i| {
+                let seat = format!("s{i}");
+                sc.spawn(move || run(&["call", "stop", "--seat", &seat]))
+            })
+            .collect();
+        std::thread::sleep(LOCK.saturating_sub(locked_at.elapsed()));
+        locker.execute_batch("COMMIT").unwrap();
+        let join = |v: Vec<std::thread::ScopedJoinHandle<'_, (Instant, Duration, String)>>| {
+            v.into_iter().map(|h| h.join().unwrap()).collect::<Vec<_>>()
+        };
+        (join(starts), join(stops), status_took)
+    });
+    assert!(
+        status_while_locked < Duration::from_millis(500),
+        "`call status` took {status_while_locked:?} while the index was locked"
+    );
+    let status = rec.status();
+    assert!(status.iter().all(|s| s["state"] == "idle"), "{status:?}");
+    let dropped: u64 = status
+        .iter()
+        .map(|s| s["dropped_frames"].as_u64().unwrap())
+        .sum();
+    assert_eq!(dropped, 0, "{status:?}");
+    let mut slowest_start = Duration::ZERO;
+    let mut slowest_stop = Duration::ZERO;
+    for (i, ((start_at, start_took, id), (stop_at, stop_took, stopped))) in
+        starts.iter().zip(&stops).enumerate()
+    {
+        slowest_start = slowest_start.max(*start_took);
+        slowest_stop = slowest_stop.max(*stop_took);
+        assert!(
+            *start_at + *start_took >= locked_at + LOCK,
+            "s{i}: a start is answered once its row exists"
+        );
+        assert_eq!(id, stopped, "s{i}: the stop names the call the start named");
+        let call = rec.call(id.parse().unwrap());
+        assert_eq!(call["status"], "complete", "s{i}: {call}");
+        assert_eq!(call["dropped_frames"], 0, "s{i}: {call}");
+        let asked_ms = stop_at.duration_since(*start_at).as_millis() as i64;
+        let got_ms = call["duration_ms"].as_i64().unwrap();
+        assert!(
+            (got_ms - asked_ms).abs() <= 300,
+            "s{i}: {got_ms} ms recorded for {asked_ms} ms asked"
+        );
+        check_opus_file(&rec.file_of(&call), got_ms, 40);
+    }
+    integrity_ok(&rec.db());
+    eprintln!(
+        "index locked {LOCK:?}: {SEATS} seats, dropped frames 0; `call status` {status_while_locked:?} \
+         while locked; slowest start {slowest_start:?}, slowest stop {slowest_stop:?}"
     );
 }
 

@@ -6,6 +6,7 @@
 
 use super::*;
 use crate::capture::ring::RingWriter;
+use crate::record::call::CallError;
 use std::path::Path;
 
 const RATE_HZ: u32 = 16_000;
@@ -60,6 +61,14 @@ struct Rows {
     fail_write: bool,
     fail_finish: bool,
     start_attempts: usize,
+    /// Starts are accepted, then refused (as the indexer does when the index refuses the row).
+    refuse_later: bool,
+    /// Calls refused that the seat has not yet been told about.
+    refused: Vec<i64>,
+    /// Calls are still being opened: no row id yet.
+    opening: bool,
+    /// The call's backlog is full: frames are dropped.
+    backlog_full: bool,
 }
 
 fn failure(call_id: i64, what: &str) -> CallError {
@@ -112,7 +121,7 @@ impl SeatIo for Rows {
     fn start_call(
         &mut self,
         seat_id: &str,
-        mode: &str,
+        mode: &'static str,
         meta: CallMeta,
         _dropped_now: u64,
     ) -> Result<i64, CallError> {
@@ -124,10 +133,28 @@ impl SeatIo for Rows {
             seat: seat_id.to_owned(),
             mode: mode.to_owned(),
             meta,
-            status: "recording",
+            status: if self.refuse_later {
+                "refused"
+            } else {
+                "recording"
+            },
             ..Row::default()
         });
-        Ok(self.calls.len() as i64)
+        let id = self.calls.len() as i64;
+        if self.refuse_later {
+            self.refused.push(id);
+        }
+        Ok(id)
+    }
+
+    fn row_id(&self, call: i64) -> Option<i64> {
+        (!self.opening).then_some(call)
+    }
+
+    fn lost(&mut self, call: i64) -> bool {
+        let was = self.refused.contains(&call);
+        self.refused.retain(|c| *c != call);
+        was
     }
 
     fn write_frame(
@@ -137,14 +164,17 @@ impl SeatIo for Rows {
         silent: bool,
         _captured_at: Instant,
         _dropped_now: u64,
-    ) -> Result<(), CallError> {
+    ) -> Result<bool, CallError> {
         if self.fail_write {
             return Err(failure(call_id, "write"));
+        }
+        if self.backlog_full {
+            return Ok(false);
         }
         if let Some(row) = self.open_row(call_id) {
             row.frames.push((!silent).then(|| frame[0]));
         }
-        Ok(())
+        Ok(true)
     }
 
     fn duration_ms(&self, call_id: i64) -> u64 {
@@ -178,7 +208,7 @@ impl SeatIo for Rows {
     fn open_interval(
         &mut self,
         call_id: i64,
-        kind: &str,
+        kind: &'static str,
         start_ms: u64,
         by: Option<&str>,
         reason: Option<&str>,
@@ -194,7 +224,12 @@ impl SeatIo for Rows {
         Ok(self.intervals.len() as i64)
     }
 
-    fn close_interval(&mut self, interval_id: i64, end_ms: u64) -> Result<(), CallError> {
+    fn close_interval(
+        &mut self,
+        _call: i64,
+        interval_id: i64,
+        end_ms: u64,
+    ) -> Result<(), CallError> {
         if let Some(iv) = self.intervals.get_mut((interval_id - 1) as usize) {
             iv.end_ms = Some(end_ms);
         }
@@ -219,6 +254,15 @@ impl SeatIo for Rows {
             }
         }
         Ok(())
+    }
+
+    fn reply_when_done(&mut self, call: i64, reply: crate::record::indexer::Reply) {
+        let _ = reply.send(crate::record::control::Response::from_result(Ok::<
+            i64,
+            String,
+        >(
+            call
+        )));
     }
 }
 
@@ -315,7 +359,7 @@ fn start_inserts_a_recording_row_and_stop_completes_it() -> Result<(), SeatError
     assert_eq!((row.mode.as_str(), &row.meta), ("control", &meta));
     b.feed(&marked(LOUD, 10));
     assert_eq!(b.state(), "recording");
-    assert_eq!(b.seat.current_call_id(), Some(id));
+    assert_eq!(b.seat.current_call(), Some(id));
     assert_eq!(b.stop()?, id);
     let row = b.rows.row(id);
     assert_eq!(row.status, "complete");
@@ -326,7 +370,7 @@ fn start_inserts_a_recording_row_and_stop_completes_it() -> Result<(), SeatError
     b.feed_n(LOUD, 3);
     assert_eq!(b.rows.row(id).duration_ms(), 200, "nothing after the stop");
     assert_eq!(b.state(), "idle");
-    assert_eq!(b.seat.current_call_id(), None);
+    assert_eq!(b.seat.current_call(), None);
     Ok(())
 }
 
@@ -341,7 +385,7 @@ fn start_while_recording_and_stop_while_idle_are_refused() -> Result<(), SeatErr
     let id = b.start(CallMeta::default())?;
     let err = b.start(CallMeta::default()).err();
     assert!(
-        matches!(err, Some(SeatError::AlreadyRecording { call_id, .. }) if call_id == id),
+        matches!(err, Some(SeatError::AlreadyRecording { call: CallName(Some(c)), .. }) if c == id),
         "{err:?}"
     );
     assert_eq!(b.rows.calls.len(), 1, "a refused start writes no row");
@@ -396,7 +440,7 @@ fn pause_while_paused_and_resume_while_not_paused_are_refused() -> Result<(), Se
     let id = b.start(CallMeta::default())?;
     let err = b.seat.resume(&mut b.rows).err();
     assert!(
-        matches!(err, Some(SeatError::NotPaused { call_id, .. }) if call_id == id),
+        matches!(err, Some(SeatError::NotPaused { call: CallName(Some(c)), .. }) if c == id),
         "{err:?}"
     );
     b.feed_n(LOUD, 2);
@@ -404,7 +448,7 @@ fn pause_while_paused_and_resume_while_not_paused_are_refused() -> Result<(), Se
     b.feed_n(LOUD, 2);
     let err = b.seat.pause(&mut b.rows, None, None).err();
     assert!(
-        matches!(err, Some(SeatError::AlreadyPaused { call_id, .. }) if call_id == id),
+        matches!(err, Some(SeatError::AlreadyPaused { call: CallName(Some(c)), .. }) if c == id),
         "{err:?}"
     );
     b.feed_n(LOUD, 2);
@@ -682,7 +726,7 @@ fn a_write_error_abandons_the_call_and_frees_the_seat() -> Result<(), SeatError>
     );
     assert_eq!(row.duration_ms(), 40);
     assert_eq!(
-        (b.state(), b.seat.current_call_id()),
+        (b.state(), b.seat.current_call()),
         ("idle".to_owned(), None)
     );
     b.rows.fail_write = false;
@@ -703,7 +747,7 @@ fn a_failed_finish_reports_it_and_frees_the_seat() {
     );
     let text = err.map(|e| e.to_string()).unwrap_or_default();
     assert!(text.contains("sealed as interrupted"), "{text}");
-    assert_eq!(b.seat.current_call_id(), None);
+    assert_eq!(b.seat.current_call(), None);
     let err = b.stop().err();
     assert!(
         matches!(err, Some(SeatError::NotRecording { .. })),
@@ -743,14 +787,14 @@ fn refusals_say_what_to_do() {
         (
             SeatError::AlreadyRecording {
                 seat: seat.clone(),
-                call_id: 4,
+                call: CallName(Some(4)),
             },
             "stop it first",
         ),
         (
             SeatError::AlreadyPaused {
                 seat: seat.clone(),
-                call_id: 4,
+                call: CallName(None),
             },
             "resume it first",
         ),
@@ -764,11 +808,77 @@ fn refusals_say_what_to_do() {
                 call_id: 4,
                 source: failure(4, "pause"),
             },
-            "NOT paused",
+            "silence is recorded",
         ),
     ];
     for (err, hint) in cases {
         let text = err.to_string();
         assert!(text.contains(hint), "{text:?} lacks {hint:?}");
     }
+}
+
+#[test]
+fn a_call_the_index_has_not_opened_yet_shows_as_starting_and_keeps_its_frames(
+) -> Result<(), SeatError> {
+    let mut b = Bench::new(SeatMode::Control);
+    b.rows.opening = true;
+    let id = b.start(CallMeta::default())?;
+    b.feed(&marked(QUIET, 3));
+    assert_eq!(b.state(), "starting");
+    assert_eq!(
+        b.seat.status.lock().map(|s| s.call_id).ok().flatten(),
+        None,
+        "no row id to show yet"
+    );
+    let err = b.start(CallMeta::default()).err();
+    assert!(
+        matches!(
+            err,
+            Some(SeatError::AlreadyRecording {
+                call: CallName(None),
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    b.rows.opening = false;
+    b.feed(&marked(QUIET, 2));
+    assert_eq!(b.state(), "recording");
+    b.stop()?;
+    assert_eq!(
+        b.rows.row(id).frames.len(),
+        5,
+        "frames written while starting"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_start_the_index_refuses_later_frees_the_seat_and_automatic_starts_wait() {
+    let mut b = Bench::new(SeatMode::Control);
+    b.rows.refuse_later = true;
+    assert!(b.start(CallMeta::default()).is_ok(), "accepted at first");
+    b.feed_n(QUIET, 1);
+    assert_eq!(b.state(), "idle", "the refusal reached the seat");
+    assert!(matches!(b.stop(), Err(SeatError::NotRecording { .. })));
+
+    let mut v = Bench::new(SeatMode::Vox);
+    v.rows.refuse_later = true;
+    v.feed_n(LOUD, 20);
+    assert_eq!(
+        v.rows.start_attempts, 1,
+        "one attempt, then the pause before retrying"
+    );
+    assert_eq!(v.state(), "idle");
+}
+
+#[test]
+fn frames_the_side_could_not_hold_count_as_dropped() -> Result<(), SeatError> {
+    let mut b = Bench::new(SeatMode::Control);
+    b.start(CallMeta::default())?;
+    b.rows.backlog_full = true;
+    b.feed_n(QUIET, 4);
+    let dropped = b.seat.status.lock().map(|s| s.dropped_frames).unwrap_or(0);
+    assert_eq!(dropped, 4);
+    Ok(())
 }
