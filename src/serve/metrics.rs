@@ -166,13 +166,47 @@ pub fn render_disk(out: &mut String, dir: &std::path::Path) {
     let _ = writeln!(out, "# HELP callrec_disk_total_bytes Size of the recordings filesystem.\n# TYPE callrec_disk_total_bytes gauge\ncallrec_disk_total_bytes {total}");
 }
 
+/// The archive backlog (`[archive]` set): finalized calls not yet confirmed by the store.
+pub fn render_archive(out: &mut String, b: &crate::store::archive::Backlog) {
+    for (name, help, v) in [
+        (
+            "callrec_archive_backlog_calls",
+            "Finalized calls not yet confirmed by the archive store.",
+            b.calls,
+        ),
+        (
+            "callrec_archive_backlog_bytes",
+            "Audio bytes of those calls.",
+            b.bytes,
+        ),
+        (
+            "callrec_archive_backlog_oldest_age_seconds",
+            "Seconds since the oldest of them ended (0 when none).",
+            b.oldest_age_s,
+        ),
+        (
+            "callrec_archive_failed_calls",
+            "Calls the shipper gave up on (file changed or missing): need an operator.",
+            b.failed_calls,
+        ),
+        (
+            "callrec_archive_archived_calls",
+            "Calls confirmed by the archive store.",
+            b.archived_calls,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    }
+}
+
 /// One gauge per alarm kind callrec raises: 1 while active, 0 otherwise, so an alerting rule
 /// (`callrec_alarm_active == 1`) fires on either.
 pub fn render_alarms(out: &mut String, active: &[crate::store::alarms::Alarm]) {
-    let _ = writeln!(out, "# HELP callrec_alarm_active 1 while the alarm is raised (disk_full: recording stopped; disk_pressure: the guard cannot free enough space).\n# TYPE callrec_alarm_active gauge");
+    let _ = writeln!(out, "# HELP callrec_alarm_active 1 while the alarm is raised (disk_full: recording stopped; disk_pressure: the guard cannot free enough space; archive_backlog: calls wait too long to be shipped).\n# TYPE callrec_alarm_active gauge");
     let mut kinds: Vec<&str> = vec![
         crate::store::alarms::DISK_FULL,
         crate::store::alarms::DISK_PRESSURE,
+        crate::store::alarms::ARCHIVE_BACKLOG,
     ];
     for a in active {
         if !kinds.contains(&a.kind.as_str()) {
