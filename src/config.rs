@@ -1119,4 +1119,54 @@ customer_channel = 1
         let e = err(&twice);
         assert!(e.contains("seat[1].id") && e.contains("twice"), "{e}");
     }
+
+    #[test]
+    fn archive_section_defaults_and_each_bad_value_names_its_key() -> Result<(), ConfigError> {
+        let base = "[archive]\nendpoint = \"http://127.0.0.1:7480\"\nbucket = \"calls\"\ncredentials_file = \"/etc/callrec/s3\"\n";
+        let c = Config::parse(&format!("{GOOD}{base}"), Path::new("t.toml"))?;
+        let a = c.archive.as_ref().map(|a| {
+            (
+                a.region.as_str(),
+                a.prefix.as_str(),
+                a.path_style,
+                a.retry_max_s,
+                a.backlog_alarm_s,
+            )
+        });
+        assert_eq!(a, Some(("us-east-1", "", true, 300, 3600)));
+        assert!(Config::parse(GOOD, Path::new("t.toml"))?.archive.is_none());
+        for (extra, key, hint) in [
+            (
+                "endpoint = \"s3.example.com\"",
+                "archive.endpoint",
+                "must be a URL",
+            ),
+            ("bucket = \"Calls_1\"", "archive.bucket", "3-63 characters"),
+            ("prefix = \"/fleet\"", "archive.prefix", "no leading '/'"),
+            ("prefix = \"fleet\"", "archive.prefix", "ending with '/'"),
+            (
+                "credentials_file = \"s3.ini\"",
+                "archive.credentials_file",
+                "absolute path",
+            ),
+            ("retry_max_s = 0", "archive.retry_max_s", "1 ..= 86400"),
+            (
+                "backlog_alarm_s = 0",
+                "archive.backlog_alarm_s",
+                "1 ..= 2592000",
+            ),
+        ] {
+            let field = extra.split(' ').next().unwrap_or_default();
+            let kept: String = base
+                .lines()
+                .filter(|l| !l.starts_with(field))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let e = err(&format!("{GOOD}{kept}{extra}\n"));
+            assert!(e.contains(key) && e.contains(hint), "{extra}: {e}");
+        }
+        let bad_box = format!("{}{base}", GOOD.replace("floor-1", "floor 1"));
+        assert!(err(&bad_box).contains("box.id"));
+        Ok(())
+    }
 }

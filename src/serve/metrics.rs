@@ -218,3 +218,36 @@ pub fn render_alarms(out: &mut String, active: &[crate::store::alarms::Alarm]) {
         let _ = writeln!(out, "callrec_alarm_active{{kind=\"{}\"}} {on}", label(k));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_backlog_gauges_carry_the_figures() {
+        let b = crate::store::archive::Backlog {
+            calls: 3,
+            bytes: 12_345,
+            oldest_ended_at_utc: Some("2026-12-05T10:00:00.000Z".into()),
+            oldest_age_s: 42,
+            failed_calls: 1,
+            archived_calls: 7,
+            last_error: None,
+            last_error_call_id: None,
+        };
+        let mut out = String::new();
+        render_archive(&mut out, &b);
+        for line in [
+            "callrec_archive_backlog_calls 3",
+            "callrec_archive_backlog_bytes 12345",
+            "callrec_archive_backlog_oldest_age_seconds 42",
+            "callrec_archive_failed_calls 1",
+            "callrec_archive_archived_calls 7",
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} missing in:\n{out}");
+        }
+        let mut alarms = String::new();
+        render_alarms(&mut alarms, &[]);
+        assert!(alarms.contains("callrec_alarm_active{kind=\"archive_backlog\"} 0"));
+    }
+}
