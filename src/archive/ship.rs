@@ -1,6 +1,7 @@
 //! The shipper: `callrec ship` (its own process) or a thread of `callrec run`. It queues every
 //! finalized call, uploads its audio, peaks and sidecar, and marks it archived with the store's
-//! ETag once every object is confirmed; failures are retried with exponential backoff, and alarm
+//! ETag once every object is confirmed, and ships the ledger as append-only JSON-lines segments;
+//! failures are retried with exponential backoff, and alarm
 //! `archive_backlog` is raised while the oldest unshipped call is older than `backlog_alarm_s`.
 //!
 //! Idempotent without conditional puts (ignored by versioned and Object Lock buckets): before
@@ -36,6 +37,10 @@ pub const SINGLE_PUT_MAX_BYTES: u64 = 32 * 1024 * 1024;
 pub const PART_BYTES: usize = 8 * 1024 * 1024;
 /// Calls taken from the queue per round, and queued per scan.
 const BATCH: usize = 32;
+/// A ledger segment holds at most this many entries...
+const LEDGER_SEGMENT_MAX_ENTRIES: usize = 1000;
+/// ...and is cut at least this often while entries arrive (the first one at once).
+const LEDGER_SEGMENT_INTERVAL_S: i64 = 60;
 /// How long the shipper sleeps when nothing is due.
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
@@ -71,6 +76,7 @@ pub struct Round {
 pub struct Shipper {
     cfg: ArchiveConfig,
     storage_dir: PathBuf,
+    box_id: String,
     store: Arc<dyn ObjectStore>,
     rt: tokio::runtime::Runtime,
     clock: Arc<dyn Clock>,
@@ -90,6 +96,7 @@ impl Shipper {
         Ok(Shipper {
             cfg: a,
             storage_dir: cfg.storage.dir.clone(),
+            box_id: cfg.box_.id.clone(),
             store,
             rt,
             clock,
@@ -150,6 +157,13 @@ impl Shipper {
                 Err(ShipError::Store(e)) => return Err(e),
             }
         }
+        if r.retried == 0 {
+            match self.ship_ledger(conn, &mut r) {
+                Ok(_) => {}
+                Err(ShipError::Store(e)) => return Err(e),
+                Err(e) => tracing::warn!("archive: ledger segment not shipped: {e}"),
+            }
+        }
         self.alarm(conn)?;
         for (t, x) in [
             (&mut self.totals.archived, r.archived),
@@ -161,6 +175,59 @@ impl Shipper {
         }
         self.totals.bytes_uploaded += r.bytes_uploaded;
         Ok(r)
+    }
+
+    /// Ships the ledger entries not yet in the archive as one JSON-lines segment,
+    /// `<prefix><box>/ledger/<first seq>-<last seq>.jsonl` (12 digits each), when there are
+    /// [`LEDGER_SEGMENT_MAX_ENTRIES`] of them or the last segment is older than
+    /// [`LEDGER_SEGMENT_INTERVAL_S`]. Segments are only ever added: a segment is recorded once the
+    /// store confirmed it, and the next starts after it. A shipper killed between the upload and
+    /// the record ships an overlapping segment next time (same entries, same hashes): harmless,
+    /// the chain is checked by seq. Returns whether a segment was shipped.
+    fn ship_ledger(&self, conn: &Connection, r: &mut Round) -> Result<bool, ShipError> {
+        let after = queue::ledger_shipped_through(conn)?;
+        let entries = store::ledger::entries_after(conn, after, LEDGER_SEGMENT_MAX_ENTRIES)?;
+        let (Some(first), Some(last)) = (entries.first(), entries.last()) else {
+            return Ok(false);
+        };
+        let due = entries.len() >= LEDGER_SEGMENT_MAX_ENTRIES
+            || queue::last_segment_at(conn)?
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                .is_none_or(|t| {
+                    (self.clock.now_utc() - t.to_utc()).num_seconds() >= LEDGER_SEGMENT_INTERVAL_S
+                });
+        if !due {
+            return Ok(false);
+        }
+        let mut body = Vec::with_capacity(entries.len() * 512);
+        for e in &entries {
+            // Plain data always serializes; a failure would only leave the line out.
+            if let Ok(line) = serde_json::to_vec(e) {
+                body.extend_from_slice(&line);
+                body.push(b'\n');
+            }
+        }
+        let obj = ObjectRef {
+            key: format!(
+                "{}{}/ledger/{:012}-{:012}.jsonl",
+                self.cfg.prefix, self.box_id, first.seq, last.seq
+            ),
+            sha256: crate::hash::sha256_hex(&body),
+            bytes: body.len() as u64,
+        };
+        let c = self.put_bytes(&obj, body, "application/x-ndjson", r)?;
+        queue::record_segment(
+            conn,
+            &queue::Segment {
+                first_seq: first.seq,
+                last_seq: last.seq,
+                object_key: obj.key,
+                sha256: obj.sha256,
+                etag: c.etag,
+                shipped_at_utc: self.clock.utc_string(),
+            },
+        )?;
+        Ok(true)
     }
 
     /// Raises `archive_backlog` while the oldest unshipped call is older than the limit (its

@@ -232,6 +232,7 @@ mod tests {
             oldest_age_s: 42,
             failed_calls: 1,
             archived_calls: 7,
+            ledger_entries_unshipped: 0,
             last_error: None,
             last_error_call_id: None,
         };

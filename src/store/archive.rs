@@ -169,6 +169,60 @@ pub fn retry_now(conn: &Connection, now_utc: &str) -> Result<usize, StoreError> 
     )?)
 }
 
+/// The highest ledger seq already in the archive (0 when none).
+pub fn ledger_shipped_through(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT coalesce(max(last_seq), 0) FROM archive_ledger_segments")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// When the newest segment was confirmed, None before the first.
+pub fn last_segment_at(conn: &Connection) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT max(shipped_at_utc) FROM archive_ledger_segments")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// One ledger segment the store confirmed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Segment {
+    pub first_seq: i64,
+    pub last_seq: i64,
+    pub object_key: String,
+    pub sha256: String,
+    pub etag: String,
+    pub shipped_at_utc: String,
+}
+
+pub fn record_segment(conn: &Connection, s: &Segment) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO archive_ledger_segments (first_seq, last_seq, object_key, sha256, etag, shipped_at_utc)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![s.first_seq, s.last_seq, s.object_key, s.sha256, s.etag, s.shipped_at_utc],
+    )?;
+    Ok(())
+}
+
+pub fn segments(conn: &Connection) -> Result<Vec<Segment>, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT first_seq, last_seq, object_key, sha256, etag, shipped_at_utc
+         FROM archive_ledger_segments ORDER BY first_seq",
+    )?;
+    let v = st
+        .query_map([], |r| {
+            Ok(Segment {
+                first_seq: r.get(0)?,
+                last_seq: r.get(1)?,
+                object_key: r.get(2)?,
+                sha256: r.get(3)?,
+                etag: r.get(4)?,
+                shipped_at_utc: r.get(5)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(v)
+}
+
 /// What is not yet in the archive: every finalized call without a confirmed copy, queued or not
 /// (so the figures are right while no shipper runs).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -182,6 +236,8 @@ pub struct Backlog {
     /// Calls marked failed (need an operator).
     pub failed_calls: i64,
     pub archived_calls: i64,
+    /// Ledger entries not yet in a shipped segment.
+    pub ledger_entries_unshipped: i64,
     /// The most recent error of any queued call, with its call id.
     pub last_error: Option<String>,
     pub last_error_call_id: Option<i64>,
@@ -213,6 +269,12 @@ pub fn backlog(
         )?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
+    let ledger_entries_unshipped: i64 = conn
+        .prepare_cached(
+            "SELECT count(*) FROM ledger
+             WHERE seq > (SELECT coalesce(max(last_seq), 0) FROM archive_ledger_segments)",
+        )?
+        .query_row([], |r| r.get(0))?;
     let oldest_age_s = oldest
         .as_deref()
         .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
@@ -226,6 +288,7 @@ pub fn backlog(
         oldest_age_s,
         failed_calls: failed,
         archived_calls,
+        ledger_entries_unshipped,
         last_error_call_id: last.as_ref().map(|l| l.0),
         last_error: last.map(|l| l.1),
     })

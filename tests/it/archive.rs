@@ -353,9 +353,16 @@ fn archive_ships_every_call_with_matching_hashes() {
         "finalized calls wait for the shipper: {before}"
     );
     let ship = Ship::start(&rec);
-    let s = wait_status(&rec, Duration::from_secs(60), "3 archived", |s| {
-        s["backlog"]["calls"] == 0 && s["backlog"]["archived_calls"] == 3
-    });
+    let s = wait_status(
+        &rec,
+        Duration::from_secs(60),
+        "3 archived, ledger shipped",
+        |s| {
+            s["backlog"]["calls"] == 0
+                && s["backlog"]["archived_calls"] == 3
+                && s["backlog"]["ledger_entries_unshipped"] == 0
+        },
+    );
     assert_eq!(s["backlog"]["bytes"], 0);
     assert_eq!(s["alarm"], Value::Null);
     ship.stop();
@@ -366,7 +373,42 @@ fn archive_ships_every_call_with_matching_hashes() {
         .iter()
         .filter(|id| rec.file_of(&rec.call(**id)).with_extension("dat").exists())
         .count();
-    assert_eq!(list.len(), 2 * ids.len() + with_peaks, "{list:#?}");
+    let ledger_key = "fleet/test-box/ledger/000000000001-000000000003.jsonl";
+    assert_eq!(list.len(), 2 * ids.len() + with_peaks + 1, "{list:#?}");
+    // The ledger as one segment: the three entries, chained from genesis, the same entries the
+    // sidecars carry, recorded with the store's ETag.
+    let seg = String::from_utf8(get(bucket, ledger_key)).unwrap();
+    let entries: Vec<Value> = seg
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        entries
+            .iter()
+            .map(|e| e["seq"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    assert_eq!(entries[0]["prev_sha256"], "0".repeat(64));
+    for w in entries.windows(2) {
+        assert_eq!(w[1]["prev_sha256"], w[0]["entry_sha256"]);
+    }
+    for id in &ids {
+        let e = entries.iter().find(|e| e["call_id"] == *id).unwrap();
+        assert_eq!(e["file_sha256"], rec.call(*id)["sha256"]);
+    }
+    let c =
+        rusqlite::Connection::open_with_flags(rec.db(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let (seg_etag, seg_sha): (String, String) = c
+        .query_row(
+            "SELECT etag, sha256 FROM archive_ledger_segments WHERE object_key = ?1",
+            [ledger_key],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(seg_etag, list[ledger_key].1);
+    assert_eq!(seg_sha, sha256_hex(seg.as_bytes()));
     rec.stop();
 }
 
@@ -405,9 +447,12 @@ fn archive_restart_uploads_nothing_twice() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(1100)); // a re-upload would change last_modified
     let mut ship = Ship::start(&rec);
-    wait_status(&rec, Duration::from_secs(60), "3 archived", |s| {
-        s["backlog"]["archived_calls"] == 3
-    });
+    wait_status(
+        &rec,
+        Duration::from_secs(60),
+        "3 archived, ledger shipped",
+        |s| s["backlog"]["archived_calls"] == 3 && s["backlog"]["ledger_entries_unshipped"] == 0,
+    );
     // kill -9 mid-way through nothing in particular, then a clean restart: all rows back to
     // pending, as if every mark had been lost.
     let _ = ship.0.kill();
@@ -526,4 +571,48 @@ fn archive_store_outage_drops_nothing_and_drains_after() {
         assert_eq!(c["dropped_frames"], 0, "call {} dropped frames", c["id"]);
     }
     rec.stop();
+}
+
+/// `callrec run` with `[archive]` ships from a thread of its own, and stops cleanly with it.
+#[test]
+fn archive_run_ships_in_its_own_thread() {
+    let _shared = OUTAGE.read().unwrap_or_else(|e| e.into_inner());
+    let bucket = "ship-run";
+    let mut rec = boxed(bucket, 1, SECRET, "");
+    let ids = record_calls(&rec, &["s1"], 1000);
+    rec.stop();
+    let mut text = std::fs::read_to_string(&rec.cfg).unwrap();
+    text.push_str("[server]\nenabled = false\n");
+    std::fs::write(&rec.cfg, text).unwrap();
+    let log = std::fs::File::create(rec.dir.path().join("ship.log")).unwrap();
+    let mut run = Ship(
+        Command::new(bin())
+            .arg("--config")
+            .arg(&rec.cfg)
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    wait_status(&rec, Duration::from_secs(60), "archived by run", |s| {
+        s["backlog"]["archived_calls"] == 1 && s["backlog"]["calls"] == 0
+    });
+    let pid = run.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let t0 = Instant::now();
+    let code = loop {
+        if let Some(st) = run.0.try_wait().unwrap() {
+            break st.code();
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "run did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(0), "{}", ship_log(&rec));
+    assert!(ship_log(&rec).contains("archive shipper stopped"));
+    assert_archived_as_indexed(&rec, bucket, &ids);
 }

@@ -1,5 +1,5 @@
 -- Schema migration 14: upgrades version 13 to 14.
--- The archive queue: one row per finalized call the shipper (`callrec ship`) has taken up, with
+-- The archive queue (archive_uploads): one row per finalized call the shipper (`callrec ship`) has taken up, with
 -- what the object store confirmed. A call without a row is not yet queued; the shipper queues
 -- every complete or interrupted call (recorded, recovered or imported) it finds without one.
 -- Embedded by store::MIGRATIONS and run once per index, in one transaction. Never edit
@@ -25,3 +25,13 @@ CREATE TABLE archive_uploads (
     CHECK ((state = 'archived') = (etag IS NOT NULL AND archived_at_utc IS NOT NULL))
 );
 CREATE INDEX archive_uploads_due ON archive_uploads (state, next_attempt_at_utc);
+-- The ledger in the archive: append-only JSON-lines segments of consecutive entries, each
+-- recorded once the store confirmed it. The next segment starts after the highest last_seq.
+CREATE TABLE archive_ledger_segments (
+    first_seq       INTEGER PRIMARY KEY,
+    last_seq        INTEGER NOT NULL CHECK (last_seq >= first_seq),
+    object_key      TEXT NOT NULL,
+    sha256          TEXT NOT NULL,
+    etag            TEXT NOT NULL,
+    shipped_at_utc  TEXT NOT NULL
+);
