@@ -398,7 +398,30 @@ impl Shipper {
             ))
             .map_err(|e| self.retry(&e))?;
         r.bytes_uploaded += obj.bytes;
-        confirmed(res, &obj.key)
+        self.confirmed(res, obj)
+    }
+
+    /// The store's confirmation of an upload: its ETag. Some stores (Ceph RGW after a multipart
+    /// completion) answer without a usable one; then the object is HEADed, and only an object
+    /// with our size and SHA-256 counts as confirmed.
+    fn confirmed(
+        &self,
+        res: object_store::PutResult,
+        obj: &ObjectRef,
+    ) -> Result<Confirmed, ShipError> {
+        match res.e_tag.filter(|e| !e.trim_matches('"').is_empty()) {
+            Some(etag) => Ok(Confirmed {
+                etag,
+                version: res.version,
+            }),
+            None => match self.already_there(obj)? {
+                Some(c) if !c.etag.trim_matches('"').is_empty() => Ok(c),
+                _ => Err(ShipError::Retry(format!(
+                    "the store confirmed {} without an ETag, and a HEAD does not show our object",
+                    obj.key
+                ))),
+            },
+        }
     }
 
     /// Uploads a call's audio unless the store has it, checking that the file still is what its
@@ -448,7 +471,7 @@ impl Shipper {
             self.put_multipart(path, obj)?
         };
         r.bytes_uploaded += obj.bytes;
-        confirmed(res, &obj.key)
+        self.confirmed(res, obj)
     }
 
     /// A large file in parts, hashed on the way: a file that no longer matches its row is
@@ -505,18 +528,6 @@ fn changed(path: &Path) -> ShipError {
         "{} no longer matches the SHA-256 in its row: not shipped; run callrec check",
         path.display()
     ))
-}
-
-fn confirmed(res: object_store::PutResult, key: &str) -> Result<Confirmed, ShipError> {
-    match res.e_tag {
-        Some(etag) => Ok(Confirmed {
-            etag,
-            version: res.version,
-        }),
-        None => Err(ShipError::Retry(format!(
-            "the store returned no ETag for {key}"
-        ))),
-    }
 }
 
 /// Seconds to wait after `attempts` failed attempts: 1, 2, 4, … capped at `cap_s`.

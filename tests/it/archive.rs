@@ -616,3 +616,82 @@ fn archive_run_ships_in_its_own_thread() {
     assert!(ship_log(&rec).contains("archive shipper stopped"));
     assert_archived_as_indexed(&rec, bucket, &ids);
 }
+
+/// A call above the single-PUT cap (32 MiB) goes up in parts, hashed on the way; one whose file
+/// no longer matches its row is aborted before completion and marked failed, never archived.
+/// (Rows inserted directly: recording 4.5 hours for the size would take too long here.)
+#[test]
+fn archive_large_call_goes_up_in_parts_and_a_changed_one_is_refused() {
+    let _shared = OUTAGE.read().unwrap_or_else(|e| e.into_inner());
+    let bucket = "ship-large";
+    let mut rec = boxed(bucket, 1, SECRET, "");
+    let size = 33 * 1024 * 1024 + 12_345;
+    // Deterministic, incompressible-looking content (a counter through SHA-256).
+    let mut big = Vec::with_capacity(size + 32);
+    let mut i = 0u64;
+    while big.len() < size {
+        big.extend_from_slice(&Sha256::digest(i.to_le_bytes()));
+        i += 1;
+    }
+    big.truncate(size);
+    let dir = rec.storage().join("calls/2026/12/04");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("big-ok.opus"), &big).unwrap();
+    let good_sha = sha256_hex(&big);
+    // Same size, one byte changed after "finalize": its row keeps the old hash.
+    let mut changed = big.clone();
+    changed[size / 2] ^= 1;
+    std::fs::write(dir.join("big-changed.opus"), &changed).unwrap();
+    let c = rusqlite::Connection::open(rec.db()).unwrap();
+    let insert = |name: &str| -> i64 {
+        c.execute(
+            "INSERT INTO calls (box_id, seat_id, mode, status, started_at_utc, started_mono_ms,
+                 ended_at_utc, duration_ms, bytes, sha256, rate_hz, bitrate_bps, rel_path)
+             VALUES ('test-box', 's1', 'control', 'complete', '2026-12-04T08:00:00.000Z', 0,
+                 '2026-12-04T12:30:00.000Z', 16200000, ?1, ?2, 16000, 16000, ?3)",
+            rusqlite::params![
+                size as i64,
+                good_sha,
+                format!("calls/2026/12/04/{name}.opus")
+            ],
+        )
+        .unwrap();
+        c.last_insert_rowid()
+    };
+    let (ok_id, changed_id) = (insert("big-ok"), insert("big-changed"));
+    drop(c);
+    let ship = Ship::start(&rec);
+    let s = wait_status(
+        &rec,
+        Duration::from_secs(120),
+        "one archived, one failed",
+        |s| s["backlog"]["archived_calls"] == 1 && s["backlog"]["failed_calls"] == 1,
+    );
+    ship.stop();
+    let r = rows(&rec);
+    let (state, key, etag, _) = &r[&ok_id];
+    assert_eq!(state, "archived");
+    let list = listing(bucket);
+    assert_eq!(list[key].0, size as u64);
+    assert_eq!(etag.as_deref(), Some(list[key].1.as_str()));
+    // A multipart ETag is "<md5 of the part md5s>-<parts>": 34 MiB in 8 MiB parts = 5.
+    assert!(
+        list[key].1.trim_matches('"').ends_with("-5"),
+        "{}",
+        list[key].1
+    );
+    assert_eq!(sha256_hex(&get(bucket, key)), good_sha);
+    let (state, key, etag, err) = &r[&changed_id];
+    assert_eq!((state.as_str(), etag), ("failed", &None));
+    assert!(
+        err.as_deref()
+            .is_some_and(|e| e.contains("no longer matches")),
+        "{err:?}"
+    );
+    assert!(!list.contains_key(key), "the changed file never completed");
+    assert_eq!(
+        s["backlog"]["calls"], 1,
+        "a failed call stays in the backlog"
+    );
+    rec.stop();
+}

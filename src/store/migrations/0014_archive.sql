@@ -22,7 +22,7 @@ CREATE TABLE archive_uploads (
     queued_at_utc        TEXT NOT NULL,
     archived_at_utc      TEXT,
     -- Archived means confirmed: never without the store's ETag and the time it said so.
-    CHECK ((state = 'archived') = (etag IS NOT NULL AND archived_at_utc IS NOT NULL))
+    CHECK ((state = 'archived') = (coalesce(etag, '') <> '' AND archived_at_utc IS NOT NULL))
 );
 CREATE INDEX archive_uploads_due ON archive_uploads (state, next_attempt_at_utc);
 -- The ledger in the archive: append-only JSON-lines segments of consecutive entries, each
@@ -32,6 +32,6 @@ CREATE TABLE archive_ledger_segments (
     last_seq        INTEGER NOT NULL CHECK (last_seq >= first_seq),
     object_key      TEXT NOT NULL,
     sha256          TEXT NOT NULL,
-    etag            TEXT NOT NULL,
+    etag            TEXT NOT NULL CHECK (etag <> ''),
     shipped_at_utc  TEXT NOT NULL
 );
