@@ -5,7 +5,7 @@ APT_PKGS := pkg-config libasound2-dev cmake opus-tools ffmpeg sqlite3 espeak-ng 
 CARGO ?= cargo
 JOBS ?= 2
 
-.PHONY: deps build demo test lint lint-js deps-js bench clean cutfs crash-campaign powercut-campaign
+.PHONY: deps build demo test lint lint-js deps-js bench clean cutfs crash-campaign powercut-campaign archive-deps
 
 deps:
 	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
@@ -25,7 +25,7 @@ build: deps
 demo: build
 	@scripts/demo.sh
 
-test: deps lint cutfs
+test: deps lint cutfs archive-deps
 	$(CARGO) build --release -j$(JOBS) --locked --all-targets
 	$(CARGO) test --release -j$(JOBS) --locked --manifest-path tools/cutfs/Cargo.toml
 	FUZZ_REPLAY_MS=$(FUZZ_REPLAY_MS) $(CARGO) test --release -j$(JOBS) --locked --lib --bins --tests -- --test-threads=2
@@ -83,6 +83,20 @@ fuzz-deps: deps
 
 fuzz: fuzz-deps
 	FUZZ_SECONDS=$(FUZZ_SECONDS) JOBS=$(JOBS) CARGO=$(CARGO) fuzz/run.sh
+
+# archive-deps: a one-node Ceph cluster with a RADOS Gateway, the S3 store the archive tests ship
+# to (scripts/rgw.sh starts and stops it; see ../shared/notes/fleet.md).
+ARCHIVE_APT_PKGS := ceph-mon ceph-osd radosgw ceph-common uuid-runtime curl python3
+archive-deps: deps
+	@missing=$$(for p in $(ARCHIVE_APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing: $$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/dev/null || exit 1; \
+	  else \
+	    echo "missing packages; run:  sudo apt-get install -y $$missing"; exit 1; \
+	  fi; \
+	fi
 
 # cutfs: the FUSE test filesystem of the power-cut campaign (its own crate; fuse3 gives fusermount3).
 cutfs: deps

@@ -46,6 +46,108 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default)]
     pub retention: RetentionConfig,
+    /// Where finished calls are shipped (`callrec ship`); absent: no archive.
+    #[serde(default)]
+    pub archive: Option<ArchiveConfig>,
+}
+
+/// `[archive]`: the S3-compatible object store every finalized call is shipped to (`archive`
+/// module). Only the values are checked here; the credentials file is read (and refused when
+/// others can read it) by the shipper when it starts, since this module reads no other file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveConfig {
+    /// The store's base URL, e.g. `https://s3.eu-west-1.amazonaws.com` or `http://10.0.0.9:7480`.
+    pub endpoint: String,
+    #[serde(default = "default_region")]
+    pub region: String,
+    pub bucket: String,
+    /// Put before every key (`floors/` gives `floors/<box>/yyyy/...`); empty by default.
+    #[serde(default)]
+    pub prefix: String,
+    /// AWS shared-credentials file (INI), profile `default`: `aws_access_key_id`,
+    /// `aws_secret_access_key`. Must not be readable by group or others.
+    pub credentials_file: PathBuf,
+    /// Path-style URLs (`endpoint/bucket/key`), which Ceph RGW, MinIO and Garage need.
+    #[serde(default = "default_true")]
+    pub path_style: bool,
+    /// Longest wait between two attempts for one call (exponential backoff from 1 s up to it).
+    #[serde(default = "default_retry_max_s")]
+    pub retry_max_s: u64,
+    /// Alarm `archive_backlog` when the oldest call waiting to be shipped is older than this.
+    #[serde(default = "default_backlog_alarm_s")]
+    pub backlog_alarm_s: u64,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+fn default_retry_max_s() -> u64 {
+    300
+}
+fn default_backlog_alarm_s() -> u64 {
+    3600
+}
+
+impl ArchiveConfig {
+    fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |k: &str, m: String| Err((format!("archive.{k}"), m));
+        let e = self.endpoint.trim();
+        if !(e.starts_with("http://") || e.starts_with("https://")) || e.len() < 10 {
+            return bad(
+                "endpoint",
+                format!(
+                    "{:?} must be a URL such as https://s3.example.com or http://127.0.0.1:7480",
+                    self.endpoint
+                ),
+            );
+        }
+        if self.region.trim().is_empty() {
+            return bad(
+                "region",
+                "must not be empty (us-east-1 when the store does not care)".into(),
+            );
+        }
+        // S3 bucket naming rules: 3-63 of a-z, 0-9, '.', '-', starting and ending alphanumeric.
+        let b = &self.bucket;
+        let ok_chars = b
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-');
+        let ends_ok = b.bytes().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && b.bytes().last().is_some_and(|c| c.is_ascii_alphanumeric());
+        if !(3..=63).contains(&b.len()) || !ok_chars || !ends_ok {
+            return bad(
+                "bucket",
+                format!("{b:?} must be 3-63 characters of a-z, 0-9, '.', '-', starting and ending with a letter or digit"),
+            );
+        }
+        if self.prefix.starts_with('/')
+            || self.prefix.contains("..")
+            || self.prefix.contains("//")
+            || (!self.prefix.is_empty() && !self.prefix.ends_with('/'))
+        {
+            return bad(
+                "prefix",
+                format!("{:?} must be empty or like \"floors/\": no leading '/', no '..' or '//', ending with '/'", self.prefix),
+            );
+        }
+        if self.credentials_file.as_os_str().is_empty() || !self.credentials_file.is_absolute() {
+            return bad(
+                "credentials_file",
+                "must be an absolute path to an AWS shared-credentials file (mode 0600)".into(),
+            );
+        }
+        if !(1..=86_400).contains(&self.retry_max_s) {
+            return bad("retry_max_s", "must be 1 ..= 86400 s".into());
+        }
+        if !(1..=30 * 86_400).contains(&self.backlog_alarm_s) {
+            return bad(
+                "backlog_alarm_s",
+                "must be 1 ..= 2592000 s (up to 30 days)".into(),
+            );
+        }
+        Ok(())
+    }
 }
 
 /// How long recordings are kept (`store::retention`). Without rules and without
@@ -710,6 +812,16 @@ impl Config {
         self.retention.validate().map_err(|(k, m)| bad(k, m))?;
         self.encoder.validate().map_err(|(k, m)| bad(k, m))?;
         self.server.validate().map_err(|(k, m)| bad(k, m))?;
+        if let Some(a) = &self.archive {
+            a.validate().map_err(|(k, m)| bad(k, m))?;
+        }
+        if self.archive.is_some() && !valid_seat_id(&self.box_.id) {
+            // The box id is the first part of every object key.
+            return Err(bad(
+                "box.id".into(),
+                format!("{:?} must be 1-64 characters of a-z, A-Z, 0-9, '-', '_' when [archive] is set (it names the box's objects)", self.box_.id),
+            ));
+        }
         let mut seen = HashSet::new();
         for (i, seat) in self.seats.iter().enumerate() {
             let key = |field: &str| format!("seat[{i}].{field}");
@@ -1006,5 +1118,55 @@ customer_channel = 1
         let twice = format!("{GOOD}{}", &GOOD[seat..]);
         let e = err(&twice);
         assert!(e.contains("seat[1].id") && e.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn archive_section_defaults_and_each_bad_value_names_its_key() -> Result<(), ConfigError> {
+        let base = "[archive]\nendpoint = \"http://127.0.0.1:7480\"\nbucket = \"calls\"\ncredentials_file = \"/etc/callrec/s3\"\n";
+        let c = Config::parse(&format!("{GOOD}{base}"), Path::new("t.toml"))?;
+        let a = c.archive.as_ref().map(|a| {
+            (
+                a.region.as_str(),
+                a.prefix.as_str(),
+                a.path_style,
+                a.retry_max_s,
+                a.backlog_alarm_s,
+            )
+        });
+        assert_eq!(a, Some(("us-east-1", "", true, 300, 3600)));
+        assert!(Config::parse(GOOD, Path::new("t.toml"))?.archive.is_none());
+        for (extra, key, hint) in [
+            (
+                "endpoint = \"s3.example.com\"",
+                "archive.endpoint",
+                "must be a URL",
+            ),
+            ("bucket = \"Calls_1\"", "archive.bucket", "3-63 characters"),
+            ("prefix = \"/fleet\"", "archive.prefix", "no leading '/'"),
+            ("prefix = \"fleet\"", "archive.prefix", "ending with '/'"),
+            (
+                "credentials_file = \"s3.ini\"",
+                "archive.credentials_file",
+                "absolute path",
+            ),
+            ("retry_max_s = 0", "archive.retry_max_s", "1 ..= 86400"),
+            (
+                "backlog_alarm_s = 0",
+                "archive.backlog_alarm_s",
+                "1 ..= 2592000",
+            ),
+        ] {
+            let field = extra.split(' ').next().unwrap_or_default();
+            let kept: String = base
+                .lines()
+                .filter(|l| !l.starts_with(field))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let e = err(&format!("{GOOD}{kept}{extra}\n"));
+            assert!(e.contains(key) && e.contains(hint), "{extra}: {e}");
+        }
+        let bad_box = format!("{}{base}", GOOD.replace("floor-1", "floor 1"));
+        assert!(err(&bad_box).contains("box.id"));
+        Ok(())
     }
 }

@@ -1,15 +1,16 @@
 //! The long-running processes, assembled: `callrec record` (the recorder), `callrec serve` (the
-//! web service) and `callrec run` (both in one process, for the demo and small boxes).
+//! web service), `callrec ship` (the archive shipper) and `callrec run` (all in one process, for
+//! the demo and small boxes; the shipper only with `[archive]`).
 //!
 //! Start-up order and signal handling live here once, for all three: the box key is made or
 //! loaded before anything records, SIGTERM/SIGINT ask for a clean stop (a second signal exits at
 //! once), and in `run` the index is migrated before either half opens it.
 //!
-//! This module must never let the web half stop the recorder: a web service that fails to start
-//! or dies is logged, and recording goes on.
+//! This module must never let the web half or the shipper stop the recorder: one that fails to
+//! start or dies is logged, and recording goes on.
 
 use crate::config::Config;
-use crate::{clock, evidence, record, serve, store};
+use crate::{archive, clock, evidence, record, serve, store};
 use anyhow::Context;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -28,6 +29,15 @@ pub fn serve(cfg: Config) -> anyhow::Result<()> {
     serve::run(cfg, stop, clock::system())
 }
 
+/// The archive shipper until SIGTERM/SIGINT (`[archive]` must be set).
+pub fn ship(cfg: Config) -> anyhow::Result<()> {
+    if cfg.archive.is_none() {
+        return Err(archive::ArchiveError::NotConfigured.into());
+    }
+    let stop = stop_on_signals()?;
+    archive::ship::run(cfg, stop, clock::system())
+}
+
 /// Recorder and web service in one process. Recording never depends on the web half: if the
 /// server cannot start (port taken, bad certificate) the error is logged and recording goes on.
 pub fn run_both(cfg: Config) -> anyhow::Result<()> {
@@ -37,6 +47,32 @@ pub fn run_both(cfg: Config) -> anyhow::Result<()> {
     // Migrate once, before either half opens the index.
     drop(store::open_rw(&cfg.db_path())?);
     let stop = stop_on_signals()?;
+    // The shipper: its own thread, its own connection and runtime; it never touches the
+    // recorder's threads, and its failure is logged while recording goes on.
+    let shipper = match cfg.archive.is_some() {
+        true => {
+            let (ship_cfg, ship_stop) = (cfg.clone(), stop.clone());
+            Some(
+                std::thread::Builder::new()
+                    .name("ship".into())
+                    .spawn(move || {
+                        if let Err(e) = archive::ship::run(ship_cfg, ship_stop, clock::system()) {
+                            tracing::error!("archive shipper stopped: {e:#}; recording continues");
+                        }
+                    })?,
+            )
+        }
+        false => None,
+    };
+    let result = run_recorder_and_web(cfg, stop.clone());
+    stop.store(true, Ordering::Relaxed);
+    if let Some(s) = shipper {
+        let _ = s.join();
+    }
+    result
+}
+
+fn run_recorder_and_web(cfg: Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     if !cfg.server.enabled {
         return record::run(cfg, stop, clock::system());
     }

@@ -3,6 +3,7 @@
 //! The binary (`main.rs`, `cli/`) is a thin CLI over this library; `docs/ARCHITECTURE.md` draws
 //! the modules and the one direction of their dependencies.
 
+pub mod archive;
 pub mod capture;
 pub mod check;
 pub mod clock;

@@ -5,6 +5,7 @@
 //! where the web service reuses them.
 
 mod accounts;
+mod archive;
 mod calls;
 mod evidence;
 mod lifecycle;
@@ -37,8 +38,16 @@ enum Cmd {
     Record,
     /// Run the web service only (search, replay, audit, control API).
     Serve,
-    /// Run the recorder and the web service in one process (the systemd default).
+    /// Run the recorder and the web service in one process (the systemd default); with
+    /// [archive] also the shipper.
     Run,
+    /// Ship finished calls to the S3 object store of [archive] (its own process).
+    Ship,
+    /// The archive: what is not yet in the object store.
+    Archive {
+        #[command(subcommand)]
+        cmd: archive::ArchiveCmd,
+    },
     /// Web UI accounts.
     Users {
         #[command(subcommand)]
@@ -133,6 +142,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Record => callrec::daemon::record(load()?),
         Cmd::Serve => callrec::daemon::serve(load()?),
         Cmd::Run => callrec::daemon::run_both(load()?),
+        Cmd::Ship => callrec::daemon::ship(load()?),
+        Cmd::Archive { cmd } => archive::archive(&load()?, cmd),
         Cmd::Key { cmd } => evidence::key(&load()?, cmd),
         Cmd::Export(a) => evidence::export(&load()?, a),
         // A bundle can be checked anywhere; on the box itself the config tells whose key it is.

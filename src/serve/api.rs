@@ -622,6 +622,16 @@ pub async fn metrics(State(st): State<St>) -> Response {
         .await
         .unwrap_or_default();
     super::metrics::render_alarms(&mut out, &alarms);
+    if st.cfg.archive.is_some() {
+        let now = st.clock.now_utc();
+        if let Ok(b) = st
+            .db
+            .read_quick(move |c| store::archive::backlog(c, now).map_err(AppError::from))
+            .await
+        {
+            super::metrics::render_archive(&mut out, &b);
+        }
+    }
     st.metrics.render_requests(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -166,13 +166,47 @@ pub fn render_disk(out: &mut String, dir: &std::path::Path) {
     let _ = writeln!(out, "# HELP callrec_disk_total_bytes Size of the recordings filesystem.\n# TYPE callrec_disk_total_bytes gauge\ncallrec_disk_total_bytes {total}");
 }
 
+/// The archive backlog (`[archive]` set): finalized calls not yet confirmed by the store.
+pub fn render_archive(out: &mut String, b: &crate::store::archive::Backlog) {
+    for (name, help, v) in [
+        (
+            "callrec_archive_backlog_calls",
+            "Finalized calls not yet confirmed by the archive store.",
+            b.calls,
+        ),
+        (
+            "callrec_archive_backlog_bytes",
+            "Audio bytes of those calls.",
+            b.bytes,
+        ),
+        (
+            "callrec_archive_backlog_oldest_age_seconds",
+            "Seconds since the oldest of them ended (0 when none).",
+            b.oldest_age_s,
+        ),
+        (
+            "callrec_archive_failed_calls",
+            "Calls the shipper gave up on (file changed or missing): need an operator.",
+            b.failed_calls,
+        ),
+        (
+            "callrec_archive_archived_calls",
+            "Calls confirmed by the archive store.",
+            b.archived_calls,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    }
+}
+
 /// One gauge per alarm kind callrec raises: 1 while active, 0 otherwise, so an alerting rule
 /// (`callrec_alarm_active == 1`) fires on either.
 pub fn render_alarms(out: &mut String, active: &[crate::store::alarms::Alarm]) {
-    let _ = writeln!(out, "# HELP callrec_alarm_active 1 while the alarm is raised (disk_full: recording stopped; disk_pressure: the guard cannot free enough space).\n# TYPE callrec_alarm_active gauge");
+    let _ = writeln!(out, "# HELP callrec_alarm_active 1 while the alarm is raised (disk_full: recording stopped; disk_pressure: the guard cannot free enough space; archive_backlog: calls wait too long to be shipped).\n# TYPE callrec_alarm_active gauge");
     let mut kinds: Vec<&str> = vec![
         crate::store::alarms::DISK_FULL,
         crate::store::alarms::DISK_PRESSURE,
+        crate::store::alarms::ARCHIVE_BACKLOG,
     ];
     for a in active {
         if !kinds.contains(&a.kind.as_str()) {
@@ -182,5 +216,39 @@ pub fn render_alarms(out: &mut String, active: &[crate::store::alarms::Alarm]) {
     for k in kinds {
         let on = u8::from(active.iter().any(|a| a.kind == k));
         let _ = writeln!(out, "callrec_alarm_active{{kind=\"{}\"}} {on}", label(k));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_backlog_gauges_carry_the_figures() {
+        let b = crate::store::archive::Backlog {
+            calls: 3,
+            bytes: 12_345,
+            oldest_ended_at_utc: Some("2026-12-05T10:00:00.000Z".into()),
+            oldest_age_s: 42,
+            failed_calls: 1,
+            archived_calls: 7,
+            ledger_entries_unshipped: 0,
+            last_error: None,
+            last_error_call_id: None,
+        };
+        let mut out = String::new();
+        render_archive(&mut out, &b);
+        for line in [
+            "callrec_archive_backlog_calls 3",
+            "callrec_archive_backlog_bytes 12345",
+            "callrec_archive_backlog_oldest_age_seconds 42",
+            "callrec_archive_failed_calls 1",
+            "callrec_archive_archived_calls 7",
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} missing in:\n{out}");
+        }
+        let mut alarms = String::new();
+        render_alarms(&mut alarms, &[]);
+        assert!(alarms.contains("callrec_alarm_active{kind=\"archive_backlog\"} 0"));
     }
 }

@@ -15,6 +15,9 @@ use serde::Serialize;
 pub const DISK_FULL: &str = "disk_full";
 /// Usage stayed above the high-water mark with nothing left that may be deleted.
 pub const DISK_PRESSURE: &str = "disk_pressure";
+/// The oldest finalized call not yet in the archive is older than `archive.backlog_alarm_s`
+/// (raised and cleared by the shipper; its detail names the last upload error).
+pub const ARCHIVE_BACKLOG: &str = "archive_backlog";
 
 /// Who raises and clears alarms in the audit log.
 const ACTOR: &str = "callrec";

@@ -268,6 +268,17 @@ pub fn head(conn: &Connection) -> Result<Option<Head>, StoreError> {
         .optional()?)
 }
 
+/// Entries after `seq`, oldest first, at most `limit` (the archive ships them in segments).
+pub fn entries_after(conn: &Connection, seq: i64, limit: usize) -> Result<Vec<Entry>, StoreError> {
+    let mut st = conn.prepare_cached(&format!(
+        "SELECT {ENTRY_COLUMNS} FROM ledger WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+    ))?;
+    let v = st
+        .query_map(params![seq, limit as i64], row_to_entry)?
+        .collect::<Result<_, _>>()?;
+    Ok(v)
+}
+
 /// Every entry about one call, oldest first.
 pub fn entries_for_call(conn: &Connection, call_id: i64) -> Result<Vec<Entry>, StoreError> {
     let mut st = conn.prepare_cached(&format!(

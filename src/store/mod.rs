@@ -11,6 +11,7 @@
 //! sorts and compares correctly as text.
 
 pub mod alarms;
+pub mod archive;
 pub mod audit;
 pub mod calibration;
 pub mod compliance;
@@ -73,6 +74,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!("0011_lifecycle_deletions_holds_alarms.sql"),
     migration!("0012_legal_hold_four_eyes_triggers.sql"),
     migration!("0013_former_numbers_fts_secure_delete.sql"),
+    migration!("0014_archive.sql"),
 ];
 
 pub fn schema_version() -> i64 {

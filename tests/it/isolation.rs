@@ -357,6 +357,7 @@ fn systemd_units_verify_and_isolate_the_recorder() {
         "callrec.service",
         "callrec-record.service",
         "callrec-web.service",
+        "callrec-ship.service",
     ];
     let tmp = tempfile::tempdir().unwrap();
     for u in units {
@@ -383,6 +384,16 @@ fn systemd_units_verify_and_isolate_the_recorder() {
             .collect()
     };
     let has = |s: &[String], l: &str| s.iter().any(|x| x == l);
+    // The shipper: no devices, recordings read-only, the network only through inet sockets.
+    let ship = settings("callrec-ship.service");
+    assert!(has(&ship, "PrivateDevices=yes"), "{ship:?}");
+    assert!(ship
+        .iter()
+        .any(|l| l.starts_with("ReadOnlyPaths=/var/lib/callrec/calls")));
+    assert!(!ship.iter().any(|l| l.starts_with("SupplementaryGroups=")));
+    assert!(ship
+        .iter()
+        .any(|l| l.starts_with("ExecStart=") && l.ends_with(" ship")));
     let rec = settings("callrec-record.service");
     assert!(has(&rec, "RestrictAddressFamilies=AF_UNIX"), "{rec:?}");
     assert!(has(&rec, "PrivateNetwork=yes"));

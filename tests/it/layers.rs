@@ -52,10 +52,16 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "clock", "hash", "config", "codec", "dsp", "qa", "store", "evidence", "record",
         ],
     ),
+    (
+        "archive",
+        &["clock", "hash", "config", "dsp", "store", "evidence"],
+    ),
     ("demo", &["clock", "config", "qa", "store"]),
     (
         "daemon",
-        &["clock", "config", "evidence", "record", "serve", "store"],
+        &[
+            "archive", "clock", "config", "evidence", "record", "serve", "store",
+        ],
     ),
 ];
 

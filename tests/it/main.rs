@@ -4,6 +4,7 @@
 //! One test binary with a module per concern keeps link time down.
 
 mod alsa;
+mod archive;
 mod attack;
 mod browser;
 mod campaign;
