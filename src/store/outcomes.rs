@@ -399,6 +399,30 @@ pub fn amount_minor(amount: f64) -> Result<i64, OutcomeError> {
     Ok(rounded as i64)
 }
 
+/// Checks `code` and `amount` against the list of a call of `campaign`: the campaign whose list
+/// applied, the outcome, and the amount in hundredths. Nothing is written.
+pub fn check(
+    conn: &Connection,
+    campaign: Option<&str>,
+    code: &str,
+    amount: Option<f64>,
+) -> Result<(String, Outcome, Option<i64>), OutcomeError> {
+    let (list_campaign, list) = list_for(conn, campaign)?;
+    let Some(outcome) = list.outcome.iter().find(|o| o.code == code) else {
+        return Err(OutcomeError::Unknown {
+            code: code.to_owned(),
+            campaign: list_campaign,
+            allowed: list.outcome.iter().map(|o| o.code.clone()).collect(),
+        });
+    };
+    let minor = match amount {
+        None => None,
+        Some(_) if !outcome.amount => return Err(OutcomeError::NoAmount(code.to_owned())),
+        Some(a) => Some(amount_minor(a)?),
+    };
+    Ok((list_campaign, outcome.clone(), minor))
+}
+
 /// What a call's outcome is now, as set.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Setting {
@@ -452,19 +476,7 @@ fn set_in(
     if matches!(status, CallStatus::Garbage | CallStatus::Deleted) {
         return Err(OutcomeError::CallDeleted(call_id));
     }
-    let (list_campaign, list) = list_for(conn, campaign.as_deref())?;
-    let Some(outcome) = list.outcome.iter().find(|o| o.code == code) else {
-        return Err(OutcomeError::Unknown {
-            code: code.to_owned(),
-            campaign: list_campaign,
-            allowed: list.outcome.iter().map(|o| o.code.clone()).collect(),
-        });
-    };
-    let minor = match amount {
-        None => None,
-        Some(_) if !outcome.amount => return Err(OutcomeError::NoAmount(code.to_owned())),
-        Some(a) => Some(amount_minor(a)?),
-    };
+    let (list_campaign, outcome, minor) = check(conn, campaign.as_deref(), code, amount)?;
     let now = crate::clock::utc_now();
     conn.execute(
         "INSERT INTO call_outcome_history (call_id, code, class, amount_minor, source, set_by, set_at_utc)

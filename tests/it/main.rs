@@ -20,6 +20,7 @@ mod isolation;
 mod layers;
 mod lifecycle;
 mod modes;
+mod outcomes;
 mod stalled;
 mod web;
 mod webbox;
