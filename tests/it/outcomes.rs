@@ -135,6 +135,33 @@ fn outcomes_from_the_cti_a_lead_and_the_dialler() {
     let out = wb.cli(&["outcomes", "import", csv.to_str().unwrap()]);
     assert!(out.contains("1 call outcome(s) set"), "{out}");
 
+    // C: over the socket the indexer checks the outcome; a refused one does not keep the call
+    // recording, and the answer says it was not set.
+    let c: i64 = wb
+        .cli(&["call", "start", "--seat", "seat01", "--campaign", "surveys"])
+        .trim()
+        .parse()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let o = wb.cli_with_stdin(
+        &["call", "stop", "--seat", "seat01", "--outcome", "sale"],
+        "",
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("call {c} stopped, but its outcome was not set"))
+            && err.contains("complete, partial, refusal, non_contact"),
+        "{err}"
+    );
+    assert_eq!(
+        sqlite(
+            &wb.db(),
+            &format!("SELECT status || ':' || coalesce(outcome, '-') FROM calls WHERE id = {c}")
+        ),
+        "complete:-"
+    );
+
     // Search by outcome and by class.
     assert_eq!(ids(&lead.get("/api/calls?outcome=sale").json()), vec![a, b]);
     assert_eq!(
