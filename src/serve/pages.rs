@@ -92,6 +92,13 @@ pub async fn search(
     let status_options: Vec<(&str, &str)> = std::iter::once(("", "any"))
         .chain(CallStatus::ALL.iter().map(|c| (c.as_str(), c.as_str())))
         .collect();
+    let class_options: Vec<(&str, &str)> = std::iter::once(("", "any"))
+        .chain(
+            crate::store::outcomes::Class::ALL
+                .iter()
+                .map(|c| (c.as_str(), c.as_str())),
+        )
+        .collect();
     let form = format!(
         r#"<form class="filters" method="get" action="/calls">
 <label>Agent <input name="agent" value="{agent}"></label>
@@ -103,6 +110,8 @@ pub async fn search(
 <label>Min duration (s) <input name="min_duration_s" type="number" min="0" value="{mind}"></label>
 <label>Max duration (s) <input name="max_duration_s" type="number" min="0" value="{maxd}"></label>
 <label>Status {status}</label>
+<label>Outcome <input name="outcome" value="{outcome}"></label>
+<label>Outcome class {outcome_class}</label>
 <label>Tag <input name="tag" value="{tag}"></label>
 <label>Notes contain <input name="q" value="{text}"></label>
 <label>Transcript says <input name="transcript" value="{transcript}"></label>
@@ -114,6 +123,12 @@ pub async fn search(
         to = v("to"),
         number = v("number"),
         campaign = v("campaign"),
+        outcome = v("outcome"),
+        outcome_class = select(
+            "outcome_class",
+            q.get("outcome_class").map(String::as_str),
+            &class_options
+        ),
         mind = v("min_duration_s"),
         maxd = v("max_duration_s"),
         tag = v("tag"),
@@ -249,6 +264,7 @@ pub async fn call(
         row("Number", opt(&c.meta.remote_number)),
         row("Campaign", opt(&c.meta.campaign)),
         row("External id", opt(&c.meta.external_id)),
+        row("Outcome", outcome_html(c)),
         row("Seat", esc(&c.seat_id)),
         row(
             "Status",
@@ -336,6 +352,22 @@ pub async fn call(
         agent_id = esc(id.user().map(|u| u.agent_id.as_str()).unwrap_or_default()),
     );
     Ok(Html(page(Some(&id), &format!("Call {}", c.id), &body)))
+}
+
+/// The call's current outcome: code, class and amount (store::outcomes), or an empty cell.
+fn outcome_html(c: &crate::store::CallRow) -> String {
+    let Some(code) = &c.outcome else {
+        return String::new();
+    };
+    let amount = c
+        .outcome_amount
+        .map(|a| format!(" {a:.2}"))
+        .unwrap_or_default();
+    format!(
+        r#"<span class="badge outcome" data-outcome="{code}">{code}</span> {class}{amount}"#,
+        code = esc(code),
+        class = opt(&c.outcome_class),
+    )
 }
 
 fn holds_html(holds: &[crate::store::holds::Hold]) -> String {

@@ -177,6 +177,20 @@ fn outcomes_from_the_cti_a_lead_and_the_dialler() {
         "{call_a}"
     );
 
+    // The call page shows it; the search page filters on it.
+    let page = lead.get(&format!("/calls/{a}")).body_text();
+    assert!(
+        page.contains(r#"data-outcome="sale""#) && page.contains("99.50"),
+        "{page}"
+    );
+    let page = lead.get("/calls?outcome_class=positive").body_text();
+    assert!(
+        page.contains(&format!(r#"href="/calls/{a}""#))
+            && page.contains(&format!(r#"href="/calls/{b}""#))
+            && page.contains(r#"<option value="positive" selected"#),
+        "{page}"
+    );
+
     // Every change is in the history and audited: the CTI's and the lead's on A, the import's
     // on B; the refusals left nothing.
     assert_eq!(
