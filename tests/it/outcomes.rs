@@ -183,6 +183,19 @@ fn outcomes_from_the_cti_a_lead_and_the_dialler() {
         page.contains(r#"data-outcome="sale""#) && page.contains("99.50"),
         "{page}"
     );
+    assert!(
+        page.contains(r#"<option value="sale" data-amount="1" selected>Sale (positive)</option>"#),
+        "the lead's outcome form: {page}"
+    );
+    let qa_page = {
+        wb.add_user("rita", "qa", &[]);
+        wb.login("rita", PASSWORD)
+            .get(&format!("/calls/{a}"))
+            .body_text()
+    };
+    assert!(!qa_page.contains("outcome-form"), "QA sets no outcome");
+    let js = lead.get("/static/outcome.js");
+    assert_eq!(js.status, 200);
     let page = lead.get("/calls?outcome_class=positive").body_text();
     assert!(
         page.contains(&format!(r#"href="/calls/{a}""#))
