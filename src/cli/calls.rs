@@ -76,10 +76,16 @@ pub enum CallCmd {
         #[arg(long = "tag")]
         tags: Vec<String>,
     },
-    /// Stop the seat's call.
+    /// Stop the seat's call, optionally recording its outcome (a code of its campaign's list,
+    /// `callrec outcomes list --campaign C`).
     Stop {
         #[arg(long)]
         seat: String,
+        #[arg(long)]
+        outcome: Option<String>,
+        /// The outcome's amount (a sale's value), for outcomes that take one.
+        #[arg(long, requires = "outcome")]
+        amount: Option<f64>,
     },
     /// PCI pause: audio from now on is replaced by silence.
     Pause {
@@ -210,7 +216,17 @@ pub fn call(cfg: &Config, cmd: CallCmd) -> anyhow::Result<()> {
             meta: meta.meta(),
             tags,
         },
-        CallCmd::Stop { seat } => Request::Stop { seat },
+        CallCmd::Stop {
+            seat,
+            outcome,
+            amount,
+        } => Request::Stop {
+            seat,
+            meta: Default::default(),
+            outcome,
+            amount,
+            by: Some(super::cli_actor()),
+        },
         CallCmd::Pause { seat, by, reason } => Request::Pause { seat, by, reason },
         CallCmd::Resume { seat } => Request::Resume { seat },
         CallCmd::Tag { seat, tags, meta } => Request::Tag {

@@ -10,6 +10,7 @@ mod calls;
 mod evidence;
 mod lifecycle;
 mod media;
+mod outcomes;
 mod qa;
 
 use anyhow::Context;
@@ -87,6 +88,11 @@ enum Cmd {
     /// the store, with metadata from an optional CSV sidecar. The same source twice is imported
     /// once; a bad file is reported and skipped.
     Import(media::ImportArgs),
+    /// Call outcomes (disposition codes): per-campaign lists and the dialler/CRM back-fill.
+    Outcomes {
+        #[command(subcommand)]
+        cmd: outcomes::OutcomesCmd,
+    },
     /// Quality review helpers.
     Qa {
         #[command(subcommand)]
@@ -156,6 +162,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Users { cmd } => accounts::users(&load()?, cmd),
         Cmd::Tokens { cmd } => accounts::tokens(&load()?, cmd),
         Cmd::Audit { cmd } => accounts::audit(&load()?, cmd),
+        Cmd::Outcomes { cmd } => outcomes::outcomes(&load()?, cmd),
         Cmd::Qa { cmd } => qa::qa(&load()?, cmd),
         Cmd::Transcript { cmd } => qa::transcript(&load()?, cmd),
         Cmd::Import(a) => media::import(&load()?, a),

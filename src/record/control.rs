@@ -30,8 +30,21 @@ pub enum Request {
         #[serde(default)]
         tags: Vec<String>,
     },
+    /// Stops the seat's call; `meta` is set first, and `outcome` (a code of the call's
+    /// campaign's list, store::outcomes) with its `amount` is recorded by the indexer before
+    /// the call is finished. A refused outcome does not keep the call recording: it stops, and
+    /// the answer says the outcome was not set.
     Stop {
         seat: String,
+        #[serde(default)]
+        meta: CallMeta,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        outcome: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        amount: Option<f64>,
+        /// Who set the outcome, for its audit row (else `control:<seat>`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
     },
     Pause {
         seat: String,
@@ -63,7 +76,7 @@ impl Request {
     pub fn seat(&self) -> Option<&str> {
         match self {
             Request::Start { seat, .. }
-            | Request::Stop { seat }
+            | Request::Stop { seat, .. }
             | Request::Pause { seat, .. }
             | Request::Resume { seat }
             | Request::Tag { seat, .. }

@@ -36,6 +36,16 @@ pub type IntervalToken = i64;
 /// A control request's way back to its client, answered once the work it asked for is done.
 pub type Reply = Sender<Response>;
 
+/// An outcome sent with a stop, for the indexer to check and record before the call's end.
+#[derive(Debug, Clone)]
+pub struct StopOutcome {
+    pub code: String,
+    /// In currency units.
+    pub amount: Option<f64>,
+    /// Who set it, for the audit row.
+    pub by: String,
+}
+
 /// Work for the indexer, queued by workers and the syncer.
 pub enum Job {
     /// Insert the row, create the file with its headers, make both durable, add `tags`; send the
@@ -73,6 +83,12 @@ pub enum Job {
         meta: CallMeta,
         replies: Vec<Reply>,
     },
+    /// Record the call's outcome (store::outcomes). Queued before the call's `End`; a refusal
+    /// is kept and told to the clients of the stop.
+    Outcome {
+        call: CallToken,
+        outcome: StopOutcome,
+    },
     /// The last job of a call. `closed`: the stream the worker closed, to make durable and
     /// complete (`Ok`), or why closing it failed (`Err`, the worker already handed it to the disk
     /// guard); `None` when there is no file to finish (the start failed, or the call was handed
@@ -100,6 +116,7 @@ impl Job {
             | Job::OpenInterval { call, .. }
             | Job::CloseInterval { call, .. }
             | Job::Tag { call, .. }
+            | Job::Outcome { call, .. }
             | Job::End { call, .. }
             | Job::Reply { call, .. } => Some(*call),
             Job::Progress(_) => None,
@@ -115,7 +132,7 @@ impl Job {
             | Job::Tag { replies, .. }
             | Job::End { replies, .. }
             | Job::Reply { replies, .. } => Some(replies),
-            Job::Progress(_) => None,
+            Job::Outcome { .. } | Job::Progress(_) => None,
         }
     }
 
@@ -146,6 +163,8 @@ struct CallState {
     row: Option<i64>,
     /// Why the start failed, for the requests that come after it.
     start_error: Option<String>,
+    /// Why the outcome sent with the stop was refused, for the stop's answer.
+    outcome_error: Option<String>,
 }
 
 pub struct Indexer {
@@ -217,6 +236,7 @@ impl Indexer {
                             seat,
                             row: Some(row),
                             start_error: None,
+                            outcome_error: None,
                         };
                         (Ok(writer), state, answer)
                     }
@@ -231,6 +251,7 @@ impl Indexer {
                             seat,
                             row: None,
                             start_error: Some(why.clone()),
+                            outcome_error: None,
                         };
                         (Err(why.clone()), state, Err(why))
                     }
@@ -330,6 +351,26 @@ impl Indexer {
                 });
                 answer(replies, result);
             }
+            Job::Outcome { call, outcome } => {
+                let row = self.calls.get(&call).and_then(|s| s.row);
+                if let Some(row) = row {
+                    let by = store::audit::Actor::local(&outcome.by);
+                    let set = store::outcomes::set(
+                        &self.conn,
+                        row,
+                        &outcome.code,
+                        outcome.amount,
+                        store::outcomes::Source::Cti,
+                        by,
+                    );
+                    if let Err(e) = set {
+                        tracing::warn!(call_id = row, "outcome at stop refused: {e}");
+                        if let Some(state) = self.calls.get_mut(&call) {
+                            state.outcome_error = Some(e.to_string());
+                        }
+                    }
+                }
+            }
             Job::End {
                 call,
                 closed,
@@ -354,6 +395,17 @@ impl Indexer {
                 if let (Ok(row), Some(state)) = (&result, self.calls.get(&call)) {
                     tracing::info!(seat = %state.seat, call_id = row, reason = %end_reason, "call finished");
                 }
+                // The call is finished either way; its client learns the outcome is missing.
+                let outcome_error = self
+                    .calls
+                    .get_mut(&call)
+                    .and_then(|s| s.outcome_error.take());
+                let result = match (result, outcome_error) {
+                    (Ok(row), Some(e)) => Err(format!(
+                        "call {row} stopped, but its outcome was not set: {e}"
+                    )),
+                    (r, _) => r,
+                };
                 answer(replies, result);
                 self.calls.remove(&call);
                 self.intervals.retain(|_, (c, _)| *c != call);

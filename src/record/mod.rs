@@ -210,6 +210,12 @@ fn open_storage(cfg: &Config) -> anyhow::Result<(std::fs::File, rusqlite::Connec
     let lock = lock_storage(dir)?;
     let conn = store::open_rw(&cfg.db_path())?;
     let (storage_id, created) = store::identity::ensure(dir, &conn, cfg.storage.id.as_deref())?;
+    // The indexer checks outcomes sent at stop against these lists, with or without the web
+    // service ever having run.
+    let lists = store::outcomes::seed_defaults(&conn)?;
+    if !lists.is_empty() {
+        tracing::info!(campaigns = ?lists, "installed the default outcome lists");
+    }
     if created {
         tracing::info!(
             storage_id,

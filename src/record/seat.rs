@@ -14,7 +14,7 @@
 //! the seat learns from [`SeatIo::lost`] on its next tick.
 
 use super::control::SeatStatus;
-use super::indexer::{CallToken, IntervalToken};
+use super::indexer::{CallToken, IntervalToken, StopOutcome};
 pub use super::seat_error::{CallName, SeatError};
 use super::seat_io::SeatIo;
 use crate::capture::device::STALL_MS;
@@ -507,6 +507,18 @@ impl Seat {
             call_id: io.row_id(token).unwrap_or_default(),
             source,
         })?;
+        Ok(token)
+    }
+
+    /// Records the outcome sent with a stop (before the stop itself, so it reaches the index
+    /// before the call's end).
+    pub fn set_outcome(
+        &mut self,
+        io: &mut dyn SeatIo,
+        outcome: StopOutcome,
+    ) -> Result<CallToken, SeatError> {
+        let token = self.active()?.id;
+        io.set_outcome(token, outcome);
         Ok(token)
     }
 

@@ -17,7 +17,7 @@
 use super::call::{hand_over, CallError, CallWriter};
 use super::control::Response;
 use super::disk_guard::{GuardHandle, END_DISK_FULL};
-use super::indexer::{CallToken, IntervalToken, Job, Opened, Reply};
+use super::indexer::{CallToken, IntervalToken, Job, Opened, Reply, StopOutcome};
 use super::syncer::SyncJob;
 use crate::config::EncoderConfig;
 use crate::store::CallMeta;
@@ -136,6 +136,8 @@ pub trait SeatIo {
     ) -> Result<(), CallError>;
     /// Adds tags to the call and sets the metadata fields `meta` names (others are kept).
     fn tag(&mut self, call: CallToken, tags: &[String], meta: &CallMeta) -> Result<(), CallError>;
+    /// Records the call's outcome (checked against its campaign's list by the indexer).
+    fn set_outcome(&mut self, call: CallToken, outcome: StopOutcome);
     /// Answers `reply` with the call's row id once what was asked of the call so far is done
     /// (or with why it failed).
     fn reply_when_done(&mut self, call: CallToken, reply: Reply);
@@ -619,6 +621,11 @@ impl SeatIo for StoreIo<'_> {
             replies: Vec::new(),
         });
         Ok(())
+    }
+
+    fn set_outcome(&mut self, call: CallToken, outcome: StopOutcome) {
+        // Queued before the call's End (a stop sets it first), so the indexer has the row.
+        self.outbox.push(Job::Outcome { call, outcome });
     }
 
     fn reply_when_done(&mut self, call: CallToken, reply: Reply) {

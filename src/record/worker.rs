@@ -8,9 +8,10 @@
 //! indexer or, for a start, by this worker on a later pass; the worker itself goes on draining.
 
 use super::control::{Request, Response, Routed};
-use super::indexer::{CallToken, Reply};
+use super::indexer::{CallToken, Reply, StopOutcome};
 use super::seat::Seat;
 use super::seat_io::{CallContext, SeatIo, StoreIo};
+use crate::store::CallMeta;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -86,7 +87,34 @@ fn execute(seats: &mut [Seat], io: &mut dyn SeatIo, req: Request, reply: Reply) 
                 seat.tag(io, &tags, &meta)
             }
         }),
-        Request::Stop { .. } => seat.stop(io, "stop"),
+        Request::Stop {
+            meta,
+            outcome,
+            amount,
+            by,
+            ..
+        } => {
+            let ready = if meta == CallMeta::default() {
+                Ok(())
+            } else {
+                seat.tag(io, &[], &meta).map(|_| ())
+            };
+            ready
+                .and_then(|()| match outcome {
+                    Some(code) => seat
+                        .set_outcome(
+                            io,
+                            StopOutcome {
+                                code,
+                                amount,
+                                by: by.unwrap_or_else(|| format!("control:{name}")),
+                            },
+                        )
+                        .map(|_| ()),
+                    None => Ok(()),
+                })
+                .and_then(|()| seat.stop(io, "stop"))
+        }
         Request::Pause { by, reason, .. } => seat.pause(io, by.as_deref(), reason.as_deref()),
         Request::Resume { .. } => seat.resume(io),
         Request::Tag { tags, meta, .. } => seat.tag(io, &tags, &meta),

@@ -28,6 +28,9 @@ pub const AUDITORS: &[Role] = &[Role::Admin, Role::Auditor];
 pub const SUPERVISORS: &[Role] = &[Role::Admin, Role::Supervisor];
 pub const ADMINS: &[Role] = &[Role::Admin];
 pub const AGENTS: &[Role] = &[Role::Agent];
+/// Who sets a call's outcome: the agent who made it and the leads over it (scope decides which
+/// calls); not QA reviewers or auditors, who judge calls rather than record their result.
+pub const OUTCOME_SETTERS: &[Role] = &[Role::Admin, Role::Supervisor, Role::Agent];
 
 #[derive(Debug, Clone)]
 pub struct Rule {

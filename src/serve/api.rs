@@ -525,6 +525,41 @@ struct ControlBody {
     by: Option<String>,
     reason: Option<String>,
     agent: Option<String>,
+    /// At stop: the call's outcome code and amount (store::outcomes).
+    outcome: Option<String>,
+    amount: Option<f64>,
+}
+
+/// Refuses (400, naming the allowed codes) an outcome sent with a stop that the seat's call's
+/// campaign (`campaign` when the stop sets it) does not allow, before anything is stopped. The
+/// recorder's indexer checks again when it records it.
+async fn check_stop_outcome(
+    st: &St,
+    seat: &str,
+    campaign: Option<String>,
+    code: String,
+    amount: Option<f64>,
+) -> Result<(), AppError> {
+    use rusqlite::OptionalExtension as _;
+    let seat = seat.to_owned();
+    st.db
+        .read(move |c| {
+            let campaign = match campaign {
+                Some(c) => Some(c),
+                None => c
+                    .query_row(
+                        "SELECT campaign FROM calls WHERE seat_id = ?1 AND status = 'recording'
+                         ORDER BY id DESC LIMIT 1",
+                        [&seat],
+                        |r| r.get::<_, Option<String>>(0),
+                    )
+                    .optional()?
+                    .flatten(),
+            };
+            store::outcomes::check(c, campaign.as_deref(), &code, amount)?;
+            Ok::<_, AppError>(())
+        })
+        .await
 }
 
 /// `POST /api/control/seats/{seat}/{action}`: the control socket's commands over HTTPS.
@@ -546,7 +581,20 @@ pub async fn control(
             meta: b.meta,
             tags: b.tags,
         },
-        "stop" => Ctl::Stop { seat: seat.clone() },
+        "stop" => {
+            if let Some(code) = b.outcome.clone() {
+                check_stop_outcome(&st, &seat, b.meta.campaign.clone(), code, b.amount).await?;
+            } else if b.amount.is_some() {
+                return Err(AppError::bad_request("an amount needs an outcome"));
+            }
+            Ctl::Stop {
+                seat: seat.clone(),
+                meta: b.meta,
+                outcome: b.outcome,
+                amount: b.amount,
+                by,
+            }
+        }
         "pause" => Ctl::Pause {
             seat: seat.clone(),
             by,

@@ -4,6 +4,7 @@
 
 use super::db::DbError;
 use super::html;
+use crate::store::outcomes::OutcomeError;
 use crate::store::users::UserError;
 use crate::store::StoreError;
 use axum::http::{header, StatusCode};
@@ -92,6 +93,21 @@ impl From<UserError> for AppError {
             UserError::NoSuchUser(_) => Self::not_found(&e.to_string()),
             UserError::Store(s) => s.into(),
             other => Self::internal(other),
+        }
+    }
+}
+
+impl From<OutcomeError> for AppError {
+    fn from(e: OutcomeError) -> Self {
+        match e {
+            OutcomeError::Unknown { .. }
+            | OutcomeError::NoAmount(_)
+            | OutcomeError::BadAmount(_)
+            | OutcomeError::BadList(_)
+            | OutcomeError::BadImport(_) => Self::bad_request(&e.to_string()),
+            OutcomeError::NoSuchCall(_) => Self::not_found(&e.to_string()),
+            OutcomeError::CallDeleted(_) => Self::api(StatusCode::GONE, &e.to_string()),
+            OutcomeError::Store(s) => s.into(),
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod html;
 pub mod identity;
 pub mod login;
 pub mod metrics;
+pub mod outcomes_api;
 pub mod pages;
 pub mod qa_api;
 pub mod qa_pages;
@@ -143,6 +144,10 @@ async fn serve(
     let scripts = db.write_blocking(crate::store::compliance::seed_default_scripts)??;
     if !scripts.is_empty() {
         tracing::info!(scripts = ?scripts, "installed the default call scripts");
+    }
+    let lists = db.write_blocking(crate::store::outcomes::seed_defaults)??;
+    if !lists.is_empty() {
+        tracing::info!(campaigns = ?lists, "installed the default outcome lists");
     }
     if let Some(pw) = bootstrap_admin(&db)? {
         println!("callrec: first start: created user `admin` with one-time password: {pw}");

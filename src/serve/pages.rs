@@ -23,6 +23,7 @@ const PLAYER_JS: &str = include_str!("assets/player.js");
 const APP_CSS: &str = include_str!("assets/app.css");
 const EVALUATE_JS: &str = include_str!("assets/evaluate.js");
 const COMPLIANCE_JS: &str = include_str!("assets/compliance.js");
+const OUTCOME_JS: &str = include_str!("assets/outcome.js");
 const QA_JS: &str = include_str!("assets/qa.js");
 
 /// `GET /static/{name}`: a fixed set of names; nothing is read from disk.
@@ -33,6 +34,7 @@ pub async fn static_asset(Path(name): Path<String>) -> Response {
         "app.css" => (APP_CSS, "text/css; charset=utf-8"),
         "evaluate.js" => (EVALUATE_JS, "text/javascript; charset=utf-8"),
         "compliance.js" => (COMPLIANCE_JS, "text/javascript; charset=utf-8"),
+        "outcome.js" => (OUTCOME_JS, "text/javascript; charset=utf-8"),
         "qa.js" => (QA_JS, "text/javascript; charset=utf-8"),
         _ => return AppError::not_found("no such asset").into_response(),
     };
@@ -92,6 +94,13 @@ pub async fn search(
     let status_options: Vec<(&str, &str)> = std::iter::once(("", "any"))
         .chain(CallStatus::ALL.iter().map(|c| (c.as_str(), c.as_str())))
         .collect();
+    let class_options: Vec<(&str, &str)> = std::iter::once(("", "any"))
+        .chain(
+            crate::store::outcomes::Class::ALL
+                .iter()
+                .map(|c| (c.as_str(), c.as_str())),
+        )
+        .collect();
     let form = format!(
         r#"<form class="filters" method="get" action="/calls">
 <label>Agent <input name="agent" value="{agent}"></label>
@@ -103,6 +112,8 @@ pub async fn search(
 <label>Min duration (s) <input name="min_duration_s" type="number" min="0" value="{mind}"></label>
 <label>Max duration (s) <input name="max_duration_s" type="number" min="0" value="{maxd}"></label>
 <label>Status {status}</label>
+<label>Outcome <input name="outcome" value="{outcome}"></label>
+<label>Outcome class {outcome_class}</label>
 <label>Tag <input name="tag" value="{tag}"></label>
 <label>Notes contain <input name="q" value="{text}"></label>
 <label>Transcript says <input name="transcript" value="{transcript}"></label>
@@ -114,6 +125,12 @@ pub async fn search(
         to = v("to"),
         number = v("number"),
         campaign = v("campaign"),
+        outcome = v("outcome"),
+        outcome_class = select(
+            "outcome_class",
+            q.get("outcome_class").map(String::as_str),
+            &class_options
+        ),
         mind = v("min_duration_s"),
         maxd = v("max_duration_s"),
         tag = v("tag"),
@@ -249,6 +266,7 @@ pub async fn call(
         row("Number", opt(&c.meta.remote_number)),
         row("Campaign", opt(&c.meta.campaign)),
         row("External id", opt(&c.meta.external_id)),
+        row("Outcome", outcome_html(c)),
         row("Seat", esc(&c.seat_id)),
         row(
             "Status",
@@ -287,6 +305,23 @@ pub async fn call(
         row("Pauses and gaps", format!("<ul>{intervals}</ul>")),
     ]
     .concat();
+    // Agents (on their own calls, the only ones they see) and leads set the outcome.
+    let can_set_outcome = id
+        .role()
+        .is_some_and(|r| super::access::OUTCOME_SETTERS.contains(&r));
+    let outcome_form = if can_set_outcome {
+        let campaign = c.meta.campaign.clone();
+        let (_, list) = st
+            .db
+            .read(move |conn| {
+                crate::store::outcomes::list_for(conn, campaign.as_deref()).map_err(AppError::from)
+            })
+            .await
+            .map_err(|e| e.with_html(true))?;
+        outcome_form_html(c, &list)
+    } else {
+        String::new()
+    };
     let note_form = if can_note {
         r#"<form id="note-form"><input id="note-text" maxlength="2000" placeholder="Note at the current moment" required><button type="submit">Add note</button></form>"#
     } else {
@@ -319,6 +354,7 @@ pub async fn call(
 <p class="kbd-help">Space play/pause · ←/→ 5 s · Shift+←/→ 1 s · [ ] speed · A/C mute agent/customer · N note</p>
 </section>
 <aside id="notes"><h2>Notes</h2><ul id="note-list"></ul>{note_form}</aside>
+{outcome_form}
 <section id="evaluations" data-role="{role}" data-agent-id="{agent_id}"><h2>Evaluations</h2></section>
 <section id="compliance" data-role="{role}"><h2>Script compliance</h2></section>
 <section id="transcript" data-role="{role}"><h2>Transcript</h2></section>
@@ -327,7 +363,8 @@ pub async fn call(
 <script src="/static/common.js" defer></script>
 <script src="/static/player.js" defer></script>
 <script src="/static/evaluate.js" defer></script>
-<script src="/static/compliance.js" defer></script>"##,
+<script src="/static/compliance.js" defer></script>
+<script src="/static/outcome.js" defer></script>"##,
         id = c.id,
         dur = c.duration_ms,
         can = u8::from(can_note),
@@ -336,6 +373,54 @@ pub async fn call(
         agent_id = esc(id.user().map(|u| u.agent_id.as_str()).unwrap_or_default()),
     );
     Ok(Html(page(Some(&id), &format!("Call {}", c.id), &body)))
+}
+
+/// The outcome form of the call page (outcome.js drives it): the campaign's outcomes, the
+/// current one selected.
+fn outcome_form_html(c: &crate::store::CallRow, list: &crate::store::outcomes::List) -> String {
+    let options: String = list
+        .outcome
+        .iter()
+        .map(|o| {
+            let sel = if c.outcome.as_deref() == Some(o.code.as_str()) {
+                " selected"
+            } else {
+                ""
+            };
+            format!(
+                r#"<option value="{code}" data-amount="{amount}"{sel}>{label} ({class})</option>"#,
+                code = esc(&o.code),
+                amount = u8::from(o.amount),
+                label = esc(&o.label),
+                class = o.class.as_str(),
+            )
+        })
+        .collect();
+    let amount = c
+        .outcome_amount
+        .map(|a| format!("{a:.2}"))
+        .unwrap_or_default();
+    format!(
+        r#"<section id="outcome" data-call-id="{id}"><h2>Outcome</h2>
+<form id="outcome-form"><select id="outcome-code">{options}</select> <input id="outcome-amount" type="number" min="0" step="0.01" placeholder="amount" value="{amount}"> <button type="submit">Set outcome</button></form></section>"#,
+        id = c.id,
+    )
+}
+
+/// The call's current outcome: code, class and amount (store::outcomes), or an empty cell.
+fn outcome_html(c: &crate::store::CallRow) -> String {
+    let Some(code) = &c.outcome else {
+        return String::new();
+    };
+    let amount = c
+        .outcome_amount
+        .map(|a| format!(" {a:.2}"))
+        .unwrap_or_default();
+    format!(
+        r#"<span class="badge outcome" data-outcome="{code}">{code}</span> {class}{amount}"#,
+        code = esc(code),
+        class = opt(&c.outcome_class),
+    )
 }
 
 fn holds_html(holds: &[crate::store::holds::Hold]) -> String {

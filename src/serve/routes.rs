@@ -5,14 +5,17 @@
 //! role × route test in `tests/it/web.rs` walks [`rules`] with every role and fails on a route it
 //! has no expectation for.
 
-use super::access::{Access, Rule, ADMINS, AGENTS, AUDITORS, EVERYONE, REVIEWERS, SUPERVISORS};
+use super::access::{
+    Access, Rule, ADMINS, AGENTS, AUDITORS, EVERYONE, OUTCOME_SETTERS, REVIEWERS, SUPERVISORS,
+};
 use super::state::St;
 use super::{
-    api, calibration_api, compliance_api, login, pages, qa_api, qa_pages, reports, stream,
+    api, calibration_api, compliance_api, login, outcomes_api, pages, qa_api, qa_pages, reports,
+    stream,
 };
 use axum::handler::Handler;
 use axum::http::Method;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 
 struct Builder {
@@ -43,6 +46,9 @@ impl Builder {
     }
     fn post<H: Handler<T, St>, T: 'static>(self, path: &'static str, access: Access, h: H) -> Self {
         self.add(Method::POST, path, access, post(h))
+    }
+    fn put<H: Handler<T, St>, T: 'static>(self, path: &'static str, access: Access, h: H) -> Self {
+        self.add(Method::PUT, path, access, put(h))
     }
     fn delete<H: Handler<T, St>, T: 'static>(
         self,
@@ -96,6 +102,16 @@ fn build() -> Builder {
     .post("/api/calls/{id}/heard", Roles(EVERYONE), api::heard)
     .beacon()
     .post("/api/calls/{id}/notes", Roles(REVIEWERS), api::add_note)
+    .get(
+        "/api/calls/{id}/outcome",
+        Roles(EVERYONE),
+        outcomes_api::get_outcome,
+    )
+    .put(
+        "/api/calls/{id}/outcome",
+        Roles(OUTCOME_SETTERS),
+        outcomes_api::put_outcome,
+    )
     .delete("/api/notes/{id}", Roles(REVIEWERS), api::delete_note)
     .get("/audit", Roles(AUDITORS), pages::audit)
     .audited()

@@ -22,6 +22,7 @@ pub mod ledger;
 pub mod lifecycle;
 pub mod metrics;
 pub mod notes;
+pub mod outcomes;
 pub mod pseudonym;
 pub mod qa;
 pub mod recovery;
@@ -75,6 +76,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!("0012_legal_hold_four_eyes_triggers.sql"),
     migration!("0013_former_numbers_fts_secure_delete.sql"),
     migration!("0014_archive.sql"),
+    migration!("0015_call_outcomes.sql"),
 ];
 
 pub fn schema_version() -> i64 {
@@ -500,13 +502,19 @@ pub struct CallRow {
     pub note: Option<String>,
     /// When the recording was deleted (status `deleted`), or None.
     pub deleted_at_utc: Option<String>,
+    /// The current outcome's code and class (store::outcomes), or None.
+    pub outcome: Option<String>,
+    pub outcome_class: Option<String>,
+    /// The current outcome's amount in currency units, if it carries one.
+    pub outcome_amount: Option<f64>,
     pub tags: Vec<String>,
     pub intervals: Vec<Interval>,
 }
 
 pub(crate) const CALL_COLUMNS: &str = "id, box_id, seat_id, mode, status, started_at_utc, started_mono_ms, ended_at_utc,
     duration_ms, bytes, sha256, dropped_frames, rate_hz, bitrate_bps, agent, direction, remote_number,
-    campaign, external_id, rel_path, end_reason, note, deleted_at_utc";
+    campaign, external_id, rel_path, end_reason, note, deleted_at_utc, outcome, outcome_class,
+    outcome_amount_minor";
 
 pub(crate) fn row_to_call(r: &rusqlite::Row) -> rusqlite::Result<CallRow> {
     Ok(CallRow {
@@ -535,6 +543,9 @@ pub(crate) fn row_to_call(r: &rusqlite::Row) -> rusqlite::Result<CallRow> {
         end_reason: r.get(20)?,
         note: r.get(21)?,
         deleted_at_utc: r.get(22)?,
+        outcome: r.get(23)?,
+        outcome_class: r.get(24)?,
+        outcome_amount: r.get::<_, Option<i64>>(25)?.map(|m| m as f64 / 100.0),
         tags: Vec::new(),
         intervals: Vec::new(),
     })

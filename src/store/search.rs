@@ -72,6 +72,9 @@ pub struct Query {
     /// Matches numbers starting with this.
     pub number_prefix: Option<String>,
     pub campaign: Option<String>,
+    /// The call's current outcome code, and class (store::outcomes).
+    pub outcome: Option<String>,
+    pub outcome_class: Option<String>,
     pub min_duration_ms: Option<i64>,
     pub max_duration_ms: Option<i64>,
     pub status: Option<String>,
@@ -96,7 +99,7 @@ pub struct Query {
 pub struct BadQuery(pub String);
 
 /// The search parameters a query string may carry.
-pub const SEARCH_KEYS: [&str; 19] = [
+pub const SEARCH_KEYS: [&str; 21] = [
     "min_dead_air_s",
     "min_overtalk_s",
     "agent",
@@ -106,6 +109,8 @@ pub const SEARCH_KEYS: [&str; 19] = [
     "direction",
     "number",
     "campaign",
+    "outcome",
+    "outcome_class",
     "min_duration_s",
     "max_duration_s",
     "status",
@@ -211,6 +216,11 @@ pub fn parse_params(q: &HashMap<String, String>) -> Result<Query, BadQuery> {
         direction: one_of("direction", &["inbound", "outbound"])?,
         number_prefix,
         campaign: text("campaign", 128)?,
+        outcome: text("outcome", 64)?,
+        outcome_class: one_of(
+            "outcome_class",
+            &crate::store::outcomes::Class::ALL.map(crate::store::outcomes::Class::as_str),
+        )?,
         min_duration_ms: num("min_duration_s", 0, 86_400 * 7)?.map(|s| s * 1000),
         max_duration_ms: num("max_duration_s", 0, 86_400 * 7)?.map(|s| s * 1000),
         status: one_of("status", &CallStatus::ALL.map(CallStatus::as_str))?,
@@ -295,6 +305,12 @@ fn where_clause(q: &Query, scope: &Scope) -> (String, Vec<Value>) {
     }
     if let Some(v) = text(&q.campaign) {
         push("campaign = ?", vec![v]);
+    }
+    if let Some(v) = text(&q.outcome) {
+        push("outcome = ?", vec![v]);
+    }
+    if let Some(v) = text(&q.outcome_class) {
+        push("outcome_class = ?", vec![v]);
     }
     if let Some(v) = q.min_duration_ms {
         push("duration_ms >= ?", vec![v.into()]);

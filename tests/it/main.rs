@@ -21,6 +21,7 @@ mod isolation;
 mod layers;
 mod lifecycle;
 mod modes;
+mod outcomes;
 mod stalled;
 mod web;
 mod webbox;

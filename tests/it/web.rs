@@ -218,6 +218,23 @@ fn cases(ids: &Ids, role: &str) -> Vec<Case> {
             [401, 204, 204, 204, 204, 403, 204],
         ),
         c(
+            "GET",
+            "/api/calls/{id}/outcome",
+            format!("/api/calls/{call}/outcome"),
+            "",
+            String::new(),
+            api_all,
+        ),
+        // The agent's own call and leads set outcomes; QA and auditors judge, they do not.
+        c(
+            "PUT",
+            "/api/calls/{id}/outcome",
+            format!("/api/calls/{call}/outcome"),
+            json,
+            r#"{"outcome":"callback"}"#.into(),
+            [401, 200, 403, 200, 403, 403, 200],
+        ),
+        c(
             "POST",
             "/api/calls/{id}/notes",
             format!("/api/calls/{call}/notes"),
@@ -2086,6 +2103,7 @@ fn every_route_with_team_scope() {
             p if p.ends_with("/resolve") => r#"{"dispute_id":1,"decision":"upheld","note":"z"}"#,
             p if p.ends_with("/swap") => r#"{"reason":"not mine"}"#,
             p if p.ends_with("/heard") => r#"{"ranges":[[0.0,0.5]]}"#,
+            p if p.ends_with("/outcome") => r#"{"outcome":"completed"}"#,
             _ => "",
         };
         id_of(pattern).map(|id| (pattern.replace("{id}", &id.to_string()), body))

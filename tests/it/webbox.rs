@@ -346,6 +346,13 @@ impl Session {
                 }
                 req.call()
             }
+            "PUT" => {
+                let mut req = self.agent.put(&url);
+                for (k, v) in hs {
+                    req = req.header(k, v);
+                }
+                req.send(body.as_bytes())
+            }
             _ => {
                 let mut req = self.agent.post(&url);
                 for (k, v) in hs {

@@ -256,6 +256,8 @@ impl SeatIo for Rows {
         Ok(())
     }
 
+    fn set_outcome(&mut self, _call: i64, _outcome: crate::record::indexer::StopOutcome) {}
+
     fn reply_when_done(&mut self, call: i64, reply: crate::record::indexer::Reply) {
         let _ = reply.send(crate::record::control::Response::from_result(Ok::<
             i64,
