@@ -8,15 +8,7 @@ JOBS ?= 2
 .PHONY: deps build demo test lint lint-js deps-js bench clean cutfs crash-campaign powercut-campaign archive-deps
 
 deps:
-	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing: $$missing"; \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/dev/null || exit 1; \
-	  else \
-	    echo "missing packages; run:  sudo apt-get install -y $$missing"; exit 1; \
-	  fi; \
-	fi
+	@scripts/apt-need.sh $(APT_PKGS)
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install the Rust toolchain (rustup)"; exit 1; }
 
 build: deps
@@ -71,15 +63,7 @@ FUZZ_REPLAY_MS ?= 2000
 FUZZ_APT_PKGS := g++
 .PHONY: fuzz fuzz-deps
 fuzz-deps: deps
-	@missing=$$(for p in $(FUZZ_APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing: $$missing"; \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/dev/null || exit 1; \
-	  else \
-	    echo "missing packages; run:  sudo apt-get install -y $$missing"; exit 1; \
-	  fi; \
-	fi
+	@scripts/apt-need.sh $(FUZZ_APT_PKGS)
 
 fuzz: fuzz-deps
 	FUZZ_SECONDS=$(FUZZ_SECONDS) JOBS=$(JOBS) CARGO=$(CARGO) fuzz/run.sh
@@ -88,25 +72,11 @@ fuzz: fuzz-deps
 # to (scripts/rgw.sh starts and stops it; see ../shared/notes/fleet.md).
 ARCHIVE_APT_PKGS := ceph-mon ceph-osd radosgw ceph-common uuid-runtime curl python3
 archive-deps: deps
-	@missing=$$(for p in $(ARCHIVE_APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing: $$missing"; \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/dev/null || exit 1; \
-	  else \
-	    echo "missing packages; run:  sudo apt-get install -y $$missing"; exit 1; \
-	  fi; \
-	fi
+	@scripts/apt-need.sh $(ARCHIVE_APT_PKGS)
 
 # cutfs: the FUSE test filesystem of the power-cut campaign (its own crate; fuse3 gives fusermount3).
 cutfs: deps
-	@dpkg-query -W -f='$${Status}\n' fuse3 2>/dev/null | grep -q '^install ok installed' || \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "installing: fuse3"; \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fuse3) >/dev/null || exit 1; \
-	  else \
-	    echo "missing package; run:  sudo apt-get install -y fuse3"; exit 1; \
-	  fi
+	@scripts/apt-need.sh fuse3
 	$(CARGO) fmt --manifest-path tools/cutfs/Cargo.toml -- --check
 	$(CARGO) build --release -j$(JOBS) --locked --manifest-path tools/cutfs/Cargo.toml
 

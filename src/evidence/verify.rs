@@ -1218,16 +1218,7 @@ mod tests {
         std::fs::write(p_back, &kept)?;
         std::fs::write(p_back.with_extension("dat"), b"peaks")?;
         // A deleted row whose tombstone is missing: status set by hand, bypassing lifecycle.
-        conn.execute(
-            "INSERT INTO deletions (kind, reason, requested_by, created_at_utc, calls)
-             VALUES ('manual', 'by hand', 'mallory', '2026-12-01T00:00:00.000Z', 1)",
-            [],
-        )?;
-        let hand = conn.last_insert_rowid();
-        conn.execute(
-            "UPDATE calls SET status = 'deleted', deletion_id = ?2 WHERE id = ?1",
-            rusqlite::params![live, hand],
-        )?;
+        crate::store::testutil::set_deleted_by_hand(&conn, *live, "deleted", "mallory")?;
         // And the properly deleted call "undeleted" by hand: the tombstone still says deleted.
         conn.execute(
             "UPDATE calls SET status = 'complete', deletion_id = NULL WHERE id = ?1",

@@ -690,15 +690,7 @@ mod tests {
             )?;
             let row = get_call_row(&conn, call.id)?;
             assert!(recovery::recover_call(&conn, dir.path(), &row).is_err());
-            conn.execute(
-                "INSERT INTO deletions (kind, reason, requested_by, created_at_utc, calls)
-                 VALUES ('manual', 'test', 'test', '2026-12-05T00:00:00.000Z', 1)",
-                [],
-            )?;
-            conn.execute(
-                "UPDATE calls SET status = 'garbage', deletion_id = ?2 WHERE id = ?1",
-                rusqlite::params![call.id, conn.last_insert_rowid()],
-            )?;
+            testutil::set_deleted_by_hand(&conn, call.id, "garbage", "test")?;
             assert!(
                 lifecycle::finish_garbage(&conn, dir.path(), "2026-12-05T00:00:00.000Z").is_err()
             );

@@ -877,15 +877,7 @@ mod tests {
         let TempStore { dir: _dir, conn } = TempStore::new()?;
         seed_defaults(&conn)?;
         let call = TestCall::new().insert(&conn)?.id;
-        conn.execute(
-            "INSERT INTO deletions (kind, reason, requested_by, created_at_utc, calls)
-             VALUES ('manual', 'test', 'root', '2026-11-27T10:00:00.000Z', 1)",
-            [],
-        )?;
-        conn.execute(
-            "UPDATE calls SET status = 'garbage', deletion_id = last_insert_rowid() WHERE id = ?1",
-            [call],
-        )?;
+        crate::store::testutil::set_deleted_by_hand(&conn, call, "garbage", "root")?;
         assert!(matches!(
             set(
                 &conn,

@@ -119,6 +119,28 @@ impl Default for TestCall {
     }
 }
 
+/// Sets a call's status to `garbage` or `deleted` by hand, with a `deletions` row by
+/// `requested_by` but no tombstone and no audit row: for tests of what the store does with rows
+/// changed behind `store::lifecycle`'s back. Returns the deletion's id.
+pub fn set_deleted_by_hand(
+    conn: &Connection,
+    call_id: i64,
+    status: &str,
+    requested_by: &str,
+) -> TestResult<i64> {
+    conn.execute(
+        "INSERT INTO deletions (kind, reason, requested_by, created_at_utc, calls)
+         VALUES ('manual', 'by hand', ?1, '2026-12-01T00:00:00.000Z', 1)",
+        [requested_by],
+    )?;
+    let deletion = conn.last_insert_rowid();
+    conn.execute(
+        "UPDATE calls SET status = ?2, deletion_id = ?3 WHERE id = ?1",
+        rusqlite::params![call_id, status, deletion],
+    )?;
+    Ok(deletion)
+}
+
 impl TestCall {
     pub fn new() -> Self {
         Self::default()

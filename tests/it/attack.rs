@@ -7,7 +7,6 @@
 //! raises its own process's file limit (soft up to hard) and must never touch anything else's.
 
 use super::isolation::{agent, SplitBox};
-use super::webbox::PASSWORD;
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::sync::Arc;
@@ -267,16 +266,7 @@ fn reviewer(port: u16, call_id: i64) -> [Duration; 3] {
         .expect("login form cookie")
         .to_owned();
     let html = page.body_mut().read_to_string().unwrap();
-    let marker = r#"name="csrf" value=""#;
-    let start = html.find(marker).expect("login form token") + marker.len();
-    let token = &html[start..start + html[start..].find('"').unwrap()];
-    let body = serde_urlencoded::to_string([
-        ("username", "qa1"),
-        ("password", PASSWORD),
-        ("csrf", token),
-        ("next", "/calls"),
-    ])
-    .unwrap();
+    let body = super::webbox::login_form_body(&html, "qa1");
     let r = a
         .post(format!("{base}/login"))
         .header("content-type", "application/x-www-form-urlencoded")

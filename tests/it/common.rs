@@ -216,6 +216,31 @@ impl Drop for Recorder {
 }
 
 /// opusinfo must accept the file without warnings, and ffprobe must agree on its duration.
+/// ffprobe's view of a file's streams (duration, channels, codec), as JSON; Err names why
+/// ffprobe could not give it.
+pub fn ffprobe_streams(path: &Path) -> Result<Value, String> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=duration,channels,codec_name",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .map_err(|e| format!("ffprobe (ffmpeg) must be installed: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "ffprobe rejects {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("ffprobe output: {e}"))
+}
+
 pub fn check_opus_file(path: &Path, expected_ms: i64, tolerance_ms: i64) {
     let out = Command::new("opusinfo")
         .arg(path)
@@ -240,20 +265,7 @@ pub fn check_opus_file(path: &Path, expected_ms: i64, tolerance_ms: i64) {
         text.contains("Channel Mapping Family: 1") && text.contains("Streams: 2, Coupled: 0"),
         "{text}"
     );
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=duration,channels,codec_name",
-            "-of",
-            "json",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe (ffmpeg) must be installed");
-    assert!(out.status.success(), "ffprobe failed on {}", path.display());
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = ffprobe_streams(path).unwrap_or_else(|e| panic!("{e}"));
     let s = &v["streams"][0];
     assert_eq!(s["codec_name"], "opus");
     assert_eq!(s["channels"], 2);

@@ -102,16 +102,7 @@ fn login(from: Ipv4Addr, port: u16) -> String {
     assert_eq!(form.status, 200, "login form");
     let form_cookie = cookie(&form.head, "callrec_login").expect("login form cookie");
     let html = String::from_utf8_lossy(&form.body);
-    let marker = r#"name="csrf" value=""#;
-    let start = html.find(marker).expect("login form token") + marker.len();
-    let token = &html[start..start + html[start..].find('"').unwrap()];
-    let body = serde_urlencoded::to_string([
-        ("username", "qa1"),
-        ("password", PASSWORD),
-        ("csrf", token),
-        ("next", "/calls"),
-    ])
-    .unwrap();
+    let body = super::webbox::login_form_body(&html, "qa1");
     let r = request(
         from,
         port,

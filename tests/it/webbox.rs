@@ -489,3 +489,16 @@ impl WebBox {
         conn.last_insert_rowid()
     }
 }
+
+/// The urlencoded body that logs `user` in with [`PASSWORD`] from the login form's `html` (its
+/// CSRF token), going on to `/calls`.
+pub fn login_form_body(html: &str, user: &str) -> String {
+    let token = extract(html, r#"name="csrf" value=""#).expect("login form token");
+    serde_urlencoded::to_string([
+        ("username", user),
+        ("password", PASSWORD),
+        ("csrf", token.as_str()),
+        ("next", "/calls"),
+    ])
+    .unwrap()
+}

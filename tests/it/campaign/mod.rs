@@ -790,25 +790,12 @@ pub fn opus_file_ok(path: &Path, expected_ms: i64) -> Result<(), String> {
             path.display()
         ));
     }
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=duration,channels,codec_name",
-            "-of",
-            "json",
-        ])
-        .arg(path)
-        .output()
-        .map_err(|e| format!("ffprobe (ffmpeg) must be installed: {e}"))?;
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let v = crate::common::ffprobe_streams(path)?;
     let s = &v["streams"][0];
-    if !out.status.success() || s["codec_name"] != "opus" || s["channels"] != 2 {
+    if s["codec_name"] != "opus" || s["channels"] != 2 {
         return Err(format!(
-            "ffprobe rejects {}: {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr)
+            "ffprobe: {} is not two-channel Opus: {s}",
+            path.display()
         ));
     }
     let dur_ms = s["duration"]
