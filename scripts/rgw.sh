@@ -5,7 +5,9 @@
 #   scripts/rgw.sh start DIR [ACCESS_KEY SECRET_KEY]   # writes DIR/endpoint, DIR/pids
 #   scripts/rgw.sh stop DIR                            # kills the recorded PIDs, removes DIR
 #   scripts/rgw.sh stop-rgw DIR / start-rgw DIR        # only the gateway (store outage tests)
-#   scripts/rgw.sh mkbucket DIR BUCKET                 # as the test user (curl --aws-sigv4)
+#   scripts/rgw.sh mkbucket DIR BUCKET [lock]          # as the test user (curl --aws-sigv4);
+#                                                      # lock: S3 Object Lock on (versioned)
+#   scripts/rgw.sh user DIR UID ACCESS SECRET          # another store user (a box's own key)
 #
 # With RGW_OWNER_PID set, start also leaves a watcher that stops the cluster once that process
 # is gone (a test binary killed by a signal leaves no Ceph daemon behind).
@@ -152,12 +154,20 @@ stop-rgw) stop_rgw "$d" ;;
 start-rgw) export CEPH_CONF=$d/ceph.conf; start_rgw "$d" ;;
 mkbucket)
   bucket=${3:?bucket name}
+  lock=()
+  [ "${4:-}" != lock ] || lock=(-H "x-amz-bucket-object-lock-enabled: true")
   { read -r access; read -r secret; } <"$d/keys"
   code=$(curl -s -o "$d/log/mkbucket.out" -w '%{http_code}' -X PUT \
     --aws-sigv4 "aws:amz:us-east-1:s3" --user "$access:$secret" \
     -H "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" \
-    "$(cat "$d/endpoint")/$bucket")
+    "${lock[@]}" "$(cat "$d/endpoint")/$bucket")
   [ "$code" = 200 ] || die "creating bucket $bucket: HTTP $code: $(cat "$d/log/mkbucket.out")"
   ;;
-*) die "unknown command $cmd: use start, stop, stop-rgw, start-rgw or mkbucket" ;;
+user)
+  uid=${3:?uid}; access=${4:?access key}; secret=${5:?secret key}
+  radosgw-admin -c "$d/ceph.conf" user create --uid="$uid" --display-name="$uid" \
+    --access-key="$access" --secret="$secret" >>"$d/log/user.out" 2>&1 \
+    || die "radosgw-admin user create $uid failed; see $d/log/user.out"
+  ;;
+*) die "unknown command $cmd: use start, stop, stop-rgw, start-rgw, mkbucket or user" ;;
 esac
