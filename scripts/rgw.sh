@@ -8,6 +8,7 @@
 #   scripts/rgw.sh mkbucket DIR BUCKET [lock]          # as the test user (curl --aws-sigv4);
 #                                                      # lock: S3 Object Lock on (versioned)
 #   scripts/rgw.sh user DIR UID ACCESS SECRET          # another store user (a box's own key)
+#   scripts/rgw.sh policy DIR BUCKET FILE              # PUT FILE as the bucket's policy
 #
 # With RGW_OWNER_PID set, start also leaves a watcher that stops the cluster once that process
 # is gone (a test binary killed by a signal leaves no Ceph daemon behind).
@@ -163,11 +164,21 @@ mkbucket)
     "${lock[@]}" "$(cat "$d/endpoint")/$bucket")
   [ "$code" = 200 ] || die "creating bucket $bucket: HTTP $code: $(cat "$d/log/mkbucket.out")"
   ;;
+policy)
+  bucket=${3:?bucket name}; file=${4:?policy file}
+  { read -r access; read -r secret; } <"$d/keys"
+  sha=$(sha256sum "$file" | cut -d' ' -f1)
+  code=$(curl -s -o "$d/log/policy.out" -w '%{http_code}' -X PUT --data-binary "@$file" \
+    --aws-sigv4 "aws:amz:us-east-1:s3" --user "$access:$secret" \
+    -H "x-amz-content-sha256: $sha" -H "Content-Type: application/json" \
+    "$(cat "$d/endpoint")/$bucket?policy=")
+  case "$code" in 200|204) ;; *) die "setting the policy of $bucket: HTTP $code: $(cat "$d/log/policy.out")" ;; esac
+  ;;
 user)
   uid=${3:?uid}; access=${4:?access key}; secret=${5:?secret key}
   radosgw-admin -c "$d/ceph.conf" user create --uid="$uid" --display-name="$uid" \
     --access-key="$access" --secret="$secret" >>"$d/log/user.out" 2>&1 \
     || die "radosgw-admin user create $uid failed; see $d/log/user.out"
   ;;
-*) die "unknown command $cmd: use start, stop, stop-rgw, start-rgw, mkbucket or user" ;;
+*) die "unknown command $cmd: use start, stop, stop-rgw, start-rgw, mkbucket, policy or user" ;;
 esac

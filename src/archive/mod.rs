@@ -12,6 +12,7 @@
 
 pub mod ship;
 pub mod sidecar;
+pub mod verify;
 
 use crate::config::ArchiveConfig;
 use object_store::aws::{AmazonS3, AmazonS3Builder};

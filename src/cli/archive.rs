@@ -1,5 +1,6 @@
-//! `callrec archive …`: what the shipper has not yet got into the object store. Reads the index
-//! only; never ships, marks or deletes anything (the shipper is `callrec ship`).
+//! `callrec archive …`: what the shipper has not yet got into the object store (`status`, reads
+//! the index), and whether the bucket still holds what the boxes shipped (`verify`, reads the
+//! bucket). Never ships, marks or deletes anything (the shipper is `callrec ship`).
 
 use anyhow::Context;
 use callrec::config::Config;
@@ -13,10 +14,27 @@ pub enum ArchiveCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Re-hash archived objects (streamed) against their sidecars and the shipped ledger; list
+    /// missing, extra and altered objects. Exit status 1 when anything is found.
+    Verify {
+        /// Only this box's objects (default: every box under the prefix).
+        #[arg(long = "box")]
+        box_id: Option<String>,
+        /// Only calls started on or after this day (YYYY-MM-DD, UTC); the ledger is checked whole.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn archive(cfg: &Config, cmd: ArchiveCmd) -> anyhow::Result<()> {
     match cmd {
+        ArchiveCmd::Verify {
+            box_id,
+            since,
+            json,
+        } => verify(cfg, box_id, since, json),
         ArchiveCmd::Status { json } => {
             let a = cfg.archive.as_ref().context(
                 "no [archive] section in the config: nothing is shipped (see the README, \"Archive (S3)\")",
@@ -62,4 +80,59 @@ pub fn archive(cfg: &Config, cmd: ArchiveCmd) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn verify(
+    cfg: &Config,
+    box_id: Option<String>,
+    since: Option<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let a = cfg.archive.as_ref().context(
+        "no [archive] section in the config: no bucket to verify (see the README, \"Archive (S3)\")",
+    )?;
+    if let Some(d) = &since {
+        chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .with_context(|| format!("--since {d:?}: give a day as YYYY-MM-DD"))?;
+    }
+    let scope = callrec::archive::verify::Scope { box_id, since };
+    let report = callrec::archive::verify::run(a, &scope)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for b in &report.boxes {
+            println!(
+                "box {}: {} call(s), {} object(s) re-hashed ({} bytes), ledger {} entries (head seq {}), {} call(s) newer than the shipped ledger",
+                b.box_id,
+                b.calls,
+                b.objects_hashed,
+                b.bytes_hashed,
+                b.ledger_entries,
+                b.ledger_head_seq.map_or("-".into(), |s| s.to_string()),
+                b.ledger_pending
+            );
+        }
+        for f in &report.findings {
+            println!(
+                "{} {} {}: {}",
+                f.kind.to_uppercase(),
+                f.box_id,
+                f.key,
+                f.detail
+            );
+        }
+        if report.boxes.is_empty() {
+            println!(
+                "no box has shipped anything under {}/{}",
+                a.bucket, a.prefix
+            );
+        }
+    }
+    if !report.findings.is_empty() {
+        anyhow::bail!(
+            "{} finding(s) in the archive: see above",
+            report.findings.len()
+        );
+    }
+    Ok(())
 }

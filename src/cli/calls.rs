@@ -251,10 +251,36 @@ pub fn call(cfg: &Config, cmd: CallCmd) -> anyhow::Result<()> {
     }
     if matches!(req, Request::Status) {
         print_status(resp.seats, json)?;
+        if !json {
+            print_archive_backlog(cfg);
+        }
     } else if let Some(id) = resp.call_id {
         println!("{id}");
     }
     Ok(())
+}
+
+/// With `[archive]`, one more line: the shipper's backlog and last error, read from the index
+/// (the recorder itself knows nothing of the archive). `--json` keeps its seat array as it was;
+/// scripts read the backlog from `callrec archive status --json`.
+fn print_archive_backlog(cfg: &Config) {
+    if cfg.archive.is_none() {
+        return;
+    }
+    let backlog = super::open_existing(cfg, "")
+        .and_then(|c| Ok(store::archive::backlog(&c, chrono::Utc::now())?));
+    match backlog {
+        Ok(b) => println!(
+            "archive    backlog {} call(s), {} bytes, oldest {} s; archived {}, failed {}; last error: {}",
+            b.calls,
+            b.bytes,
+            b.oldest_age_s,
+            b.archived_calls,
+            b.failed_calls,
+            b.last_error.as_deref().unwrap_or("none")
+        ),
+        Err(e) => println!("archive    backlog unknown: {e:#}"),
+    }
 }
 
 fn print_status(seats: Vec<control::SeatStatus>, json: bool) -> anyhow::Result<()> {
