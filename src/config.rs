@@ -79,6 +79,9 @@ pub struct ArchiveConfig {
     pub backlog_alarm_s: u64,
 }
 
+/// Top-level names under `[archive] prefix` that are not boxes: the hub's backups and orders.
+pub const RESERVED_ARCHIVE_NAMES: [&str; 2] = ["hub", "orders"];
+
 fn default_region() -> String {
     "us-east-1".into()
 }
@@ -822,6 +825,12 @@ impl Config {
                 format!("{:?} must be 1-64 characters of a-z, A-Z, 0-9, '-', '_' when [archive] is set (it names the box's objects)", self.box_.id),
             ));
         }
+        if self.archive.is_some() && RESERVED_ARCHIVE_NAMES.contains(&self.box_.id.as_str()) {
+            return Err(bad(
+                "box.id".into(),
+                format!("{:?} is reserved in the archive (the hub keeps its own objects under it): choose another box id", self.box_.id),
+            ));
+        }
         let mut seen = HashSet::new();
         for (i, seat) in self.seats.iter().enumerate() {
             let key = |field: &str| format!("seat[{i}].{field}");
@@ -1167,6 +1176,8 @@ customer_channel = 1
         }
         let bad_box = format!("{}{base}", GOOD.replace("floor-1", "floor 1"));
         assert!(err(&bad_box).contains("box.id"));
+        let hub_box = format!("{}{base}", GOOD.replace("\"floor-1\"", "\"hub\""));
+        assert!(err(&hub_box).contains("is reserved in the archive"), "{}", err(&hub_box));
         Ok(())
     }
 }

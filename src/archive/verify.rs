@@ -18,8 +18,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Top-level names under the prefix that are not boxes (the hub's backups, the hub's orders).
-pub const NOT_BOXES: [&str; 2] = ["hub", "orders"];
 
 /// What to check: one box or all, and only calls started on or after a date.
 #[derive(Debug, Clone, Default)]
@@ -126,7 +124,7 @@ impl Verifier<'_> {
             let Some((box_id, _)) = rest.split_once('/') else {
                 continue;
             };
-            if NOT_BOXES.contains(&box_id) {
+            if crate::config::RESERVED_ARCHIVE_NAMES.contains(&box_id) {
                 continue;
             }
             by_box.entry(box_id.to_owned()).or_default().insert(key, m);
