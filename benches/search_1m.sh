@@ -14,6 +14,10 @@
 #   and, only when named in FILTERS (not part of the goal table by default):
 #     f  status                status=complete                (every call matches)
 #     g  duration > 30 min     min_duration_s=M               (M random in 1800..3600: rare)
+#     h  floor + last 7 days   box=floor-KK&from=END-7d&to=END (with BOXES > 1: the hub's filter)
+#     i  floor + agent         box=floor-KK&agent=aK
+#   With BOXES > 1 the index is a hub's: calls spread round-robin over boxes floor-01..floor-NN
+#   (the same search code and schema serve a box and the hub; the hub adds only the box filter).
 #   Each request is what the UI sends: first page, 50 calls, newest first. The server's cost per
 #   request includes the session lookup, the capped count (LIMIT 10001), the page query, tags and
 #   intervals of the 50 rows, JSON, and the `search` audit row (a write + fsync).
@@ -51,6 +55,7 @@
 #   CALLREC    callrec binary (default: <repo>/target/release/callrec; built with
 #              `cargo build --release -j2 --locked` if missing). It is copied for the run.
 #   N          calls in the index (default 1000000)
+#   BOXES      boxes (floors) the calls come from (default 1: box "bench"; e.g. 10 for the hub)
 #   REQUESTS   timed requests per filter (default 200)
 #   WARM       untimed, checked requests per filter before timing (default 20)
 #   SEED       seed of bash's RANDOM for the request values (default 42)
@@ -69,6 +74,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 CALLREC=${CALLREC:-$repo/target/release/callrec}
 N=${N:-1000000}
+BOXES=${BOXES:-1}
 REQUESTS=${REQUESTS:-200}
 WARM=${WARM:-20}
 SEED=${SEED:-42}
@@ -88,7 +94,7 @@ log() { echo "search_1m: $*" >&2; }
 for tool in sqlite3 curl python3; do
     command -v "$tool" >/dev/null || die "$tool not found (apt-get install -y sqlite3 curl python3)"
 done
-for v in N REQUESTS WARM SEED; do
+for v in N REQUESTS WARM SEED BOXES; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer"
 done
 [[ $N -ge 1000 && $REQUESTS -ge 1 ]] || die "need N >= 1000 and REQUESTS >= 1"
@@ -143,6 +149,7 @@ write_config() { # dir port
 # --- The cached 1 M-call index ------------------------------------------------------------------
 mkdir -p "$here/.cache"
 cache=$here/.cache/search_${N}_v${GEN}.db
+[[ $BOXES -le 1 ]] || cache=$here/.cache/search_${N}_boxes${BOXES}_v${GEN}.db
 if [[ ! -f $cache ]]; then
     log "generating $N calls into $cache (once)"
     gen=$tmp/gen
@@ -179,7 +186,7 @@ g AS (
 INSERT INTO calls (id, box_id, seat_id, mode, status, started_at_utc, started_mono_ms, ended_at_utc,
                    duration_ms, bytes, sha256, dropped_frames, rate_hz, bitrate_bps, agent, direction,
                    remote_number, campaign, external_id, rel_path, end_reason)
-SELECT i, 'bench', printf('seat%03d', seat_n), 'control', 'complete',
+SELECT i, CASE WHEN $BOXES > 1 THEN printf('floor-%02d', 1 + i % $BOXES) ELSE 'bench' END, printf('seat%03d', seat_n), 'control', 'complete',
        strftime('%Y-%m-%dT%H:%M:%fZ', t, 'unixepoch'), CAST(t * 1000 AS INTEGER) % 1000000000,
        strftime('%Y-%m-%dT%H:%M:%fZ', t + dur / 1000.0, 'unixepoch'),
        dur, 200 + dur * 4, lower(hex(randomblob(32))), 0, 16000, 16000,
@@ -253,8 +260,12 @@ from_day=$(date -u -d "$end_day - 7 days" +%F)
 until_bound="$(date -u -d "$end_day + 1 day" +%F)T00:00:00.000Z" # a bare `to` date includes that day
 declare -A NAME=(
     [a]="agent + last 7 days" [b]="number prefix" [c]="duration > 10 min"
-    [d]="no filter" [e]="agent + campaign" [f]="status" [g]="duration > 30 min")
-for f in "${FILTERS[@]}"; do [[ -n ${NAME[$f]:-} ]] || die "unknown filter '$f' in FILTERS (a..g)"; done
+    [d]="no filter" [e]="agent + campaign" [f]="status" [g]="duration > 30 min"
+    [h]="floor + last 7 days" [i]="floor + agent")
+for f in "${FILTERS[@]}"; do [[ -n ${NAME[$f]:-} ]] || die "unknown filter '$f' in FILTERS (a..i)"; done
+box_name() { # -> a random box of the index
+    if ((BOXES > 1)); then printf 'floor-%02d' $((1 + RANDOM % BOXES)); else printf bench; fi
+}
 # One line per request: query string US SQL WHERE clause US JSON checks for the validator, US being
 # the ASCII unit separator (not whitespace, so an empty field survives `read`).
 US=$'\x1f'
@@ -287,6 +298,17 @@ make_requests() { # filter count out
         g)
             m=$((1800 + RANDOM % 1801))
             printf 'min_duration_s=%d\037WHERE duration_ms >= %d\037{"min_ms":%d}\n' "$m" $((m * 1000)) $((m * 1000)) >>"$out"
+            ;;
+        h)
+            c=$(box_name)
+            printf 'box=%s&from=%s&to=%s\037WHERE box_id = '\''%s'\'' AND started_at_utc >= '\''%sT00:00:00.000Z'\'' AND started_at_utc < '\''%s'\''\037{"box":"%s","since":"%sT00:00:00.000Z","until":"%s"}\n' \
+                "$c" "$from_day" "$end_day" "$c" "$from_day" "$until_bound" "$c" "$from_day" "$until_bound" >>"$out"
+            ;;
+        i)
+            k=$((1 + RANDOM % 500))
+            c=$(box_name)
+            printf 'box=%s&agent=a%d\037WHERE box_id = '\''%s'\'' AND agent = '\''a%d'\''\037{"box":"%s","agent":"a%d"}\n' \
+                "$c" "$k" "$c" "$k" "$c" "$k" >>"$out"
             ;;
         e)
             k=$((1 + RANDOM % 500))
@@ -333,6 +355,7 @@ for f in filters:
             fail("not newest first")
         for c in calls:
             if "agent" in want and c["agent"] != want["agent"]: fail(f"call {c['id']}: agent {c['agent']}")
+            if "box" in want and c["box_id"] != want["box"]: fail(f"call {c['id']}: box {c['box_id']}")
             if "campaign" in want and c["campaign"] != want["campaign"]: fail(f"call {c['id']}: campaign {c['campaign']}")
             if "since" in want and not want["since"] <= c["started_at_utc"] < want["until"]: fail(f"call {c['id']}: started {c['started_at_utc']}")
             if "prefix" in want and not c["remote_number"].startswith(want["prefix"]): fail(f"call {c['id']}: number {c['remote_number']}")
@@ -397,7 +420,8 @@ python3 - "$tmp" "$GOAL_MS" "$REQUESTS" "${FILTERS[@]}" <<'EOF'
 import json, math, statistics, sys
 tmp, goal, n, filters = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
 names = {"a": "agent + last 7 days", "b": "number prefix", "c": "duration > 10 min",
-         "d": "no filter", "e": "agent + campaign", "f": "status", "g": "duration > 30 min"}
+         "d": "no filter", "e": "agent + campaign", "f": "status", "g": "duration > 30 min",
+         "h": "floor + last 7 days", "i": "floor + agent"}
 def pct(xs, p):
     xs = sorted(xs)
     return xs[max(0, math.ceil(p / 100 * len(xs)) - 1)]
