@@ -1177,7 +1177,11 @@ customer_channel = 1
         let bad_box = format!("{}{base}", GOOD.replace("floor-1", "floor 1"));
         assert!(err(&bad_box).contains("box.id"));
         let hub_box = format!("{}{base}", GOOD.replace("\"floor-1\"", "\"hub\""));
-        assert!(err(&hub_box).contains("is reserved in the archive"), "{}", err(&hub_box));
+        assert!(
+            err(&hub_box).contains("is reserved in the archive"),
+            "{}",
+            err(&hub_box)
+        );
         Ok(())
     }
 }

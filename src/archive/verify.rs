@@ -18,7 +18,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 
-
 /// What to check: one box or all, and only calls started on or after a date.
 #[derive(Debug, Clone, Default)]
 pub struct Scope {
