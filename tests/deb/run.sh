@@ -48,6 +48,14 @@ arch=$(dpkg --print-architecture)
 deb_lo=$tmp/deb/callrec_${lower}_${arch}.deb
 deb_hi=$tmp/deb/callrec_${version}_${arch}.deb
 dpkg --compare-versions "$lower" lt "$version" || fail "$lower is not lower than $version"
+depends=$(dpkg-deb -f "$deb_hi" Depends)
+if echo "$depends" | grep -qE 'chromium|ffmpeg|opus-tools|sox|espeak'; then fail "Depends: $depends"; fi
+[ -z "$(dpkg-deb -f "$deb_hi" Recommends Suggests)" ] || fail "the package recommends test tools"
+# Building on a box never installs a browser or test tools: what `make build deb` would run.
+if command -v make >/dev/null && make -n -s build deb 2>/dev/null | grep -E 'chromium|ffmpeg|lintian'; then
+  fail "make build/deb would install test tools"
+fi
+ok "Depends: $depends; no Recommends; make build/deb install no test tools"
 
 mode() { stat -c '%a %U:%G' "$1"; }
 expect_mode() { [ "$(mode "$1")" = "$2" ] || fail "$1 is $(mode "$1"), want $2"; }
