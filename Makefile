@@ -1,26 +1,54 @@
-# callrec: `make demo` runs the appliance with simulated seats; `make test` runs every test.
-# Both install what is missing first (apt packages when run as root, otherwise the one line to run).
+# callrec: `make demo` runs the appliance with simulated seats; `make test` runs every test;
+# `make deb` builds the Debian package for a box (target/deb/callrec_<version>_<arch>.deb).
+# Each installs what is missing first (apt packages when run as root, otherwise the one line to
+# run). Building (build, deb) installs build dependencies only: never a browser or test tools.
 
-APT_PKGS := pkg-config libasound2-dev cmake opus-tools ffmpeg sqlite3 espeak-ng sox alsa-utils chromium chromium-driver curl openssl systemd
+# What compiling needs (cpal -> alsa-sys: libasound2-dev, pkg-config; opusic-sys: cmake).
+BUILD_APT_PKGS := pkg-config libasound2-dev cmake
+# What `make deb` adds: dpkg-shlibdeps (Depends from the binary's libraries) and strip.
+DEB_APT_PKGS := dpkg-dev binutils
+# What the tests add: encoders and probes for fixtures and checks, the browser of the UI tests,
+# systemd-analyze for the units, lintian for the package.
+TEST_APT_PKGS := opus-tools ffmpeg sqlite3 espeak-ng sox alsa-utils chromium chromium-driver curl openssl systemd lintian
+# What `make demo` adds: espeak-ng and sox make fixtures/demo-call.wav on the first run.
+DEMO_APT_PKGS := espeak-ng sox
 CARGO ?= cargo
 JOBS ?= 2
 
-.PHONY: deps build demo test lint lint-js deps-js bench clean cutfs crash-campaign powercut-campaign archive-deps
+.PHONY: deps test-deps build demo test lint lint-js deps-js bench clean cutfs crash-campaign powercut-campaign archive-deps deb test-deb
 
 deps:
-	@scripts/apt-need.sh $(APT_PKGS)
+	@scripts/apt-need.sh $(BUILD_APT_PKGS)
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install the Rust toolchain (rustup)"; exit 1; }
+
+test-deps: deps
+	@scripts/apt-need.sh $(TEST_APT_PKGS)
 
 build: deps
 	$(CARGO) build --release -j$(JOBS) --locked
 
 demo: build
+	@scripts/apt-need.sh $(DEMO_APT_PKGS)
 	@scripts/demo.sh
 
-test: deps lint cutfs archive-deps
+# The package: scripts/build-deb.sh says where every file goes; hw/README.md how to install it.
+deb: deps
+	@scripts/apt-need.sh $(DEB_APT_PKGS)
+	$(CARGO) build --release -j$(JOBS) --locked
+	scripts/build-deb.sh
+
+# Install, upgrade, remove and purge the package with dpkg (root only; skipped otherwise), plus
+# lintian and systemd-analyze. CALLREC_BIN=path tests a prebuilt binary without building.
+test-deb: test-deps
+	@scripts/apt-need.sh $(DEB_APT_PKGS)
+	$(if $(CALLREC_BIN),,$(CARGO) build --release -j$(JOBS) --locked)
+	CALLREC_BIN=$(CALLREC_BIN) tests/deb/run.sh
+
+test: test-deps lint cutfs archive-deps
 	$(CARGO) build --release -j$(JOBS) --locked --all-targets
 	$(CARGO) test --release -j$(JOBS) --locked --manifest-path tools/cutfs/Cargo.toml
 	FUZZ_REPLAY_MS=$(FUZZ_REPLAY_MS) $(CARGO) test --release -j$(JOBS) --locked --lib --bins --tests -- --test-threads=2
+	@$(MAKE) --no-print-directory test-deb
 
 lint: deps lint-js
 	$(CARGO) fmt --all -- --check
@@ -82,14 +110,14 @@ cutfs: deps
 
 # Durability campaigns (RELIABILITY.md); `make test` runs 3 cycles of each.
 crash-campaign: CYCLES ?= 100
-crash-campaign: build
+crash-campaign: build test-deps
 	CALLREC_CAMPAIGN_CYCLES=$(CYCLES) $(CARGO) test --release -j$(JOBS) --locked --test it -- --exact campaign::crash::crash_campaign --nocapture
 
 powercut-campaign: CYCLES ?= 50
-powercut-campaign: build cutfs
+powercut-campaign: build cutfs test-deps
 	CALLREC_CAMPAIGN_CYCLES=$(CYCLES) $(CARGO) test --release -j$(JOBS) --locked --test it -- --exact campaign::powercut::powercut_campaign --nocapture
 
-bench: build
+bench: build test-deps
 	benches/encode_vs_opusenc.sh
 	benches/seat_capacity.sh
 	benches/search_1m.sh

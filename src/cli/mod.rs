@@ -172,7 +172,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Config {
             cmd: ConfigCmd::Check,
         } => {
-            let c = load()?;
+            // Every unit runs this as ExecStartPre: the journal line must say what refused.
+            let c = load()
+                .context("callrec config check failed; no callrec unit starts until it passes")?;
             println!(
                 "{}: ok ({} seat(s), storage {})",
                 path.display(),

@@ -60,6 +60,8 @@ fn config_check_names_the_offending_key() {
         let (code, out) = check(&cfg);
         assert_eq!(code, 1, "{cfg} was accepted: {out}");
         assert!(out.contains(key), "error for {key} does not name it: {out}");
+        // The units run this as ExecStartPre: the journal line says what refused.
+        assert!(out.contains("callrec config check"), "{out}");
         assert_eq!(
             out.trim().lines().count(),
             1,

@@ -368,7 +368,7 @@ fn systemd_units_verify_and_isolate_the_recorder() {
             .args(["verify", "--man=no"])
             .arg(&p)
             .output()
-            .expect("systemd-analyze (apt package systemd; `make deps` installs it)");
+            .expect("systemd-analyze (apt package systemd; `make test-deps` installs it)");
         assert!(
             out.status.success() && out.stderr.is_empty(),
             "{u}: {}",
