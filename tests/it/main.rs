@@ -15,6 +15,7 @@ mod crash;
 mod disk_full;
 mod erasure;
 mod evidence;
+mod figures;
 mod fuzz_replay;
 mod import;
 mod isolation;
