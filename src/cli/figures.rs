@@ -42,6 +42,7 @@ fn print(f: &Figures) {
     let who = match &f.subject {
         Subject::Agent(a) => format!("agent {a}"),
         Subject::Team(t) => format!("team {t} ({})", f.agents.join(", ")),
+        Subject::Campaign(c) => format!("campaign {c}"),
     };
     println!("{who}, {} to {}", f.from_utc, f.to_utc);
     let rows: Vec<(&str, String)> = vec![

@@ -13,6 +13,7 @@ mod lifecycle;
 mod media;
 mod outcomes;
 mod qa;
+mod targets;
 
 use anyhow::Context;
 use callrec::config::{Config, DEFAULT_CONFIG_PATH};
@@ -92,6 +93,11 @@ enum Cmd {
     /// The operator's figures (calls, talk, hold, ACW, AHT, logged-in time, occupancy,
     /// conversion, survey response rate, QA and compliance) of an agent or a team over a period.
     Figures(figures::FiguresArgs),
+    /// Goals for the figures of a team or a campaign, and how the actual figures compare.
+    Targets {
+        #[command(subcommand)]
+        cmd: targets::TargetsCmd,
+    },
     /// Call outcomes (disposition codes): per-campaign lists and the dialler/CRM back-fill.
     Outcomes {
         #[command(subcommand)]
@@ -168,6 +174,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Audit { cmd } => accounts::audit(&load()?, cmd),
         Cmd::Outcomes { cmd } => outcomes::outcomes(&load()?, cmd),
         Cmd::Figures(a) => figures::figures(&load()?, a),
+        Cmd::Targets { cmd } => targets::targets(&load()?, cmd),
         Cmd::Qa { cmd } => qa::qa(&load()?, cmd),
         Cmd::Transcript { cmd } => qa::transcript(&load()?, cmd),
         Cmd::Import(a) => media::import(&load()?, a),

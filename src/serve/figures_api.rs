@@ -87,7 +87,7 @@ pub async fn get_figures(
                         return Err(forbidden(&format!("agent {a} is not in your team {t}")));
                     }
                 }
-                (Scope::Team(t), Subject::Team(_)) => {
+                (Scope::Team(t), _) => {
                     return Err(forbidden(&format!("you see the figures of team {t} only")));
                 }
             }

@@ -30,6 +30,7 @@ pub mod reports;
 pub mod routes;
 pub mod state;
 pub mod stream;
+pub mod targets_api;
 pub mod tls;
 
 use crate::config::Config;

@@ -30,6 +30,9 @@ use serde::Serialize;
 pub enum Subject {
     Agent(String),
     Team(String),
+    /// A campaign's calls, whoever handled them (for its targets, store::targets). Logged-in
+    /// time belongs to agents, not campaigns: it is 0 here, so the ratios over it are null.
+    Campaign(String),
 }
 
 /// Complaints (filed, justified, pending): the complaints register is issue 14's item 5; until
@@ -181,10 +184,26 @@ pub fn compute(
     let agents = match subject {
         Subject::Agent(a) => vec![a.clone()],
         Subject::Team(t) => team_members(conn, t)?,
+        Subject::Campaign(_) => Vec::new(),
     };
     let agents_json = serde_json::to_string(&agents).unwrap_or_else(|_| "[]".into());
-    let calls = "FROM calls c WHERE c.agent IN (SELECT value FROM json_each(?1))
-                 AND c.started_at_utc >= ?2 AND c.started_at_utc < ?3 AND c.status != 'recording'";
+    // `?1`: the agents (a JSON array), or the campaign.
+    let (key, whose_call, whose_work) = match subject {
+        Subject::Campaign(c) => (
+            c.clone(),
+            "c.campaign = ?1",
+            "call_id IN (SELECT id FROM calls WHERE campaign = ?1)",
+        ),
+        _ => (
+            agents_json.clone(),
+            "c.agent IN (SELECT value FROM json_each(?1))",
+            "agent IN (SELECT value FROM json_each(?1))",
+        ),
+    };
+    let calls = format!(
+        "FROM calls c WHERE {whose_call}
+                 AND c.started_at_utc >= ?2 AND c.started_at_utc < ?3 AND c.status != 'recording'"
+    );
     type CallSums = (i64, i64, i64, i64, i64, i64, i64, i64, i64);
     let (n, inbound, outbound, talk, hold, acw, positive, rpc, no_outcome): CallSums = conn
         .query_row(
@@ -199,7 +218,7 @@ pub fn compute(
                     COALESCE(sum(c.outcome IS NULL), 0)
                  {calls}"
             ),
-            params![agents_json, from, to],
+            params![key, from, to],
             |r| {
                 Ok((
                     r.get(0)?,
@@ -220,23 +239,25 @@ pub fn compute(
                AND EXISTS (SELECT 1 FROM outcome_codes o WHERE o.campaign = c.campaign
                              AND o.code = 'complete')"
         ),
-        params![agents_json, from, to],
+        params![key, from, to],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     let (evaluations, qa_mean, qa_pass): (i64, Option<f64>, Option<f64>) = conn.query_row(
-        "SELECT count(*), avg(score_percent), avg(CASE WHEN passed THEN 100.0 ELSE 0.0 END)
-         FROM evaluations WHERE status != 'draft' AND calibration_id IS NULL
-           AND agent IN (SELECT value FROM json_each(?1))
-           AND submitted_at_utc >= ?2 AND submitted_at_utc < ?3",
-        params![agents_json, from, to],
+        &format!(
+            "SELECT count(*), avg(score_percent), avg(CASE WHEN passed THEN 100.0 ELSE 0.0 END)
+             FROM evaluations WHERE status != 'draft' AND calibration_id IS NULL AND {whose_work}
+               AND submitted_at_utc >= ?2 AND submitted_at_utc < ?3"
+        ),
+        params![key, from, to],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
     let (checks, checks_pass): (i64, Option<f64>) = conn.query_row(
-        "SELECT count(*), avg(CASE WHEN passed THEN 100.0 ELSE 0.0 END)
-         FROM compliance_checks WHERE status = 'submitted'
-           AND agent IN (SELECT value FROM json_each(?1))
-           AND submitted_at_utc >= ?2 AND submitted_at_utc < ?3",
-        params![agents_json, from, to],
+        &format!(
+            "SELECT count(*), avg(CASE WHEN passed THEN 100.0 ELSE 0.0 END)
+             FROM compliance_checks WHERE status = 'submitted' AND {whose_work}
+               AND submitted_at_utc >= ?2 AND submitted_at_utc < ?3"
+        ),
+        params![key, from, to],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     let logged_in = logged_in_ms(conn, &agents_json, from, to, now_utc)?;

@@ -31,6 +31,7 @@ pub mod recovery;
 pub mod retention;
 pub mod sampling;
 pub mod search;
+pub mod targets;
 #[cfg(test)]
 pub mod testutil;
 pub mod users;

@@ -475,6 +475,22 @@ fn cases(ids: &Ids, role: &str) -> Vec<Case> {
             [401, 200, 200, 200, 200, 403, 200],
         ),
         c(
+            "PUT",
+            "/api/targets",
+            "/api/targets".into(),
+            json,
+            r#"{"team":"red","figure":"aht_ms","period":"week","goal":300000,"direction":"lower","tolerance":30000}"#.into(),
+            [401, 200, 403, 403, 403, 403, 200],
+        ),
+        c(
+            "GET",
+            "/api/targets",
+            "/api/targets?team=red".into(),
+            "",
+            String::new(),
+            [401, 200, 200, 403, 403, 403, 200],
+        ),
+        c(
             "GET",
             "/api/reports/agents",
             "/api/reports/agents".into(),

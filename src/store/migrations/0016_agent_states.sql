@@ -1,7 +1,8 @@
 -- Schema migration 16: upgrades version 15 to 16.
 -- Agent states from the CTI (login, logout, wrap-up, ready; hold as an interval of the call)
 -- and each call's handle time: talk, hold and after-call work. store::agent_states is the only
--- writer of the new table and columns.
+-- writer of the new table and columns. And targets: a lead's goals for the figures
+-- (store::targets, its only writer).
 -- Embedded by store::MIGRATIONS and run once per index, in one transaction. Never edit
 -- this file once it has shipped (an index already past it would never see the change):
 -- append a new migration instead.
@@ -53,3 +54,20 @@ CREATE INDEX agent_states_by_seat ON agent_states (seat_id, id);
 CREATE INDEX agent_states_by_agent ON agent_states (agent, at_utc) WHERE state = 'login';
 CREATE TRIGGER agent_states_no_update BEFORE UPDATE ON agent_states
     BEGIN SELECT RAISE(ABORT, 'agent states are a record: they are never rewritten'); END;
+
+-- A goal for one figure (store::figures) of a team or a campaign, per day, week (from Monday)
+-- or calendar month, UTC; direction: which way is better; tolerance: how far on the wrong side
+-- of the goal still counts as near, in the figure's units. Setting one again replaces it (the
+-- audit row `target.set` keeps the previous one).
+CREATE TABLE figure_targets (
+    scope_kind  TEXT NOT NULL CHECK (scope_kind IN ('team', 'campaign')),
+    scope       TEXT NOT NULL,
+    figure      TEXT NOT NULL,
+    period      TEXT NOT NULL CHECK (period IN ('day', 'week', 'month')),
+    goal        REAL NOT NULL,
+    direction   TEXT NOT NULL CHECK (direction IN ('higher', 'lower')),
+    tolerance   REAL NOT NULL CHECK (tolerance >= 0),
+    set_by      TEXT NOT NULL,
+    set_at_utc  TEXT NOT NULL,
+    PRIMARY KEY (scope_kind, scope, figure, period)
+) WITHOUT ROWID;
