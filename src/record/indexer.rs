@@ -321,6 +321,12 @@ impl Indexer {
                             call_id: row,
                             source: e.into(),
                         }),
+                        // The CTI learns its hold was not recorded (the call records on).
+                        Err(e) if kind == "hold" => Err(SeatError::Hold {
+                            seat: seat.to_owned(),
+                            call_id: row,
+                            source: e.into(),
+                        }),
                         Err(e) => {
                             // A gap is the seat's own record: no client waits for it.
                             tracing::error!(
