@@ -109,15 +109,39 @@ pub enum CallCmd {
         #[command(flatten)]
         meta: MetaArgs,
     },
-    /// An agent sits down at a seat: later calls without --agent carry this agent.
+    /// CTI hold: the customer waits. Marks time on the call (shown on the waveform, counted as
+    /// hold); the audio is recorded as ever.
+    Hold {
+        #[arg(long)]
+        seat: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// End a hold.
+    Unhold {
+        #[arg(long)]
+        seat: String,
+    },
+    /// An agent sits down at a seat: later calls without --agent carry this agent; logged-in
+    /// time starts.
     Login {
         #[arg(long)]
         seat: String,
         #[arg(long)]
         agent: String,
     },
-    /// The seat's agent leaves.
+    /// The seat's agent leaves (ends logged-in time and any wrap-up).
     Logout {
+        #[arg(long)]
+        seat: String,
+    },
+    /// After a call: after-call work on the seat's last call begins.
+    Wrapup {
+        #[arg(long)]
+        seat: String,
+    },
+    /// The agent is ready for the next call: ends the wrap-up.
+    Ready {
         #[arg(long)]
         seat: String,
     },
@@ -234,8 +258,29 @@ pub fn call(cfg: &Config, cmd: CallCmd) -> anyhow::Result<()> {
             tags,
             meta: meta.meta(),
         },
-        CallCmd::Login { seat, agent } => Request::Login { seat, agent },
-        CallCmd::Logout { seat } => Request::Logout { seat },
+        CallCmd::Hold { seat, reason } => Request::Hold {
+            seat,
+            by: Some(super::cli_actor()),
+            reason,
+        },
+        CallCmd::Unhold { seat } => Request::Unhold { seat },
+        CallCmd::Login { seat, agent } => Request::Login {
+            seat,
+            agent,
+            by: Some(super::cli_actor()),
+        },
+        CallCmd::Logout { seat } => Request::Logout {
+            seat,
+            by: Some(super::cli_actor()),
+        },
+        CallCmd::Wrapup { seat } => Request::Wrapup {
+            seat,
+            by: Some(super::cli_actor()),
+        },
+        CallCmd::Ready { seat } => Request::Ready {
+            seat,
+            by: Some(super::cli_actor()),
+        },
         CallCmd::Status { json: j } => {
             json = j;
             Request::Status

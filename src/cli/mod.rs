@@ -8,10 +8,12 @@ mod accounts;
 mod archive;
 mod calls;
 mod evidence;
+mod figures;
 mod lifecycle;
 mod media;
 mod outcomes;
 mod qa;
+mod targets;
 
 use anyhow::Context;
 use callrec::config::{Config, DEFAULT_CONFIG_PATH};
@@ -88,6 +90,14 @@ enum Cmd {
     /// the store, with metadata from an optional CSV sidecar. The same source twice is imported
     /// once; a bad file is reported and skipped.
     Import(media::ImportArgs),
+    /// The operator's figures (calls, talk, hold, ACW, AHT, logged-in time, occupancy,
+    /// conversion, survey response rate, QA and compliance) of an agent or a team over a period.
+    Figures(figures::FiguresArgs),
+    /// Goals for the figures of a team or a campaign, and how the actual figures compare.
+    Targets {
+        #[command(subcommand)]
+        cmd: targets::TargetsCmd,
+    },
     /// Call outcomes (disposition codes): per-campaign lists and the dialler/CRM back-fill.
     Outcomes {
         #[command(subcommand)]
@@ -163,6 +173,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Tokens { cmd } => accounts::tokens(&load()?, cmd),
         Cmd::Audit { cmd } => accounts::audit(&load()?, cmd),
         Cmd::Outcomes { cmd } => outcomes::outcomes(&load()?, cmd),
+        Cmd::Figures(a) => figures::figures(&load()?, a),
+        Cmd::Targets { cmd } => targets::targets(&load()?, cmd),
         Cmd::Qa { cmd } => qa::qa(&load()?, cmd),
         Cmd::Transcript { cmd } => qa::transcript(&load()?, cmd),
         Cmd::Import(a) => media::import(&load()?, a),

@@ -61,13 +61,44 @@ pub enum Request {
         #[serde(default)]
         meta: CallMeta,
     },
+    /// CTI hold: the customer is on hold from now on. Marks time on the call (an interval of
+    /// kind `hold`, drawn on the waveform); unlike a pause the audio is recorded as ever.
+    Hold {
+        seat: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// CTI unhold: ends the hold.
+    Unhold {
+        seat: String,
+    },
     /// An agent sits down at a seat: later calls without an explicit agent carry this one.
+    /// Logged-in time runs from here to the seat's next login or logout (store::agent_states).
     Login {
         seat: String,
         agent: String,
+        /// Who reported it, for the audit row (else `control:<seat>`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
     },
     Logout {
         seat: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
+    /// After a call: after-call work on the seat's last call begins (refused while recording).
+    Wrapup {
+        seat: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
+    },
+    /// The agent is ready for the next call: ends the wrap-up (ACW = wrapup → ready).
+    Ready {
+        seat: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
     },
     Status,
 }
@@ -80,8 +111,12 @@ impl Request {
             | Request::Pause { seat, .. }
             | Request::Resume { seat }
             | Request::Tag { seat, .. }
+            | Request::Hold { seat, .. }
+            | Request::Unhold { seat }
             | Request::Login { seat, .. }
-            | Request::Logout { seat } => Some(seat),
+            | Request::Logout { seat, .. }
+            | Request::Wrapup { seat, .. }
+            | Request::Ready { seat, .. } => Some(seat),
             Request::Status => None,
         }
     }
@@ -106,6 +141,9 @@ pub struct SeatStatus {
     /// The agent logged in at the seat, if any.
     #[serde(default)]
     pub agent: Option<String>,
+    /// The seat's call has the customer on hold (CTI `hold`).
+    #[serde(default)]
+    pub on_hold: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -23,6 +23,7 @@ use super::call::{self, CallError, CallWriter, Closed, Storage};
 use super::control::Response;
 use super::disk_guard;
 use super::seat_error::SeatError;
+pub use crate::store::agent_states::State as AgentState;
 use crate::store::{self, CallMeta, Progress};
 use rusqlite::Connection;
 use std::collections::HashMap;
@@ -99,6 +100,18 @@ pub enum Job {
         end_reason: String,
         replies: Vec<Reply>,
     },
+    /// A state the CTI reported for the agent at `seat` (store::agent_states), at `at_utc` (when
+    /// the request reached the worker). `current_call`: the seat's call, whose row id a login
+    /// or logout is answered with.
+    AgentState {
+        seat: String,
+        state: AgentState,
+        agent: Option<String>,
+        at_utc: String,
+        by: String,
+        current_call: Option<CallToken>,
+        replies: Vec<Reply>,
+    },
     /// Answer `replies` once the jobs queued before for `call` are done.
     Reply {
         call: CallToken,
@@ -119,7 +132,7 @@ impl Job {
             | Job::Outcome { call, .. }
             | Job::End { call, .. }
             | Job::Reply { call, .. } => Some(*call),
-            Job::Progress(_) => None,
+            Job::AgentState { .. } | Job::Progress(_) => None,
         }
     }
 
@@ -131,6 +144,7 @@ impl Job {
             | Job::CloseInterval { replies, .. }
             | Job::Tag { replies, .. }
             | Job::End { replies, .. }
+            | Job::AgentState { replies, .. }
             | Job::Reply { replies, .. } => Some(replies),
             Job::Outcome { .. } | Job::Progress(_) => None,
         }
@@ -208,6 +222,7 @@ impl Indexer {
                 worker,
                 replies,
             } => {
+                let started = started_at_utc.clone();
                 let new = self
                     .storage
                     .new_call(&seat, mode, meta, started_at_utc, started_mono_ms);
@@ -216,6 +231,13 @@ impl Indexer {
                     Ok(writer) => {
                         let row = writer.id;
                         tracing::info!(seat = %seat, call_id = row, call, "call started");
+                        // The agent took the next call: a wrap-up left open at the seat ends.
+                        let system = store::audit::Actor::local("system");
+                        if let Err(e) =
+                            store::agent_states::call_started(&self.conn, &seat, &started, system)
+                        {
+                            tracing::warn!(seat = %seat, "ending the seat's wrap-up: {e}");
+                        }
                         let answer = if tags.is_empty() {
                             Ok(row)
                         } else {
@@ -295,6 +317,12 @@ impl Indexer {
                             Ok(row)
                         }
                         Err(e) if kind == "pause" => Err(SeatError::Pause {
+                            seat: seat.to_owned(),
+                            call_id: row,
+                            source: e.into(),
+                        }),
+                        // The CTI learns its hold was not recorded (the call records on).
+                        Err(e) if kind == "hold" => Err(SeatError::Hold {
                             seat: seat.to_owned(),
                             call_id: row,
                             source: e.into(),
@@ -394,6 +422,10 @@ impl Indexer {
                 });
                 if let (Ok(row), Some(state)) = (&result, self.calls.get(&call)) {
                     tracing::info!(seat = %state.seat, call_id = row, reason = %end_reason, "call finished");
+                    // Talk and hold, from the final duration and the hold intervals.
+                    if let Err(e) = store::agent_states::settle_call(&self.conn, *row) {
+                        tracing::warn!(call_id = row, "storing the call's talk and hold: {e}");
+                    }
                 }
                 // The call is finished either way; its client learns the outcome is missing.
                 let outcome_error = self
@@ -409,6 +441,42 @@ impl Indexer {
                 answer(replies, result);
                 self.calls.remove(&call);
                 self.intervals.retain(|_, (c, _)| *c != call);
+            }
+            Job::AgentState {
+                seat,
+                state,
+                agent,
+                at_utc,
+                by,
+                current_call,
+                replies,
+            } => {
+                let by = store::audit::Actor::local(&by);
+                let recorded = store::agent_states::record(
+                    &self.conn,
+                    &seat,
+                    state,
+                    agent.as_deref(),
+                    &at_utc,
+                    by,
+                );
+                let response = match recorded {
+                    Ok(r) => Response {
+                        ok: true,
+                        call_id: current_call
+                            .and_then(|c| self.calls.get(&c))
+                            .and_then(|s| s.row)
+                            .or(r.call_id),
+                        ..Default::default()
+                    },
+                    Err(e) => {
+                        tracing::warn!(seat = %seat, "agent state {} refused: {e}", state.as_str());
+                        Response::refused(e)
+                    }
+                };
+                for r in replies {
+                    let _ = r.send(response.clone());
+                }
             }
             Job::Reply { call, replies } => {
                 let result = self.with_row(call, |_, _, row| Ok(row));

@@ -239,6 +239,18 @@ fn recover(
             recovered.len()
         );
     }
+    // Their talk and hold, as a call that ended cleanly has them.
+    for r in &recovered {
+        if let Err(e) = store::agent_states::settle_call(conn, r.call_id) {
+            tracing::warn!(call_id = r.call_id, "storing the call's talk and hold: {e}");
+        }
+    }
+    // The seats start with no agent logged in: so does the index (logged-in time must not run
+    // on through a restart).
+    let seats = store::agent_states::end_all_at_start(conn, &clock.utc_string())?;
+    if !seats.is_empty() {
+        tracing::info!(seats = ?seats, "seats logged out by the restart; the CTI logs them in again");
+    }
     // A crash between the two steps of a deletion left `garbage` rows: finish them now. A
     // failure is not fatal (the guard retries every tick).
     match store::lifecycle::finish_garbage(conn, dir, &clock.utc_string()) {

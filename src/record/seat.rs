@@ -67,6 +67,8 @@ struct OpenCall {
     pause_interval: Option<IntervalToken>,
     /// The open `gap` interval, while an input device is down.
     gap_interval: Option<IntervalToken>,
+    /// The open `hold` interval (CTI hold): marks time only, frames are written as ever.
+    hold_interval: Option<IntervalToken>,
 }
 
 pub struct Seat {
@@ -416,6 +418,7 @@ impl Seat {
             id,
             pause_interval: None,
             gap_interval: None,
+            hold_interval: None,
         });
         Ok(id)
     }
@@ -493,6 +496,67 @@ impl Seat {
         Ok(token)
     }
 
+    /// CTI hold: opens the call's `hold` interval. Nothing about the audio changes (a pause
+    /// silences it; a hold only marks the time the customer waited).
+    pub fn hold(
+        &mut self,
+        io: &mut dyn SeatIo,
+        by: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<CallToken, SeatError> {
+        let seat = self.cfg.id.clone();
+        let call = self
+            .call
+            .as_ref()
+            .ok_or_else(|| SeatError::NotRecording { seat: seat.clone() })?;
+        let token = call.id;
+        if call.hold_interval.is_some() {
+            let call = CallName(io.row_id(token));
+            return Err(SeatError::AlreadyOnHold { seat, call });
+        }
+        let at = io.duration_ms(token);
+        let iv = io
+            .open_interval(token, "hold", at, by, reason)
+            .map_err(|source| SeatError::Hold {
+                seat,
+                call_id: io.row_id(token).unwrap_or_default(),
+                source,
+            })?;
+        self.active()?.hold_interval = Some(iv);
+        Ok(token)
+    }
+
+    /// CTI unhold: closes the call's `hold` interval.
+    pub fn unhold(&mut self, io: &mut dyn SeatIo) -> Result<CallToken, SeatError> {
+        let seat = self.cfg.id.clone();
+        let call = self.active()?;
+        let token = call.id;
+        let Some(iv) = call.hold_interval.take() else {
+            let call = CallName(io.row_id(token));
+            return Err(SeatError::NotOnHold { seat, call });
+        };
+        let at = io.duration_ms(token);
+        io.close_interval(token, iv, at)
+            .map_err(|source| SeatError::Resume {
+                seat,
+                call_id: io.row_id(token).unwrap_or_default(),
+                source,
+            })?;
+        Ok(token)
+    }
+
+    /// Wrap-up is after a call: refused while the seat records one (the CTI must stop it
+    /// first, or the work would be counted twice, as talk and as ACW).
+    pub fn check_not_recording(&self, io: &dyn SeatIo) -> Result<(), SeatError> {
+        match &self.call {
+            Some(c) => Err(SeatError::WrapupWhileRecording {
+                seat: self.cfg.id.clone(),
+                call: CallName(io.row_id(c.id)),
+            }),
+            None => Ok(()),
+        }
+    }
+
     pub fn tag(
         &mut self,
         io: &mut dyn SeatIo,
@@ -551,6 +615,10 @@ impl Seat {
             .into();
             st.call_id = row;
             st.call_duration_ms = self.call.as_ref().map_or(0, |c| io.duration_ms(c.id));
+            st.on_hold = self
+                .call
+                .as_ref()
+                .is_some_and(|c| c.hold_interval.is_some());
             st.dropped_frames = dropped;
             st.lag_ms = lag_ms;
             st.max_lag_ms = self.max_lag_ms;

@@ -31,6 +31,12 @@ pub enum SeatError {
     AlreadyPaused { seat: String, call: CallName },
     #[error("{call} on seat {seat} is not paused; nothing to resume")]
     NotPaused { seat: String, call: CallName },
+    #[error("{call} on seat {seat} is already on hold; unhold it first")]
+    AlreadyOnHold { seat: String, call: CallName },
+    #[error("{call} on seat {seat} is not on hold; nothing to unhold")]
+    NotOnHold { seat: String, call: CallName },
+    #[error("seat {seat} is recording {call}: wrap-up comes after the call; stop it first")]
+    WrapupWhileRecording { seat: String, call: CallName },
     #[error("direction {0:?} must be \"inbound\" or \"outbound\" (or left out)")]
     Direction(String),
     #[error("seat {seat} cannot start a call: {source}. The seat stays idle; free space or fix the storage directory's permissions, then start again")]
@@ -45,6 +51,13 @@ pub enum SeatError {
     /// (invariant 6); only the interval's record can fail.
     #[error("call {call_id} on seat {seat} is paused (silence is recorded) but the index refused to record the pause ({source}), so the call's page will not show it; `callrec check` checks the index")]
     Pause {
+        seat: String,
+        call_id: i64,
+        source: CallError,
+    },
+    /// Hold only marks time: the call records on whether or not the index took the interval.
+    #[error("call {call_id} on seat {seat} is on hold, but the index refused to record the hold ({source}), so its handle time will not show it; `callrec check` checks the index")]
+    Hold {
         seat: String,
         call_id: i64,
         source: CallError,

@@ -17,7 +17,7 @@
 use super::call::{hand_over, CallError, CallWriter};
 use super::control::Response;
 use super::disk_guard::{GuardHandle, END_DISK_FULL};
-use super::indexer::{CallToken, IntervalToken, Job, Opened, Reply, StopOutcome};
+use super::indexer::{AgentState, CallToken, IntervalToken, Job, Opened, Reply, StopOutcome};
 use super::syncer::SyncJob;
 use crate::config::EncoderConfig;
 use crate::store::CallMeta;
@@ -141,6 +141,20 @@ pub trait SeatIo {
     /// Answers `reply` with the call's row id once what was asked of the call so far is done
     /// (or with why it failed).
     fn reply_when_done(&mut self, call: CallToken, reply: Reply);
+    /// Records a state the CTI reported for the seat's agent, timed now, and answers `reply`
+    /// once it is stored (or refused: a wrap-up with no call to wrap up).
+    fn agent_state(&mut self, seat: &str, change: AgentChange, reply: Reply);
+}
+
+/// A CTI agent state for [`SeatIo::agent_state`].
+pub struct AgentChange {
+    pub state: AgentState,
+    /// The agent logging in.
+    pub agent: Option<String>,
+    /// Who reported it, for the audit row.
+    pub by: String,
+    /// The seat's call, if one is open.
+    pub current_call: Option<CallToken>,
 }
 
 /// Longest a call's audio is held while the indexer opens it; beyond, frames are dropped (and
@@ -641,6 +655,19 @@ impl SeatIo for StoreIo<'_> {
         }
         self.outbox.push(Job::Reply {
             call,
+            replies: vec![reply],
+        });
+    }
+
+    fn agent_state(&mut self, seat: &str, change: AgentChange, reply: Reply) {
+        // Timed here, when the request arrived, whatever the index makes the job wait.
+        self.outbox.push(Job::AgentState {
+            seat: seat.to_owned(),
+            state: change.state,
+            agent: change.agent,
+            at_utc: self.ctx.clock.utc_string(),
+            by: change.by,
+            current_call: change.current_call,
             replies: vec![reply],
         });
     }

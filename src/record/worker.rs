@@ -8,9 +8,9 @@
 //! indexer or, for a start, by this worker on a later pass; the worker itself goes on draining.
 
 use super::control::{Request, Response, Routed};
-use super::indexer::{CallToken, Reply, StopOutcome};
+use super::indexer::{AgentState, CallToken, Reply, StopOutcome};
 use super::seat::Seat;
-use super::seat_io::{CallContext, SeatIo, StoreIo};
+use super::seat_io::{AgentChange, CallContext, SeatIo, StoreIo};
 use crate::store::CallMeta;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
@@ -118,14 +118,35 @@ fn execute(seats: &mut [Seat], io: &mut dyn SeatIo, req: Request, reply: Reply) 
         Request::Pause { by, reason, .. } => seat.pause(io, by.as_deref(), reason.as_deref()),
         Request::Resume { .. } => seat.resume(io),
         Request::Tag { tags, meta, .. } => seat.tag(io, &tags, &meta),
-        Request::Login { agent, .. } => {
-            seat.set_agent(Some(agent));
-            let _ = reply.send(current(seat, io));
+        Request::Hold { by, reason, .. } => seat.hold(io, by.as_deref(), reason.as_deref()),
+        Request::Unhold { .. } => seat.unhold(io),
+        Request::Login { agent, by, .. } => {
+            seat.set_agent(Some(agent.clone()));
+            let change = agent_change(seat, AgentState::Login, Some(agent), by);
+            io.agent_state(&name, change, reply);
             return;
         }
-        Request::Logout { .. } => {
+        Request::Logout { by, .. } => {
             seat.set_agent(None);
-            let _ = reply.send(current(seat, io));
+            let change = agent_change(seat, AgentState::Logout, None, by);
+            io.agent_state(&name, change, reply);
+            return;
+        }
+        Request::Wrapup { by, .. } => {
+            match seat.check_not_recording(io) {
+                Ok(()) => {
+                    let change = agent_change(seat, AgentState::Wrapup, None, by);
+                    io.agent_state(&name, change, reply);
+                }
+                Err(e) => {
+                    let _ = reply.send(Response::refused(e));
+                }
+            }
+            return;
+        }
+        Request::Ready { by, .. } => {
+            let change = agent_change(seat, AgentState::Ready, None, by);
+            io.agent_state(&name, change, reply);
             return;
         }
         Request::Status => {
@@ -143,11 +164,17 @@ fn execute(seats: &mut [Seat], io: &mut dyn SeatIo, req: Request, reply: Reply) 
     }
 }
 
-/// OK, with the seat's call's row id if it has one.
-fn current(seat: &Seat, io: &dyn SeatIo) -> Response {
-    Response {
-        ok: true,
-        call_id: seat.current_call().and_then(|c| io.row_id(c)),
-        ..Default::default()
+/// An agent state for the indexer (`by` defaults to `control:<seat>`, as for outcomes).
+fn agent_change(
+    seat: &Seat,
+    state: AgentState,
+    agent: Option<String>,
+    by: Option<String>,
+) -> AgentChange {
+    AgentChange {
+        state,
+        agent,
+        by: by.unwrap_or_else(|| format!("control:{}", seat.cfg.id)),
+        current_call: seat.current_call(),
     }
 }

@@ -606,17 +606,35 @@ pub async fn control(
             tags: b.tags,
             meta: b.meta,
         },
+        "hold" => Ctl::Hold {
+            seat: seat.clone(),
+            by,
+            reason: b.reason,
+        },
+        "unhold" => Ctl::Unhold { seat: seat.clone() },
         "login" => Ctl::Login {
             seat: seat.clone(),
             agent: b
                 .agent
                 .filter(|a| !a.trim().is_empty())
                 .ok_or_else(|| AppError::bad_request("login needs {\"agent\": \"<agent id>\"}"))?,
+            by,
         },
-        "logout" => Ctl::Logout { seat: seat.clone() },
+        "logout" => Ctl::Logout {
+            seat: seat.clone(),
+            by,
+        },
+        "wrapup" => Ctl::Wrapup {
+            seat: seat.clone(),
+            by,
+        },
+        "ready" => Ctl::Ready {
+            seat: seat.clone(),
+            by,
+        },
         other => {
             return Err(AppError::not_found(&format!(
-                "unknown action {other:?}; use start, stop, pause, resume, tag, login or logout"
+                "unknown action {other:?}; use start, stop, pause, resume, tag, hold, unhold, login, logout, wrapup or ready"
             )));
         }
     };

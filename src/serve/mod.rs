@@ -16,6 +16,7 @@ pub mod charts;
 pub mod compliance_api;
 pub mod db;
 pub mod error;
+pub mod figures_api;
 pub mod guard;
 pub mod html;
 pub mod identity;
@@ -29,6 +30,7 @@ pub mod reports;
 pub mod routes;
 pub mod state;
 pub mod stream;
+pub mod targets_api;
 pub mod tls;
 
 use crate::config::Config;

@@ -10,8 +10,8 @@ use super::access::{
 };
 use super::state::St;
 use super::{
-    api, calibration_api, compliance_api, login, outcomes_api, pages, qa_api, qa_pages, reports,
-    stream,
+    api, calibration_api, compliance_api, figures_api, login, outcomes_api, pages, qa_api,
+    qa_pages, reports, stream, targets_api,
 };
 use axum::handler::Handler;
 use axum::http::Method;
@@ -184,6 +184,11 @@ fn build() -> Builder {
         Roles(REVIEWERS),
         qa_api::swap_assignment,
     )
+    // Every role; the handler narrows to the caller's scope (agents: themselves).
+    .get("/api/figures", Roles(EVERYONE), figures_api::get_figures)
+    // Leads set goals (their team's, under team scope); reviewers read them in their scope.
+    .put("/api/targets", Roles(SUPERVISORS), targets_api::put_target)
+    .get("/api/targets", Roles(REVIEWERS), targets_api::get_targets)
     .get("/api/reports/agents", Roles(REVIEWERS), reports::agents)
     .get(
         "/api/reports/questions",

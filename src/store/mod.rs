@@ -10,12 +10,14 @@
 //! (invariant 2). Timestamps are UTC text with milliseconds (`2026-11-27T17:20:00.123Z`), which
 //! sorts and compares correctly as text.
 
+pub mod agent_states;
 pub mod alarms;
 pub mod archive;
 pub mod audit;
 pub mod calibration;
 pub mod compliance;
 pub mod error;
+pub mod figures;
 pub mod holds;
 pub mod identity;
 pub mod ledger;
@@ -29,6 +31,7 @@ pub mod recovery;
 pub mod retention;
 pub mod sampling;
 pub mod search;
+pub mod targets;
 #[cfg(test)]
 pub mod testutil;
 pub mod users;
@@ -77,6 +80,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!("0013_former_numbers_fts_secure_delete.sql"),
     migration!("0014_archive.sql"),
     migration!("0015_call_outcomes.sql"),
+    migration!("0016_agent_states.sql"),
 ];
 
 pub fn schema_version() -> i64 {

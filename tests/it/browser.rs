@@ -395,19 +395,31 @@ fn reviewer_replays_a_call_in_chromium() {
     // 1. alice's call (~8 s of the espeak dialogue) is the one to find; bob's, recorded at the
     // same time on the other seat, must be filtered out. Chromium starts meanwhile.
     let (call_id, bob_id, b) = std::thread::scope(|s| {
+        // With the customer on hold from about 3 s to 5 s (recorded as ever).
         let alice = s.spawn(|| {
-            wb.record_call(
-                "seat01",
-                8.0,
-                &[
+            let id: i64 = wb
+                .cli(&[
+                    "call",
+                    "start",
+                    "--seat",
+                    "seat01",
                     "--agent",
                     "alice",
                     "--number",
                     "+4930123",
                     "--direction",
                     "inbound",
-                ],
-            )
+                ])
+                .trim()
+                .parse()
+                .unwrap();
+            std::thread::sleep(Duration::from_secs(3));
+            wb.cli(&["call", "hold", "--seat", "seat01", "--reason", "checking"]);
+            std::thread::sleep(Duration::from_secs(2));
+            wb.cli(&["call", "unhold", "--seat", "seat01"]);
+            std::thread::sleep(Duration::from_secs(3));
+            wb.cli(&["call", "stop", "--seat", "seat01"]);
+            id
         });
         let bob = wb.record_call(
             "seat02",
@@ -508,6 +520,18 @@ fn reviewer_replays_a_call_in_chromium() {
         state["channels"], 2,
         "peaks must have an agent and a customer lane: {state}"
     );
+    // The hold is drawn like a pause and named in the legend.
+    let hold = call["intervals"][0].clone();
+    assert_eq!(hold["kind"], "hold", "{call}");
+    assert!(
+        (1500.0..2600.0).contains(&(num(&hold["end_ms"]) - num(&hold["start_ms"]))),
+        "a hold of about 2 s: {hold}"
+    );
+    let legend = b.wait_js(
+        "the hold in the waveform's legend",
+        "document.querySelector('#wave-legend .legend-item[data-kind=\"hold\"]')?.textContent",
+    );
+    assert_eq!(legend, "On hold");
     b.read_console();
 
     // 5. Play: time advances, and the element's duration is the call's.

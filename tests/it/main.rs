@@ -16,6 +16,7 @@ mod crash;
 mod disk_full;
 mod erasure;
 mod evidence;
+mod figures;
 mod fleet;
 mod fuzz_replay;
 mod import;

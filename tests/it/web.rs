@@ -465,6 +465,31 @@ fn cases(ids: &Ids, role: &str) -> Vec<Case> {
             r#"{"reason":"wrong number, customer hung up"}"#.into(),
             [401, 200, 404, 403, 403, 403, 404],
         ),
+        // Alice's own figures: agents see only theirs, tokens none.
+        c(
+            "GET",
+            "/api/figures",
+            "/api/figures?agent=alice&from=2020-01-01".into(),
+            "",
+            String::new(),
+            [401, 200, 200, 200, 200, 403, 200],
+        ),
+        c(
+            "PUT",
+            "/api/targets",
+            "/api/targets".into(),
+            json,
+            r#"{"team":"red","figure":"aht_ms","period":"week","goal":300000,"direction":"lower","tolerance":30000}"#.into(),
+            [401, 200, 403, 403, 403, 403, 200],
+        ),
+        c(
+            "GET",
+            "/api/targets",
+            "/api/targets?team=red".into(),
+            "",
+            String::new(),
+            [401, 200, 200, 403, 403, 403, 200],
+        ),
         c(
             "GET",
             "/api/reports/agents",

@@ -258,6 +258,19 @@ impl SeatIo for Rows {
 
     fn set_outcome(&mut self, _call: i64, _outcome: crate::record::indexer::StopOutcome) {}
 
+    fn agent_state(
+        &mut self,
+        _seat: &str,
+        change: crate::record::seat_io::AgentChange,
+        reply: crate::record::indexer::Reply,
+    ) {
+        let _ = reply.send(crate::record::control::Response {
+            ok: true,
+            call_id: change.current_call,
+            ..Default::default()
+        });
+    }
+
     fn reply_when_done(&mut self, call: i64, reply: crate::record::indexer::Reply) {
         let _ = reply.send(crate::record::control::Response::from_result(Ok::<
             i64,
@@ -882,5 +895,76 @@ fn frames_the_side_could_not_hold_count_as_dropped() -> Result<(), SeatError> {
     b.feed_n(QUIET, 4);
     let dropped = b.seat.status.lock().map(|s| s.dropped_frames).unwrap_or(0);
     assert_eq!(dropped, 4);
+    Ok(())
+}
+
+#[test]
+fn hold_marks_time_and_never_silences_the_audio() -> Result<(), SeatError> {
+    let mut b = Bench::new(SeatMode::Control);
+    let err = b.seat.hold(&mut b.rows, None, None).err();
+    assert!(
+        matches!(err, Some(SeatError::NotRecording { .. })),
+        "{err:?}"
+    );
+    let id = b.start(CallMeta::default())?;
+    let err = b.seat.unhold(&mut b.rows).err();
+    assert!(
+        matches!(err, Some(SeatError::NotOnHold { call: CallName(Some(c)), .. }) if c == id),
+        "{err:?}"
+    );
+    b.feed_n(LOUD, 2);
+    assert_eq!(b.seat.hold(&mut b.rows, Some("cti"), Some("transfer"))?, id);
+    b.feed_n(LOUD, 3);
+    // On hold the seat still records: its state stays `recording`, its status says on hold.
+    assert_eq!(b.state(), "recording");
+    assert!(b.seat.status.lock().map(|s| s.on_hold).unwrap_or(false));
+    let err = b.seat.hold(&mut b.rows, None, None).err();
+    assert!(
+        matches!(err, Some(SeatError::AlreadyOnHold { .. })),
+        "{err:?}"
+    );
+    // A PCI pause inside the hold silences only its own frames.
+    b.seat.pause(&mut b.rows, None, None)?;
+    b.feed_n(LOUD, 2);
+    b.seat.resume(&mut b.rows)?;
+    b.feed_n(LOUD, 1);
+    b.seat.unhold(&mut b.rows)?;
+    b.feed_n(LOUD, 2);
+    // A second hold is left open: it ends with the call.
+    b.seat.hold(&mut b.rows, None, None)?;
+    b.feed_n(LOUD, 1);
+    b.stop()?;
+    let row = b.rows.row(id);
+    assert_eq!(row.duration_ms(), 220);
+    assert_eq!(row.silent_frames(), 2, "only the paused frames are silence");
+    let ivs: Vec<(String, u64, Option<u64>)> = b
+        .rows
+        .intervals_of(id)
+        .into_iter()
+        .map(|i| (i.kind, i.start_ms, i.end_ms))
+        .collect();
+    assert_eq!(
+        ivs,
+        [
+            ("hold".into(), 40, Some(160)),
+            ("pause".into(), 100, Some(140)),
+            ("hold".into(), 200, Some(220)),
+        ]
+    );
+    Ok(())
+}
+
+#[test]
+fn wrapup_is_refused_while_a_call_records() -> Result<(), SeatError> {
+    let mut b = Bench::new(SeatMode::Control);
+    assert!(b.seat.check_not_recording(&b.rows).is_ok());
+    let id = b.start(CallMeta::default())?;
+    let err = b.seat.check_not_recording(&b.rows).err();
+    assert!(
+        matches!(err, Some(SeatError::WrapupWhileRecording { call: CallName(Some(c)), .. }) if c == id),
+        "{err:?}"
+    );
+    b.stop()?;
+    assert!(b.seat.check_not_recording(&b.rows).is_ok());
     Ok(())
 }

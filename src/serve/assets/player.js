@@ -196,6 +196,9 @@
     gapFill: 'rgba(214, 96, 20, 0.22)',
     gapEdge: 'rgba(176, 70, 10, 0.75)',
     gapText: '#7a3306',
+    holdFill: 'rgba(124, 58, 237, 0.12)',
+    holdEdge: 'rgba(109, 40, 217, 0.7)',
+    holdText: '#4c1d95',
     deadAirFill: 'rgba(234, 179, 8, 0.26)',
     deadAirStrip: '#b58900',
     overtalkFill: 'rgba(219, 39, 119, 0.16)',
@@ -325,14 +328,20 @@
       labelBox(g, msg, W / 2 - 50, TOP + laneH, COLORS.label);
     }
 
-    // Pauses (hatched grey) and device gaps (orange tint) cover both lanes.
+    // Pauses (hatched grey) and device gaps (orange tint) cover both lanes; holds (a light
+    // violet tint with a top bar) too, but leave the waveform readable: a hold is recorded.
     for (const iv of intervals) {
       const x0 = xOf(iv.start);
       const x1 = xOf(iv.end === null ? span : iv.end);
       const w = Math.max(2, x1 - x0);
       const y0 = TOP;
       const h = 2 * laneH;
-      if (iv.kind === 'gap') {
+      if (iv.kind === 'hold') {
+        g.fillStyle = COLORS.holdFill;
+        g.fillRect(x0, y0, w, h);
+        g.fillStyle = COLORS.holdEdge;
+        g.fillRect(x0, y0, w, 3);
+      } else if (iv.kind === 'gap') {
         g.fillStyle = COLORS.gapFill;
         g.fillRect(x0, y0, w, h);
         g.fillStyle = COLORS.gapEdge;
@@ -360,7 +369,7 @@
         iv.label,
         x0 + 2,
         TOP + laneH,
-        iv.kind === 'gap' ? COLORS.gapText : COLORS.pauseText
+        iv.kind === 'gap' ? COLORS.gapText : iv.kind === 'hold' ? COLORS.holdText : COLORS.pauseText
       );
     }
 
@@ -544,6 +553,7 @@
     { kind: 'overtalk', cls: 'overtalk', label: 'Overtalk', title: 'Both parties speaking at once' },
     { kind: 'pause', cls: 'paused', label: 'Paused', title: 'Recording paused (nothing was recorded)' },
     { kind: 'gap', cls: 'gap', label: 'Gap', title: 'Audio device gap (nothing was recorded)' },
+    { kind: 'hold', cls: 'on-hold', label: 'On hold', title: 'Customer on hold (recorded; counted as hold time)' },
   ];
 
   function renderLegend() {
@@ -576,7 +586,8 @@
 
   function describeInterval(iv, hours) {
     const end = iv.end === null ? '…' : fmtTime(iv.end, hours);
-    const what = iv.kind === 'gap' ? 'Gap' : iv.kind === 'pause' ? 'Paused' : iv.label;
+    const what =
+      iv.kind === 'gap' ? 'Gap' : iv.kind === 'pause' ? 'Paused' : iv.kind === 'hold' ? 'On hold' : iv.label;
     return `${what} ${fmtTime(iv.start, hours)}–${end}`;
   }
 
@@ -1162,8 +1173,9 @@
     if (!data || typeof data !== 'object') throw new HttpError(0, 'the server did not return the call');
     callDurationMs = Number(data.duration_ms) || 0;
     intervals = (Array.isArray(data.intervals) ? data.intervals : []).map((iv) => ({
-      kind: iv.kind === 'gap' ? 'gap' : 'pause',
-      label: iv.kind === 'gap' ? 'gap' : iv.kind === 'pause' ? 'paused' : String(iv.kind),
+      kind: iv.kind === 'gap' || iv.kind === 'hold' ? iv.kind : 'pause',
+      label:
+        iv.kind === 'gap' ? 'gap' : iv.kind === 'pause' ? 'paused' : iv.kind === 'hold' ? 'on hold' : String(iv.kind),
       start: Math.max(0, Number(iv.start_ms) || 0) / 1000,
       end: iv.end_ms == null ? null : Number(iv.end_ms) / 1000,
     }));
