@@ -17,6 +17,7 @@ pub mod calibration;
 pub mod compliance;
 pub mod error;
 pub mod holds;
+pub mod hub;
 pub mod identity;
 pub mod ledger;
 pub mod lifecycle;
@@ -77,6 +78,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!("0013_former_numbers_fts_secure_delete.sql"),
     migration!("0014_archive.sql"),
     migration!("0015_call_outcomes.sql"),
+    migration!("0016_hub_calls.sql"),
 ];
 
 pub fn schema_version() -> i64 {
