@@ -216,6 +216,8 @@ pub struct Rebuilt {
 /// call; an existing one has every row rewritten from its sidecar in place, matched by (box,
 /// box call id), so hub ids and the QA rows on them stay.
 pub fn rebuild(cfg: &Config, clock: Arc<dyn Clock>) -> Result<Rebuilt, HubError> {
+    std::fs::create_dir_all(&cfg.storage.dir)
+        .map_err(|e| HubError::Io(format!("{}: {e}", cfg.storage.dir.display())))?;
     let _lock = super::lock(&cfg.storage.dir)?;
     let ix = Indexer::new(cfg, clock)?;
     let conn = store::open_rw(&cfg.db_path())?;

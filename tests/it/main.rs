@@ -17,6 +17,7 @@ mod erasure;
 mod evidence;
 mod fleet;
 mod fuzz_replay;
+mod hub;
 mod import;
 mod isolation;
 mod layers;
