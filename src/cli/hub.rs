@@ -62,7 +62,10 @@ pub fn hub(cfg: Config, cmd: Option<HubCmd>) -> anyhow::Result<()> {
         }
         Some(HubCmd::Backup { json }) => {
             let s = callrec::hub::backup::backup(&cfg, chrono::Utc::now())?;
-            let text = format!("backed up: {} ({} bytes, sha256 {})", s.key, s.bytes, s.sha256);
+            let text = format!(
+                "backed up: {} ({} bytes, sha256 {})",
+                s.key, s.bytes, s.sha256
+            );
             print(json, serde_json::to_value(&s)?, text)
         }
         Some(HubCmd::RestoreState { at, json }) => {

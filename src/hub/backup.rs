@@ -138,16 +138,15 @@ fn upload(
         let name = key.rsplit('/').next().unwrap_or(&key).to_owned();
         let line = format!("{sha256}  {name}\n");
         store
-            .put(&ObjPath::from(format!("{key}.sha256")), PutPayload::from(line.into_bytes()))
+            .put(
+                &ObjPath::from(format!("{key}.sha256")),
+                PutPayload::from(line.into_bytes()),
+            )
             .await
             .map_err(|e| HubError::remote(&e, a))?;
         Ok::<_, HubError>(())
     })?;
-    Ok(Snapshot {
-        key,
-        sha256,
-        bytes,
-    })
+    Ok(Snapshot { key, sha256, bytes })
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -198,7 +197,11 @@ pub fn restore_state(
             keys.into_iter()
                 .filter(|k| k.ends_with(".sqlite"))
                 .max()
-                .ok_or_else(|| HubError::Refused(format!("no snapshot under {under}: run callrec hub backup first")))?
+                .ok_or_else(|| {
+                    HubError::Refused(format!(
+                        "no snapshot under {under}: run callrec hub backup first"
+                    ))
+                })?
         }
     };
     let tmp = cfg.storage.dir.join("callrec.db.restore-tmp");
@@ -257,7 +260,9 @@ pub fn restore_state(
         }
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
-            return Err(HubError::Refused(format!("{key}: not an SQLite index ({e}): not restored")));
+            return Err(HubError::Refused(format!(
+                "{key}: not an SQLite index ({e}): not restored"
+            )));
         }
     }
     let db = cfg.db_path();

@@ -62,9 +62,9 @@ pub fn is_sidecar_key(prefix: &str, key: &str) -> bool {
         && digits(parts[1], 4)
         && digits(parts[2], 2)
         && digits(parts[3], 2)
-        && parts[4]
-            .strip_suffix(".json")
-            .is_some_and(|id| !id.is_empty() && id.len() <= 19 && id.bytes().all(|c| c.is_ascii_digit()))
+        && parts[4].strip_suffix(".json").is_some_and(|id| {
+            !id.is_empty() && id.len() <= 19 && id.bytes().all(|c| c.is_ascii_digit())
+        })
 }
 
 impl Indexer {
@@ -291,7 +291,10 @@ mod tests {
         for (k, ok) in [
             ("fleet/floor-1/2026/12/05/42.json", true),
             ("fleet/floor-1/2026/12/05/42.opus", false),
-            ("fleet/floor-1/ledger/000000000001-000000000003.jsonl", false),
+            (
+                "fleet/floor-1/ledger/000000000001-000000000003.jsonl",
+                false,
+            ),
             ("fleet/hub/backup/20261205T101010Z.sqlite", false),
             ("fleet/floor 1/2026/12/05/42.json", false),
             ("fleet/floor-1/2026/12/5/42.json", false),

@@ -68,8 +68,7 @@ impl Remote {
                 g.range
             )));
         }
-        Ok(g
-            .into_stream()
+        Ok(g.into_stream()
             .map(|r| r.map(|b| b.to_vec()).map_err(std::io::Error::other))
             .boxed())
     }
@@ -77,7 +76,9 @@ impl Remote {
     /// A whole small object (peaks), checked against its SHA-256 and size.
     pub async fn whole(&self, key: &str, sha256: &str, bytes: u64) -> Result<Vec<u8>, HubError> {
         if bytes > 64 << 20 {
-            return Err(HubError::Refused(format!("{key}: {bytes} bytes is too large to fetch whole")));
+            return Err(HubError::Refused(format!(
+                "{key}: {bytes} bytes is too large to fetch whole"
+            )));
         }
         let g = self
             .store
@@ -110,7 +111,8 @@ impl Remote {
         let dir = path
             .parent()
             .ok_or_else(|| HubError::Io(format!("{} has no parent", path.display())))?;
-        std::fs::create_dir_all(dir).map_err(|e| HubError::Io(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| HubError::Io(format!("{}: {e}", dir.display())))?;
         let tmp = path.with_extension(format!("part-{}", std::process::id()));
         let got = self.download(&o.audio_key, &tmp).await;
         let (sha, n) = match got {
@@ -144,7 +146,8 @@ impl Remote {
             .await
             .map_err(|e| self.err(&e))?;
         let mut s = g.into_stream();
-        let mut f = std::fs::File::create(to).map_err(|e| HubError::Io(format!("{}: {e}", to.display())))?;
+        let mut f = std::fs::File::create(to)
+            .map_err(|e| HubError::Io(format!("{}: {e}", to.display())))?;
         let mut h = sha2::Sha256::new();
         let mut n = 0u64;
         while let Some(chunk) = s.next().await {
@@ -212,7 +215,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn eviction_keeps_the_newest_and_the_one_just_fetched() -> Result<(), Box<dyn std::error::Error>> {
+    fn eviction_keeps_the_newest_and_the_one_just_fetched() -> Result<(), Box<dyn std::error::Error>>
+    {
         let dir = tempfile::tempdir()?;
         let sub = dir.path().join("b");
         std::fs::create_dir_all(&sub)?;
@@ -220,7 +224,10 @@ mod tests {
         for (name, age) in [("1.opus", 1), ("2.opus", 2), ("3.opus", 3), ("4.opus", 4)] {
             let p = sub.join(name);
             std::fs::write(&p, vec![0u8; 100])?;
-            std::fs::File::options().write(true).open(&p)?.set_modified(t(age))?;
+            std::fs::File::options()
+                .write(true)
+                .open(&p)?
+                .set_modified(t(age))?;
         }
         // The oldest one was just fetched: it stays, the next oldest go.
         let freed = evict(dir.path(), 250, &sub.join("1.opus"));

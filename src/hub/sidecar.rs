@@ -201,7 +201,10 @@ pub fn parse(bytes: &[u8], key: &str, etag: &str, prefix: &str) -> Result<HubCal
     }
     short("note", &c.note, 4096)?;
     if c.duration_ms < 0 || c.dropped_frames < 0 || c.bytes < 0 || c.started_mono_ms < 0 {
-        return Err("call.duration_ms, bytes, dropped_frames and started_mono_ms must not be negative".into());
+        return Err(
+            "call.duration_ms, bytes, dropped_frames and started_mono_ms must not be negative"
+                .into(),
+        );
     }
     if !crate::config::OPUS_RATES_HZ
         .iter()
@@ -210,7 +213,11 @@ pub fn parse(bytes: &[u8], key: &str, etag: &str, prefix: &str) -> Result<HubCal
     {
         return Err("call.rate_hz or call.bitrate_bps is not an encoder setting".into());
     }
-    if c.tags.len() > 256 || c.tags.iter().any(|t| t.is_empty() || t.chars().count() > 128) {
+    if c.tags.len() > 256
+        || c.tags
+            .iter()
+            .any(|t| t.is_empty() || t.chars().count() > 128)
+    {
         return Err("call.tags: at most 256 tags of 1-128 characters".into());
     }
     if c.intervals.len() > 100_000 {
@@ -254,8 +261,7 @@ pub fn parse(bytes: &[u8], key: &str, etag: &str, prefix: &str) -> Result<HubCal
         Some(k) => {
             let vk = crate::evidence::key::parse_public_pem(&k.public_pem)
                 .map_err(|e| format!("box_key.public_pem: {e}"))?;
-            let fp = crate::evidence::key::fingerprint(&vk)
-                .map_err(|e| format!("box_key: {e}"))?;
+            let fp = crate::evidence::key::fingerprint(&vk).map_err(|e| format!("box_key: {e}"))?;
             if fp != k.fingerprint_sha256 {
                 return Err("box_key.fingerprint_sha256 is not the key's fingerprint".into());
             }
@@ -362,18 +368,65 @@ mod tests {
     fn bad_sidecars_are_refused_with_a_reason() {
         let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, &str, &str)> = vec![
             (Box::new(|v| v["format"] = "v0".into()), KEY, "format"),
-            (Box::new(|v| v["call"]["box_id"] = "floor-2".into()), KEY, "box"),
-            (Box::new(|_| {}), "fleet/floor-2/2026/12/05/42.json", "its key"),
-            (Box::new(|_| {}), "fleet/floor-1/2026/12/06/42.json", "its key"),
-            (Box::new(|v| v["audio"]["sha256"] = "XYZ".into()), KEY, "audio.sha256"),
-            (Box::new(|v| v["call"]["sha256"] = "ef".repeat(32).into()), KEY, "call.sha256"),
-            (Box::new(|v| v["call"]["bytes"] = 1.into()), KEY, "call.bytes"),
-            (Box::new(|v| v["call"]["status"] = "recording".into()), KEY, "status"),
+            (
+                Box::new(|v| v["call"]["box_id"] = "floor-2".into()),
+                KEY,
+                "box",
+            ),
+            (
+                Box::new(|_| {}),
+                "fleet/floor-2/2026/12/05/42.json",
+                "its key",
+            ),
+            (
+                Box::new(|_| {}),
+                "fleet/floor-1/2026/12/06/42.json",
+                "its key",
+            ),
+            (
+                Box::new(|v| v["audio"]["sha256"] = "XYZ".into()),
+                KEY,
+                "audio.sha256",
+            ),
+            (
+                Box::new(|v| v["call"]["sha256"] = "ef".repeat(32).into()),
+                KEY,
+                "call.sha256",
+            ),
+            (
+                Box::new(|v| v["call"]["bytes"] = 1.into()),
+                KEY,
+                "call.bytes",
+            ),
+            (
+                Box::new(|v| v["call"]["status"] = "recording".into()),
+                KEY,
+                "status",
+            ),
             (Box::new(|v| v["call"]["mode"] = "x".into()), KEY, "mode"),
-            (Box::new(|v| v["call"]["started_at_utc"] = "yesterday".into()), KEY, "started_at_utc"),
-            (Box::new(|v| v["call"]["id"] = "42".into()), KEY, "not a sidecar"),
-            (Box::new(|v| v["peaks"]["key"] = "elsewhere".into()), KEY, "peaks.key"),
-            (Box::new(|v| v["box_key"] = serde_json::json!({"fingerprint_sha256": "00", "public_pem": "x"})), KEY, "box_key"),
+            (
+                Box::new(|v| v["call"]["started_at_utc"] = "yesterday".into()),
+                KEY,
+                "started_at_utc",
+            ),
+            (
+                Box::new(|v| v["call"]["id"] = "42".into()),
+                KEY,
+                "not a sidecar",
+            ),
+            (
+                Box::new(|v| v["peaks"]["key"] = "elsewhere".into()),
+                KEY,
+                "peaks.key",
+            ),
+            (
+                Box::new(|v| {
+                    v["box_key"] =
+                        serde_json::json!({"fingerprint_sha256": "00", "public_pem": "x"})
+                }),
+                KEY,
+                "box_key",
+            ),
         ];
         for (i, (edit, key, want)) in cases.iter().enumerate() {
             let mut v = good();

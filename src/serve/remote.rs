@@ -24,7 +24,10 @@ pub(super) fn store_failed(call_id: i64, e: &HubError) -> AppError {
 }
 
 /// The remote and the call's objects; 404 for a call the archive index does not hold.
-pub(super) async fn objects(st: &St, call: &CallRow) -> Result<(Arc<Remote>, HubObjects), AppError> {
+pub(super) async fn objects(
+    st: &St,
+    call: &CallRow,
+) -> Result<(Arc<Remote>, HubObjects), AppError> {
     let remote = st
         .hub
         .clone()

@@ -409,7 +409,14 @@ async fn hub_audio(
         "box": o.box_id,
         "box_call_id": o.box_call_id,
     });
-    audit_listen(st, id, call.id, if download { "download" } else { "play" }, detail).await?;
+    audit_listen(
+        st,
+        id,
+        call.id,
+        if download { "download" } else { "play" },
+        detail,
+    )
+    .await?;
     let body = if n == 0 {
         Body::empty()
     } else {

@@ -269,7 +269,11 @@ fn write_hub_row(
 
 /// The metrics document into `call_metrics`: the searchable figures by name, the whole
 /// document as `detail` (what `metrics::get` returns), as `metrics::put` lays them out.
-fn put_metrics_json(tx: &Connection, call_id: i64, m: &serde_json::Value) -> Result<(), StoreError> {
+fn put_metrics_json(
+    tx: &Connection,
+    call_id: i64,
+    m: &serde_json::Value,
+) -> Result<(), StoreError> {
     let int = |k: &str| m.get(k).and_then(serde_json::Value::as_i64);
     let (Some(agent), Some(customer)) = (int("agent_talk_ms"), int("customer_talk_ms")) else {
         // Not the layout this version knows: no searchable figures rather than wrong ones.
@@ -318,7 +322,8 @@ pub fn reject(
 
 /// The refused sidecars: (key, reason).
 pub fn rejected(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
-    let mut st = conn.prepare("SELECT sidecar_key, reason FROM hub_rejected ORDER BY sidecar_key")?;
+    let mut st =
+        conn.prepare("SELECT sidecar_key, reason FROM hub_rejected ORDER BY sidecar_key")?;
     let rows = st
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;

@@ -1288,7 +1288,12 @@ fn hub_replays_an_archived_call_in_chromium() {
         "return Array.from(document.querySelectorAll('table.results tbody tr'))
            .map(r => [r.querySelector('td:first-child a').getAttribute('href'), r.querySelector('td.box').textContent]);",
     );
-    assert_eq!(found, json!([[format!("/calls/{hub_id}"), "test-box"]]), "{}", b.context());
+    assert_eq!(
+        found,
+        json!([[format!("/calls/{hub_id}"), "test-box"]]),
+        "{}",
+        b.context()
+    );
     b.click("table.results tbody tr td:first-child a");
     let ready = "document.body.dataset.playerReady === '1' || document.body.dataset.playerError";
     b.wait_js("the player to be ready", ready);
@@ -1315,15 +1320,20 @@ fn hub_replays_an_archived_call_in_chromium() {
          if (!a.seeking) done(a.currentTime);
          else a.addEventListener('seeked', () => done(a.currentTime), {once: true});",
     ));
-    assert!((at - 3.5).abs() <= 0.1, "seek(3.5) left currentTime at {at}\n{}", b.context());
+    assert!(
+        (at - 3.5).abs() <= 0.1,
+        "seek(3.5) left currentTime at {at}\n{}",
+        b.context()
+    );
     b.wait_js(
         "playback to go on after the seek",
         "callrecPlayer.audio.currentTime > 3.8",
     );
     b.assert_no_console_errors("replaying through the hub");
     // The listen is audited at the hub, naming the archive copy.
-    let c = rusqlite::Connection::open_with_flags(hub.db(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .unwrap();
+    let c =
+        rusqlite::Connection::open_with_flags(hub.db(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
     let detail: String = c
         .query_row(
             "SELECT detail FROM audit WHERE action = 'play' AND call_id = ?1",
@@ -1331,7 +1341,10 @@ fn hub_replays_an_archived_call_in_chromium() {
             |r| r.get(0),
         )
         .unwrap();
-    assert!(detail.contains("archive") && detail.contains("test-box"), "{detail}");
+    assert!(
+        detail.contains("archive") && detail.contains("test-box"),
+        "{detail}"
+    );
     drop(hub);
     rec.stop();
 }

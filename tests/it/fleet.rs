@@ -465,10 +465,12 @@ pub(crate) fn hub_rows(db: &Path) -> Vec<(i64, String, i64, String, String)> {
              JOIN hub_calls h ON h.call_id = c.id ORDER BY h.box_id, h.box_call_id",
         )
         .unwrap();
-    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect()
+    st.query_map([], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    })
+    .unwrap()
+    .map(|r| r.unwrap())
+    .collect()
 }
 
 /// Waits until the hub's index holds `n` calls; returns how long that took.

@@ -47,7 +47,10 @@ fn hub_indexes_two_floors_replays_ranges_rebuilds_and_restores() {
         let ib = record_calls(&b, &["s1"], 1500);
         (ia.join().unwrap(), ib)
     });
-    assert!(ids_a.contains(&ids_b[0]), "ids collide across boxes: {ids_a:?} {ids_b:?}");
+    assert!(
+        ids_a.contains(&ids_b[0]),
+        "ids collide across boxes: {ids_a:?} {ids_b:?}"
+    );
     let (ship_a, ship_b) = (Ship::start(&a), Ship::start(&b));
     for (rec, n) in [(&a, 2), (&b, 1)] {
         wait_status(rec, Duration::from_secs(60), "archived", |s| {
@@ -90,7 +93,10 @@ fn hub_indexes_two_floors_replays_ranges_rebuilds_and_restores() {
             .map(|c| c["box_id"].as_str().unwrap())
             .collect();
         assert_eq!(boxes.len(), n, "box={floor}: {v}");
-        assert!(boxes.iter().all(|b| floor.contains(b)), "box={floor}: {boxes:?}");
+        assert!(
+            boxes.iter().all(|b| floor.contains(b)),
+            "box={floor}: {boxes:?}"
+        );
     }
     let page = api.get("/calls?box=floor-b");
     assert_eq!(page.status, 200);
@@ -99,11 +105,8 @@ fn hub_indexes_two_floors_replays_ranges_rebuilds_and_restores() {
     assert!(!html.contains(r#"<td class="box">floor-a</td>"#));
 
     // 3. Replay: a Range GET through the hub returns exactly the object's slice (206).
-    let (hub_id, box_id, box_call_id, sha, key) = rows
-        .iter()
-        .find(|r| r.1 == "floor-a")
-        .cloned()
-        .unwrap();
+    let (hub_id, box_id, box_call_id, sha, key) =
+        rows.iter().find(|r| r.1 == "floor-a").cloned().unwrap();
     let object = get(bucket, &key);
     let len = object.len();
     assert!(len > 2000, "a 1.5 s call is a few kB: {len}");
@@ -114,16 +117,29 @@ fn hub_indexes_two_floors_replays_ranges_rebuilds_and_restores() {
     );
     let range_ms = t0.elapsed().as_secs_f64() * 1000.0;
     assert_eq!(r.status, 206, "{}", r.body_text());
-    assert_eq!(r.header("content-range"), Some(format!("bytes 500-1499/{len}").as_str()));
+    assert_eq!(
+        r.header("content-range"),
+        Some(format!("bytes 500-1499/{len}").as_str())
+    );
     assert_eq!(r.body, object[500..1500], "the slice of the object");
-    let r = api.get_with(&format!("/api/calls/{hub_id}/audio"), &[("Range", "bytes=-100")]);
+    let r = api.get_with(
+        &format!("/api/calls/{hub_id}/audio"),
+        &[("Range", "bytes=-100")],
+    );
     assert_eq!(r.status, 206);
     assert_eq!(r.body, object[len - 100..]);
-    let r = api.get_with(&format!("/api/calls/{hub_id}/audio"), &[("Range", format!("bytes={len}-").as_str())]);
+    let r = api.get_with(
+        &format!("/api/calls/{hub_id}/audio"),
+        &[("Range", format!("bytes={len}-").as_str())],
+    );
     assert_eq!(r.status, 416);
     let r = api.get(&format!("/api/calls/{hub_id}/audio"));
     assert_eq!(r.status, 200);
-    assert_eq!(sha256_hex(&r.body), sha, "the whole recording, byte for byte");
+    assert_eq!(
+        sha256_hex(&r.body),
+        sha,
+        "the whole recording, byte for byte"
+    );
     eprintln!("hub: a 1000-byte range through the hub took {range_ms:.1} ms (loopback)");
     // Peaks are the shipped .dat object; WAV reads the checked cached copy.
     let stem = key.trim_end_matches(".opus");
@@ -140,10 +156,15 @@ fn hub_indexes_two_floors_replays_ranges_rebuilds_and_restores() {
         .dir
         .path()
         .join(format!("store/cache/{box_id}/{box_call_id}.opus"));
-    assert_eq!(sha256_hex(&std::fs::read(&cached).unwrap()), sha, "the cache holds the checked copy");
+    assert_eq!(
+        sha256_hex(&std::fs::read(&cached).unwrap()),
+        sha,
+        "the cache holds the checked copy"
+    );
     // Every listen audited, as on a box, naming the archive copy.
-    let c = rusqlite::Connection::open_with_flags(hub.db(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .unwrap();
+    let c =
+        rusqlite::Connection::open_with_flags(hub.db(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
     let plays: Vec<String> = c
         .prepare("SELECT detail FROM audit WHERE action = 'play' AND call_id = ?1")
         .unwrap()
@@ -153,15 +174,25 @@ fn hub_indexes_two_floors_replays_ranges_rebuilds_and_restores() {
         .collect();
     drop(c);
     assert_eq!(plays.len(), 1, "one play per session and call: {plays:?}");
-    assert!(plays[0].contains("archive") && plays[0].contains("floor-a"), "{plays:?}");
+    assert!(
+        plays[0].contains("archive") && plays[0].contains("floor-a"),
+        "{plays:?}"
+    );
 
     // 4. A corrupt sidecar (and one copied under another box's prefix) is skipped with a log
     // line; nothing else changes.
     let today = chrono::Utc::now().format("%Y/%m/%d").to_string();
     let junk = format!("fleet/floor-a/{today}/999999.json");
-    put(bucket, &junk, b"{\"format\": \"callrec-archive-sidecar-v1\", \"box_id\": ".to_vec());
+    put(
+        bucket,
+        &junk,
+        b"{\"format\": \"callrec-archive-sidecar-v1\", \"box_id\": ".to_vec(),
+    );
     let stray = format!("fleet/floor-b/{today}/{box_call_id}.json");
-    let stray = if rows.iter().any(|r| format!("{}.json", r.4.trim_end_matches(".opus")) == stray) {
+    let stray = if rows
+        .iter()
+        .any(|r| format!("{}.json", r.4.trim_end_matches(".opus")) == stray)
+    {
         format!("fleet/floor-b/{today}/888888.json")
     } else {
         stray
@@ -171,25 +202,41 @@ fn hub_indexes_two_floors_replays_ranges_rebuilds_and_restores() {
     while !(hub.log_text().contains(&format!("skipped sidecar {junk}"))
         && hub.log_text().contains(&format!("skipped sidecar {stray}")))
     {
-        assert!(t0.elapsed() < Duration::from_secs(30), "no log line for the bad sidecars:\n{}", hub.log_text());
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "no log line for the bad sidecars:\n{}",
+            hub.log_text()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(2500)); // two more polls: nothing fetched twice
     assert_eq!(hub_rows(&hub.db()), rows, "bad sidecars index nothing");
-    let logged = hub.log_text().matches(&format!("skipped sidecar {junk}")).count();
+    let logged = hub
+        .log_text()
+        .matches(&format!("skipped sidecar {junk}"))
+        .count();
     assert_eq!(logged, 1, "an unchanged bad sidecar is not fetched again");
 
     // 5. A re-shipped sidecar with other content updates its row under the same hub id.
     let mut side: Value = serde_json::from_slice(&get(bucket, &format!("{stem}.json"))).unwrap();
     side["call"]["tags"] = serde_json::json!(["reshipped"]);
-    put(bucket, &format!("{stem}.json"), serde_json::to_vec_pretty(&side).unwrap());
+    put(
+        bucket,
+        &format!("{stem}.json"),
+        serde_json::to_vec_pretty(&side).unwrap(),
+    );
     let t0 = Instant::now();
     loop {
         let v = api.get(&format!("/api/calls/{hub_id}")).json();
-        if v["call"]["tags"] == serde_json::json!(["reshipped"]) || v["tags"] == serde_json::json!(["reshipped"]) {
+        if v["call"]["tags"] == serde_json::json!(["reshipped"])
+            || v["tags"] == serde_json::json!(["reshipped"])
+        {
             break;
         }
-        assert!(t0.elapsed() < Duration::from_secs(30), "row not updated: {v}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "row not updated: {v}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(hub_rows(&hub.db()), rows, "same hub ids, same calls");
@@ -203,7 +250,11 @@ fn hub_indexes_two_floors_replays_ranges_rebuilds_and_restores() {
     let stats = |v: &[f64]| {
         let mut v = v.to_vec();
         v.sort_by(f64::total_cmp);
-        (v[v.len() / 2], v[(v.len() * 95).div_ceil(100) - 1], v[v.len() - 1])
+        (
+            v[v.len() / 2],
+            v[(v.len() * 95).div_ceil(100) - 1],
+            v[v.len() - 1],
+        )
     };
     let (h50, h95, hmax) = stats(&hub_ms[1..]);
     let (d50, d95, dmax) = stats(&direct_ms[1..]);
@@ -215,7 +266,10 @@ fn hub_indexes_two_floors_replays_ranges_rebuilds_and_restores() {
         direct_ms[0],
         hub_ms.len() - 1
     );
-    assert!(hub_ms[0] <= 300.0 && h95 <= 300.0, "first byte through the hub over 300 ms: {hub_ms:?}");
+    assert!(
+        hub_ms[0] <= 300.0 && h95 <= 300.0,
+        "first byte through the hub over 300 ms: {hub_ms:?}"
+    );
     let rows_before_stop = hub_rows(&hub.db());
     assert_eq!(rows_before_stop.len(), 4);
 
@@ -225,18 +279,31 @@ fn hub_indexes_two_floors_replays_ranges_rebuilds_and_restores() {
     let snap: Value = serde_json::from_slice(&o.stdout).unwrap();
     let snap_key = snap["key"].as_str().unwrap().to_owned();
     assert!(snap_key.starts_with("fleet/hub/backup/") && snap_key.ends_with(".sqlite"));
-    assert_eq!(sha256_hex(&get(bucket, &snap_key)), snap["sha256"].as_str().unwrap());
+    assert_eq!(
+        sha256_hex(&get(bucket, &snap_key)),
+        snap["sha256"].as_str().unwrap()
+    );
     let o = hub_cli(&hub_cfg, &["hub", "restore-state"]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("the hub is running"), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("the hub is running"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     hub.add_user("late", "qa", &[]); // after the snapshot: the restore must not have it
-    // Stop the hub (SIGTERM) but keep its directory: wait until it has exited (a zombie until
-    // the WebBox reaps it when dropped, so its pid is never reused meanwhile).
+                                     // Stop the hub (SIGTERM) but keep its directory: wait until it has exited (a zombie until
+                                     // the WebBox reaps it when dropped, so its pid is never reused meanwhile).
     unsafe { libc::kill(hub.child.id() as i32, libc::SIGTERM) };
     let stat = format!("/proc/{}/stat", hub.child.id());
     let t0 = Instant::now();
     while std::fs::read_to_string(&stat)
-        .map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
         .map(|zombie| !zombie)
         .unwrap_or(false)
     {
@@ -248,17 +315,34 @@ fn hub_indexes_two_floors_replays_ranges_rebuilds_and_restores() {
     // A snapshot whose hash does not match its .sha256 is refused; the index stays.
     let bad_key = "fleet/hub/backup/29991231T235959Z.sqlite";
     put(bucket, bad_key, get(bucket, &snap_key));
-    put(bucket, &format!("{bad_key}.sha256"), format!("{}  x\n", "0".repeat(64)).into_bytes());
+    put(
+        bucket,
+        &format!("{bad_key}.sha256"),
+        format!("{}  x\n", "0".repeat(64)).into_bytes(),
+    );
     let o = hub_cli(&hub_cfg, &["hub", "restore-state"]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("not restored"), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = hub_cli(&hub_cfg, &["hub", "restore-state", "--at", &snap_key, "--json"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not restored"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = hub_cli(
+        &hub_cfg,
+        &["hub", "restore-state", "--at", &snap_key, "--json"],
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let restored: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(restored["sha256"], snap["sha256"]);
     let users = String::from_utf8_lossy(&hub_cli(&hub_cfg, &["users", "list"]).stdout).into_owned();
-    assert!(users.contains("rita") && !users.contains("late"), "the snapshot's users: {users}");
-    assert_eq!(hub_rows(&dir.path().join("store/callrec.db")), rows_before_stop);
+    assert!(
+        users.contains("rita") && !users.contains("late"),
+        "the snapshot's users: {users}"
+    );
+    assert_eq!(
+        hub_rows(&dir.path().join("store/callrec.db")),
+        rows_before_stop
+    );
 
     // 7. Rebuild: in place it keeps every hub id; from the bucket alone (a new, empty hub) it
     // yields the same calls.
@@ -267,12 +351,19 @@ fn hub_indexes_two_floors_replays_ranges_rebuilds_and_restores() {
     let r: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(r["calls"], 4, "{r}");
     assert_eq!(r["pass"]["rejected"], 2, "the two bad sidecars again: {r}");
-    assert_eq!(hub_rows(&dir.path().join("store/callrec.db")), rows_before_stop);
+    assert_eq!(
+        hub_rows(&dir.path().join("store/callrec.db")),
+        rows_before_stop
+    );
     let (fresh_dir, fresh_cfg, _) = hub_config(bucket);
     let o = hub_cli(&fresh_cfg, &["hub", "rebuild", "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let fresh = hub_rows(&fresh_dir.path().join("store/callrec.db"));
-    assert_eq!(identity(&fresh), identity(&rows_before_stop), "the same calls from the bucket alone");
+    assert_eq!(
+        identity(&fresh),
+        identity(&rows_before_stop),
+        "the same calls from the bucket alone"
+    );
     drop(hub);
     a.stop();
     b.stop();
@@ -311,7 +402,11 @@ fn hour_long_call(hub: &crate::webbox::WebBox, bucket: &str) -> i64 {
         "audio": {"key": format!("{stem}.opus"), "sha256": sha, "bytes": bytes},
         "peaks": null
     });
-    put(bucket, &format!("{stem}.json"), serde_json::to_vec(&side).unwrap());
+    put(
+        bucket,
+        &format!("{stem}.json"),
+        serde_json::to_vec(&side).unwrap(),
+    );
     let n = hub_rows(&hub.db()).len();
     wait_hub_calls(hub, n + 1, Duration::from_secs(30));
     hub_rows(&hub.db())
@@ -334,7 +429,11 @@ fn replay_latencies(
     use futures_util::StreamExt;
     use std::io::Read;
     let rows = hub_rows(&hub.db());
-    let key = rows.iter().find(|r| r.0 == hub_id).map(|r| r.4.clone()).unwrap();
+    let key = rows
+        .iter()
+        .find(|r| r.0 == hub_id)
+        .map(|r| r.4.clone())
+        .unwrap();
     let object = get(bucket, &key);
     let len = object.len() as u64;
     let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -369,7 +468,11 @@ fn replay_latencies(
         via_hub.push(t0.elapsed().as_secs_f64() * 1000.0);
         if i > 0 {
             rd.read_to_end(&mut got).unwrap();
-            assert_eq!(got, object[first as usize..=last as usize], "range {header}");
+            assert_eq!(
+                got,
+                object[first as usize..=last as usize],
+                "range {header}"
+            );
         }
         drop(rd);
         assert_eq!(r.status(), 206, "{header}");
@@ -386,7 +489,10 @@ fn replay_latencies(
         let mut s = g.into_stream();
         let chunk = rt.block_on(s.next()).unwrap().unwrap();
         direct.push(t0.elapsed().as_secs_f64() * 1000.0);
-        assert_eq!(chunk[..], object[first as usize..first as usize + chunk.len()]);
+        assert_eq!(
+            chunk[..],
+            object[first as usize..first as usize + chunk.len()]
+        );
         rt.block_on(async { while s.next().await.is_some() {} });
     }
     (via_hub, direct)

@@ -58,9 +58,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     (
         "hub",
-        &[
-            "archive", "clock", "hash", "config", "store", "evidence",
-        ],
+        &["archive", "clock", "hash", "config", "store", "evidence"],
     ),
     ("demo", &["clock", "config", "qa", "store"]),
     (
