@@ -366,7 +366,8 @@ mod tests {
     /// Each way a sidecar can be wrong is refused with a reason naming what is wrong.
     #[test]
     fn bad_sidecars_are_refused_with_a_reason() {
-        let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, &str, &str)> = vec![
+        type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+        let cases: Vec<(Edit, &str, &str)> = vec![
             (Box::new(|v| v["format"] = "v0".into()), KEY, "format"),
             (
                 Box::new(|v| v["call"]["box_id"] = "floor-2".into()),
