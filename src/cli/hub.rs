@@ -7,6 +7,11 @@ use clap::Subcommand;
 
 #[derive(Subcommand)]
 pub enum HubCmd {
+    /// What the hub holds: calls per box (floor), and the sidecars it refused with why.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
     /// Recreate the calls index from the bucket alone: every sidecar is read again; known calls
     /// keep their hub id (matched by box and box call id), so QA records stay linked.
     Rebuild {
@@ -41,6 +46,24 @@ pub fn hub(cfg: Config, cmd: Option<HubCmd>) -> anyhow::Result<()> {
     };
     match cmd {
         None => callrec::daemon::hub(cfg),
+        Some(HubCmd::Status { json }) => {
+            let conn = super::open_existing(&cfg, ": start callrec hub first")?;
+            let boxes = callrec::store::hub::per_box(&conn)?;
+            let rejected = callrec::store::hub::rejected(&conn)?;
+            let mut text = String::new();
+            for (b, n) in &boxes {
+                text.push_str(&format!("box {b}: {n} call(s)\n"));
+            }
+            text.push_str(&format!("refused sidecars: {}", rejected.len()));
+            for (k, why) in &rejected {
+                text.push_str(&format!("\n  {k}: {why}"));
+            }
+            let v = serde_json::json!({
+                "boxes": boxes.iter().map(|(b, n)| serde_json::json!({"box_id": b, "calls": n})).collect::<Vec<_>>(),
+                "rejected": rejected.iter().map(|(k, r)| serde_json::json!({"key": k, "reason": r})).collect::<Vec<_>>(),
+            });
+            print(json, v, text)
+        }
         Some(HubCmd::Rebuild { json }) => {
             let r = callrec::hub::indexer::rebuild(&cfg, callrec::clock::system())?;
             let text = format!(

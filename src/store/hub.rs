@@ -330,6 +330,16 @@ pub fn rejected(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> 
     Ok(rows)
 }
 
+/// Hub calls per box: (box id, calls), by box id.
+pub fn per_box(conn: &Connection) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut st =
+        conn.prepare("SELECT box_id, count(*) FROM hub_calls GROUP BY box_id ORDER BY box_id")?;
+    let rows = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
 /// Forgets every remembered ETag, so the next listing fetches every sidecar again (`callrec hub
 /// rebuild`); the rows stay and are updated in place.
 pub fn forget_etags(conn: &Connection) -> Result<(), StoreError> {

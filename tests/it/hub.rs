@@ -216,6 +216,29 @@ fn hub_indexes_two_floors_replays_ranges_rebuilds_and_restores() {
         .matches(&format!("skipped sidecar {junk}"))
         .count();
     assert_eq!(logged, 1, "an unchanged bad sidecar is not fetched again");
+    // `hub status` names them, with why, and counts each floor's calls.
+    let o = hub_cli(&hub_cfg, &["hub", "status", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let st: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        st["boxes"],
+        serde_json::json!([{"box_id": "floor-a", "calls": 2}, {"box_id": "floor-b", "calls": 1}])
+    );
+    let refused: BTreeSet<&str> = st["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        refused,
+        BTreeSet::from([junk.as_str(), stray.as_str()]),
+        "{st}"
+    );
+    assert!(
+        st["rejected"].to_string().contains("its key is not"),
+        "the stray's reason: {st}"
+    );
 
     // 5. A re-shipped sidecar with other content updates its row under the same hub id.
     let mut side: Value = serde_json::from_slice(&get(bucket, &format!("{stem}.json"))).unwrap();
