@@ -49,6 +49,69 @@ pub struct Config {
     /// Where finished calls are shipped (`callrec ship`); absent: no archive.
     #[serde(default)]
     pub archive: Option<ArchiveConfig>,
+    /// `callrec hub` only (the fleet's QA hub); absent: defaults.
+    #[serde(default)]
+    pub hub: Option<HubConfig>,
+}
+
+/// `[hub]`: how `callrec hub` follows the archive. Optional; `callrec hub` needs `[archive]`
+/// (the same section the boxes use, with credentials that may read the whole bucket).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubConfig {
+    /// How often the bucket is listed for new sidecars (today's and yesterday's day prefixes of
+    /// every box); a new call is indexed within this plus the time to fetch its sidecar.
+    #[serde(default = "default_hub_poll_s")]
+    pub poll_s: u64,
+    /// How often every box's whole prefix is listed, to catch calls shipped late into an older
+    /// day (a box that was offline); the first poll after a start is always such a sweep.
+    #[serde(default = "default_hub_sweep_s")]
+    pub sweep_s: u64,
+    /// Upper bound of the on-disk audio cache under `<storage.dir>/cache/` (WAV, metrics and
+    /// exports read whole files); least recently used files go first.
+    #[serde(default = "default_hub_cache_bytes")]
+    pub cache_bytes: u64,
+}
+
+fn default_hub_poll_s() -> u64 {
+    20
+}
+fn default_hub_sweep_s() -> u64 {
+    3600
+}
+fn default_hub_cache_bytes() -> u64 {
+    2 << 30
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            poll_s: default_hub_poll_s(),
+            sweep_s: default_hub_sweep_s(),
+            cache_bytes: default_hub_cache_bytes(),
+        }
+    }
+}
+
+impl HubConfig {
+    fn validate(&self) -> Result<(), (String, String)> {
+        if !(1..=3600).contains(&self.poll_s) {
+            return Err(("hub.poll_s".into(), "must be 1 ..= 3600 s".into()));
+        }
+        if !(60..=7 * 86_400).contains(&self.sweep_s) {
+            return Err((
+                "hub.sweep_s".into(),
+                "must be 60 ..= 604800 s (up to a week)".into(),
+            ));
+        }
+        if self.cache_bytes < 16 << 20 {
+            return Err((
+                "hub.cache_bytes".into(),
+                "must be at least 16 MiB (16777216): an hour-long call is about 15 MB".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `[archive]`: the S3-compatible object store every finalized call is shipped to (`archive`
@@ -815,6 +878,15 @@ impl Config {
         self.retention.validate().map_err(|(k, m)| bad(k, m))?;
         self.encoder.validate().map_err(|(k, m)| bad(k, m))?;
         self.server.validate().map_err(|(k, m)| bad(k, m))?;
+        if let Some(h) = &self.hub {
+            h.validate().map_err(|(k, m)| bad(k, m))?;
+            if self.archive.is_none() {
+                return Err(bad(
+                    "hub".into(),
+                    "[hub] needs an [archive] section: the bucket the hub indexes".into(),
+                ));
+            }
+        }
         if let Some(a) = &self.archive {
             a.validate().map_err(|(k, m)| bad(k, m))?;
         }

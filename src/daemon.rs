@@ -1,6 +1,7 @@
 //! The long-running processes, assembled: `callrec record` (the recorder), `callrec serve` (the
-//! web service), `callrec ship` (the archive shipper) and `callrec run` (all in one process, for
-//! the demo and small boxes; the shipper only with `[archive]`).
+//! web service), `callrec ship` (the archive shipper), `callrec run` (all in one process, for
+//! the demo and small boxes; the shipper only with `[archive]`) and `callrec hub` (the fleet's
+//! QA hub: the web service over the archive, and its indexer).
 //!
 //! Start-up order and signal handling live here once, for all three: the box key is made or
 //! loaded before anything records, SIGTERM/SIGINT ask for a clean stop (a second signal exits at
@@ -10,7 +11,7 @@
 //! start or dies is logged, and recording goes on.
 
 use crate::config::Config;
-use crate::{archive, clock, evidence, record, serve, store};
+use crate::{archive, clock, evidence, hub, record, serve, store};
 use anyhow::Context;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -36,6 +37,41 @@ pub fn ship(cfg: Config) -> anyhow::Result<()> {
     }
     let stop = stop_on_signals()?;
     archive::ship::run(cfg, stop, clock::system())
+}
+
+/// The fleet's QA hub until SIGTERM/SIGINT: the indexer (its own thread, connection and
+/// runtime) and the web service over the hub's index. Needs `[archive]`; refuses `[[seat]]` (the
+/// hub records nothing). Holds `<storage dir>/hub.lock` while it runs, so `callrec hub
+/// restore-state` cannot swap the index under it.
+pub fn hub(cfg: Config) -> anyhow::Result<()> {
+    if cfg.archive.is_none() {
+        return Err(archive::ArchiveError::NotConfigured.into());
+    }
+    if !cfg.seats.is_empty() {
+        anyhow::bail!(
+            "the hub records nothing: remove the {} [[seat]] section(s) from its config",
+            cfg.seats.len()
+        );
+    }
+    std::fs::create_dir_all(&cfg.storage.dir)
+        .with_context(|| format!("creating storage dir {}", cfg.storage.dir.display()))?;
+    let _lock = hub::lock(&cfg.storage.dir)?;
+    // Migrate once, before the indexer and the web service open the index.
+    drop(store::open_rw(&cfg.db_path())?);
+    let remote = Arc::new(hub::remote::Remote::new(&cfg)?);
+    let stop = stop_on_signals()?;
+    let (ix_cfg, ix_stop) = (cfg.clone(), stop.clone());
+    let indexer = std::thread::Builder::new()
+        .name("hub-index".into())
+        .spawn(move || {
+            if let Err(e) = hub::indexer::run(ix_cfg, ix_stop, clock::system()) {
+                tracing::error!("hub indexer stopped: {e}");
+            }
+        })?;
+    let result = serve::run_hub(cfg, stop.clone(), clock::system(), remote);
+    stop.store(true, Ordering::Relaxed);
+    let _ = indexer.join();
+    result
 }
 
 /// Recorder and web service in one process. Recording never depends on the web half: if the

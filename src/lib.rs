@@ -16,6 +16,7 @@ pub mod durable;
 pub mod encode;
 pub mod evidence;
 pub mod hash;
+pub mod hub;
 pub mod import;
 pub mod qa;
 pub mod record;

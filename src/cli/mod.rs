@@ -9,6 +9,7 @@ mod archive;
 mod calls;
 mod evidence;
 mod figures;
+mod hub;
 mod lifecycle;
 mod media;
 mod outcomes;
@@ -46,6 +47,12 @@ enum Cmd {
     Run,
     /// Ship finished calls to the S3 object store of [archive] (its own process).
     Ship,
+    /// The fleet's QA hub: the web UI over every box's archived calls (needs [archive]; no
+    /// seats). Subcommands rebuild its index from the bucket and back up or restore its state.
+    Hub {
+        #[command(subcommand)]
+        cmd: Option<hub::HubCmd>,
+    },
     /// The archive: what is not yet in the object store.
     Archive {
         #[command(subcommand)]
@@ -159,6 +166,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Serve => callrec::daemon::serve(load()?),
         Cmd::Run => callrec::daemon::run_both(load()?),
         Cmd::Ship => callrec::daemon::ship(load()?),
+        Cmd::Hub { cmd } => hub::hub(load()?, cmd),
         Cmd::Archive { cmd } => archive::archive(&load()?, cmd),
         Cmd::Key { cmd } => evidence::key(&load()?, cmd),
         Cmd::Export(a) => evidence::export(&load()?, a),

@@ -172,7 +172,11 @@ pub struct CallDetail {
 /// process (except in the one-process `callrec run`). While one view computes, other views of
 /// the same call show no metrics rather than starting a second decode.
 async fn compute_metrics(st: &St, call: &CallRow) -> Option<serde_json::Value> {
-    let path = store::call_file(&st.cfg.storage.dir, &call.rel_path)?;
+    let path = match st.hub {
+        // At the hub the audio is in the archive: metrics read the checked cached copy.
+        Some(_) => super::remote::local_file(st, call).await.ok()?,
+        None => store::call_file(&st.cfg.storage.dir, &call.rel_path)?,
+    };
     let rate_hz = u32::try_from(call.rate_hz).unwrap_or(16000);
     let call_id = call.id;
     let _running = MetricsRun::start(st, call_id)?;

@@ -26,6 +26,7 @@ pub mod outcomes_api;
 pub mod pages;
 pub mod qa_api;
 pub mod qa_pages;
+pub mod remote;
 pub mod reports;
 pub mod routes;
 pub mod state;
@@ -124,13 +125,32 @@ pub fn run(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(serve(cfg, stop, clock))
+    rt.block_on(serve(cfg, stop, clock, None))
+}
+
+/// The web service of the hub (`callrec hub`): the same routes over the hub's index, its calls'
+/// audio and peaks from the object store through `hub`. Blocks the calling thread.
+pub fn run_hub(
+    cfg: Config,
+    stop: Arc<AtomicBool>,
+    clock: Arc<dyn crate::clock::Clock>,
+    hub: Arc<crate::hub::remote::Remote>,
+) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(64)
+        .thread_name("http")
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(serve(cfg, stop, clock, Some(hub)))
 }
 
 async fn serve(
     cfg: Config,
     stop: Arc<AtomicBool>,
     clock: Arc<dyn crate::clock::Clock>,
+    hub: Option<Arc<crate::hub::remote::Remote>>,
 ) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     crate::store::identity::precheck(&cfg.storage.dir, cfg.storage.id.as_deref())?;
@@ -176,6 +196,7 @@ async fn serve(
         metrics_running: Mutex::new(std::collections::HashSet::new()),
         sessions: identity::SessionCache::default(),
         trusted_proxies: cfg.server.trusted_proxy_nets(),
+        hub,
     });
     let app = router
         .route_layer(axum::middleware::from_fn_with_state(

@@ -118,6 +118,7 @@ pub async fn search(
 <label>Notes contain <input name="q" value="{text}"></label>
 <label>Transcript says <input name="transcript" value="{transcript}"></label>
 <label>Seat <input name="seat" value="{seat}"></label>
+<label>Box (floor) <input name="box" value="{box_}"></label>
 <label>Sort {sort}</label><label>Order {order}</label>
 <button type="submit">Search</button> <a href="/calls">Clear</a></form>"#,
         agent = v("agent"),
@@ -137,6 +138,7 @@ pub async fn search(
         text = v("q"),
         transcript = v("transcript"),
         seat = v("seat"),
+        box_ = v("box"),
         direction = select(
             "direction",
             q.get("direction").map(String::as_str),
@@ -176,7 +178,7 @@ pub async fn search(
         .map(|c| {
             let tags: String = c.tags.iter().map(|t| format!(r#"<span class="badge">{}</span> "#, esc(t))).collect();
             format!(
-                r#"<tr><td><a href="/calls/{id}">{id}</a></td><td>{start}</td><td>{agent}</td><td>{dir}</td><td>{num}</td><td>{camp}</td><td class="num">{dur}</td><td><span class="badge {status}">{status}</span> {tags}</td><td>{seat}</td></tr>"#,
+                r#"<tr><td><a href="/calls/{id}">{id}</a></td><td>{start}</td><td>{agent}</td><td>{dir}</td><td>{num}</td><td>{camp}</td><td class="num">{dur}</td><td><span class="badge {status}">{status}</span> {tags}</td><td>{seat}</td><td class="box">{box_}</td></tr>"#,
                 id = c.id,
                 start = esc(&c.started_at_utc.replace('T', " ").trim_end_matches('Z').chars().take(19).collect::<String>()),
                 agent = opt(&c.meta.agent),
@@ -186,6 +188,7 @@ pub async fn search(
                 dur = clock(c.duration_ms),
                 status = c.status,
                 seat = esc(&c.seat_id),
+                box_ = esc(&c.box_id),
             )
         })
         .collect();
@@ -219,7 +222,7 @@ pub async fn search(
         r#"<p class="flash">No calls match. Widen the dates or clear a filter.</p>"#.to_owned()
     } else {
         format!(
-            r#"<table class="results"><thead><tr><th>Call</th><th>Started (UTC)</th><th>Agent</th><th>Direction</th><th>Number</th><th>Campaign</th><th>Duration</th><th>Status</th><th>Seat</th></tr></thead><tbody>{rows}</tbody></table>"#
+            r#"<table class="results"><thead><tr><th>Call</th><th>Started (UTC)</th><th>Agent</th><th>Direction</th><th>Number</th><th>Campaign</th><th>Duration</th><th>Status</th><th>Seat</th><th>Box</th></tr></thead><tbody>{rows}</tbody></table>"#
         )
     };
     let body = format!(
@@ -268,6 +271,7 @@ pub async fn call(
         row("External id", opt(&c.meta.external_id)),
         row("Outcome", outcome_html(c)),
         row("Seat", esc(&c.seat_id)),
+        row("Box", esc(&c.box_id)),
         row(
             "Status",
             format!(r#"<span class="badge {s}">{s}</span>"#, s = c.status),

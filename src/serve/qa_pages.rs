@@ -139,7 +139,7 @@ const PLAN_FORM: &str = r#"<details><summary>New sampling plan</summary>
 <label>Scorecard <input name="scorecard" required value="inbound-service"></label>
 <label>Due after (days) <input name="due_days" type="number" min="1" value="7"></label>
 <button>Create plan</button>
-<p class="hint">Filters use the search parameters (agent, seat or a seat group such as seat=seat01,seat02, direction, campaign, min_duration_s, max_duration_s, min_dead_air_s, min_overtalk_s, tag, …) joined with &amp;. A targeted plan (“all calls with dead air over 15 s”) leaves the quota empty.</p>
+<p class="hint">Filters use the search parameters (agent, seat or a seat group such as seat=seat01,seat02, box — the floor, at the hub — such as box=floor-1,floor-2, direction, campaign, min_duration_s, max_duration_s, min_dead_air_s, min_overtalk_s, tag, …) joined with &amp;. A targeted plan (“all calls with dead air over 15 s”) leaves the quota empty.</p>
 </form></details>"#;
 
 const CALIBRATION_FORM: &str = r#"<details><summary>New calibration session</summary>

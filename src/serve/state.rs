@@ -32,6 +32,9 @@ pub struct AppState {
     pub sessions: SessionCache,
     /// `[server] trusted_proxies`, parsed once.
     pub trusted_proxies: Vec<crate::config::IpNet>,
+    /// At the hub (`callrec hub`): the object store its calls' audio and peaks come from. None
+    /// on a box, whose calls are its own files.
+    pub hub: Option<Arc<crate::hub::remote::Remote>>,
 }
 
 pub type St = Arc<AppState>;

@@ -246,6 +246,9 @@ pub async fn audio(
 ) -> Result<Response, AppError> {
     let call = visible_call_row(&st, &id, call_id).await?;
     let download = q.get("download").is_some_and(|v| v == "1");
+    if st.hub.is_some() {
+        return hub_audio(&st, &id, &call, download, &headers).await;
+    }
     let range_header = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
@@ -346,6 +349,98 @@ pub async fn audio(
         resp = resp.header(
             header::CONTENT_DISPOSITION,
             format!("attachment; filename=\"call-{call_id}.opus\""),
+        );
+    }
+    resp.body(body)
+        .map_err(|e| AppError::bad_request(&e.to_string()))
+}
+
+/// `GET /api/calls/{id}/audio` for a hub call: the object's bytes from the archive, the Range
+/// passed through (one ranged GET), audited as a listen on a box is.
+async fn hub_audio(
+    st: &St,
+    id: &Identity,
+    call: &CallRow,
+    download: bool,
+    headers: &HeaderMap,
+) -> Result<Response, AppError> {
+    let (remote, o) = super::remote::objects(st, call).await?;
+    let len = o.audio_bytes;
+    let etag = etag_for(call, len, 0);
+    let cache = "private, no-cache";
+    if !download && matches_etag(headers.get(header::IF_NONE_MATCH), &etag) {
+        return Ok((
+            StatusCode::NOT_MODIFIED,
+            [
+                (header::ETAG, etag),
+                (header::CACHE_CONTROL, cache.to_owned()),
+            ],
+        )
+            .into_response());
+    }
+    let mut range = parse_range(
+        headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
+        len,
+    );
+    if let Some(ir) = headers.get(header::IF_RANGE) {
+        if ir.to_str().ok() != Some(etag.as_str()) {
+            range = ByteRange::Full;
+        }
+    }
+    let (status, first, last) = match range {
+        ByteRange::Full => (StatusCode::OK, 0, len.saturating_sub(1)),
+        ByteRange::Part(a, b) => (StatusCode::PARTIAL_CONTENT, a, b),
+        ByteRange::Unsatisfiable => {
+            return Ok((
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                [
+                    (header::CONTENT_RANGE, format!("bytes */{len}")),
+                    (header::ACCEPT_RANGES, "bytes".to_owned()),
+                ],
+            )
+                .into_response());
+        }
+    };
+    let n = if len == 0 { 0 } else { last - first + 1 };
+    let detail = serde_json::json!({
+        "bytes": format!("{first}-{last}/{len}"),
+        "format": "ogg",
+        "from": "archive",
+        "box": o.box_id,
+        "box_call_id": o.box_call_id,
+    });
+    audit_listen(
+        st,
+        id,
+        call.id,
+        if download { "download" } else { "play" },
+        detail,
+    )
+    .await?;
+    let body = if n == 0 {
+        Body::empty()
+    } else {
+        Body::from_stream(
+            remote
+                .range(&o.audio_key, first, last)
+                .await
+                .map_err(|e| super::remote::store_failed(call.id, &e))?,
+        )
+    };
+    let mut resp = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "audio/ogg; codecs=opus")
+        .header(header::CONTENT_LENGTH, n)
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::ETAG, &etag)
+        .header(header::CACHE_CONTROL, cache);
+    if status == StatusCode::PARTIAL_CONTENT {
+        resp = resp.header(header::CONTENT_RANGE, format!("bytes {first}-{last}/{len}"));
+    }
+    if download {
+        resp = resp.header(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"call-{}.opus\"", call.id),
         );
     }
     resp.body(body)
@@ -498,7 +593,10 @@ pub async fn wav(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let call = visible_call_row(&st, &id, call_id).await?;
-    let path = file_of(&st, &call)?;
+    let path = match st.hub {
+        Some(_) => super::remote::local_file(&st, &call).await?,
+        None => file_of(&st, &call)?,
+    };
     let rate_hz = u32::try_from(call.rate_hz).unwrap_or(16000);
     let scanned = tokio::task::spawn_blocking(move || {
         let mut file = std::fs::File::open(&path)?;
@@ -602,6 +700,10 @@ pub async fn peaks(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let call = visible_call_row(&st, &id, call_id).await?;
+    if st.hub.is_some() {
+        let dat = super::remote::peaks(&st, &call).await?;
+        return Ok(peaks_response(&call, dat, false, &headers));
+    }
     let audio = file_of(&st, &call)?;
     let dat_path = peaks::path_for(&audio);
     let recording = call.status == crate::store::CallStatus::Recording;
@@ -629,6 +731,11 @@ pub async fn peaks(
     if !recording {
         forget_peaks_of_deleted(&st, call_id, &peaks::path_for(&file_of(&st, &call)?)).await?;
     }
+    Ok(peaks_response(&call, dat, recording, &headers))
+}
+
+/// The peaks reply: ETag from the call's hash and the peaks' size, cached a day once final.
+fn peaks_response(call: &CallRow, dat: Vec<u8>, recording: bool, headers: &HeaderMap) -> Response {
     let etag = format!(
         "\"peaks-{}-{}\"",
         call.sha256
@@ -637,14 +744,14 @@ pub async fn peaks(
         dat.len()
     );
     if !recording && matches_etag(headers.get(header::IF_NONE_MATCH), &etag) {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
     }
     let cache = if recording {
         "no-store"
     } else {
         "private, max-age=86400"
     };
-    Ok((
+    (
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
             (header::CACHE_CONTROL, cache.to_owned()),
@@ -652,7 +759,7 @@ pub async fn peaks(
         ],
         dat,
     )
-        .into_response())
+        .into_response()
 }
 
 /// A deletion may have unlinked the call's files while its peaks were being computed: then the

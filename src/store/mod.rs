@@ -19,6 +19,7 @@ pub mod compliance;
 pub mod error;
 pub mod figures;
 pub mod holds;
+pub mod hub;
 pub mod identity;
 pub mod ledger;
 pub mod lifecycle;
@@ -81,6 +82,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!("0014_archive.sql"),
     migration!("0015_call_outcomes.sql"),
     migration!("0016_agent_states.sql"),
+    migration!("0017_hub_calls.sql"),
 ];
 
 pub fn schema_version() -> i64 {

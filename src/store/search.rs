@@ -66,6 +66,9 @@ impl SortKey {
 pub struct Query {
     pub agent: Option<String>,
     pub seat: Option<String>,
+    /// The box (floor) that recorded the call; a comma-separated list names several. On a box
+    /// every call is its own; at the hub this is the floor filter.
+    pub box_id: Option<String>,
     pub since_utc: Option<String>,
     pub until_utc: Option<String>,
     pub direction: Option<String>,
@@ -99,11 +102,12 @@ pub struct Query {
 pub struct BadQuery(pub String);
 
 /// The search parameters a query string may carry.
-pub const SEARCH_KEYS: [&str; 21] = [
+pub const SEARCH_KEYS: [&str; 22] = [
     "min_dead_air_s",
     "min_overtalk_s",
     "agent",
     "seat",
+    "box",
     "from",
     "to",
     "direction",
@@ -211,6 +215,7 @@ pub fn parse_params(q: &HashMap<String, String>) -> Result<Query, BadQuery> {
     Ok(Query {
         agent: text("agent", 128)?,
         seat: text("seat", 128)?,
+        box_id: text("box", 256)?,
         since_utc: date("from")?,
         until_utc,
         direction: one_of("direction", &["inbound", "outbound"])?,
@@ -285,6 +290,14 @@ fn where_clause(q: &Query, scope: &Scope) -> (String, Vec<Value>) {
             vec![list.clone().into()],
         ),
         Some(one) => push("seat_id = ?", vec![one.clone().into()]),
+        None => {}
+    }
+    match &q.box_id {
+        Some(list) if list.contains(',') => push(
+            "instr(',' || replace(?, ' ', '') || ',', ',' || box_id || ',') > 0",
+            vec![list.clone().into()],
+        ),
+        Some(one) => push("box_id = ?", vec![one.clone().into()]),
         None => {}
     }
     if let Some(v) = text(&q.since_utc) {

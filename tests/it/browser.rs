@@ -1277,3 +1277,98 @@ fn reviewer_scores_agent_disputes_in_chromium() {
         t_start.elapsed().as_secs_f64()
     );
 }
+
+/// The fleet's hub in Chromium: a box records and ships a call, `callrec hub` indexes it, and a
+/// reviewer finds it by its floor, plays it (the bytes come from the object store through the
+/// hub, Range passed through) and seeks.
+#[test]
+fn hub_replays_an_archived_call_in_chromium() {
+    use crate::fleet;
+    let _shared = fleet::OUTAGE.read().unwrap_or_else(|e| e.into_inner());
+    let bucket = "hub-browser";
+    let mut rec = fleet::boxed(bucket, 1, fleet::SECRET, "");
+    let (ids, b) = std::thread::scope(|s| {
+        let ids = s.spawn(|| fleet::record_calls(&rec, &["s1"], 5000));
+        let b = Browser::start();
+        (ids.join().expect("recording"), b)
+    });
+    let ship = fleet::Ship::start(&rec);
+    fleet::wait_status(&rec, Duration::from_secs(60), "archived", |s| {
+        s["backlog"]["archived_calls"] == 1
+    });
+    ship.stop();
+    let (dir, cfg, port) = fleet::hub_config(bucket);
+    let hub = fleet::hub_start(dir, cfg, port);
+    let _keep = KeepServerLog(hub.log.clone());
+    fleet::wait_hub_calls(&hub, 1, Duration::from_secs(60));
+    let rows = fleet::hub_rows(&hub.db());
+    let (hub_id, box_call_id) = (rows[0].0, rows[0].2);
+    assert_eq!(box_call_id, ids[0]);
+    hub.add_user("rita", "qa", &[]);
+
+    // Found by its floor; the results show the box column.
+    browser_login(&b, &hub, "rita", "/calls?box=test-box");
+    let found = b.js(
+        "return Array.from(document.querySelectorAll('table.results tbody tr'))
+           .map(r => [r.querySelector('td:first-child a').getAttribute('href'), r.querySelector('td.box').textContent]);",
+    );
+    assert_eq!(
+        found,
+        json!([[format!("/calls/{hub_id}"), "test-box"]]),
+        "{}",
+        b.context()
+    );
+    b.click("table.results tbody tr td:first-child a");
+    let ready = "document.body.dataset.playerReady === '1' || document.body.dataset.playerError";
+    b.wait_js("the player to be ready", ready);
+    let err = b.js("return document.body.dataset.playerError || null;");
+    assert!(err.is_null(), "the player failed: {err}\n{}", b.context());
+
+    // Play from the archive: time advances and the duration is the call's.
+    b.click("#play");
+    b.wait_js(
+        "playback to pass 0.5 s",
+        "!callrecPlayer.audio.paused && callrecPlayer.audio.currentTime > 0.5",
+    );
+    let media_dur = num(&b.js("return callrecPlayer.audio.duration;"));
+    let dur_s = num(&rec.call(box_call_id)["duration_ms"]) / 1000.0;
+    assert!(
+        (media_dur - dur_s).abs() <= 0.1,
+        "audio.duration {media_dur} s, the call lasts {dur_s} s\n{}",
+        b.context()
+    );
+    // Seek to 3.5 s (bytes the player has not fetched yet) and play on from there.
+    let at = num(&b.js_async(
+        "const done = arguments[0], a = callrecPlayer.audio;
+         callrecPlayer.seek(3.5);
+         if (!a.seeking) done(a.currentTime);
+         else a.addEventListener('seeked', () => done(a.currentTime), {once: true});",
+    ));
+    assert!(
+        (at - 3.5).abs() <= 0.1,
+        "seek(3.5) left currentTime at {at}\n{}",
+        b.context()
+    );
+    b.wait_js(
+        "playback to go on after the seek",
+        "callrecPlayer.audio.currentTime > 3.8",
+    );
+    b.assert_no_console_errors("replaying through the hub");
+    // The listen is audited at the hub, naming the archive copy.
+    let c =
+        rusqlite::Connection::open_with_flags(hub.db(), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let detail: String = c
+        .query_row(
+            "SELECT detail FROM audit WHERE action = 'play' AND call_id = ?1",
+            [hub_id],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        detail.contains("archive") && detail.contains("test-box"),
+        "{detail}"
+    );
+    drop(hub);
+    rec.stop();
+}

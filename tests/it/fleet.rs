@@ -346,3 +346,146 @@ pub(crate) fn assert_archived_as_indexed(rec: &Recorder, bucket: &str, ids: &[i6
         );
     }
 }
+
+/// A box named `box_id` with `seats` synthetic seats, shipping to `bucket` (which must exist:
+/// [`boxed`] or `rgw_sh(&["mkbucket", …])` makes it) under `fleet/`.
+pub(crate) fn box_named(bucket: &str, box_id: &str, seats: usize) -> Recorder {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("credentials");
+    write_creds(&creds, SECRET);
+    let mut toml = format!(
+        "[box]\nid = \"{box_id}\"\nworkers = 2\n[storage]\ndir = \"{}\"\n",
+        dir.path().join("store").display()
+    );
+    for i in 1..=seats {
+        toml.push_str(&format!(
+            "[[seat]]\nid = \"s{i}\"\nmode = \"control\"\n[[seat.input]]\nkind = \"synthetic\"\nseed = {i}\nagent_channel = 0\ncustomer_channel = 1\n"
+        ));
+    }
+    toml.push_str(&format!(
+        "[archive]\nendpoint = \"{}\"\nbucket = \"{bucket}\"\nprefix = \"fleet/\"\ncredentials_file = \"{}\"\nretry_max_s = 2\n",
+        rgw().endpoint,
+        creds.display()
+    ));
+    let cfg = dir.path().join("callrec.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    let log = dir.path().join("recorder.log");
+    let mut r = Recorder {
+        dir,
+        cfg,
+        child: None,
+        env: Vec::new(),
+        log,
+    };
+    r.spawn();
+    r
+}
+
+/// A hub's config (`[hub] poll_s = 1`) over `bucket` in a new temp dir; not started.
+pub(crate) fn hub_config(bucket: &str) -> (tempfile::TempDir, PathBuf, u16) {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("credentials");
+    write_creds(&creds, SECRET);
+    let port = crate::webbox::free_port();
+    let cfg = dir.path().join("hub.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[box]\nid = \"qa-hub\"\n[storage]\ndir = \"{}\"\n[server]\nbind = \"127.0.0.1:{port}\"\ntls = false\n\
+             [archive]\nendpoint = \"{}\"\nbucket = \"{bucket}\"\nprefix = \"fleet/\"\ncredentials_file = \"{}\"\n\
+             [hub]\npoll_s = 1\ncache_bytes = 33554432\n",
+            dir.path().join("store").display(),
+            rgw().endpoint,
+            creds.display()
+        ),
+    )
+    .unwrap();
+    (dir, cfg, port)
+}
+
+/// `callrec hub` on a config made by [`hub_config`], as a [`crate::webbox::WebBox`] (users,
+/// sessions and the CLI work as on a box); dropping it stops the hub.
+pub(crate) fn hub_start(dir: tempfile::TempDir, cfg: PathBuf, port: u16) -> crate::webbox::WebBox {
+    use std::io::{BufRead, BufReader};
+    let log = dir.path().join("hub.log");
+    let mut child = Command::new(bin())
+        .arg("--config")
+        .arg(&cfg)
+        .arg("hub")
+        .stdout(Stdio::piped())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .unwrap(),
+        )
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(out).lines();
+    let mut admin_once = String::new();
+    let t0 = Instant::now();
+    while let Some(Ok(line)) = lines.next() {
+        if let Some(pw) = line.split("one-time password: ").nth(1) {
+            admin_once = pw.trim().to_owned();
+        }
+        if line.contains("web UI at") {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "hub did not start");
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let hub = crate::webbox::WebBox {
+        dir,
+        cfg,
+        child,
+        port,
+        admin_once,
+        log,
+    };
+    while ureq::get(&hub.url("/healthz")).call().is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "no /healthz from the hub: {}",
+            hub.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    hub
+}
+
+/// (hub call id, box id, box call id, sha256, audio key) of every call in a hub's index.
+pub(crate) fn hub_rows(db: &Path) -> Vec<(i64, String, i64, String, String)> {
+    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .unwrap();
+    let mut st = c
+        .prepare(
+            "SELECT c.id, h.box_id, h.box_call_id, c.sha256, h.audio_key FROM calls c
+             JOIN hub_calls h ON h.call_id = c.id ORDER BY h.box_id, h.box_call_id",
+        )
+        .unwrap();
+    st.query_map([], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    })
+    .unwrap()
+    .map(|r| r.unwrap())
+    .collect()
+}
+
+/// Waits until the hub's index holds `n` calls; returns how long that took.
+pub(crate) fn wait_hub_calls(hub: &crate::webbox::WebBox, n: usize, limit: Duration) -> Duration {
+    let t0 = Instant::now();
+    loop {
+        if hub.db().exists() && hub_rows(&hub.db()).len() == n {
+            return t0.elapsed();
+        }
+        assert!(
+            t0.elapsed() < limit,
+            "the hub did not index {n} calls in {limit:?}: {:?}\n{}",
+            hub_rows(&hub.db()),
+            hub.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

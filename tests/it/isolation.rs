@@ -358,6 +358,7 @@ fn systemd_units_verify_and_isolate_the_recorder() {
         "callrec-record.service",
         "callrec-web.service",
         "callrec-ship.service",
+        "callrec-hub.service",
     ];
     let tmp = tempfile::tempdir().unwrap();
     for u in units {

@@ -49,18 +49,22 @@ const ALLOWED: &[(&str, &[&str])] = &[
     (
         "serve",
         &[
-            "clock", "hash", "config", "codec", "dsp", "qa", "store", "evidence", "record",
+            "clock", "hash", "config", "codec", "dsp", "qa", "store", "evidence", "record", "hub",
         ],
     ),
     (
         "archive",
         &["clock", "hash", "config", "dsp", "store", "evidence"],
     ),
+    (
+        "hub",
+        &["archive", "clock", "hash", "config", "store", "evidence"],
+    ),
     ("demo", &["clock", "config", "qa", "store"]),
     (
         "daemon",
         &[
-            "archive", "clock", "config", "evidence", "record", "serve", "store",
+            "archive", "clock", "config", "evidence", "hub", "record", "serve", "store",
         ],
     ),
 ];

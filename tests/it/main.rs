@@ -19,6 +19,7 @@ mod evidence;
 mod figures;
 mod fleet;
 mod fuzz_replay;
+mod hub;
 mod import;
 mod isolation;
 mod layers;
