@@ -546,6 +546,21 @@ pub struct EncoderConfig {
     pub complexity: u32,
     #[serde(default = "default_frame_ms")]
     pub frame_ms: u32,
+    /// What the writer does with a party's frames that hold only its background noise (see
+    /// `codec::quiet`): `encode` (the default) encodes every frame alike, as callrec always did;
+    /// `low` encodes them at complexity 0; `dtx` stores a DTX packet without running the
+    /// encoder. Both save CPU and cost some PESQ (benches/RESULTS.md, issue 9).
+    #[serde(default)]
+    pub quiet_frames: QuietFramesMode,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuietFramesMode {
+    Dtx,
+    Low,
+    #[default]
+    Encode,
 }
 
 fn default_rate_hz() -> u32 {
@@ -568,6 +583,7 @@ impl Default for EncoderConfig {
             bitrate_bps: default_bitrate_bps(),
             complexity: default_complexity(),
             frame_ms: default_frame_ms(),
+            quiet_frames: QuietFramesMode::default(),
         }
     }
 }
@@ -694,6 +710,22 @@ pub struct InputConfig {
     /// Synthetic inputs only: seed of the conversation generator.
     #[serde(default)]
     pub seed: u64,
+    /// Synthetic inputs only: what the generator plays (see `capture::synth`).
+    #[serde(default)]
+    pub speech: SyntheticSpeech,
+}
+
+/// The kinds of synthetic conversation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyntheticSpeech {
+    /// Turns over digital silence, no background (the demo's generator).
+    #[default]
+    Turns,
+    /// A realistic call: turn-taking, overlaps, pauses, office and line noise.
+    Conversation,
+    /// Both parties talking all the time over the same noise (the encoder's worst case).
+    Continuous,
 }
 
 fn default_input_rate_hz() -> u32 {
@@ -959,6 +991,12 @@ fn validate_inputs(seat: &SeatConfig) -> Result<(), (String, String)> {
             return Err((
                 key("drift_ppm"),
                 "drift_ppm and seed apply to synthetic inputs only".into(),
+            ));
+        }
+        if input.kind != InputKind::Synthetic && input.speech != SyntheticSpeech::default() {
+            return Err((
+                key("speech"),
+                "speech applies to synthetic inputs only".into(),
             ));
         }
     }
