@@ -1041,6 +1041,26 @@ customer_channel = 1
         assert_eq!(c.storage.fsync_interval_ms, 2000);
         assert_eq!(c.seats[0].mode, SeatMode::Control);
         assert_eq!(c.control_socket(), PathBuf::from("/tmp/x/control.sock"));
+        // Today's encoder and today's synthetic input unless a config asks otherwise.
+        assert_eq!(c.encoder.quiet_frames, QuietFramesMode::Encode);
+        assert_eq!(c.seats[0].inputs[0].speech, SyntheticSpeech::Turns);
+        Ok(())
+    }
+
+    #[test]
+    fn quiet_frames_and_speech_are_read_and_checked() -> Result<(), ConfigError> {
+        let text = GOOD.replace("[[seat]]", "[encoder]\nquiet_frames = \"dtx\"\n[[seat]]")
+            + "speech = \"conversation\"\n";
+        let c = Config::parse(&text, Path::new("t.toml"))?;
+        assert_eq!(c.encoder.quiet_frames, QuietFramesMode::Dtx);
+        assert_eq!(c.seats[0].inputs[0].speech, SyntheticSpeech::Conversation);
+        let e = err(&GOOD.replace("[[seat]]", "[encoder]\nquiet_frames = \"off\"\n[[seat]]"));
+        assert!(e.contains("quiet_frames"), "{e}");
+        let e = err(
+            &(GOOD.replace("\"synthetic\"", "\"device\"\ndevice = \"alsa:x\"")
+                + "speech = \"continuous\"\n"),
+        );
+        assert!(e.contains("speech"), "{e}");
         Ok(())
     }
 
