@@ -4,7 +4,7 @@
 # WHAT IT MEASURES
 #   For each seat count N (default: 32 64 96 128 160) the script writes a temporary config with N
 #   seats, each `mode = "continuous"` with one synthetic 48 kHz 2-channel input carrying both
-#   parties (ch 0 agent, ch 1 customer, seed = seat number), starts `callrec --config CFG record`
+#   parties (ch 0 agent, ch 1 customer, seed = seat number, `speech` = INPUT), starts `callrec --config CFG record`
 #   in the background, waits WARMUP seconds (default 5), lets it record for DURATION seconds
 #   (default 60), then reads `callrec --config CFG call status --json` and the daemon's
 #   /proc/PID/status (VmRSS, VmHWM) and /proc/PID/stat (utime+stime over the DURATION window),
@@ -25,6 +25,9 @@
 # HOW TO RUN (on a quiet machine: nothing else compiling; the daemon uses every core)
 #   benches/seat_capacity.sh                 # full sweep: N = 32 64 96 128 160, 60 s each
 #   benches/seat_capacity.sh 128             # one seat count
+#   INPUT=conversation benches/seat_capacity.sh 96 128 160 192
+#   INPUT=continuous benches/seat_capacity.sh 96 128 160
+#   TASKSET=0 WORKERS=1 benches/seat_capacity.sh 48 64 96      # one core
 #   DURATION=10 benches/seat_capacity.sh 8 16   # quick smoke test
 #
 # ENVIRONMENT
@@ -34,6 +37,16 @@
 #   SAMPLE     how many produced files per N to check with opusinfo/ffprobe (default 5)
 #   WORKERS    [box] workers in the generated config (default 0 = one per core)
 #   COMPLEXITY [encoder] complexity in the generated config (default 5, callrec's default)
+#   INPUT      what each seat's synthetic input plays (`speech` in the config, see src/capture/synth.rs):
+#              conversation (default) a realistic call: each party talks 35-50 % of the time,
+#                           short overlaps and pauses, office noise (agent), line noise (customer)
+#              continuous   both parties talk all the time over the same noise: the worst case
+#              turns        the generator this bench used before issue 9 (turns over digital
+#                           silence); the only one a callrec older than issue 9 understands
+#   QUIET      [encoder] quiet_frames (src/codec/quiet.rs): encode (callrec's default: every frame
+#              encoded alike), low (a party's quiet frames at complexity 0) or dtx (quiet frames
+#              skip the encoder); unset = the binary's default
+#   TASKSET    CPU list to pin the daemon to (e.g. 0 for one core); unset = all cores
 #   TMPROOT    where temporary stores are created (default /tmp); each is removed afterwards
 #   KEEP=1     keep the temporary stores and daemon logs (their paths are printed)
 #
@@ -48,6 +61,9 @@ WARMUP=${WARMUP:-5}
 SAMPLE=${SAMPLE:-5}
 WORKERS=${WORKERS:-0}
 COMPLEXITY=${COMPLEXITY:-5}
+INPUT=${INPUT:-conversation}
+QUIET=${QUIET:-}
+TASKSET=${TASKSET:-}
 TMPROOT=${TMPROOT:-/tmp}
 KEEP=${KEEP:-0}
 if [[ $# -gt 0 ]]; then SEATS=("$@"); else SEATS=(32 64 96 128 160); fi
@@ -58,6 +74,8 @@ log() { echo "seat_capacity: $*" >&2; }
 for tool in python3 sqlite3 opusinfo ffprobe; do
     command -v "$tool" >/dev/null || die "$tool not found (apt-get install -y python3 sqlite3 opus-tools ffmpeg)"
 done
+case $INPUT in conversation | continuous | turns) ;; *) die "INPUT must be conversation, continuous or turns" ;; esac
+case $QUIET in "" | dtx | low | encode) ;; *) die "QUIET must be dtx, low or encode" ;; esac
 for v in DURATION WARMUP SAMPLE WORKERS; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer"
 done
@@ -102,9 +120,11 @@ write_config() {
     local cfg=$1 store=$2 n=$3 i
     {
         printf '[box]\nid = "bench"\nworkers = %d\n\n[storage]\ndir = "%s"\n\n[encoder]\ncomplexity = %d\n' "$WORKERS" "$store" "$COMPLEXITY"
+        [[ -z $QUIET ]] || printf 'quiet_frames = "%s"\n' "$QUIET"
         for ((i = 1; i <= n; i++)); do
             printf '\n[[seat]]\nid = "seat%03d"\nmode = "continuous"\nroll_interval_s = 3600\n' "$i"
             printf '[[seat.input]]\nkind = "synthetic"\nseed = %d\nagent_channel = 0\ncustomer_channel = 1\n' "$i"
+            [[ $INPUT == turns ]] || printf 'speech = "%s"\n' "$INPUT"
         done
     } >"$cfg"
 }
@@ -120,7 +140,11 @@ for n in "${SEATS[@]}"; do
     if ! chk=$("$CALLREC" --config "$cfg" config check 2>&1); then echo "$chk" >&2; die "N=$n: generated config rejected"; fi
 
     log "N=$n: starting recorder (warm-up ${WARMUP} s, run ${DURATION} s)"
-    "$CALLREC" --config "$cfg" record >"$daemon_log" 2>&1 &
+    if [[ -n $TASKSET ]]; then
+        taskset -c "$TASKSET" "$CALLREC" --config "$cfg" record >"$daemon_log" 2>&1 &
+    else
+        "$CALLREC" --config "$cfg" record >"$daemon_log" 2>&1 &
+    fi
     pid=$!
     sock=$store/control.sock
     for _ in $(seq 1 300); do
@@ -186,8 +210,11 @@ for n in "${SEATS[@]}"; do
     log_issues=$(sed 's/\x1b\[[0-9;]*m//g' "$daemon_log" | grep -E 'WARN|ERROR|panic' | head -n 20 || true)
 
     # --- Summarise ---------------------------------------------------------------------------
+    # Storage: every file's bytes over every file's recorded duration (rows, from the index).
+    store_bytes_ms=$(sqlite3 "$db" "SELECT coalesce(sum(bytes), 0) || ' ' || coalesce(sum(duration_ms), 0) FROM calls")
+    load=$(cut -d' ' -f1-3 /proc/loadavg)
     row=$(python3 - "$n" "$status_warm" "$status_end" "$ticks0" "$ticks1" "$CLK_TCK" "$t0" "$t1" \
-        "$rss_kb" "$hwm_kb" "$t_start" "$t_term" "$t_exit" "$db_dropped" "${sample_durs[@]}" <<'EOF'
+        "$rss_kb" "$hwm_kb" "$t_start" "$t_term" "$t_exit" "$db_dropped" "$store_bytes_ms" "$load" "${sample_durs[@]}" <<'EOF'
 import json, sys
 a = sys.argv[1:]
 n = int(a[0]); warm = json.loads(a[1]); end = json.loads(a[2])
@@ -195,7 +222,8 @@ ticks0, ticks1, hz = int(a[3]), int(a[4]), int(a[5])
 t0, t1 = float(a[6]), float(a[7])
 rss_kb, hwm_kb = int(a[8]), int(a[9])
 t_start, t_term, t_exit = float(a[10]), float(a[11]), float(a[12])
-db_dropped = int(a[13]); durs = [float(x) for x in a[14:]]
+db_dropped = int(a[13]); store_bytes, store_ms = (int(x) for x in a[14].split())
+load = a[15]; durs = [float(x) for x in a[16:]]
 problems = []
 if len(end) != n:
     problems.append(f"status lists {len(end)} seats, expected {n}")
@@ -220,7 +248,8 @@ if durs:
     if min(durs) < rec_s - 2.0 or max(durs) > rec_s + 5.0:
         problems.append(f"file duration {min(durs):.1f}-{max(durs):.1f} s does not match {rec_s:.1f} s of recording")
 mb = lambda kb: f"{kb / 1024:.1f}"
-print(f"| {n} | {dropped} | {max_lag} | {max_page} | {mb(rss_kb)} | {mb(hwm_kb)} | {cpu:.0f} | {'PASS' if ok else 'FAIL'} |")
+mb_per_hour = store_bytes / 1e6 / (store_ms / 3.6e6) if store_ms else 0.0
+print(f"| {n} | {dropped} | {max_lag} | {max_page} | {mb(rss_kb)} | {mb(hwm_kb)} | {cpu:.0f} | {cpu / n:.2f} | {mb_per_hour:.1f} | {load} | {'PASS' if ok else 'FAIL'} |")
 notes = [f"dropped by end of warm-up {dropped_warm}, in DB rows {db_dropped}",
          f"worst lag on {worst_lag_seat}", dur_note, f"SIGTERM->exit {t_exit - t_term:.1f} s",
          f"page latency {'<=' if max_page <= 1000 else '>'} 1000 ms goal"]
@@ -246,10 +275,10 @@ EOF
 done
 
 echo
-echo "### Seat capacity — synthetic 48 kHz 2-ch inputs, continuous mode, ${DURATION} s after ${WARMUP} s warm-up, $NCPU CPU(s), workers = $WORKERS, encoder complexity = $COMPLEXITY"
+echo "### Seat capacity — INPUT=$INPUT, QUIET=${QUIET:-default}, synthetic 48 kHz 2-ch inputs, continuous mode, ${DURATION} s after ${WARMUP} s warm-up, $NCPU CPU(s)${TASKSET:+ (taskset -c $TASKSET)}, workers = $WORKERS, encoder complexity = $COMPLEXITY"
 echo
-echo "| seats | dropped frames | worst max_lag_ms | worst max_page_latency_ms | RSS MB | peak RSS MB | CPU % | result |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| seats | dropped frames | worst max_lag_ms | worst max_page_latency_ms | RSS MB | peak RSS MB | CPU % | CPU % per seat | MB per call-hour | load avg at end (1/5/15 min) | result |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
 echo
 printf -- '- %s\n' "${NOTES[@]}"

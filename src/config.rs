@@ -612,6 +612,21 @@ pub struct EncoderConfig {
     pub complexity: u32,
     #[serde(default = "default_frame_ms")]
     pub frame_ms: u32,
+    /// What the writer does with a party's frames that hold only its background noise (see
+    /// `codec::quiet`): `encode` (the default) encodes every frame alike, as callrec always did;
+    /// `low` encodes them at complexity 0; `dtx` stores a DTX packet without running the
+    /// encoder. Both save CPU and cost some PESQ (benches/RESULTS.md, issue 9).
+    #[serde(default)]
+    pub quiet_frames: QuietFramesMode,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuietFramesMode {
+    Dtx,
+    Low,
+    #[default]
+    Encode,
 }
 
 fn default_rate_hz() -> u32 {
@@ -634,6 +649,7 @@ impl Default for EncoderConfig {
             bitrate_bps: default_bitrate_bps(),
             complexity: default_complexity(),
             frame_ms: default_frame_ms(),
+            quiet_frames: QuietFramesMode::default(),
         }
     }
 }
@@ -760,6 +776,22 @@ pub struct InputConfig {
     /// Synthetic inputs only: seed of the conversation generator.
     #[serde(default)]
     pub seed: u64,
+    /// Synthetic inputs only: what the generator plays (see `capture::synth`).
+    #[serde(default)]
+    pub speech: SyntheticSpeech,
+}
+
+/// The kinds of synthetic conversation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyntheticSpeech {
+    /// Turns over digital silence, no background (the demo's generator).
+    #[default]
+    Turns,
+    /// A realistic call: turn-taking, overlaps, pauses, office and line noise.
+    Conversation,
+    /// Both parties talking all the time over the same noise (the encoder's worst case).
+    Continuous,
 }
 
 fn default_input_rate_hz() -> u32 {
@@ -1042,6 +1074,12 @@ fn validate_inputs(seat: &SeatConfig) -> Result<(), (String, String)> {
                 "drift_ppm and seed apply to synthetic inputs only".into(),
             ));
         }
+        if input.kind != InputKind::Synthetic && input.speech != SyntheticSpeech::default() {
+            return Err((
+                key("speech"),
+                "speech applies to synthetic inputs only".into(),
+            ));
+        }
     }
     if agents != 1 || customers != 1 {
         return Err((
@@ -1084,6 +1122,26 @@ customer_channel = 1
         assert_eq!(c.storage.fsync_interval_ms, 2000);
         assert_eq!(c.seats[0].mode, SeatMode::Control);
         assert_eq!(c.control_socket(), PathBuf::from("/tmp/x/control.sock"));
+        // Today's encoder and today's synthetic input unless a config asks otherwise.
+        assert_eq!(c.encoder.quiet_frames, QuietFramesMode::Encode);
+        assert_eq!(c.seats[0].inputs[0].speech, SyntheticSpeech::Turns);
+        Ok(())
+    }
+
+    #[test]
+    fn quiet_frames_and_speech_are_read_and_checked() -> Result<(), ConfigError> {
+        let text = GOOD.replace("[[seat]]", "[encoder]\nquiet_frames = \"dtx\"\n[[seat]]")
+            + "speech = \"conversation\"\n";
+        let c = Config::parse(&text, Path::new("t.toml"))?;
+        assert_eq!(c.encoder.quiet_frames, QuietFramesMode::Dtx);
+        assert_eq!(c.seats[0].inputs[0].speech, SyntheticSpeech::Conversation);
+        let e = err(&GOOD.replace("[[seat]]", "[encoder]\nquiet_frames = \"off\"\n[[seat]]"));
+        assert!(e.contains("quiet_frames"), "{e}");
+        let e = err(
+            &(GOOD.replace("\"synthetic\"", "\"device\"\ndevice = \"alsa:x\"")
+                + "speech = \"continuous\"\n"),
+        );
+        assert!(e.contains("speech"), "{e}");
         Ok(())
     }
 

@@ -51,15 +51,7 @@ pub fn encode_file(
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
     )]);
-    let mut writer = OpusFileWriter::new(
-        BufWriter::new(file),
-        enc.rate_hz,
-        enc.frame_samples(),
-        enc.bitrate_bps,
-        enc.complexity,
-        1,
-        &tags,
-    )?;
+    let mut writer = OpusFileWriter::new(BufWriter::new(file), enc, 1, &tags)?;
     let scale = match spec.sample_format {
         hound::SampleFormat::Float => 1.0,
         hound::SampleFormat::Int => 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f32,

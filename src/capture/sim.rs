@@ -85,7 +85,7 @@ impl Simulator {
                     pos: 0,
                 }
             }
-            _ => Source::Synthetic(Conversation::new(cfg.seed, cfg.rate_hz)),
+            _ => Source::Synthetic(Conversation::with_speech(cfg.seed, cfg.rate_hz, cfg.speech)),
         };
         let (writer, consumer) = RingWriter::for_input(cfg, shared);
         if let Ok(mut slot) = shared.new_consumer.lock() {

@@ -4,8 +4,18 @@
 //! voiced "syllables" (a harmonic wavetable at a wandering pitch under a syllable envelope) at
 //! about −20 dBFS. It is cheap (a table lookup per sample) so hundreds of seats can run in real
 //! time, and the same seed yields the same conversation on two inputs with different clocks.
+//!
+//! Three kinds (`SyntheticSpeech`): `turns`, the generator as it always was (digital silence
+//! between turns); `conversation`, a realistic call for the capacity bench — each party talks
+//! 35–50 % of the time with short overlaps and pauses, the customer 0–10 dB quieter than the
+//! agent, over office noise on the agent's side and line noise on the customer's; `continuous`,
+//! both parties talking all the time over the same noise, the encoder's worst case. The noise
+//! comes from two tables computed once per process and shared by every seat (each seat reads
+//! them from its own offset), so it costs a lookup per sample, not a generator.
 
+use crate::config::SyntheticSpeech;
 use std::f32::consts::PI;
+use std::sync::OnceLock;
 
 const TABLE_LEN: usize = 2048;
 
@@ -94,6 +104,90 @@ struct Turn {
     end: u64,
 }
 
+/// Length of the shared noise tables, samples at `NOISE_RATE_HZ` (long enough not to be heard
+/// as a loop in a bench, small enough to share: 2 × 750 KB).
+const NOISE_LEN: usize = 48_000 * 4;
+const NOISE_RATE_HZ: u32 = 48_000;
+/// Background levels, dBFS RMS: an open-plan office at a headset microphone, and the hiss of a
+/// PSTN/VoIP line tap.
+const OFFICE_NOISE_DBFS: f32 = -55.0;
+const LINE_NOISE_DBFS: f32 = -64.0;
+
+/// Office noise (low-passed, slowly swelling murmur) and line noise (hiss with a faint 50 Hz hum),
+/// each scaled to its RMS level.
+fn noise_tables() -> &'static [Vec<f32>; 2] {
+    static TABLES: OnceLock<[Vec<f32>; 2]> = OnceLock::new();
+    TABLES.get_or_init(|| {
+        let mut rng = Rng(0x0ff1_ce00);
+        let mut white = move || rng.range(-1.0, 1.0) as f32;
+        let rate = NOISE_RATE_HZ as f32;
+        let (mut lp1, mut lp2) = (0f32, 0f32);
+        let office: Vec<f32> = (0..NOISE_LEN)
+            .map(|i| {
+                // Two one-pole low-passes (≈ 300 Hz and 1.5 kHz) give a murmur-like tilt; a 0.3 Hz
+                // swell of ±4 dB keeps it from being stationary.
+                let w = white();
+                lp1 += 0.04 * (w - lp1);
+                lp2 += 0.18 * (w - lp2);
+                let swell = 1.0 + 0.45 * (2.0 * PI * 0.3 * i as f32 / rate).sin();
+                (2.0 * lp1 + 0.5 * lp2) * swell
+            })
+            .collect();
+        let mut prev = 0f32;
+        let line: Vec<f32> = (0..NOISE_LEN)
+            .map(|i| {
+                // First difference: a hiss tilted to the top of the band, plus mains hum.
+                let w = white();
+                let hiss = w - 0.5 * prev;
+                prev = w;
+                hiss + 0.3 * (2.0 * PI * 50.0 * i as f32 / rate).sin()
+            })
+            .collect();
+        [
+            scale_to(office, OFFICE_NOISE_DBFS),
+            scale_to(line, LINE_NOISE_DBFS),
+        ]
+    })
+}
+
+fn scale_to(mut v: Vec<f32>, dbfs: f32) -> Vec<f32> {
+    let rms = (v.iter().map(|x| f64::from(*x).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
+    let gain = 10f64.powf(f64::from(dbfs) / 20.0) / rms.max(1e-12);
+    for x in &mut v {
+        *x = (f64::from(*x) * gain) as f32;
+    }
+    v
+}
+
+/// Reads a shared noise table at a seat's own offset, at any output rate (fixed-point step).
+struct NoiseReader {
+    pos_q16: u64,
+    step_q16: u64,
+}
+
+impl NoiseReader {
+    fn new(offset: u64, rate_hz: u32) -> Self {
+        NoiseReader {
+            pos_q16: (offset % NOISE_LEN as u64) << 16,
+            step_q16: (u64::from(NOISE_RATE_HZ) << 16) / u64::from(rate_hz.max(1)),
+        }
+    }
+
+    fn next(&mut self, table: &[f32]) -> f32 {
+        let v = table[(self.pos_q16 >> 16) as usize % NOISE_LEN];
+        self.pos_q16 = (self.pos_q16 + self.step_q16) % ((NOISE_LEN as u64) << 16);
+        v
+    }
+}
+
+/// The background and levels of the `conversation` and `continuous` kinds.
+struct Realism {
+    tables: &'static [Vec<f32>; 2],
+    noise: [NoiseReader; 2],
+    /// Voice gains per party (the customer is 0–10 dB quieter than the agent).
+    gain: [f32; 2],
+}
+
 /// Generates both parties; `next` yields (agent, customer) samples at `rate_hz`.
 pub struct Conversation {
     rng: Rng,
@@ -102,21 +196,63 @@ pub struct Conversation {
     turns: Vec<Turn>,
     agent: Voice,
     customer: Voice,
+    speech: SyntheticSpeech,
+    realism: Option<Realism>,
 }
 
 impl Conversation {
+    /// The `turns` kind (the generator as it always was).
     pub fn new(seed: u64, rate_hz: u32) -> Self {
-        Conversation {
-            rng: Rng(seed ^ 0x5eed),
-            rate_hz,
-            t: 0,
-            turns: vec![Turn {
+        Self::with_speech(seed, rate_hz, SyntheticSpeech::Turns)
+    }
+
+    pub fn with_speech(seed: u64, rate_hz: u32, speech: SyntheticSpeech) -> Self {
+        let rng = Rng(seed ^ 0x5eed);
+        let realism = (speech != SyntheticSpeech::Turns).then(|| {
+            let mut pick = Rng(seed ^ 0x0a15e);
+            let offsets = [pick.next_u64(), pick.next_u64()];
+            Realism {
+                tables: noise_tables(),
+                noise: [
+                    NoiseReader::new(offsets[0], rate_hz),
+                    NoiseReader::new(offsets[1], rate_hz),
+                ],
+                gain: [1.0, 10f64.powf(-pick.range(0.0, 10.0) / 20.0) as f32],
+            }
+        });
+        let first_end = if speech == SyntheticSpeech::Continuous {
+            u64::MAX
+        } else {
+            rate_hz as u64 * 3
+        };
+        let turns = match speech {
+            SyntheticSpeech::Continuous => vec![
+                Turn {
+                    agent: true,
+                    start: 0,
+                    end: first_end,
+                },
+                Turn {
+                    agent: false,
+                    start: 0,
+                    end: first_end,
+                },
+            ],
+            _ => vec![Turn {
                 agent: true,
                 start: rate_hz as u64 / 2,
-                end: rate_hz as u64 * 3,
+                end: first_end,
             }],
+        };
+        Conversation {
+            rng,
+            rate_hz,
+            t: 0,
+            turns,
             agent: Voice::new(120.0, 0.19, 700.0),
             customer: Voice::new(205.0, 0.23, 1100.0),
+            speech,
+            realism,
         }
     }
 
@@ -130,6 +266,12 @@ impl Conversation {
                 return;
             };
             let r = f64::from(self.rate_hz);
+            // `conversation`: shorter overlaps (a backchannel, a barge-in) and pauses, so each
+            // party talks 35–50 % of the time (the test below checks the share).
+            let (overlap_s, pause_s, turn_s) = match self.speech {
+                SyntheticSpeech::Conversation => ((0.2, 0.6), (0.1, 0.9), (1.5, 5.0)),
+                _ => ((0.3, 1.0), (0.2, 1.5), (1.0, 4.5)),
+            };
             let agent = if self.rng.range(0.0, 1.0) < 0.15 {
                 last.agent
             } else {
@@ -138,11 +280,11 @@ impl Conversation {
             let overlap = agent != last.agent && self.rng.range(0.0, 1.0) < 0.1;
             let start = if overlap {
                 last.end
-                    .saturating_sub((self.rng.range(0.3, 1.0) * r) as u64)
+                    .saturating_sub((self.rng.range(overlap_s.0, overlap_s.1) * r) as u64)
             } else {
-                last.end + (self.rng.range(0.2, 1.5) * r) as u64
+                last.end + (self.rng.range(pause_s.0, pause_s.1) * r) as u64
             };
-            let end = start + (self.rng.range(1.0, 4.5) * r) as u64;
+            let end = start + (self.rng.range(turn_s.0, turn_s.1) * r) as u64;
             self.turns.push(Turn { agent, start, end });
             if self.turns.len() > 64 {
                 self.turns.drain(..32);
@@ -167,7 +309,13 @@ impl Conversation {
             }
         }
         self.t += 1;
-        (a, c)
+        match self.realism.as_mut() {
+            None => (a, c),
+            Some(r) => (
+                a * r.gain[0] + r.noise[0].next(&r.tables[0]),
+                c * r.gain[1] + r.noise[1].next(&r.tables[1]),
+            ),
+        }
     }
 }
 
@@ -190,5 +338,82 @@ mod tests {
         assert!(ea > 100.0 && ec > 100.0, "agent {ea} customer {ec}");
         let silent_share = both_silent as f64 / (16000.0 * 60.0);
         assert!((0.05..0.6).contains(&silent_share), "{silent_share}");
+    }
+
+    fn rms_dbfs(x: &[f32]) -> f32 {
+        let mean_sq = x.iter().map(|v| v * v).sum::<f32>() / x.len().max(1) as f32;
+        10.0 * mean_sq.max(1e-12).log10()
+    }
+
+    /// Share of 20 ms frames whose level is 15 dB over the party's background, per party.
+    fn talk_shares(speech: SyntheticSpeech, seed: u64, seconds: usize) -> [f64; 2] {
+        let rate = 16000usize;
+        let mut conv = Conversation::with_speech(seed, rate as u32, speech);
+        let floor = [OFFICE_NOISE_DBFS, LINE_NOISE_DBFS];
+        let mut talking = [0usize; 2];
+        let frames = seconds * 50;
+        let mut buf = [Vec::with_capacity(rate / 50), Vec::with_capacity(rate / 50)];
+        for _ in 0..frames {
+            buf.iter_mut().for_each(Vec::clear);
+            for _ in 0..rate / 50 {
+                let (a, c) = conv.next_pair();
+                buf[0].push(a);
+                buf[1].push(c);
+            }
+            for (p, b) in buf.iter().enumerate() {
+                if rms_dbfs(b) > floor[p] + 15.0 {
+                    talking[p] += 1;
+                }
+            }
+        }
+        talking.map(|t| t as f64 / frames as f64)
+    }
+
+    #[test]
+    fn a_realistic_call_has_each_party_talking_35_to_50_percent_over_noise() {
+        for seed in [1u64, 2, 3] {
+            let shares = talk_shares(SyntheticSpeech::Conversation, seed, 120);
+            for (p, share) in shares.iter().enumerate() {
+                // Syllable gaps inside a turn dip under the threshold, so the share of loud
+                // frames is a little under the share of time in turns.
+                assert!(
+                    (0.30..0.50).contains(share),
+                    "seed {seed} party {p}: {share:.2}"
+                );
+            }
+        }
+        let both = talk_shares(SyntheticSpeech::Continuous, 1, 20);
+        assert!(both.iter().all(|s| *s > 0.6), "continuous: {both:?}");
+    }
+
+    #[test]
+    fn the_background_is_at_its_level_between_turns_and_deterministic() {
+        let mut a = Conversation::with_speech(9, 16000, SyntheticSpeech::Conversation);
+        let mut b = Conversation::with_speech(9, 16000, SyntheticSpeech::Conversation);
+        // The first 0.5 s is before the first turn: background only.
+        let head: Vec<(f32, f32)> = (0..8000).map(|_| a.next_pair()).collect();
+        for x in &head {
+            assert_eq!(*x, b.next_pair());
+        }
+        let level = |p: usize| {
+            let v: Vec<f32> = head
+                .iter()
+                .map(|x| if p == 0 { x.0 } else { x.1 })
+                .collect();
+            rms_dbfs(&v)
+        };
+        assert!(
+            (level(0) - OFFICE_NOISE_DBFS).abs() < 4.0,
+            "office {}",
+            level(0)
+        );
+        assert!(
+            (level(1) - LINE_NOISE_DBFS).abs() < 3.0,
+            "line {}",
+            level(1)
+        );
+        // Another seed reads the tables elsewhere.
+        let mut c = Conversation::with_speech(10, 16000, SyntheticSpeech::Conversation);
+        assert_ne!(c.next_pair(), head[0]);
     }
 }

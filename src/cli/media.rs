@@ -3,7 +3,7 @@
 
 use super::cli_actor;
 use anyhow::bail;
-use callrec::config::{Config, EncoderConfig};
+use callrec::config::{Config, EncoderConfig, QuietFramesMode};
 use callrec::import::{sidecar::ColumnMap, ImportRequest};
 use std::path::PathBuf;
 
@@ -58,6 +58,10 @@ pub struct EncodeArgs {
     /// Override encoder.complexity.
     #[arg(long)]
     complexity: Option<u32>,
+    /// Override encoder.quiet_frames: `dtx` (quiet frames skip the encoder), `low`
+    /// (complexity 0 for them) or `encode`.
+    #[arg(long, value_parser = ["dtx", "low", "encode"])]
+    quiet_frames: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -103,6 +107,12 @@ pub fn encode(cfg: Option<Config>, a: EncodeArgs) -> anyhow::Result<()> {
     enc.rate_hz = a.rate_hz.unwrap_or(enc.rate_hz);
     enc.bitrate_bps = a.bitrate_bps.unwrap_or(enc.bitrate_bps);
     enc.complexity = a.complexity.unwrap_or(enc.complexity);
+    match a.quiet_frames.as_deref() {
+        Some("dtx") => enc.quiet_frames = QuietFramesMode::Dtx,
+        Some("low") => enc.quiet_frames = QuietFramesMode::Low,
+        Some(_) => enc.quiet_frames = QuietFramesMode::Encode,
+        None => {}
+    }
     let r = callrec::encode::encode_file(&a.input, &a.output, &enc)?;
     if a.json {
         println!("{}", serde_json::to_string(&r)?);

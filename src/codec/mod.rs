@@ -7,6 +7,8 @@ pub mod ogg_crc;
 pub mod ogg_read;
 pub mod ogg_write;
 pub mod opus_ms;
+pub mod party;
+pub mod quiet;
 
 /// Opus always counts granule positions at 48 kHz (RFC 7845 §4).
 pub const GRANULE_RATE_HZ: u32 = 48_000;

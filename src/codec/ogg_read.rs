@@ -719,7 +719,12 @@ mod tests {
     use crate::codec::ogg_write::OpusFileWriter;
 
     fn tone_file(frames: usize) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
-        let mut w = OpusFileWriter::new(Vec::new(), 16000, 320, 16000, 5, 7, &["A=b".into()])?;
+        let mut w = OpusFileWriter::new(
+            Vec::new(),
+            &crate::config::EncoderConfig::default(),
+            7,
+            &["A=b".into()],
+        )?;
         let mut t = 0usize;
         for _ in 0..frames {
             let mut f = vec![0f32; 640];

@@ -5,10 +5,10 @@
 //! coupled: every Ogg packet is a multistream packet holding the agent's Opus packet in
 //! self-delimiting framing (RFC 6716 Appendix B) followed by the customer's in normal framing
 //! (RFC 7845 §5.1.1.2 — "all but the last stream use self-delimiting framing"). libopus's
-//! multistream encoder (`codec::opus_ms::MsEncoder`) produces exactly that from two mono encoders
-//! run one after the other. Here the two mono encoders are separate `opus::Encoder`s with the
-//! same settings (VOIP application, voice signal, the per-party bitrate, the box's complexity),
-//! so they can run on two threads; a mono source (a mix of both parties, stored in both
+//! multistream encoder produces exactly that from two mono encoders run one after the other, and so
+//! does the recorder's writer from two `codec::party::PartyEncoder`s. Here the two encoders (same
+//! settings: VOIP application, voice signal, the per-party bitrate, the box's complexity) run on
+//! two threads; a mono source (a mix of both parties, stored in both
 //! channels) is encoded once and its packet used for both streams, halving the work. The one
 //! setting the recorder does not make: a source sampled below the encoder's rate (8 kHz µ-law)
 //! gets a matching maximum bandwidth, so no bits or cycles go to a band that is empty.
@@ -21,6 +21,7 @@
 //! This module writes only to the `Write` it is given; it never opens, renames or deletes files.
 
 use crate::codec::ogg_write::PAGE_MS;
+use crate::codec::party::PartyError;
 use crate::codec::GRANULE_RATE_HZ;
 use crate::config::EncoderConfig;
 use ogg::writing::{PacketWriteEndInfo, PacketWriter};
@@ -30,91 +31,8 @@ use std::io::Write;
 pub enum OutError {
     #[error("writing the Ogg Opus file: {0}")]
     Io(#[from] std::io::Error),
-    #[error("libopus: {0}")]
-    Opus(#[from] opus::Error),
-    #[error("libopus returned a packet it cannot parse back: {0}")]
-    Packet(String),
-}
-
-/// Largest packet libopus can emit for one frame (RFC 6716 §3.2.1 limits a frame to 1275 bytes).
-const MAX_PACKET: usize = 1500;
-
-/// One party's mono encoder with the recorder's settings.
-pub struct PartyEncoder {
-    enc: opus::Encoder,
-    buf: Vec<u8>,
-}
-
-impl PartyEncoder {
-    /// `max_bandwidth`: the widest band the source has content in (see `transcode`);
-    /// `Fullband` leaves the encoder exactly as the recorder's.
-    pub fn new(e: &EncoderConfig, max_bandwidth: opus::Bandwidth) -> Result<Self, OutError> {
-        let mut enc = opus::Encoder::new(e.rate_hz, opus::Channels::Mono, opus::Application::Voip)?;
-        enc.set_bitrate(opus::Bitrate::Bits(e.bitrate_bps as i32))?;
-        enc.set_complexity(e.complexity as i32)?;
-        enc.set_signal(opus::Signal::Voice)?;
-        if max_bandwidth != opus::Bandwidth::Fullband {
-            enc.set_max_bandwidth(max_bandwidth)?;
-        }
-        Ok(PartyEncoder {
-            enc,
-            buf: vec![0u8; MAX_PACKET],
-        })
-    }
-
-    /// Encoder lookahead in samples at the encoder rate (the basis of the pre-skip).
-    pub fn lookahead(&mut self) -> Result<usize, OutError> {
-        Ok(self.enc.get_lookahead()?.max(0) as usize)
-    }
-
-    /// Encodes one frame of mono samples into a new packet.
-    pub fn encode(&mut self, frame: &[f32]) -> Result<Vec<u8>, OutError> {
-        let n = self.enc.encode_float(frame, &mut self.buf)?;
-        Ok(self.buf[..n].to_vec())
-    }
-}
-
-/// RFC 6716 §3.2.1 frame length: one byte below 252, else two.
-fn push_len(out: &mut Vec<u8>, n: usize) {
-    if n < 252 {
-        out.push(n as u8);
-    } else {
-        let first = 252 + (n & 3);
-        out.push(first as u8);
-        out.push(((n - first) >> 2) as u8);
-    }
-}
-
-/// Joins the agent's and the customer's packets into one two-stream packet: the first in
-/// self-delimiting framing (RFC 6716 Appendix B), the second unchanged.
-pub fn join_streams(agent: &[u8], customer: &[u8]) -> Result<Vec<u8>, OutError> {
-    let parsed = opus::packet::parse(agent).map_err(|e| OutError::Packet(e.to_string()))?;
-    let frames = &parsed.frames;
-    let mut out = Vec::with_capacity(agent.len() + customer.len() + 3);
-    let config = parsed.toc & 0xfc;
-    match frames.len() {
-        0 => return Err(OutError::Packet("a packet without frames".into())),
-        1 => {
-            // Code 0: TOC, the frame's length, the frame.
-            out.push(config);
-            push_len(&mut out, frames[0].len());
-            out.extend_from_slice(frames[0]);
-        }
-        n => {
-            // Code 3, VBR, no padding: TOC, frame count, every frame's length (the last one is
-            // what self-delimiting adds), the frames.
-            out.push(config | 3);
-            out.push(0x80 | n as u8);
-            for f in frames {
-                push_len(&mut out, f.len());
-            }
-            for f in frames {
-                out.extend_from_slice(f);
-            }
-        }
-    }
-    out.extend_from_slice(customer);
-    Ok(out)
+    #[error(transparent)]
+    Party(#[from] PartyError),
 }
 
 /// Ogg pages for pre-encoded two-stream packets, one per frame.
@@ -214,6 +132,8 @@ impl<W: Write> PacketFileWriter<W> {
 mod tests {
     use super::*;
     use crate::codec::ogg_write::OpusFileWriter;
+    use crate::codec::party::{join_streams, PartyEncoder};
+    use crate::config::QuietFramesMode;
 
     /// Two different "voices": a gliding tone for the agent, pulsed noise for the customer.
     fn signal(frames: usize, rate: u32) -> (Vec<f32>, Vec<f32>) {
@@ -268,15 +188,12 @@ mod tests {
             let (a, c) = signal(rate as usize * 3, rate);
             let tags = vec!["CALLREC_BOX=t".to_owned()];
             let mine = write_split(&a, &c, &e, &tags)?;
-            let mut theirs = OpusFileWriter::new(
-                Vec::new(),
-                e.rate_hz,
-                e.frame_samples(),
-                e.bitrate_bps,
-                e.complexity,
-                7,
-                &tags,
-            )?;
+            // The recorder's writer with every frame encoded, as the import does.
+            let every_frame = EncoderConfig {
+                quiet_frames: QuietFramesMode::Encode,
+                ..e.clone()
+            };
+            let mut theirs = OpusFileWriter::new(Vec::new(), &every_frame, 7, &tags)?;
             let mut frame = vec![0f32; e.frame_samples() * 2];
             for (fa, fc) in a
                 .chunks_exact(e.frame_samples())
@@ -308,25 +225,6 @@ mod tests {
         let (da, dc) = (d.channel(0), d.channel(1));
         assert!((rms(&da) - rms(&a)).abs() < 0.3 * rms(&a), "agent level");
         assert!((rms(&dc) - rms(&c)).abs() < 0.5 * rms(&c), "customer level");
-        Ok(())
-    }
-
-    #[test]
-    fn self_delimited_lengths() -> TestResult {
-        let mut v = Vec::new();
-        push_len(&mut v, 251);
-        push_len(&mut v, 252);
-        push_len(&mut v, 1275);
-        assert_eq!(v, vec![251, 252, 0, 255, 255]);
-        // A multi-frame packet (code 3) is rewritten with every length stated.
-        let frame = [0x11u8; 3];
-        let code1 = [0x01u8 | (12 << 3), 0x11, 0x11, 0x11, 0x11, 0x11, 0x11];
-        let joined = join_streams(&code1, &[0xaa])?;
-        assert_eq!(joined[0] & 3, 3);
-        assert_eq!(joined[1], 0x82);
-        assert_eq!(&joined[2..4], &[3, 3]);
-        assert_eq!(&joined[4..7], &frame);
-        assert_eq!(joined.last(), Some(&0xaa));
         Ok(())
     }
 }

@@ -17,7 +17,8 @@
 //! system; the caller decides where bytes go and when they are made durable.
 
 use super::decode::{DecodeError, PcmSource, SourceInfo};
-use super::opus_out::{join_streams, OutError, PacketFileWriter, PartyEncoder};
+use super::opus_out::{OutError, PacketFileWriter};
+use crate::codec::party::{join_streams, PartyEncoder, PartyError};
 use crate::config::EncoderConfig;
 use crate::dsp::level::rms_dbfs;
 use crate::dsp::peaks::PeaksBuilder;
@@ -39,6 +40,8 @@ pub enum TranscodeError {
     Resample(#[from] ResampleError),
     #[error(transparent)]
     Out(#[from] OutError),
+    #[error(transparent)]
+    Party(#[from] PartyError),
     #[error("the customer-channel encoder thread stopped unexpectedly")]
     EncoderThread,
 }
@@ -143,7 +146,10 @@ impl EncoderThread {
         let (tx, from) = mpsc::sync_channel::<Packets>(IN_FLIGHT);
         scope.spawn(move || {
             for batch in rx {
-                let r: Packets = batch.chunks_exact(frame).map(|f| enc.encode(f)).collect();
+                let r: Packets = batch
+                    .chunks_exact(frame)
+                    .map(|f| Ok(enc.encode(f)?))
+                    .collect();
                 if tx.send(r).is_err() {
                     break;
                 }

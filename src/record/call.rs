@@ -334,16 +334,7 @@ fn write_headers(
             bytes: 0,
         },
     );
-    let writer = OpusFileWriter::new(
-        out,
-        e.rate_hz,
-        e.frame_samples(),
-        e.bitrate_bps,
-        e.complexity,
-        id as u32,
-        &comments,
-    )
-    .map_err(|err| match err {
+    let writer = OpusFileWriter::new(out, e, id as u32, &comments).map_err(|err| match err {
         WriteError::Io(source) => io(source),
         other => CallError::Encode {
             call_id: id,
@@ -414,8 +405,10 @@ impl CallWriter {
         .map_err(|e| self.write_err(e))?;
         if page_done {
             if let Some(t) = self.page_oldest.take() {
-                self.max_page_latency_ms =
-                    self.max_page_latency_ms.max(t.elapsed().as_millis() as u64);
+                // The page's first frames came in before `t`: the writer holds frames back for
+                // its look-back (`codec::quiet`), so the page's oldest sample is that much older.
+                let latency_ms = t.elapsed().as_millis() as u64 + self.writer.delay_ms();
+                self.max_page_latency_ms = self.max_page_latency_ms.max(latency_ms);
             }
         }
         // A sync is only sent when a page completes, up to one page after it is due: ask one

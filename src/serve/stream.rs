@@ -812,7 +812,8 @@ mod tests {
     /// A 6 s tone file (16 kHz stereo, tone on channel 0) in a temp dir.
     fn tone_file() -> Result<(tempfile::TempDir, PathBuf), Box<dyn std::error::Error>> {
         use crate::codec::ogg_write::OpusFileWriter;
-        let mut w = OpusFileWriter::new(Vec::new(), 16000, 320, 16000, 5, 7, &[])?;
+        let mut w =
+            OpusFileWriter::new(Vec::new(), &crate::config::EncoderConfig::default(), 7, &[])?;
         let mut t = 0usize;
         for _ in 0..300 {
             let mut f = vec![0f32; 640];

@@ -210,7 +210,12 @@ mod tests {
     /// A new call's file as the recorder leaves it after `write_headers`, plus `pages` audio
     /// pages (of 500 ms).
     fn call_file(id: i64, pages: usize) -> TestResult<Vec<u8>> {
-        let mut w = OpusFileWriter::new(Vec::new(), 16000, 320, 16000, 5, id as u32, &[])?;
+        let mut w = OpusFileWriter::new(
+            Vec::new(),
+            &crate::config::EncoderConfig::default(),
+            id as u32,
+            &[],
+        )?;
         let frame = vec![0.1f32; 320 * 2];
         let mut done = 0;
         while done < pages {

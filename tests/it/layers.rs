@@ -17,7 +17,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("hash", &[]),
     ("durable", &[]),
     ("config", &[]),
-    ("codec", &[]),
+    ("codec", &["config"]),
     ("dsp", &["codec"]),
     ("qa", &["hash"]),
     ("capture", &["config"]),

@@ -26,6 +26,7 @@ mod layers;
 mod lifecycle;
 mod modes;
 mod outcomes;
+mod quiet;
 mod stalled;
 mod web;
 mod webbox;
