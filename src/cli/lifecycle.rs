@@ -107,7 +107,20 @@ pub fn retention(cfg: &Config, cmd: RetentionCmd) -> anyhow::Result<()> {
             d.held_by.unwrap_or_default()
         );
     }
+    for d in &out.plan.not_archived {
+        println!(
+            "kept   call {:>8}  started {}  rule {:?} due {}, but not yet archived (its archive copy is not confirmed; see callrec archive status)",
+            d.call_id, d.started_at_utc, d.rule, d.due_at_utc
+        );
+    }
     let bytes: i64 = out.plan.delete.iter().map(|d| d.bytes).sum();
+    if !out.plan.not_archived.is_empty() {
+        println!(
+            "kept: not yet archived: {} due call(s), {} bytes",
+            out.plan.not_archived.len(),
+            out.plan.not_archived.iter().map(|d| d.bytes).sum::<i64>()
+        );
+    }
     println!(
         "{verb} {} call(s), {} bytes; {} due call(s) kept on legal hold{}",
         out.plan.delete.len(),

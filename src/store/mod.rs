@@ -77,6 +77,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!("0013_former_numbers_fts_secure_delete.sql"),
     migration!("0014_archive.sql"),
     migration!("0015_call_outcomes.sql"),
+    migration!("0016_archive_lock.sql"),
 ];
 
 pub fn schema_version() -> i64 {
