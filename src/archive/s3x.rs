@@ -230,6 +230,12 @@ impl S3x {
         extra_headers: &[(&str, String)],
         body: &[u8],
     ) -> Result<Reply, S3Error> {
+        // An empty versionId means "the latest version": leave the parameter out.
+        let query: Vec<(&str, &str)> = query
+            .iter()
+            .copied()
+            .filter(|(k, v)| !(*k == "versionId" && v.is_empty()))
+            .collect();
         let q = query
             .iter()
             .map(|(k, v)| {
@@ -344,6 +350,12 @@ impl S3x {
         if (200..300).contains(&r.status) {
             return Ok(r);
         }
+        // An empty versionId means "the latest version": leave the parameter out.
+        let query: Vec<(&str, &str)> = query
+            .iter()
+            .copied()
+            .filter(|(k, v)| !(*k == "versionId" && v.is_empty()))
+            .collect();
         let q = query
             .iter()
             .map(|(k, v)| {
