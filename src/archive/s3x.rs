@@ -477,7 +477,14 @@ impl S3x {
             &[],
         ) {
             Ok(r) => Ok(tag(&r.body, "Status") == Some("ON")),
-            Err(e) if e.code() == "NoSuchObjectLockConfiguration" => Ok(false),
+            // RGW answers 404 ObjectLockConfigurationNotFoundError for a version that never had
+            // a legal hold; S3 NoSuchObjectLockConfiguration.
+            Err(e)
+                if e.code() == "NoSuchObjectLockConfiguration"
+                    || e.code() == "ObjectLockConfigurationNotFoundError" =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(e),
         }
     }

@@ -359,6 +359,75 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testutil::{TempStore, TestCall, TestResult};
+
+    /// With `[archive]` (`require_archived`), a due call goes only once its archive copy is
+    /// confirmed; the disk guard's candidates likewise. Without, both calls go.
+    #[test]
+    fn with_an_archive_only_archived_calls_are_deleted() -> TestResult {
+        let TempStore { dir, conn } = TempStore::new()?;
+        let now_utc = "2026-12-05T10:00:00.000Z";
+        let mut ids = Vec::new();
+        for content in ["a", "bb"] {
+            let c = TestCall::default()
+                .file(content)
+                .finalized("complete")
+                .insert_in(&conn, dir.path())?;
+            ids.push(c.id);
+        }
+        let (a, b) = (ids[0], ids[1]);
+        crate::store::archive::enqueue(
+            &conn,
+            &[(a, "k/a.opus".into()), (b, "k/b.opus".into())],
+            now_utc,
+        )?;
+        crate::store::archive::mark_archived(&conn, a, "\"etag\"", Some("v1"), now_utc)?;
+        let mut cfg = RetentionConfig {
+            default_keep_days: Some(1),
+            ..RetentionConfig::default()
+        };
+        let later = Utc::now() + Duration::days(3650);
+        let ids_of = |v: &[Due]| v.iter().map(|d| d.call_id).collect::<Vec<_>>();
+        let p = plan(&conn, &cfg, later)?;
+        assert_eq!(
+            (ids_of(&p.delete), ids_of(&p.not_archived)),
+            (vec![a, b], vec![])
+        );
+        assert_eq!(
+            lifecycle::pressure_candidates(&conn, 10, false)?
+                .iter()
+                .map(|c| c.0)
+                .collect::<Vec<_>>(),
+            vec![a, b]
+        );
+        cfg.require_archived = true;
+        let p = plan(&conn, &cfg, later)?;
+        assert_eq!(
+            (ids_of(&p.delete), ids_of(&p.not_archived)),
+            (vec![a], vec![b])
+        );
+        assert_eq!(
+            lifecycle::pressure_candidates(&conn, 10, true)?
+                .iter()
+                .map(|c| c.0)
+                .collect::<Vec<_>>(),
+            vec![a]
+        );
+        let out = run(&conn, dir.path(), &cfg, later, "test", false)?;
+        assert_eq!(out.deleted_calls, 1);
+        assert_eq!(
+            crate::store::get_call(&conn, a)?.status.to_string(),
+            "deleted"
+        );
+        assert_eq!(
+            crate::store::get_call(&conn, b)?.status.to_string(),
+            "complete"
+        );
+        // The archive keeps it by [archive] keep_days when no rule matches.
+        let k = archive_keep_for(&conn, &cfg, Some(2555), b)?.map(|k| (k.0, k.1));
+        assert_eq!(k, Some(("archive.keep_days".into(), 2555)));
+        Ok(())
+    }
 
     fn call(campaign: Option<&str>, tags: &[&str]) -> Call {
         Call {
