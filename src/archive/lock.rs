@@ -464,6 +464,7 @@ pub fn erase(
     req: &erasure::Request,
     now: DateTime<Utc>,
 ) -> Result<erasure::Erased, LockError> {
+    erasure::check_reference(req.number, req.reference)?;
     let found = erasure::find(conn, req.number)?;
     erasure::refuse_blocked(&found)?;
     let Some(a) = cfg.archive.as_ref() else {

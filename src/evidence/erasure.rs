@@ -153,6 +153,15 @@ pub struct Request<'a> {
     pub now_utc: &'a str,
 }
 
+/// The request reference must not carry the number (it goes into the ledger and the receipt).
+pub fn check_reference(number: &str, reference: &str) -> Result<(), ErasureError> {
+    let want = digits(number);
+    if want.len() >= 6 && digits(reference).contains(&want) {
+        return Err(ErasureError::NumberInReference);
+    }
+    Ok(())
+}
+
 /// The refusals that apply before anything is touched, here or in the archive: a call on
 /// legal hold, a call still recording.
 pub fn refuse_blocked(found: &Found) -> Result<(), ErasureError> {
@@ -195,10 +204,7 @@ pub fn erase_with_archive(
         actor,
         now_utc,
     } = *req;
-    let want = digits(number);
-    if want.len() >= 6 && digits(reference).contains(&want) {
-        return Err(ErasureError::NumberInReference);
-    }
+    check_reference(number, reference)?;
     let found = find(conn, number)?;
     refuse_blocked(&found)?;
     let reason = format!("erasure request {reference}");
