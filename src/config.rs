@@ -140,6 +140,32 @@ pub struct ArchiveConfig {
     /// Alarm `archive_backlog` when the oldest call waiting to be shipped is older than this.
     #[serde(default = "default_backlog_alarm_s")]
     pub backlog_alarm_s: u64,
+    /// S3 Object Lock on archived objects (`archive::lock`): `auto` (the default) is
+    /// `governance` when the bucket has Object Lock enabled and `off` otherwise.
+    #[serde(default)]
+    pub object_lock: ObjectLock,
+    /// How long the archive keeps a call that no `[[retention.rule]]` matches, counted from the
+    /// call's start (its objects' retain-until date, and when `callrec archive retention run`
+    /// removes them). Unset: `retention.default_keep_days`; both unset: kept forever, no date.
+    #[serde(default)]
+    pub keep_days: Option<u32>,
+}
+
+/// `archive.object_lock`: how archived objects are made write-once (S3 Object Lock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectLock {
+    /// `governance` if GetObjectLockConfiguration says the bucket has Object Lock, else `off`.
+    #[default]
+    Auto,
+    /// No retention dates and no object legal holds are set.
+    Off,
+    /// Retention in GOVERNANCE mode: only a user allowed `s3:BypassGovernanceRetention`, sending
+    /// `x-amz-bypass-governance-retention`, can delete a version before its date.
+    Governance,
+    /// Retention in COMPLIANCE mode: nobody can delete a version or shorten its date before
+    /// it, not even the bucket owner (SEC 17a-4(f), MiFID II style write-once storage).
+    Compliance,
 }
 
 /// Top-level names under `[archive] prefix` that are not boxes: the hub's backups and orders.
@@ -226,6 +252,10 @@ pub struct RetentionConfig {
     pub default_keep_days: Option<u32>,
     #[serde(default, rename = "rule")]
     pub rules: Vec<RetentionRule>,
+    /// Set by [`Config::parse`] when `[archive]` is configured, never read from the file: local
+    /// retention and the disk guard then delete only calls whose archive copy is confirmed.
+    #[serde(skip)]
+    pub require_archived: bool,
 }
 
 /// One `[[retention.rule]]`: the calls it matches (every given field must match) and how long
@@ -236,6 +266,10 @@ pub struct RetentionConfig {
 pub struct RetentionRule {
     pub name: String,
     pub keep_days: u32,
+    /// How long the archive keeps the calls this rule matches (their objects' retain-until
+    /// date); unset: `keep_days`. The longest of the matching rules wins, as locally.
+    #[serde(default)]
+    pub archive_keep_days: Option<u32>,
     #[serde(default)]
     pub campaign: Option<String>,
     #[serde(default)]
@@ -845,11 +879,12 @@ impl Config {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             message: e.to_string().trim_end().replace('\n', " | "),
         })?;
         cfg.validate(path)?;
+        cfg.retention.require_archived = cfg.archive.is_some();
         Ok(cfg)
     }
 

@@ -10,6 +10,8 @@
 //! This module must never write, move or delete a recording or a call row, never mark a call
 //! archived before the store confirmed every object, and never log the secret key.
 
+pub mod lock;
+pub mod s3x;
 pub mod ship;
 pub mod sidecar;
 pub mod verify;
@@ -59,6 +61,11 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
+    /// The secret key, for request signing only (never logged).
+    pub(crate) fn secret(&self) -> &str {
+        &self.secret_access_key
+    }
+
     /// Reads profile `default` of an AWS shared-credentials file; refuses one that group or
     /// others may read (like the box key: a secret readable by others is a leaked secret).
     pub fn load(path: &Path) -> Result<Credentials, ArchiveError> {

@@ -11,9 +11,17 @@
 //!
 //! Bounded memory: one call at a time; files up to [`SINGLE_PUT_MAX_BYTES`] are read whole (an
 //! hour is ~15 MB), larger ones go up in [`PART_BYTES`] parts with at most two in flight.
+//! Object Lock (`archive::lock`): at start the shipper learns the bucket's lock mode; every
+//! confirmed object version then gets its retain-until date and, for a held call, its legal
+//! hold before the call is marked archived (with the mode, date and hold recorded). Each round
+//! also brings object legal holds in line with holds placed or released since, and at start and
+//! hourly it aborts multipart uploads left under the box's prefix by a shipper that died.
+//!
 //! This must never touch the recorder (no control socket, no shared thread), never write a
 //! recording, and never hold an SQLite write transaction across a network request.
 
+use super::lock;
+use super::s3x::{LockMode, S3Error, S3x};
 use super::sidecar::{self, ObjectRef};
 use super::{audio_key, describe_store_error, ArchiveError, Credentials, META_SHA256};
 use crate::clock::{format_utc, Clock};
@@ -43,6 +51,11 @@ const LEDGER_SEGMENT_MAX_ENTRIES: usize = 1000;
 const LEDGER_SEGMENT_INTERVAL_S: i64 = 60;
 /// How long the shipper sleeps when nothing is due.
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// How often multipart uploads left behind are looked for (and at start)...
+const UPLOAD_SWEEP_EVERY: Duration = Duration::from_secs(3600);
+/// ...and how old one must be to be aborted by the hourly sweep. At start every upload under the
+/// box's prefix is aborted: one shipper per box, and nothing of this one is in flight yet.
+const ORPHAN_UPLOAD_AGE_S: i64 = 3600;
 
 /// Why one call was not shipped.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +76,12 @@ struct Confirmed {
     version: Option<String>,
 }
 
+impl Confirmed {
+    fn version_id(&self) -> String {
+        self.version.clone().unwrap_or_default()
+    }
+}
+
 /// What one round did, for logs and benches.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Round {
@@ -73,8 +92,20 @@ pub struct Round {
     pub objects_skipped: usize,
 }
 
+/// The bucket's Object Lock mode as learnt at start ([`lock::resolve_mode`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum LockState {
+    /// Not asked yet, or the store did not answer: nothing is shipped until it does.
+    Unknown,
+    Known(Option<LockMode>),
+}
+
 pub struct Shipper {
     cfg: ArchiveConfig,
+    retention: crate::config::RetentionConfig,
+    s3: S3x,
+    lock: LockState,
+    next_sweep: Option<std::time::Instant>,
     storage_dir: PathBuf,
     box_id: String,
     store: Arc<dyn ObjectStore>,
@@ -94,7 +125,11 @@ impl Shipper {
             .build()
             .map_err(|e| ArchiveError::Client(format!("starting the shipper's runtime: {e}")))?;
         Ok(Shipper {
+            s3: S3x::new(&a, &creds),
             cfg: a,
+            retention: cfg.retention.clone(),
+            lock: LockState::Unknown,
+            next_sweep: None,
             storage_dir: cfg.storage.dir.clone(),
             box_id: cfg.box_.id.clone(),
             store,
@@ -126,14 +161,29 @@ impl Shipper {
             queue::enqueue(conn, &keyed, &now)?;
         }
         let mut r = Round::default();
+        if let Err(msg) = self.start_lock() {
+            // Without the bucket's lock mode nothing is shipped: it could be marked archived
+            // without the retention the operator asked for. The queue shows why.
+            for up in queue::due(conn, &now, BATCH)? {
+                let wait_s = backoff_s(up.attempts, self.cfg.retry_max_s);
+                let next =
+                    format_utc(self.clock.now_utc() + chrono::Duration::seconds(wait_s as i64));
+                queue::mark_retry(conn, up.call_id, &msg, &next)?;
+                r.retried += 1;
+            }
+            self.alarm(conn)?;
+            return Ok(r);
+        }
+        self.sweep_uploads();
         for up in queue::due(conn, &now, BATCH)? {
             match self.ship_one(conn, &up, &mut r) {
-                Ok(c) => {
-                    queue::mark_archived(
+                Ok((c, lock)) => {
+                    queue::mark_archived_locked(
                         conn,
                         up.call_id,
                         &c.etag,
                         c.version.as_deref(),
+                        &lock,
                         &self.clock.utc_string(),
                     )?;
                     r.archived += 1;
@@ -158,6 +208,23 @@ impl Shipper {
             }
         }
         if r.retried == 0 {
+            let s3 = match self.lock {
+                LockState::Known(Some(_)) => Some(&self.s3),
+                _ => None,
+            };
+            match lock::sync_holds(conn, s3) {
+                Ok(Some(n)) if n > 0 => {
+                    tracing::info!(
+                        calls = n,
+                        "archive: object legal holds follow the holds in force"
+                    )
+                }
+                Ok(_) => {}
+                Err(lock::LockError::Store(e)) => return Err(e),
+                Err(e) => {
+                    tracing::warn!("archive: object legal holds not brought in line yet: {e}")
+                }
+            }
             match self.ship_ledger(conn, &mut r) {
                 Ok(_) => {}
                 Err(ShipError::Store(e)) => return Err(e),
@@ -175,6 +242,88 @@ impl Shipper {
         }
         self.totals.bytes_uploaded += r.bytes_uploaded;
         Ok(r)
+    }
+
+    /// Learns the bucket's Object Lock mode once (GetObjectLockConfiguration); Err: why not.
+    fn start_lock(&mut self) -> Result<(), String> {
+        if let LockState::Known(_) = self.lock {
+            return Ok(());
+        }
+        match lock::resolve_mode(&self.cfg, &self.s3) {
+            Ok(m) => {
+                tracing::info!(
+                    object_lock = m.map_or("off", |m| m.as_str()),
+                    bucket = self.cfg.bucket,
+                    "archive: object lock mode"
+                );
+                self.lock = LockState::Known(m);
+                Ok(())
+            }
+            Err(e) => {
+                let msg = match &e {
+                    lock::LockError::S3(s) => describe_s3_error(s, &self.cfg),
+                    other => other.to_string(),
+                };
+                tracing::warn!("archive: {msg}");
+                Err(msg)
+            }
+        }
+    }
+
+    /// Aborts multipart uploads left under this box's prefix: all at start, then hourly those
+    /// older than [`ORPHAN_UPLOAD_AGE_S`]. Failures are logged and tried again next hour.
+    fn sweep_uploads(&mut self) {
+        let now = std::time::Instant::now();
+        let older_than = match self.next_sweep {
+            Some(t) if now < t => return,
+            Some(_) => Some(self.clock.now_utc() - chrono::Duration::seconds(ORPHAN_UPLOAD_AGE_S)),
+            None => None,
+        };
+        self.next_sweep = Some(now + UPLOAD_SWEEP_EVERY);
+        let prefix = format!("{}{}/", self.cfg.prefix, self.box_id);
+        match lock::abort_orphaned_uploads(&self.s3, &prefix, older_than) {
+            Ok(a) if !a.is_empty() => {
+                for u in &a {
+                    tracing::warn!(
+                        key = u.key,
+                        upload_id = u.upload_id,
+                        initiated = u.initiated,
+                        "archive: aborted a multipart upload left behind"
+                    );
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                "archive: listing or aborting multipart uploads left behind: {}",
+                describe_s3_error(&e, &self.cfg)
+            ),
+        }
+    }
+
+    /// Sets the call's retention and legal hold on every confirmed version, when the bucket
+    /// locks; returns what the store now has.
+    fn lock_objects(
+        &self,
+        conn: &Connection,
+        call_id: i64,
+        objects: &[(String, String)],
+    ) -> Result<queue::Lock, ShipError> {
+        let LockState::Known(Some(mode)) = self.lock else {
+            return Ok(queue::Lock::default());
+        };
+        let until =
+            store::retention::archive_keep_for(conn, &self.retention, self.cfg.keep_days, call_id)?
+                .map(|(_, _, until)| until);
+        let hold = lock::held(conn, call_id)?;
+        lock::lock_call(
+            &self.s3,
+            mode,
+            objects,
+            until.as_deref(),
+            hold,
+            self.clock.now_utc(),
+        )
+        .map_err(|e| ShipError::Retry(describe_s3_error(&e, &self.cfg)))
     }
 
     /// Ships the ledger entries not yet in the archive as one JSON-lines segment,
@@ -259,7 +408,7 @@ impl Shipper {
         conn: &Connection,
         up: &queue::Upload,
         r: &mut Round,
-    ) -> Result<Confirmed, ShipError> {
+    ) -> Result<(Confirmed, queue::Lock), ShipError> {
         let call = store::get_call(conn, up.call_id)?;
         if !matches!(call.status, CallStatus::Complete | CallStatus::Interrupted) {
             return Err(ShipError::Fail(format!(
@@ -287,6 +436,7 @@ impl Shipper {
         };
         // Peaks first, audio next, sidecar last: a sidecar in the bucket means the call's
         // objects are all there (what the hub will index).
+        let mut objects: Vec<(String, String)> = Vec::with_capacity(3);
         let peaks_path = crate::dsp::peaks::path_for(&audio_path);
         let peaks = match std::fs::read(&peaks_path) {
             Ok(bytes) => {
@@ -295,7 +445,8 @@ impl Shipper {
                     sha256: crate::hash::sha256_hex(&bytes),
                     bytes: bytes.len() as u64,
                 };
-                self.put_bytes(&p, bytes, "application/octet-stream", r)?;
+                let c = self.put_bytes(&p, bytes, "application/octet-stream", r)?;
+                objects.push((p.key.clone(), c.version_id()));
                 Some(p)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -307,6 +458,7 @@ impl Shipper {
             }
         };
         let confirmed = self.put_file(&audio_path, &audio, r)?;
+        objects.push((audio.key.clone(), confirmed.version_id()));
         let json = sidecar::build(
             conn,
             &call,
@@ -319,8 +471,10 @@ impl Shipper {
             sha256: crate::hash::sha256_hex(&json),
             bytes: json.len() as u64,
         };
-        self.put_bytes(&side, json, "application/json", r)?;
-        Ok(confirmed)
+        let c = self.put_bytes(&side, json, "application/json", r)?;
+        objects.push((side.key.clone(), c.version_id()));
+        let lock = self.lock_objects(conn, call.id, &objects)?;
+        Ok((confirmed, lock))
     }
 
     /// The object at `obj.key` if it already holds exactly these bytes (size and our SHA-256).
@@ -521,6 +675,15 @@ impl Shipper {
             w.finish().await.map_err(|e| self.retry(&e))
         })
     }
+}
+
+/// A raw request's failure for the operator, with what the S3 error code usually means.
+fn describe_s3_error(e: &S3Error, cfg: &ArchiveConfig) -> String {
+    let text = match e {
+        S3Error::Status { code, .. } if !code.is_empty() => format!("{e} <Code>{code}</Code>"),
+        _ => e.to_string(),
+    };
+    describe_store_error(&std::io::Error::other(text), &cfg.endpoint, &cfg.bucket)
 }
 
 fn changed(path: &Path) -> ShipError {

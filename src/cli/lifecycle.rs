@@ -107,7 +107,20 @@ pub fn retention(cfg: &Config, cmd: RetentionCmd) -> anyhow::Result<()> {
             d.held_by.unwrap_or_default()
         );
     }
+    for d in &out.plan.not_archived {
+        println!(
+            "kept   call {:>8}  started {}  rule {:?} due {}, but not yet archived (its archive copy is not confirmed; see callrec archive status)",
+            d.call_id, d.started_at_utc, d.rule, d.due_at_utc
+        );
+    }
     let bytes: i64 = out.plan.delete.iter().map(|d| d.bytes).sum();
+    if !out.plan.not_archived.is_empty() {
+        println!(
+            "kept: not yet archived: {} due call(s), {} bytes",
+            out.plan.not_archived.len(),
+            out.plan.not_archived.iter().map(|d| d.bytes).sum::<i64>()
+        );
+    }
     println!(
         "{verb} {} call(s), {} bytes; {} due call(s) kept on legal hold{}",
         out.plan.delete.len(),
@@ -244,18 +257,17 @@ pub fn erase(cfg: &Config, a: EraseArgs) -> anyhow::Result<()> {
     let by = a.by.unwrap_or_default();
     authenticate_admin(&conn, &by)?;
     let (key, _) = evidence::key::ensure(&cfg.storage.dir)?;
-    let e = erasure::erase(
-        &conn,
-        &cfg.storage.dir,
-        &key,
-        &cfg.box_.id,
-        &erasure::Request {
-            number: &a.number,
-            reference: &a.request,
-            actor: &by,
-            now_utc: &utc_now(),
-        },
-    )?;
+    let now = chrono::Utc::now();
+    let now_utc = callrec::clock::format_utc(now);
+    let req = erasure::Request {
+        number: &a.number,
+        reference: &a.request,
+        actor: &by,
+        now_utc: &now_utc,
+    };
+    // With [archive], the archived copies go too (every version), or the whole request is
+    // refused when one is under COMPLIANCE retention (archive::lock::erase).
+    let e = callrec::archive::lock::erase(cfg, &conn, &key, &req, now)?;
     erasure::write_receipt(&out, &e, &key)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&e.receipt)?);
@@ -287,6 +299,19 @@ fn print_receipt_summary(out: &Path, r: &erasure::Receipt) {
             .collect::<Vec<_>>(),
         r.scrubbed_rows.len()
     );
+    if !r.archive_removed.is_empty() {
+        println!(
+            "removed from the archive: {} object version(s) of call(s) {:?}",
+            r.archive_removed
+                .iter()
+                .map(|c| c.versions.len())
+                .sum::<usize>(),
+            r.archive_removed
+                .iter()
+                .map(|c| c.call_id)
+                .collect::<Vec<_>>()
+        );
+    }
     println!(
         "signed receipt in {}; check it with:\n  cd {} && {}",
         out.display(),

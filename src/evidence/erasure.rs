@@ -24,6 +24,8 @@ use std::path::Path;
 
 /// First field of a receipt; a new layout gets a new tag.
 pub const RECEIPT_FORMAT: &str = "callrec-erasure-receipt-v1";
+/// A receipt that also lists object versions removed from the archive (`archive_removed`).
+pub const RECEIPT_FORMAT_ARCHIVE: &str = "callrec-erasure-receipt-v2";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ErasureError {
@@ -75,6 +77,9 @@ pub struct Receipt {
     /// Calls whose recordings were already gone; their remaining personal fields were scrubbed.
     pub scrubbed_rows: Vec<i64>,
     pub removed: Vec<&'static str>,
+    /// Every object version removed from the archive (S3) for these calls; only in v2.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub archive_removed: Vec<crate::store::archive::RemovedCall>,
     pub kept: Vec<&'static str>,
     pub ledger_head_sha256: Option<String>,
     pub signature: &'static str,
@@ -148,25 +153,18 @@ pub struct Request<'a> {
     pub now_utc: &'a str,
 }
 
-/// Erases every call with the request's number and returns the signed receipt (module docs).
-pub fn erase(
-    conn: &Connection,
-    storage_dir: &Path,
-    key: &BoxKey,
-    box_id: &str,
-    req: &Request,
-) -> Result<Erased, ErasureError> {
-    let Request {
-        number,
-        reference,
-        actor,
-        now_utc,
-    } = *req;
+/// The request reference must not carry the number (it goes into the ledger and the receipt).
+pub fn check_reference(number: &str, reference: &str) -> Result<(), ErasureError> {
     let want = digits(number);
     if want.len() >= 6 && digits(reference).contains(&want) {
         return Err(ErasureError::NumberInReference);
     }
-    let found = find(conn, number)?;
+    Ok(())
+}
+
+/// The refusals that apply before anything is touched, here or in the archive: a call on
+/// legal hold, a call still recording.
+pub fn refuse_blocked(found: &Found) -> Result<(), ErasureError> {
     if !found.held.is_empty() {
         return Err(ErasureError::Held {
             calls: found.held.iter().map(|h| h.0).collect(),
@@ -176,6 +174,39 @@ pub fn erase(
     if let Some(&id) = found.recording.first() {
         return Err(ErasureError::Recording(id));
     }
+    Ok(())
+}
+
+/// Erases every call with the request's number and returns the signed receipt (module docs).
+pub fn erase(
+    conn: &Connection,
+    storage_dir: &Path,
+    key: &BoxKey,
+    box_id: &str,
+    req: &Request,
+) -> Result<Erased, ErasureError> {
+    erase_with_archive(conn, storage_dir, key, box_id, req, &[])
+}
+
+/// [`erase`], after `archive::lock::erase` removed the calls' archived object versions: the
+/// receipt (format v2) lists them too.
+pub fn erase_with_archive(
+    conn: &Connection,
+    storage_dir: &Path,
+    key: &BoxKey,
+    box_id: &str,
+    req: &Request,
+    archive_removed: &[crate::store::archive::RemovedCall],
+) -> Result<Erased, ErasureError> {
+    let Request {
+        number,
+        reference,
+        actor,
+        now_utc,
+    } = *req;
+    check_reference(number, reference)?;
+    let found = find(conn, number)?;
+    refuse_blocked(&found)?;
     let reason = format!("erasure request {reference}");
     let d = Deletion {
         kind: DeletionKind::Erasure,
@@ -187,7 +218,12 @@ pub fn erase(
     lifecycle::scrub_rows(conn, &found.already_deleted, actor, now_utc)?;
     lifecycle::finish_garbage(conn, storage_dir, now_utc)?;
     let receipt = Receipt {
-        format: RECEIPT_FORMAT,
+        format: if archive_removed.is_empty() {
+            RECEIPT_FORMAT
+        } else {
+            RECEIPT_FORMAT_ARCHIVE
+        },
+        archive_removed: archive_removed.to_vec(),
         box_id: box_id.to_owned(),
         deletion_id: marked.deletion_id,
         request_reference: reference.to_owned(),

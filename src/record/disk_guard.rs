@@ -615,15 +615,32 @@ impl Guard {
             }
             return Ok(());
         }
-        // Archive hook (planned, DESIGN "Processes and the fleet"): once calls are shipped to an
-        // archive, a call whose archived copy is not confirmed must not go under either policy;
-        // filter what each branch deletes (`retention::Plan::delete`, the pressure candidates)
-        // through the archive's confirmed set here, and say so in the alarm when that is what
-        // keeps the disk full.
+        // With [archive], a call whose archive copy is not confirmed goes under neither policy:
+        // retention's plan keeps it (`Plan::not_archived`) and the pressure candidates leave it
+        // out; the alarm says so when that is what keeps the disk full.
         match self.policy {
             PressurePolicy::Keep => self.pressure_keep(),
             PressurePolicy::OldestFirst => self.pressure_oldest_first(u),
         }
+    }
+
+    /// With `[archive]`: what the archive backlog is, for the `disk_pressure` alarm (the
+    /// shipper's last error says why it is stuck). Empty without an archive or a backlog.
+    fn backlog_note(&self) -> Result<String, GuardError> {
+        if !self.retention.require_archived {
+            return Ok(String::new());
+        }
+        let b = store::archive::backlog(&self.conn, self.clock.now_utc())?;
+        if b.calls == 0 {
+            return Ok(String::new());
+        }
+        Ok(format!(
+            " (archive backlog: {} call(s), {} bytes not archived, the oldest ended {}; last shipper error: {})",
+            b.calls,
+            b.bytes,
+            b.oldest_ended_at_utc.as_deref().unwrap_or("?"),
+            b.last_error.as_deref().unwrap_or("none recorded; is `callrec ship` running?")
+        ))
     }
 
     /// `keep`: only what retention has already made due may go. Retention runs now rather than
@@ -648,11 +665,20 @@ impl Guard {
         let u = usage(&self.dir)?;
         if u.used_percent() >= f64::from(self.high_percent) {
             let held = out.plan.held.len();
-            let held = if held > 0 {
+            let mut held = if held > 0 {
                 format!(", {held} due call(s) kept on legal hold")
             } else {
                 String::new()
             };
+            let unarchived = &out.plan.not_archived;
+            if !unarchived.is_empty() {
+                held.push_str(&format!(
+                    ", {} due call(s) ({} bytes) kept because their archive copy is not confirmed yet{}",
+                    unarchived.len(),
+                    unarchived.iter().map(|d| d.bytes).sum::<i64>(),
+                    self.backlog_note()?
+                ));
+            }
             let detail = format!(
                 "storage {} is {:.1}% used (high water {}%), {} free. pressure_policy = \"keep\": no call is deleted before its retention period ends, and none more is due{held}. Free space or add storage, or shorten [retention] rules; new calls are refused only once the disk is full (pressure_policy = \"oldest_first\" would delete the oldest calls instead)",
                 self.dir.display(),
@@ -702,7 +728,11 @@ impl Guard {
                 break;
             }
             let need = u.bytes_above(self.low_percent);
-            let candidates = lifecycle::pressure_candidates(&self.conn, BATCH_MAX_CALLS)?;
+            let candidates = lifecycle::pressure_candidates(
+                &self.conn,
+                BATCH_MAX_CALLS,
+                self.retention.require_archived,
+            )?;
             if candidates.is_empty() {
                 exhausted = true;
                 break;
@@ -763,8 +793,16 @@ impl Guard {
         }
         if u.used_percent() >= high {
             if exhausted {
+                let why = if self.retention.require_archived {
+                    format!(
+                        "every remaining call is on legal hold, still recording, or not yet confirmed in the archive{}. Free space, release holds, or get the shipper through its backlog",
+                        self.backlog_note()?
+                    )
+                } else {
+                    "every remaining call is on legal hold or still recording. Free space or release holds".to_owned()
+                };
                 let detail = format!(
-                    "storage {} is {:.1}% used (high water {}%), {} free, and nothing more may be deleted: every remaining call is on legal hold or still recording. Free space or release holds",
+                    "storage {} is {:.1}% used (high water {}%), {} free, and nothing more may be deleted: {why}",
                     self.dir.display(),
                     u.used_percent(),
                     self.high_percent,

@@ -122,13 +122,190 @@ pub fn mark_archived(
     version_id: Option<&str>,
     now_utc: &str,
 ) -> Result<(), StoreError> {
+    mark_archived_locked(conn, call_id, etag, version_id, &Lock::default(), now_utc)
+}
+
+/// What S3 Object Lock the store confirmed on a call's objects (migration 16).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Lock {
+    /// `GOVERNANCE` or `COMPLIANCE`; None: no retention date was set.
+    pub mode: Option<String>,
+    pub retain_until_utc: Option<String>,
+    pub legal_hold: bool,
+}
+
+/// [`mark_archived`] with the Object Lock state the store confirmed for every object.
+pub fn mark_archived_locked(
+    conn: &Connection,
+    call_id: i64,
+    etag: &str,
+    version_id: Option<&str>,
+    lock: &Lock,
+    now_utc: &str,
+) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE archive_uploads SET state = 'archived', etag = ?2, version_id = ?3,
-             archived_at_utc = ?4, attempts = attempts + 1, last_error = NULL
+             archived_at_utc = ?4, attempts = attempts + 1, last_error = NULL,
+             lock_mode = ?5, retain_until_utc = ?6, legal_hold = ?7
          WHERE call_id = ?1",
-        params![call_id, etag, version_id, now_utc],
+        params![
+            call_id,
+            etag,
+            version_id,
+            now_utc,
+            lock.mode,
+            lock.retain_until_utc,
+            lock.legal_hold
+        ],
     )?;
     Ok(())
+}
+
+/// The hold-change counter to apply when holds changed since the shipper last applied them to
+/// the archive's object legal holds (migration 16's triggers), else None.
+pub fn hold_sync_due(conn: &Connection) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT changed_seq FROM archive_hold_sync WHERE id = 1 AND changed_seq <> synced_seq",
+        )?
+        .query_row([], |r| r.get(0))
+        .optional()?)
+}
+
+/// Every archived call's object legal hold now matches the holds as of `seq`.
+pub fn hold_synced(conn: &Connection, seq: i64) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE archive_hold_sync SET synced_seq = ?1 WHERE id = 1",
+        [seq],
+    )?;
+    Ok(())
+}
+
+/// An archived call whose objects are still in the store, with what a hold matches on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Archived {
+    pub call_id: i64,
+    pub object_key: String,
+    pub lock_mode: Option<String>,
+    pub retain_until_utc: Option<String>,
+    pub legal_hold: bool,
+    pub agent: Option<String>,
+    pub remote_number: Option<String>,
+}
+
+/// Archived calls whose objects were not removed, by id.
+pub fn archived(conn: &Connection) -> Result<Vec<Archived>, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT a.call_id, a.object_key, a.lock_mode, a.retain_until_utc, a.legal_hold,
+                c.agent, c.remote_number
+         FROM archive_uploads a JOIN calls c ON c.id = a.call_id
+         WHERE a.state = 'archived' AND a.removed_by IS NULL ORDER BY a.call_id",
+    )?;
+    let v = st
+        .query_map([], |r| {
+            Ok(Archived {
+                call_id: r.get(0)?,
+                object_key: r.get(1)?,
+                lock_mode: r.get(2)?,
+                retain_until_utc: r.get(3)?,
+                legal_hold: r.get(4)?,
+                agent: r.get(5)?,
+                remote_number: r.get(6)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(v)
+}
+
+/// The store confirmed the legal hold of every object of the call is now `on`.
+pub fn set_legal_hold(conn: &Connection, call_id: i64, on: bool) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE archive_uploads SET legal_hold = ?2 WHERE call_id = ?1",
+        params![call_id, on],
+    )?;
+    Ok(())
+}
+
+/// One object version removed from the store.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RemovedVersion {
+    pub key: String,
+    pub version_id: String,
+    /// A delete marker rather than data.
+    pub delete_marker: bool,
+}
+
+/// Every object version of one call that was removed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RemovedCall {
+    pub call_id: i64,
+    pub versions: Vec<RemovedVersion>,
+}
+
+/// What one archive retention run or erasure removed from the store.
+pub struct Removal<'a> {
+    /// `retention` or `erasure`.
+    pub kind: &'a str,
+    pub reason: &'a str,
+    pub actor: &'a str,
+    pub now_utc: &'a str,
+    pub calls: &'a [RemovedCall],
+    /// The signed record's exact bytes and its signature (hex).
+    pub receipt_json: &'a str,
+    pub receipt_sig_hex: &'a str,
+}
+
+/// Records a removal in one transaction: its `archive_removals` row, `removed_by` on each
+/// call's queue row (so it is neither shipped nor removed again), and one audit row per call
+/// naming every version removed. Returns the removal's id.
+pub fn record_removal(conn: &Connection, r: &Removal) -> Result<i64, StoreError> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute(
+        "INSERT INTO archive_removals (kind, reason, requested_by, created_at_utc, receipt, receipt_sig)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![r.kind, r.reason, r.actor, r.now_utc, r.receipt_json, r.receipt_sig_hex],
+    )?;
+    let id = tx.last_insert_rowid();
+    for c in r.calls {
+        tx.execute(
+            "UPDATE archive_uploads SET removed_by = ?2 WHERE call_id = ?1",
+            params![c.call_id, id],
+        )?;
+        super::audit::append(
+            &tx,
+            &super::audit::Event {
+                actor: r.actor,
+                action: "archive.delete",
+                call_id: Some(c.call_id),
+                detail: serde_json::json!({
+                    "archive_removal_id": id,
+                    "kind": r.kind,
+                    "reason": r.reason,
+                    "versions": c.versions,
+                }),
+                ip: None,
+            },
+        )?;
+    }
+    tx.commit()?;
+    Ok(id)
+}
+
+/// The receipt of one removal: (receipt JSON, signature hex).
+pub fn removal_receipt(conn: &Connection, id: i64) -> Result<Option<(String, String)>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT receipt, receipt_sig FROM archive_removals WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+/// Whether the call's archive copy is confirmed (and not removed).
+pub fn is_archived(conn: &Connection, call_id: i64) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM archive_uploads WHERE call_id = ?1 AND state = 'archived'")?
+        .query_row([call_id], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 /// An attempt failed in a way that may pass (network, store down, credentials): try again at

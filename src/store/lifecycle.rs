@@ -407,13 +407,23 @@ pub fn delete_calls(
 }
 
 /// Calls the disk-pressure guard may delete, oldest first: finished (complete or interrupted)
-/// and not covered by an active legal hold. Returns (call id, bytes).
-pub fn pressure_candidates(conn: &Connection, limit: usize) -> Result<Vec<(i64, i64)>, StoreError> {
+/// and not covered by an active legal hold; with `require_archived` (an `[archive]` is
+/// configured) also only those whose archive copy is confirmed. Returns (call id, bytes).
+pub fn pressure_candidates(
+    conn: &Connection,
+    limit: usize,
+    require_archived: bool,
+) -> Result<Vec<(i64, i64)>, StoreError> {
     let active = holds::active(conn)?;
-    let mut st = conn.prepare_cached(
+    let archived = if require_archived {
+        "AND id IN (SELECT call_id FROM archive_uploads WHERE state = 'archived')"
+    } else {
+        ""
+    };
+    let mut st = conn.prepare_cached(&format!(
         "SELECT id, bytes, agent, remote_number FROM calls
-         WHERE status IN ('complete', 'interrupted') ORDER BY started_at_utc, id",
-    )?;
+         WHERE status IN ('complete', 'interrupted') {archived} ORDER BY started_at_utc, id"
+    ))?;
     let mut rows = st.query([])?;
     let mut out = Vec::new();
     while let Some(r) = rows.next()? {

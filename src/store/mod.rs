@@ -83,6 +83,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!("0015_call_outcomes.sql"),
     migration!("0016_agent_states.sql"),
     migration!("0017_hub_calls.sql"),
+    migration!("0018_archive_lock.sql"),
 ];
 
 pub fn schema_version() -> i64 {

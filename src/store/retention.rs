@@ -7,6 +7,14 @@
 //! 2026-01-01T10:00Z with 30 days is due at 2026-01-31T10:00Z, not a millisecond earlier. Calls
 //! on legal hold are listed as held and never deleted; calls still recording are never looked at.
 //!
+//! With `[archive]` configured (`RetentionConfig::require_archived`), a due call is deleted only
+//! once its archive copy is confirmed (`archive_uploads.state = 'archived'`); the others are
+//! listed as kept, not yet archived, and go at a later run. The archive's own keep period
+//! ([`archive_keep_for`], [`archive_plan`]) comes from the same rules: a rule's
+//! `archive_keep_days` (else its `keep_days`), else `[archive] keep_days`, else
+//! `default_keep_days`, else forever. It dates the objects' S3 Object Lock retention and says
+//! when `callrec archive retention run` removes them.
+//!
 //! Every function takes `now` so tests run on a fake clock. This module never deletes anything
 //! itself: [`run`] hands the due calls to `lifecycle::delete_calls`, one deletion per rule.
 
@@ -42,6 +50,9 @@ pub struct Plan {
     pub delete: Vec<Due>,
     /// Due but on legal hold: kept.
     pub held: Vec<Due>,
+    /// Due, not held, but its archive copy is not confirmed yet (only with `[archive]`): kept
+    /// until the shipper has it in the store.
+    pub not_archived: Vec<Due>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -92,6 +103,26 @@ fn keep_for(cfg: &RetentionConfig, c: &Call) -> Option<(String, u32)> {
     }
 }
 
+/// How long the archive keeps `c` (rule name, days); None keeps it forever.
+fn archive_keep(
+    cfg: &RetentionConfig,
+    archive_keep_days: Option<u32>,
+    c: &Call,
+) -> Option<(String, u32)> {
+    let longest = cfg
+        .rules
+        .iter()
+        .filter(|r| matches(r, c))
+        .map(|r| (r, r.archive_keep_days.unwrap_or(r.keep_days)))
+        .max_by_key(|(_, d)| *d);
+    match longest {
+        Some((r, d)) => Some((r.name.clone(), d)),
+        None => archive_keep_days
+            .map(|d| ("archive.keep_days".to_owned(), d))
+            .or_else(|| cfg.default_keep_days.map(|d| ("default".to_owned(), d))),
+    }
+}
+
 /// The shortest keep period of any rule or the default: nothing younger can be due.
 fn shortest_keep_days(cfg: &RetentionConfig) -> Option<u32> {
     cfg.rules
@@ -105,13 +136,20 @@ fn finished_calls_started_before(
     conn: &Connection,
     before_utc: &str,
 ) -> Result<Vec<Call>, StoreError> {
-    let mut st = conn.prepare(
+    calls_where(
+        conn,
+        "status IN ('complete', 'interrupted') AND started_at_utc < ?1",
+        before_utc,
+    )
+}
+
+fn calls_where(conn: &Connection, filter: &str, arg: &str) -> Result<Vec<Call>, StoreError> {
+    let mut st = conn.prepare(&format!(
         "SELECT id, started_at_utc, bytes, seat_id, direction, campaign, agent, remote_number
-         FROM calls WHERE status IN ('complete', 'interrupted') AND started_at_utc < ?1
-         ORDER BY started_at_utc, id",
-    )?;
+         FROM calls WHERE {filter} ORDER BY started_at_utc, id"
+    ))?;
     let mut calls: Vec<Call> = st
-        .query_map([before_utc], |r| {
+        .query_map([arg], |r| {
             Ok(Call {
                 id: r.get(0)?,
                 started_at_utc: r.get(1)?,
@@ -144,6 +182,7 @@ pub fn plan(
         now_utc: format_utc(now),
         delete: Vec::new(),
         held: Vec::new(),
+        not_archived: Vec::new(),
     };
     let Some(shortest) = shortest_keep_days(cfg) else {
         return Ok(out);
@@ -152,6 +191,86 @@ pub fn plan(
     let active = holds::active(conn)?;
     for c in finished_calls_started_before(conn, &horizon)? {
         let Some((rule, keep_days)) = keep_for(cfg, &c) else {
+            continue;
+        };
+        let Ok(started) = DateTime::parse_from_rfc3339(&c.started_at_utc) else {
+            continue;
+        };
+        let due_at = started.with_timezone(&Utc) + Duration::days(i64::from(keep_days));
+        if due_at > now {
+            continue;
+        }
+        let held_by = active
+            .iter()
+            .find(|h| h.covers(c.id, c.agent.as_deref(), c.remote_number.as_deref()))
+            .map(|h| h.id);
+        let due = Due {
+            call_id: c.id,
+            started_at_utc: c.started_at_utc,
+            bytes: c.bytes,
+            rule,
+            keep_days,
+            due_at_utc: format_utc(due_at),
+            held_by,
+        };
+        if held_by.is_some() {
+            out.held.push(due);
+        } else if cfg.require_archived && !super::archive::is_archived(conn, due.call_id)? {
+            out.not_archived.push(due);
+        } else {
+            out.delete.push(due);
+        }
+    }
+    Ok(out)
+}
+
+/// How long the archive keeps a call and until when (UTC text): (rule, days, retain-until).
+/// None: kept forever (no rule, no `[archive] keep_days`, no `default_keep_days`), or the call
+/// is unknown.
+pub fn archive_keep_for(
+    conn: &Connection,
+    cfg: &RetentionConfig,
+    archive_keep_days: Option<u32>,
+    call_id: i64,
+) -> Result<Option<(String, u32, String)>, StoreError> {
+    let calls = calls_where(conn, "id = ?1", &call_id.to_string())?;
+    let Some(c) = calls.first() else {
+        return Ok(None);
+    };
+    let Some((rule, days)) = archive_keep(cfg, archive_keep_days, c) else {
+        return Ok(None);
+    };
+    let Ok(started) = DateTime::parse_from_rfc3339(&c.started_at_utc) else {
+        return Ok(None);
+    };
+    let until = started.with_timezone(&Utc) + Duration::days(i64::from(days));
+    Ok(Some((rule, days, format_utc(until))))
+}
+
+/// Archived calls (objects still in the store) whose archive keep period has passed at `now`:
+/// `delete` (no hold covers them) and `held` (a legal hold in force covers them). The local
+/// call's status does not matter: local retention may have deleted it long ago.
+pub fn archive_plan(
+    conn: &Connection,
+    cfg: &RetentionConfig,
+    archive_keep_days: Option<u32>,
+    now: DateTime<Utc>,
+) -> Result<Plan, StoreError> {
+    let mut out = Plan {
+        now_utc: format_utc(now),
+        delete: Vec::new(),
+        held: Vec::new(),
+        not_archived: Vec::new(),
+    };
+    let active = holds::active(conn)?;
+    let calls = calls_where(
+        conn,
+        "id IN (SELECT call_id FROM archive_uploads WHERE state = 'archived' AND removed_by IS NULL)
+         AND started_at_utc < ?1",
+        &out.now_utc,
+    )?;
+    for c in calls {
+        let Some((rule, keep_days)) = archive_keep(cfg, archive_keep_days, &c) else {
             continue;
         };
         let Ok(started) = DateTime::parse_from_rfc3339(&c.started_at_utc) else {
@@ -240,6 +359,75 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::testutil::{TempStore, TestCall, TestResult};
+
+    /// With `[archive]` (`require_archived`), a due call goes only once its archive copy is
+    /// confirmed; the disk guard's candidates likewise. Without, both calls go.
+    #[test]
+    fn with_an_archive_only_archived_calls_are_deleted() -> TestResult {
+        let TempStore { dir, conn } = TempStore::new()?;
+        let now_utc = "2026-12-05T10:00:00.000Z";
+        let mut ids = Vec::new();
+        for content in ["a", "bb"] {
+            let c = TestCall::default()
+                .file(content)
+                .finalized("complete")
+                .insert_in(&conn, dir.path())?;
+            ids.push(c.id);
+        }
+        let (a, b) = (ids[0], ids[1]);
+        crate::store::archive::enqueue(
+            &conn,
+            &[(a, "k/a.opus".into()), (b, "k/b.opus".into())],
+            now_utc,
+        )?;
+        crate::store::archive::mark_archived(&conn, a, "\"etag\"", Some("v1"), now_utc)?;
+        let mut cfg = RetentionConfig {
+            default_keep_days: Some(1),
+            ..RetentionConfig::default()
+        };
+        let later = Utc::now() + Duration::days(3650);
+        let ids_of = |v: &[Due]| v.iter().map(|d| d.call_id).collect::<Vec<_>>();
+        let p = plan(&conn, &cfg, later)?;
+        assert_eq!(
+            (ids_of(&p.delete), ids_of(&p.not_archived)),
+            (vec![a, b], vec![])
+        );
+        assert_eq!(
+            lifecycle::pressure_candidates(&conn, 10, false)?
+                .iter()
+                .map(|c| c.0)
+                .collect::<Vec<_>>(),
+            vec![a, b]
+        );
+        cfg.require_archived = true;
+        let p = plan(&conn, &cfg, later)?;
+        assert_eq!(
+            (ids_of(&p.delete), ids_of(&p.not_archived)),
+            (vec![a], vec![b])
+        );
+        assert_eq!(
+            lifecycle::pressure_candidates(&conn, 10, true)?
+                .iter()
+                .map(|c| c.0)
+                .collect::<Vec<_>>(),
+            vec![a]
+        );
+        let out = run(&conn, dir.path(), &cfg, later, "test", false)?;
+        assert_eq!(out.deleted_calls, 1);
+        assert_eq!(
+            crate::store::get_call(&conn, a)?.status.to_string(),
+            "deleted"
+        );
+        assert_eq!(
+            crate::store::get_call(&conn, b)?.status.to_string(),
+            "complete"
+        );
+        // The archive keeps it by [archive] keep_days when no rule matches.
+        let k = archive_keep_for(&conn, &cfg, Some(2555), b)?.map(|k| (k.0, k.1));
+        assert_eq!(k, Some(("archive.keep_days".into(), 2555)));
+        Ok(())
+    }
 
     fn call(campaign: Option<&str>, tags: &[&str]) -> Call {
         Call {
@@ -259,6 +447,7 @@ mod tests {
         RetentionRule {
             name: name.into(),
             keep_days,
+            archive_keep_days: None,
             campaign: None,
             direction: None,
             tag: None,
@@ -285,6 +474,7 @@ mod tests {
                     ..rule("seat02-in", 30)
                 },
             ],
+            require_archived: false,
         };
         assert_eq!(
             keep_for(&cfg, &call(Some("sales"), &[])),

@@ -5,6 +5,7 @@
 
 mod alsa;
 mod archive;
+mod archive_lock;
 mod archive_verify;
 mod attack;
 mod browser;
