@@ -186,7 +186,8 @@ pub struct Indexer {
     storage: Storage,
     calls: HashMap<CallToken, CallState>,
     /// Interval tokens to (call token, interval row id).
-    intervals: HashMap<IntervalToken, (CallToken, i64)>,
+    /// Open intervals: their call, row id and kind (`pause`, `hold`, ...).
+    intervals: HashMap<IntervalToken, (CallToken, i64, &'static str)>,
 }
 
 impl Indexer {
@@ -313,7 +314,7 @@ impl Indexer {
                         reason.as_deref(),
                     ) {
                         Ok(id) => {
-                            this.intervals.insert(interval, (call, id));
+                            this.intervals.insert(interval, (call, id, kind));
                             Ok(row)
                         }
                         Err(e) if kind == "pause" => Err(SeatError::Pause {
@@ -348,15 +349,26 @@ impl Indexer {
             } => {
                 let result = self.with_row(call, |this, seat, row| {
                     // An interval whose opening failed has no row: the failure was reported.
-                    let Some((_, id)) = this.intervals.remove(&interval) else {
+                    let Some((_, id, kind)) = this.intervals.remove(&interval) else {
                         return Ok(row);
                     };
                     store::close_interval(&this.conn, id, end_ms)
                         .map(|()| row)
-                        .map_err(|e| SeatError::Resume {
-                            seat: seat.to_owned(),
-                            call_id: row,
-                            source: e.into(),
+                        .map_err(|e| {
+                            let (seat, call_id, source) = (seat.to_owned(), row, e.into());
+                            if kind == "hold" {
+                                SeatError::Unhold {
+                                    seat,
+                                    call_id,
+                                    source,
+                                }
+                            } else {
+                                SeatError::Resume {
+                                    seat,
+                                    call_id,
+                                    source,
+                                }
+                            }
                         })
                 });
                 answer(replies, result);
@@ -440,7 +452,7 @@ impl Indexer {
                 };
                 answer(replies, result);
                 self.calls.remove(&call);
-                self.intervals.retain(|_, (c, _)| *c != call);
+                self.intervals.retain(|_, (c, _, _)| *c != call);
             }
             Job::AgentState {
                 seat,

@@ -71,6 +71,31 @@ struct OpenCall {
     hold_interval: Option<IntervalToken>,
 }
 
+/// The two intervals the CTI marks on a call: a PCI pause (silence is written) and a hold
+/// (only the time is marked).
+#[derive(Clone, Copy)]
+enum Mark {
+    Pause,
+    Hold,
+}
+
+impl Mark {
+    /// The interval's `kind` in the index.
+    fn kind(self) -> &'static str {
+        match self {
+            Mark::Pause => "pause",
+            Mark::Hold => "hold",
+        }
+    }
+
+    fn slot(self, call: &mut OpenCall) -> &mut Option<IntervalToken> {
+        match self {
+            Mark::Pause => &mut call.pause_interval,
+            Mark::Hold => &mut call.hold_interval,
+        }
+    }
+}
+
 pub struct Seat {
     pub cfg: SeatConfig,
     inputs: Vec<SeatInput>,
@@ -456,44 +481,11 @@ impl Seat {
         by: Option<&str>,
         reason: Option<&str>,
     ) -> Result<CallToken, SeatError> {
-        let seat = self.cfg.id.clone();
-        let call = self
-            .call
-            .as_ref()
-            .ok_or_else(|| SeatError::NotRecording { seat: seat.clone() })?;
-        let token = call.id;
-        if call.pause_interval.is_some() {
-            let call = CallName(io.row_id(token));
-            return Err(SeatError::AlreadyPaused { seat, call });
-        }
-        let at = io.duration_ms(token);
-        let iv = io
-            .open_interval(token, "pause", at, by, reason)
-            .map_err(|source| SeatError::Pause {
-                seat,
-                call_id: io.row_id(token).unwrap_or_default(),
-                source,
-            })?;
-        self.active()?.pause_interval = Some(iv);
-        Ok(token)
+        self.open_mark(io, Mark::Pause, by, reason)
     }
 
     pub fn resume(&mut self, io: &mut dyn SeatIo) -> Result<CallToken, SeatError> {
-        let seat = self.cfg.id.clone();
-        let call = self.active()?;
-        let token = call.id;
-        let Some(iv) = call.pause_interval.take() else {
-            let call = CallName(io.row_id(token));
-            return Err(SeatError::NotPaused { seat, call });
-        };
-        let at = io.duration_ms(token);
-        io.close_interval(token, iv, at)
-            .map_err(|source| SeatError::Resume {
-                seat,
-                call_id: io.row_id(token).unwrap_or_default(),
-                source,
-            })?;
-        Ok(token)
+        self.close_mark(io, Mark::Pause)
     }
 
     /// CTI hold: opens the call's `hold` interval. Nothing about the audio changes (a pause
@@ -504,44 +496,82 @@ impl Seat {
         by: Option<&str>,
         reason: Option<&str>,
     ) -> Result<CallToken, SeatError> {
-        let seat = self.cfg.id.clone();
-        let call = self
-            .call
-            .as_ref()
-            .ok_or_else(|| SeatError::NotRecording { seat: seat.clone() })?;
-        let token = call.id;
-        if call.hold_interval.is_some() {
-            let call = CallName(io.row_id(token));
-            return Err(SeatError::AlreadyOnHold { seat, call });
-        }
-        let at = io.duration_ms(token);
-        let iv = io
-            .open_interval(token, "hold", at, by, reason)
-            .map_err(|source| SeatError::Hold {
-                seat,
-                call_id: io.row_id(token).unwrap_or_default(),
-                source,
-            })?;
-        self.active()?.hold_interval = Some(iv);
-        Ok(token)
+        self.open_mark(io, Mark::Hold, by, reason)
     }
 
     /// CTI unhold: closes the call's `hold` interval.
     pub fn unhold(&mut self, io: &mut dyn SeatIo) -> Result<CallToken, SeatError> {
+        self.close_mark(io, Mark::Hold)
+    }
+
+    /// Opens the open call's pause or hold interval at the call's current time.
+    fn open_mark(
+        &mut self,
+        io: &mut dyn SeatIo,
+        mark: Mark,
+        by: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<CallToken, SeatError> {
         let seat = self.cfg.id.clone();
         let call = self.active()?;
         let token = call.id;
-        let Some(iv) = call.hold_interval.take() else {
+        if mark.slot(call).is_some() {
             let call = CallName(io.row_id(token));
-            return Err(SeatError::NotOnHold { seat, call });
+            return Err(match mark {
+                Mark::Pause => SeatError::AlreadyPaused { seat, call },
+                Mark::Hold => SeatError::AlreadyOnHold { seat, call },
+            });
+        }
+        let at = io.duration_ms(token);
+        let iv = io
+            .open_interval(token, mark.kind(), at, by, reason)
+            .map_err(|source| {
+                let call_id = io.row_id(token).unwrap_or_default();
+                match mark {
+                    Mark::Pause => SeatError::Pause {
+                        seat,
+                        call_id,
+                        source,
+                    },
+                    Mark::Hold => SeatError::Hold {
+                        seat,
+                        call_id,
+                        source,
+                    },
+                }
+            })?;
+        *mark.slot(self.active()?) = Some(iv);
+        Ok(token)
+    }
+
+    /// Closes the open call's pause or hold interval at the call's current time.
+    fn close_mark(&mut self, io: &mut dyn SeatIo, mark: Mark) -> Result<CallToken, SeatError> {
+        let seat = self.cfg.id.clone();
+        let call = self.active()?;
+        let token = call.id;
+        let Some(iv) = mark.slot(call).take() else {
+            let call = CallName(io.row_id(token));
+            return Err(match mark {
+                Mark::Pause => SeatError::NotPaused { seat, call },
+                Mark::Hold => SeatError::NotOnHold { seat, call },
+            });
         };
         let at = io.duration_ms(token);
-        io.close_interval(token, iv, at)
-            .map_err(|source| SeatError::Resume {
-                seat,
-                call_id: io.row_id(token).unwrap_or_default(),
-                source,
-            })?;
+        io.close_interval(token, iv, at).map_err(|source| {
+            let call_id = io.row_id(token).unwrap_or_default();
+            match mark {
+                Mark::Pause => SeatError::Resume {
+                    seat,
+                    call_id,
+                    source,
+                },
+                Mark::Hold => SeatError::Unhold {
+                    seat,
+                    call_id,
+                    source,
+                },
+            }
+        })?;
         Ok(token)
     }
 

@@ -68,6 +68,12 @@ pub enum SeatError {
         call_id: i64,
         source: CallError,
     },
+    #[error("call {call_id} on seat {seat} is off hold, but the end of its hold could not be written to the index ({source}); the index shows the hold running to the end of the call")]
+    Unhold {
+        seat: String,
+        call_id: i64,
+        source: CallError,
+    },
     #[error("tags or details for call {call_id} on seat {seat} were not saved: {source}; send them again")]
     Tag {
         seat: String,

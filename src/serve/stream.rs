@@ -178,6 +178,37 @@ fn open_and_read(
     }))
 }
 
+/// The status and byte span (first, last) to answer with: the client's Range, unless an
+/// If-Range does not name this representation (RFC 9110 §13.1.5: only a strong, matching
+/// validator keeps the Range); a 416 response when the Range cannot be satisfied.
+fn answer_range(
+    headers: &HeaderMap,
+    len: u64,
+    etag: &str,
+) -> Result<(StatusCode, u64, u64), Response> {
+    let mut range = parse_range(
+        headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
+        len,
+    );
+    if let Some(ir) = headers.get(header::IF_RANGE) {
+        if etag.starts_with("W/") || ir.to_str().ok() != Some(etag) {
+            range = ByteRange::Full;
+        }
+    }
+    match range {
+        ByteRange::Full => Ok((StatusCode::OK, 0, len.saturating_sub(1))),
+        ByteRange::Part(a, b) => Ok((StatusCode::PARTIAL_CONTENT, a, b)),
+        ByteRange::Unsatisfiable => Err((
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            [
+                (header::CONTENT_RANGE, format!("bytes */{len}")),
+                (header::ACCEPT_RANGES, "bytes".to_owned()),
+            ],
+        )
+            .into_response()),
+    }
+}
+
 fn etag_for(call: &CallRow, len: u64, mtime_ns: u128) -> String {
     match (&call.sha256, call.status) {
         // A finished file never changes: its hash is the strongest validator there is.
@@ -286,29 +317,9 @@ pub async fn audio(
         )
             .into_response());
     }
-    let mut range = parse_range(
-        headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
-        len,
-    );
-    if let Some(ir) = headers.get(header::IF_RANGE) {
-        // RFC 9110 §13.1.5: only a strong, matching validator keeps the Range.
-        if etag.starts_with("W/") || ir.to_str().ok() != Some(etag.as_str()) {
-            range = ByteRange::Full;
-        }
-    }
-    let (status, first, last) = match range {
-        ByteRange::Full => (StatusCode::OK, 0, len.saturating_sub(1)),
-        ByteRange::Part(a, b) => (StatusCode::PARTIAL_CONTENT, a, b),
-        ByteRange::Unsatisfiable => {
-            return Ok((
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                [
-                    (header::CONTENT_RANGE, format!("bytes */{len}")),
-                    (header::ACCEPT_RANGES, "bytes".to_owned()),
-                ],
-            )
-                .into_response());
-        }
+    let (status, first, last) = match answer_range(&headers, len, &etag) {
+        Ok(r) => r,
+        Err(unsatisfiable) => return Ok(unsatisfiable),
     };
     let n = if len == 0 { 0 } else { last - first + 1 };
     let detail = serde_json::json!({"bytes": format!("{first}-{last}/{len}"), "format": "ogg"});
@@ -378,28 +389,9 @@ async fn hub_audio(
         )
             .into_response());
     }
-    let mut range = parse_range(
-        headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
-        len,
-    );
-    if let Some(ir) = headers.get(header::IF_RANGE) {
-        if ir.to_str().ok() != Some(etag.as_str()) {
-            range = ByteRange::Full;
-        }
-    }
-    let (status, first, last) = match range {
-        ByteRange::Full => (StatusCode::OK, 0, len.saturating_sub(1)),
-        ByteRange::Part(a, b) => (StatusCode::PARTIAL_CONTENT, a, b),
-        ByteRange::Unsatisfiable => {
-            return Ok((
-                StatusCode::RANGE_NOT_SATISFIABLE,
-                [
-                    (header::CONTENT_RANGE, format!("bytes */{len}")),
-                    (header::ACCEPT_RANGES, "bytes".to_owned()),
-                ],
-            )
-                .into_response());
-        }
+    let (status, first, last) = match answer_range(headers, len, &etag) {
+        Ok(r) => r,
+        Err(unsatisfiable) => return Ok(unsatisfiable),
     };
     let n = if len == 0 { 0 } else { last - first + 1 };
     let detail = serde_json::json!({

@@ -190,30 +190,13 @@ pub fn plan(
     let horizon = format_utc(now - Duration::days(i64::from(shortest)));
     let active = holds::active(conn)?;
     for c in finished_calls_started_before(conn, &horizon)? {
-        let Some((rule, keep_days)) = keep_for(cfg, &c) else {
+        let Some(kept) = keep_for(cfg, &c) else {
             continue;
         };
-        let Ok(started) = DateTime::parse_from_rfc3339(&c.started_at_utc) else {
+        let Some(due) = due(c, kept, &active, now) else {
             continue;
         };
-        let due_at = started.with_timezone(&Utc) + Duration::days(i64::from(keep_days));
-        if due_at > now {
-            continue;
-        }
-        let held_by = active
-            .iter()
-            .find(|h| h.covers(c.id, c.agent.as_deref(), c.remote_number.as_deref()))
-            .map(|h| h.id);
-        let due = Due {
-            call_id: c.id,
-            started_at_utc: c.started_at_utc,
-            bytes: c.bytes,
-            rule,
-            keep_days,
-            due_at_utc: format_utc(due_at),
-            held_by,
-        };
-        if held_by.is_some() {
+        if due.held_by.is_some() {
             out.held.push(due);
         } else if cfg.require_archived && !super::archive::is_archived(conn, due.call_id)? {
             out.not_archived.push(due);
@@ -222,6 +205,35 @@ pub fn plan(
         }
     }
     Ok(out)
+}
+
+/// The call as due for deletion when its keep period `(rule, days)`, counted from its start,
+/// has passed at `now`, naming the first hold in force that covers it; None when it has not
+/// passed (or the start time cannot be read).
+fn due(
+    c: Call,
+    (rule, keep_days): (String, u32),
+    active: &[holds::Hold],
+    now: DateTime<Utc>,
+) -> Option<Due> {
+    let started = DateTime::parse_from_rfc3339(&c.started_at_utc).ok()?;
+    let due_at = started.with_timezone(&Utc) + Duration::days(i64::from(keep_days));
+    if due_at > now {
+        return None;
+    }
+    let held_by = active
+        .iter()
+        .find(|h| h.covers(c.id, c.agent.as_deref(), c.remote_number.as_deref()))
+        .map(|h| h.id);
+    Some(Due {
+        call_id: c.id,
+        started_at_utc: c.started_at_utc,
+        bytes: c.bytes,
+        rule,
+        keep_days,
+        due_at_utc: format_utc(due_at),
+        held_by,
+    })
 }
 
 /// How long the archive keeps a call and until when (UTC text): (rule, days, retain-until).
@@ -270,30 +282,13 @@ pub fn archive_plan(
         &out.now_utc,
     )?;
     for c in calls {
-        let Some((rule, keep_days)) = archive_keep(cfg, archive_keep_days, &c) else {
+        let Some(kept) = archive_keep(cfg, archive_keep_days, &c) else {
             continue;
         };
-        let Ok(started) = DateTime::parse_from_rfc3339(&c.started_at_utc) else {
+        let Some(due) = due(c, kept, &active, now) else {
             continue;
         };
-        let due_at = started.with_timezone(&Utc) + Duration::days(i64::from(keep_days));
-        if due_at > now {
-            continue;
-        }
-        let held_by = active
-            .iter()
-            .find(|h| h.covers(c.id, c.agent.as_deref(), c.remote_number.as_deref()))
-            .map(|h| h.id);
-        let due = Due {
-            call_id: c.id,
-            started_at_utc: c.started_at_utc,
-            bytes: c.bytes,
-            rule,
-            keep_days,
-            due_at_utc: format_utc(due_at),
-            held_by,
-        };
-        if held_by.is_some() {
+        if due.held_by.is_some() {
             out.held.push(due);
         } else {
             out.delete.push(due);

@@ -406,36 +406,9 @@ pub(crate) fn hub_config(bucket: &str) -> (tempfile::TempDir, PathBuf, u16) {
 /// `callrec hub` on a config made by [`hub_config`], as a [`crate::webbox::WebBox`] (users,
 /// sessions and the CLI work as on a box); dropping it stops the hub.
 pub(crate) fn hub_start(dir: tempfile::TempDir, cfg: PathBuf, port: u16) -> crate::webbox::WebBox {
-    use std::io::{BufRead, BufReader};
     let log = dir.path().join("hub.log");
-    let mut child = Command::new(bin())
-        .arg("--config")
-        .arg(&cfg)
-        .arg("hub")
-        .stdout(Stdio::piped())
-        .stderr(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log)
-                .unwrap(),
-        )
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(out).lines();
-    let mut admin_once = String::new();
+    let (child, admin_once) = crate::webbox::spawn_web(&cfg, "hub", &log);
     let t0 = Instant::now();
-    while let Some(Ok(line)) = lines.next() {
-        if let Some(pw) = line.split("one-time password: ").nth(1) {
-            admin_once = pw.trim().to_owned();
-        }
-        if line.contains("web UI at") {
-            break;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(30), "hub did not start");
-    }
-    std::thread::spawn(move || for _ in lines {});
     let hub = crate::webbox::WebBox {
         dir,
         cfg,

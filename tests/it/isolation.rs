@@ -9,8 +9,7 @@
 use super::common::{bin, check_opus_file, integrity_ok, repo, Recorder};
 use super::webbox::{free_port, Session, WebBox, PASSWORD};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// `n` synthetic seats `s0`…, all driven through the control socket.
@@ -57,32 +56,7 @@ impl SplitBox {
     /// Starts (or restarts) `callrec serve` and waits until `/healthz` answers.
     pub fn start_web(&mut self) -> &WebBox {
         let log = self.rec.dir.path().join("web.log");
-        let mut child = Command::new(bin())
-            .arg("--config")
-            .arg(&self.rec.cfg)
-            .arg("serve")
-            .stdout(Stdio::piped())
-            .stderr(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&log)
-                    .unwrap(),
-            )
-            .spawn()
-            .unwrap();
-        let mut admin_once = String::new();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        for line in lines.by_ref() {
-            let Ok(line) = line else { break };
-            if let Some(pw) = line.split("one-time password: ").nth(1) {
-                admin_once = pw.trim().to_owned();
-            }
-            if line.contains("web UI at") {
-                break;
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
+        let (child, admin_once) = crate::webbox::spawn_web(&self.rec.cfg, "serve", &log);
         let wb = WebBox {
             dir: tempfile::tempdir().unwrap(),
             cfg: self.rec.cfg.clone(),

@@ -80,32 +80,7 @@ impl WebBox {
         )
         .unwrap();
         let log = dir.path().join("run.log");
-        let mut child = Command::new(bin())
-            .arg("--config")
-            .arg(&cfg)
-            .arg("run")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut admin_once = String::new();
-        let out = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(out).lines();
-        let t0 = Instant::now();
-        while let Some(Ok(line)) = lines.next() {
-            if let Some(pw) = line.split("one-time password: ").nth(1) {
-                admin_once = pw.trim().to_owned();
-            }
-            if line.contains("web UI at") {
-                break;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(30),
-                "server did not start"
-            );
-        }
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let (child, admin_once) = spawn_web(&cfg, "run", &log);
         let wb = WebBox {
             dir,
             cfg,
@@ -501,4 +476,42 @@ pub fn login_form_body(html: &str, user: &str) -> String {
         ("next", "/calls"),
     ])
     .unwrap()
+}
+
+/// Starts `callrec --config CFG SUB` (`run`, `serve` or `hub`) with stderr appended to `log`,
+/// reads its stdout until the web UI is announced (and the one-time admin password, if one was
+/// made), then keeps draining it so the child never blocks on a full pipe.
+pub fn spawn_web(cfg: &std::path::Path, sub: &str, log: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(bin())
+        .arg("--config")
+        .arg(cfg)
+        .arg(sub)
+        .stdout(Stdio::piped())
+        .stderr(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+                .unwrap(),
+        )
+        .spawn()
+        .unwrap();
+    let mut admin_once = String::new();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let t0 = Instant::now();
+    while let Some(Ok(line)) = lines.next() {
+        if let Some(pw) = line.split("one-time password: ").nth(1) {
+            admin_once = pw.trim().to_owned();
+        }
+        if line.contains("web UI at") {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "callrec {sub} did not start: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+    }
+    std::thread::spawn(move || for _ in lines {});
+    (child, admin_once)
 }
