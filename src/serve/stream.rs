@@ -185,7 +185,7 @@ fn answer_range(
     headers: &HeaderMap,
     len: u64,
     etag: &str,
-) -> Result<(StatusCode, u64, u64), Response> {
+) -> Result<(StatusCode, u64, u64), Box<Response>> {
     let mut range = parse_range(
         headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
         len,
@@ -198,14 +198,16 @@ fn answer_range(
     match range {
         ByteRange::Full => Ok((StatusCode::OK, 0, len.saturating_sub(1))),
         ByteRange::Part(a, b) => Ok((StatusCode::PARTIAL_CONTENT, a, b)),
-        ByteRange::Unsatisfiable => Err((
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            [
-                (header::CONTENT_RANGE, format!("bytes */{len}")),
-                (header::ACCEPT_RANGES, "bytes".to_owned()),
-            ],
-        )
-            .into_response()),
+        ByteRange::Unsatisfiable => Err(Box::new(
+            (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                [
+                    (header::CONTENT_RANGE, format!("bytes */{len}")),
+                    (header::ACCEPT_RANGES, "bytes".to_owned()),
+                ],
+            )
+                .into_response(),
+        )),
     }
 }
 
@@ -319,7 +321,7 @@ pub async fn audio(
     }
     let (status, first, last) = match answer_range(&headers, len, &etag) {
         Ok(r) => r,
-        Err(unsatisfiable) => return Ok(unsatisfiable),
+        Err(unsatisfiable) => return Ok(*unsatisfiable),
     };
     let n = if len == 0 { 0 } else { last - first + 1 };
     let detail = serde_json::json!({"bytes": format!("{first}-{last}/{len}"), "format": "ogg"});
@@ -391,7 +393,7 @@ async fn hub_audio(
     }
     let (status, first, last) = match answer_range(headers, len, &etag) {
         Ok(r) => r,
-        Err(unsatisfiable) => return Ok(unsatisfiable),
+        Err(unsatisfiable) => return Ok(*unsatisfiable),
     };
     let n = if len == 0 { 0 } else { last - first + 1 };
     let detail = serde_json::json!({
