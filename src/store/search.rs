@@ -297,6 +297,14 @@ fn where_clause(q: &Query, scope: &Scope) -> (String, Vec<Value>) {
             "instr(',' || replace(?, ' ', '') || ',', ',' || box_id || ',') > 0",
             vec![list.clone().into()],
         ),
+        // A floor holds a tenth of a hub's calls, a number prefix or a campaign far fewer: with
+        // one of those filters the floor only narrows what their index found (the unary `+`
+        // keeps the planner off `calls_box`, which without statistics it would take and then
+        // walk a whole floor: 1.1 s at 10 M calls, benches/RESULTS.md "Hub search"). An agent
+        // and a floor together have their own index, calls_agent_box.
+        Some(one) if q.agent.is_none() && (q.number_prefix.is_some() || q.campaign.is_some()) => {
+            push("+box_id = ?", vec![one.clone().into()])
+        }
         Some(one) => push("box_id = ?", vec![one.clone().into()]),
         None => {}
     }

@@ -26,8 +26,10 @@ CREATE TABLE hub_calls (
     indexed_at_utc  TEXT NOT NULL,
     UNIQUE (box_id, box_call_id)
 );
--- The box/floor filter and column of the search.
+-- The box/floor filter and column of the search; with an agent, the pair (a reviewer's "this
+-- agent on that floor": without it the agent's calls on every floor are read one by one).
 CREATE INDEX calls_box ON calls (box_id, started_at_utc);
+CREATE INDEX calls_agent_box ON calls (agent, box_id, started_at_utc);
 -- Every box signing key a sidecar named (a box may renew its key).
 CREATE TABLE box_keys (
     box_id              TEXT NOT NULL,
