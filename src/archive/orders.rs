@@ -185,8 +185,8 @@ pub fn seal(key: &BoxKey, body: &impl Serialize) -> String {
 
 /// The body of an envelope whose signature verifies with `public_pem`; otherwise why not.
 pub fn open(envelope_text: &str, fingerprint: &str, public_pem: &str) -> Result<String, String> {
-    let env: Envelope = serde_json::from_str(envelope_text)
-        .map_err(|e| format!("not a signed envelope: {e}"))?;
+    let env: Envelope =
+        serde_json::from_str(envelope_text).map_err(|e| format!("not a signed envelope: {e}"))?;
     if env.key_fingerprint_sha256 != fingerprint {
         return Err(format!(
             "signed by key {}, not the pinned key {fingerprint}",
@@ -227,7 +227,8 @@ pub fn poll(
         let Some((seq, order_id)) = parse_order_key(&op, &k) else {
             continue;
         };
-        if sql::box_applied(conn, &order_id)? || sql::refused_etag(conn, &k)?.as_deref() == Some(&etag)
+        if sql::box_applied(conn, &order_id)?
+            || sql::refused_etag(conn, &k)?.as_deref() == Some(&etag)
         {
             continue;
         }
@@ -391,7 +392,9 @@ fn apply(
             hub_hold = Some(*hub_hold_id);
             match sql::box_hold_of(conn, *hub_hold_id)? {
                 None => {
-                    ack.detail = format!("hub legal hold #{hub_hold_id} was never placed here; nothing to release");
+                    ack.detail = format!(
+                        "hub legal hold #{hub_hold_id} was never placed here; nothing to release"
+                    );
                 }
                 Some(id) => {
                     ack.box_hold_id = Some(id);
@@ -540,7 +543,10 @@ mod tests {
             parse_order_key(&p, "fleet/orders/floor-2/000000000009-abc.json"),
             None
         );
-        assert_eq!(ack_key("fleet/", "floor-1", "abc"), "fleet/floor-1/acks/abc.json");
+        assert_eq!(
+            ack_key("fleet/", "floor-1", "abc"),
+            "fleet/floor-1/acks/abc.json"
+        );
     }
 
     #[test]
@@ -575,15 +581,21 @@ mod tests {
             .contains("for box floor-1"));
         // Signed by another key, naming the hub's fingerprint or its own: refused either way.
         let forged = seal(&forger, &body);
-        assert!(open(&forged, fp, pem).unwrap_err().contains("not the pinned key"));
+        assert!(open(&forged, fp, pem)
+            .unwrap_err()
+            .contains("not the pinned key"));
         let mut env: Envelope = serde_json::from_str(&forged).unwrap_or_else(|e| panic!("{e}"));
         env.key_fingerprint_sha256 = fp.to_owned();
         let relabelled = serde_json::to_string(&env).unwrap_or_default();
-        assert!(open(&relabelled, fp, pem).unwrap_err().contains("does not verify"));
+        assert!(open(&relabelled, fp, pem)
+            .unwrap_err()
+            .contains("does not verify"));
         // The hub's envelope with the body changed by one character.
         let mut env: Envelope = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
         env.body = env.body.replace("matter 12", "matter 13");
         let edited = serde_json::to_string(&env).unwrap_or_default();
-        assert!(open(&edited, fp, pem).unwrap_err().contains("does not verify"));
+        assert!(open(&edited, fp, pem)
+            .unwrap_err()
+            .contains("does not verify"));
     }
 }

@@ -251,7 +251,7 @@ pub struct EraseArgs {
     #[arg(long, required_unless_present = "dry_run")]
     by: Option<String>,
     /// Folder for the signed receipt (receipt.json, receipt.sig, box.pub).
-    #[arg(long, required_unless_present = "dry_run")]
+    #[arg(long, required_unless_present_any = ["dry_run", "complete"])]
     out: Option<PathBuf>,
     /// Only list the calls the request would touch.
     #[arg(long)]
@@ -274,7 +274,10 @@ pub fn erase(cfg: &Config, a: EraseArgs) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&c)?);
         } else {
             for b in &c.box_copies {
-                println!("box {}: {} (calls {:?})", b.box_id, b.status, b.box_call_ids);
+                println!(
+                    "box {}: {} (calls {:?})",
+                    b.box_id, b.status, b.box_call_ids
+                );
             }
             println!(
                 "completion.json and completion.sig written in {}; still pending: {:?}",

@@ -605,7 +605,10 @@ pub fn retention_run(
         out.kept.push(Kept {
             call_id: d.call_id,
             due_at_utc: d.due_at_utc.clone(),
-            why: format!("on legal hold #{} at the hub", d.held_by.unwrap_or_default()),
+            why: format!(
+                "on legal hold #{} at the hub",
+                d.held_by.unwrap_or_default()
+            ),
         });
     }
     let mut gone = Vec::new();
@@ -650,8 +653,7 @@ pub fn retention_run(
             now_utc: &now_utc,
         };
         lifecycle::mark_garbage(conn, &gone, &d).map_err(ErasureError::from)?;
-        lifecycle::finish_garbage(conn, &cfg.storage.dir, &now_utc)
-            .map_err(ErasureError::from)?;
+        lifecycle::finish_garbage(conn, &cfg.storage.dir, &now_utc).map_err(ErasureError::from)?;
         out.removal_id = Some(lock::record_removal(
             conn,
             cfg,

@@ -70,9 +70,11 @@ pub fn add_hub_order(
     make: impl FnOnce(i64) -> (String, String),
 ) -> Result<i64, StoreError> {
     let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-    let seq: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM hub_orders", [], |r| {
-        r.get(0)
-    })?;
+    let seq: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(seq), 0) + 1 FROM hub_orders",
+        [],
+        |r| r.get(0),
+    )?;
     let (object_key, envelope) = make(seq);
     tx.execute(
         "INSERT INTO hub_orders (seq, order_id, box_id, kind, hub_hold_id, request_reference,
@@ -159,9 +161,8 @@ pub fn hub_orders(conn: &Connection) -> Result<Vec<HubOrder>, StoreError> {
 
 /// Every box the hub knows: those with calls in its index and those whose key a sidecar named.
 pub fn known_boxes(conn: &Connection) -> Result<Vec<String>, StoreError> {
-    let mut st = conn.prepare(
-        "SELECT box_id FROM hub_calls UNION SELECT box_id FROM box_keys ORDER BY 1",
-    )?;
+    let mut st =
+        conn.prepare("SELECT box_id FROM hub_calls UNION SELECT box_id FROM box_keys ORDER BY 1")?;
     let v = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
     Ok(v)
 }
@@ -256,7 +257,9 @@ pub fn box_unacked(conn: &Connection) -> Result<Vec<BoxOrder>, StoreError> {
     let mut st = conn.prepare_cached(&format!(
         "SELECT {BOX_COLUMNS} FROM box_orders WHERE acked_at_utc IS NULL ORDER BY seq"
     ))?;
-    let v = st.query_map([], row_to_box_order)?.collect::<Result<_, _>>()?;
+    let v = st
+        .query_map([], row_to_box_order)?
+        .collect::<Result<_, _>>()?;
     Ok(v)
 }
 
@@ -265,7 +268,9 @@ pub fn box_orders(conn: &Connection) -> Result<Vec<BoxOrder>, StoreError> {
     let mut st = conn.prepare(&format!(
         "SELECT {BOX_COLUMNS} FROM box_orders ORDER BY seq DESC"
     ))?;
-    let v = st.query_map([], row_to_box_order)?.collect::<Result<_, _>>()?;
+    let v = st
+        .query_map([], row_to_box_order)?
+        .collect::<Result<_, _>>()?;
     Ok(v)
 }
 

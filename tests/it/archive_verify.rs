@@ -282,9 +282,19 @@ fn archive_box_key_writes_only_under_its_own_prefix_and_never_deletes() {
             .into_iter()
             .map(|m| m.unwrap().location.to_string())
             .collect();
-        assert_eq!(keys, vec![my_order.to_string()], "a box lists its own orders");
         assert_eq!(
-            mine.get(&my_order).await.unwrap().bytes().await.unwrap().as_ref(),
+            keys,
+            vec![my_order.to_string()],
+            "a box lists its own orders"
+        );
+        assert_eq!(
+            mine.get(&my_order)
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()
+                .as_ref(),
             b"{}"
         );
         let read = mine.get(&their_order).await.map(|_| ());
