@@ -149,6 +149,10 @@ pub struct ArchiveConfig {
     /// removes them). Unset: `retention.default_keep_days`; both unset: kept forever, no date.
     #[serde(default)]
     pub keep_days: Option<u32>,
+    /// How often a box's shipper looks for orders from the hub (`archive::orders`); at most 20
+    /// so that an order applies within 60 s of the box being online.
+    #[serde(default = "default_orders_poll_s")]
+    pub orders_poll_s: u64,
 }
 
 /// `archive.object_lock`: how archived objects are made write-once (S3 Object Lock).
@@ -176,6 +180,9 @@ fn default_region() -> String {
 }
 fn default_retry_max_s() -> u64 {
     300
+}
+fn default_orders_poll_s() -> u64 {
+    10
 }
 fn default_backlog_alarm_s() -> u64 {
     3600
@@ -236,6 +243,12 @@ impl ArchiveConfig {
             return bad(
                 "backlog_alarm_s",
                 "must be 1 ..= 2592000 s (up to 30 days)".into(),
+            );
+        }
+        if !(1..=20).contains(&self.orders_poll_s) {
+            return bad(
+                "orders_poll_s",
+                "must be 1 ..= 20 s (an order from the hub applies within 60 s)".into(),
             );
         }
         Ok(())

@@ -378,29 +378,7 @@ pub fn retention_run(
             continue;
         };
         let versions = call_versions(&s3, &up.object_key)?;
-        let mut why = None;
-        for v in &versions {
-            match blocker(&s3, v, now)? {
-                None => {}
-                Some(Blocker::LegalHold) => {
-                    why = Some(format!(
-                        "{} (version {}) has an S3 legal hold ON in the store",
-                        v.key, v.version_id
-                    ));
-                    break;
-                }
-                Some(Blocker::Retained(mode, until)) => {
-                    why = Some(format!(
-                        "{} (version {}) is retained by the store in {} mode until {until}; the store refuses to delete it before then",
-                        v.key,
-                        v.version_id,
-                        mode.as_str()
-                    ));
-                    break;
-                }
-            }
-        }
-        if let Some(why) = why {
+        if let Some(why) = retention_blocker(&s3, &versions, now)? {
             out.kept.push(Kept {
                 call_id: d.call_id,
                 due_at_utc: d.due_at_utc.clone(),
@@ -483,26 +461,7 @@ pub fn erase(
         // Any queue row: a pending or failed call may have objects in the store already.
         if let Some(up) = uploads.iter().find(|u| u.call_id == *id) {
             let versions = call_versions(&s3, &up.object_key)?;
-            for v in &versions {
-                match blocker(&s3, v, now)? {
-                    Some(Blocker::Retained(LockMode::Compliance, until)) => {
-                        return Err(LockError::Compliance {
-                            call_id: *id,
-                            key: v.key.clone(),
-                            version_id: v.version_id.clone(),
-                            retain_until: until,
-                        })
-                    }
-                    Some(Blocker::LegalHold) => {
-                        return Err(LockError::ObjectHeld {
-                            call_id: *id,
-                            key: v.key.clone(),
-                            version_id: v.version_id.clone(),
-                        })
-                    }
-                    Some(Blocker::Retained(LockMode::Governance, _)) | None => {}
-                }
-            }
+            check_erasable(&s3, *id, &versions, now)?;
             if !versions.is_empty() {
                 todo.push((*id, versions));
             }
@@ -537,6 +496,93 @@ pub fn erase(
         req,
         &removed,
     )?)
+}
+
+/// Whether an erasure may delete these versions of call `call_id` now: a COMPLIANCE version
+/// still retained (GDPR Art. 17(3)(b)) or an object legal hold refuses it.
+pub fn check_erasable(
+    s3: &S3x,
+    call_id: i64,
+    versions: &[Version],
+    now: DateTime<Utc>,
+) -> Result<(), LockError> {
+    for v in versions {
+        match blocker(s3, v, now)? {
+            Some(Blocker::Retained(LockMode::Compliance, until)) => {
+                return Err(LockError::Compliance {
+                    call_id,
+                    key: v.key.clone(),
+                    version_id: v.version_id.clone(),
+                    retain_until: until,
+                })
+            }
+            Some(Blocker::LegalHold) => {
+                return Err(LockError::ObjectHeld {
+                    call_id,
+                    key: v.key.clone(),
+                    version_id: v.version_id.clone(),
+                })
+            }
+            Some(Blocker::Retained(LockMode::Governance, _)) | None => {}
+        }
+    }
+    Ok(())
+}
+
+/// Why archive retention must keep these versions now (an object legal hold, a retain-until
+/// date not passed), or None when they may go.
+pub fn retention_blocker(
+    s3: &S3x,
+    versions: &[Version],
+    now: DateTime<Utc>,
+) -> Result<Option<String>, S3Error> {
+    for v in versions {
+        match blocker(s3, v, now)? {
+            None => {}
+            Some(Blocker::LegalHold) => {
+                return Ok(Some(format!(
+                    "{} (version {}) has an S3 legal hold ON in the store",
+                    v.key, v.version_id
+                )))
+            }
+            Some(Blocker::Retained(mode, until)) => {
+                return Ok(Some(format!(
+                    "{} (version {}) is retained by the store in {} mode until {until}; the store refuses to delete it before then",
+                    v.key,
+                    v.version_id,
+                    mode.as_str()
+                )))
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Deletes every version and delete marker given (module docs: by version id, GOVERNANCE
+/// ones with the bypass header when `bypass_governance`); returns what went.
+pub fn delete_versions(
+    s3: &S3x,
+    versions: &[Version],
+    bypass_governance: bool,
+) -> Result<Vec<RemovedVersion>, S3Error> {
+    delete_all(s3, versions, bypass_governance)
+}
+
+/// Signs (with `key`) and stores one removal from the archive in `archive_removals`; returns
+/// its id. Used by the hub for its own retention runs and erasures.
+#[allow(clippy::too_many_arguments)]
+pub fn record_removal(
+    conn: &Connection,
+    cfg: &Config,
+    key: &BoxKey,
+    kind: &str,
+    reason: &str,
+    actor: &str,
+    now_utc: &str,
+    removed: &[RemovedCall],
+    kept: &[Kept],
+) -> Result<i64, LockError> {
+    record(conn, cfg, key, kind, reason, actor, now_utc, removed, kept)
 }
 
 /// Writes a removal's record (`removal.json`, `removal.sig`, `box.pub`) into `out_dir`.

@@ -11,6 +11,7 @@
 //! archived before the store confirmed every object, and never log the secret key.
 
 pub mod lock;
+pub mod orders;
 pub mod s3x;
 pub mod ship;
 pub mod sidecar;

@@ -6,7 +6,8 @@
 //! The requests, as the AWS S3 API Reference names them: GetObjectLockConfiguration,
 //! PutObjectRetention / GetObjectRetention, PutObjectLegalHold / GetObjectLegalHold,
 //! HeadObject, ListObjectVersions, DeleteObject (with `versionId`), ListMultipartUploads and
-//! AbortMultipartUpload. The two Object Lock PUTs carry `Content-MD5`, which the API reference
+//! AbortMultipartUpload; and ListObjectsV2, GetObject and PutObject of the small order, ack and
+//! key objects (`archive::orders`). The two Object Lock PUTs carry `Content-MD5`, which the API reference
 //! requires for them ("Content-MD5 ... is required for all requests with Object Lock
 //! parameters").
 //!
@@ -550,6 +551,53 @@ impl S3x {
             vec![]
         };
         self.ok("DELETE", key, &[("versionId", version_id)], &headers, &[])?;
+        Ok(())
+    }
+
+    /// ListObjectsV2 under `prefix`: (key, ETag) of every current object, all pages.
+    pub fn list(&self, prefix: &str) -> Result<Vec<(String, String)>, S3Error> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let mut q = vec![("list-type", "2"), ("prefix", prefix)];
+            if !token.is_empty() {
+                q.push(("continuation-token", token.as_str()));
+            }
+            let r = self.ok("GET", "", &q, &[], &[])?;
+            for block in tags(&r.body, "Contents") {
+                out.push((
+                    tag(block, "Key").map(unescape).unwrap_or_default(),
+                    tag(block, "ETag").map(unescape).unwrap_or_default(),
+                ));
+            }
+            if tag(&r.body, "IsTruncated") != Some("true") {
+                break;
+            }
+            token = tag(&r.body, "NextContinuationToken")
+                .map(unescape)
+                .unwrap_or_default();
+            if token.is_empty() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// GetObject of the latest version, as text (orders, acks and keys are small JSON/PEM).
+    pub fn get_text(&self, key: &str) -> Result<String, S3Error> {
+        Ok(self.ok("GET", key, &[], &[], &[])?.body)
+    }
+
+    /// PutObject of a small body (Content-MD5 and the signed payload hash let the store refuse
+    /// a body changed in transit).
+    pub fn put(&self, key: &str, body: &[u8], content_type: &str) -> Result<(), S3Error> {
+        self.ok(
+            "PUT",
+            key,
+            &[],
+            &[("content-type", content_type.to_owned())],
+            body,
+        )?;
         Ok(())
     }
 

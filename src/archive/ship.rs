@@ -111,6 +111,8 @@ pub struct Shipper {
     store: Arc<dyn ObjectStore>,
     rt: tokio::runtime::Runtime,
     clock: Arc<dyn Clock>,
+    /// When the next look for orders from the hub is due (`archive::orders`).
+    next_orders: Option<std::time::Instant>,
     pub totals: Round,
 }
 
@@ -135,6 +137,7 @@ impl Shipper {
             store,
             rt,
             clock,
+            next_orders: None,
             totals: Round::default(),
         })
     }
@@ -231,6 +234,7 @@ impl Shipper {
                 Err(e) => tracing::warn!("archive: ledger segment not shipped: {e}"),
             }
         }
+        self.orders(conn);
         self.alarm(conn)?;
         for (t, x) in [
             (&mut self.totals.archived, r.archived),
@@ -691,6 +695,44 @@ fn changed(path: &Path) -> ShipError {
         "{} no longer matches the SHA-256 in its row: not shipped; run callrec check",
         path.display()
     ))
+}
+
+impl Shipper {
+    /// Every `archive.orders_poll_s`: the hub's orders for this box (`archive::orders`). A
+    /// failure is logged and retried at the next poll; it never stops shipping.
+    fn orders(&mut self, conn: &Connection) {
+        let now = std::time::Instant::now();
+        if self.next_orders.is_some_and(|t| now < t) {
+            return;
+        }
+        self.next_orders = Some(now + Duration::from_secs(self.cfg.orders_poll_s));
+        let key = match crate::evidence::key::ensure(&self.storage_dir) {
+            Ok((k, _)) => k,
+            Err(e) => {
+                tracing::warn!("orders: the box key (acks are signed with it): {e}");
+                return;
+            }
+        };
+        match super::orders::poll(
+            conn,
+            &self.s3,
+            &self.cfg.prefix,
+            &self.box_id,
+            &self.storage_dir,
+            &key,
+            &self.clock.utc_string(),
+        ) {
+            Ok(p) if p.applied + p.refused + p.acked > 0 => tracing::info!(
+                applied = p.applied,
+                refused = p.refused,
+                acked = p.acked,
+                "orders from the hub"
+            ),
+            Ok(_) => {}
+            // No order for this box yet is the common case: an empty listing, not an error.
+            Err(e) => tracing::warn!("orders: not read yet: {e}"),
+        }
+    }
 }
 
 /// Seconds to wait after `attempts` failed attempts: 1, 2, 4, … capped at `cap_s`.

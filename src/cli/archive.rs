@@ -1,7 +1,8 @@
 //! `callrec archive …`: `status` (what the shipper has not yet got into the object store; reads
 //! the index only), `verify` (whether the bucket still holds what the boxes shipped; reads the
 //! bucket) and `retention run` (removes archived objects whose archive keep period has passed:
-//! `archive::lock::retention_run`). None of them ships anything (the shipper is `callrec ship`).
+//! `archive::lock::retention_run`, or at the fleet's hub `hub::orders::retention_run`). None of
+//! them ships anything (the shipper is `callrec ship`).
 
 use anyhow::Context;
 use callrec::config::Config;
@@ -69,14 +70,27 @@ pub fn archive(cfg: &Config, cmd: ArchiveCmd) -> anyhow::Result<()> {
             )?;
             let conn = super::open_index(cfg)?;
             let (key, _) = callrec::evidence::key::ensure(&cfg.storage.dir)?;
-            let o = callrec::archive::lock::retention_run(
-                cfg,
-                &conn,
-                &key,
-                &super::cli_actor(),
-                chrono::Utc::now(),
-                dry_run,
-            )?;
+            // In a fleet the hub deletes from the archive (the boxes' store users may not); a
+            // single box with delete rights runs it itself.
+            let o = if callrec::hub::is_hub(cfg) {
+                callrec::hub::orders::retention_run(
+                    cfg,
+                    &conn,
+                    &key,
+                    &super::cli_actor(),
+                    chrono::Utc::now(),
+                    dry_run,
+                )?
+            } else {
+                callrec::archive::lock::retention_run(
+                    cfg,
+                    &conn,
+                    &key,
+                    &super::cli_actor(),
+                    chrono::Utc::now(),
+                    dry_run,
+                )?
+            };
             if let (Some(id), Some(dir)) = (o.removal_id, out.as_ref()) {
                 callrec::archive::lock::write_removal(&conn, id, &key, dir)?;
             }

@@ -12,6 +12,7 @@ use callrec::check;
 use callrec::clock::utc_now;
 use callrec::config::Config;
 use callrec::evidence::{self, erasure};
+use callrec::hub;
 use callrec::store::{holds, retention, users};
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
@@ -152,11 +153,34 @@ pub fn hold(cfg: &Config, cmd: HoldCmd) -> anyhow::Result<()> {
                 _ => bail!("give --call, --agent or --numbers"),
             };
             authenticate_admin(&conn, &by)?;
+            if hub::is_hub(cfg) {
+                let p = hub::orders::place_hold(&conn, cfg, &scope, &reason, &by, &utc_now())?;
+                println!(
+                    "legal hold #{} placed by {by} at the hub: {}; ordered to box(es) {:?}{}",
+                    p.hold_id,
+                    describe(&scope),
+                    p.boxes,
+                    p.order_id
+                        .map(|o| format!(" (order {o})"))
+                        .unwrap_or_default()
+                );
+                return Ok(());
+            }
             let id = holds::place(&conn, &scope, &reason, &by, &utc_now())?;
             println!("legal hold #{id} placed by {by}: {}", describe(&scope));
         }
         HoldCmd::Release { id, reason, by } => {
             authenticate_admin(&conn, &by)?;
+            if hub::is_hub(cfg) {
+                let (h, p) = hub::orders::release_hold(&conn, cfg, id, &by, &reason, &utc_now())?;
+                println!(
+                    "legal hold #{id} ({}) placed by {} released by {by} at the hub; ordered to box(es) {:?}",
+                    describe(&h.scope),
+                    h.placed_by,
+                    p.boxes
+                );
+                return Ok(());
+            }
             let h = holds::release(&conn, id, &by, &reason, &utc_now())?;
             println!(
                 "legal hold #{id} ({}) placed by {} released by {by}",
@@ -210,16 +234,24 @@ fn describe(s: &holds::Scope) -> String {
 #[derive(clap::Args)]
 pub struct EraseArgs {
     /// The customer's number (any notation; only its digits count).
-    #[arg(long)]
-    number: String,
+    #[arg(long, required_unless_present = "complete")]
+    number: Option<String>,
     /// The erasure request's ticket or case id (recorded; must not contain the number).
-    #[arg(long)]
-    request: String,
+    #[arg(long, required_unless_present = "complete")]
+    request: Option<String>,
+    /// At the hub: how long to wait for the boxes' acks before the receipt is signed; a box
+    /// that has not acked by then is listed as pending.
+    #[arg(long, default_value_t = 60)]
+    wait_s: u64,
+    /// At the hub: finish the record of an earlier erasure whose receipt (in this folder) lists
+    /// boxes as pending: writes completion.json and completion.sig beside it.
+    #[arg(long, conflicts_with_all = ["number", "request", "dry_run"])]
+    complete: Option<PathBuf>,
     /// The admin account carrying out the request.
     #[arg(long, required_unless_present = "dry_run")]
     by: Option<String>,
     /// Folder for the signed receipt (receipt.json, receipt.sig, box.pub).
-    #[arg(long, required_unless_present = "dry_run")]
+    #[arg(long, required_unless_present_any = ["dry_run", "complete"])]
     out: Option<PathBuf>,
     /// Only list the calls the request would touch.
     #[arg(long)]
@@ -230,8 +262,42 @@ pub struct EraseArgs {
 
 pub fn erase(cfg: &Config, a: EraseArgs) -> anyhow::Result<()> {
     let conn = open_index(cfg)?;
+    if let Some(dir) = &a.complete {
+        if !hub::is_hub(cfg) {
+            bail!("--complete finishes an erasure made at the fleet's hub: run it with the hub's config");
+        }
+        let by = a.by.unwrap_or_default();
+        authenticate_admin(&conn, &by)?;
+        let key = hub::orders::hub_key(cfg)?;
+        let c = hub::orders::complete(cfg, &conn, &key, dir, a.wait_s)?;
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&c)?);
+        } else {
+            for b in &c.box_copies {
+                println!(
+                    "box {}: {} (calls {:?})",
+                    b.box_id, b.status, b.box_call_ids
+                );
+            }
+            println!(
+                "completion.json and completion.sig written in {}; still pending: {:?}",
+                dir.display(),
+                c.still_pending
+            );
+        }
+        if !c.still_pending.is_empty() {
+            bail!(
+                "box(es) {:?} have not acked yet; run this again when they are online",
+                c.still_pending
+            );
+        }
+        return Ok(());
+    }
+    let (Some(number), Some(request)) = (a.number.as_deref(), a.request.as_deref()) else {
+        bail!("give --number and --request (or --complete DIR)");
+    };
     if a.dry_run {
-        let f = erasure::find(&conn, &a.number)?;
+        let f = erasure::find(&conn, number)?;
         if a.json {
             println!("{}", serde_json::to_string_pretty(&f)?);
         } else {
@@ -260,19 +326,35 @@ pub fn erase(cfg: &Config, a: EraseArgs) -> anyhow::Result<()> {
     let now = chrono::Utc::now();
     let now_utc = callrec::clock::format_utc(now);
     let req = erasure::Request {
-        number: &a.number,
-        reference: &a.request,
+        number,
+        reference: request,
         actor: &by,
         now_utc: &now_utc,
     };
-    // With [archive], the archived copies go too (every version), or the whole request is
-    // refused when one is under COMPLIANCE retention (archive::lock::erase).
-    let e = callrec::archive::lock::erase(cfg, &conn, &key, &req, now)?;
+    let mut pending_boxes = Vec::new();
+    let e = if hub::is_hub(cfg) {
+        // At the hub: the boxes are ordered to erase, the hub deletes every archived version
+        // and scrubs its index, and one receipt lists every copy (hub::orders::erase).
+        let h = hub::orders::erase(cfg, &conn, &key, &req, now, a.wait_s)?;
+        pending_boxes = h.pending_boxes;
+        h.erased
+    } else {
+        // With [archive], the archived copies go too (every version), or the whole request is
+        // refused when one is under COMPLIANCE retention (archive::lock::erase).
+        callrec::archive::lock::erase(cfg, &conn, &key, &req, now)?
+    };
     erasure::write_receipt(&out, &e, &key)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&e.receipt)?);
     } else {
         print_receipt_summary(&out, &e.receipt);
+    }
+    if !pending_boxes.is_empty() {
+        println!(
+            "pending on box(es) {pending_boxes:?}: they have not acked the erasure order yet (they apply it when online); \
+             then run: callrec erase --complete {} --by {by}",
+            out.display()
+        );
     }
     if !e.wal_emptied {
         bail!(
@@ -310,6 +392,12 @@ fn print_receipt_summary(out: &Path, r: &erasure::Receipt) {
                 .iter()
                 .map(|c| c.call_id)
                 .collect::<Vec<_>>()
+        );
+    }
+    for b in &r.box_copies {
+        println!(
+            "box {}: {} (its calls {:?}, order {})",
+            b.box_id, b.status, b.box_call_ids, b.order_id
         );
     }
     println!(

@@ -26,6 +26,25 @@ use std::path::Path;
 pub const RECEIPT_FORMAT: &str = "callrec-erasure-receipt-v1";
 /// A receipt that also lists object versions removed from the archive (`archive_removed`).
 pub const RECEIPT_FORMAT_ARCHIVE: &str = "callrec-erasure-receipt-v2";
+/// A receipt of the fleet's hub, which also lists the copies on each box (`box_copies`).
+pub const RECEIPT_FORMAT_FLEET: &str = "callrec-erasure-receipt-v3";
+
+/// The copies of the erased calls on one box, as the box's signed ack reports them (the hub's
+/// erasure, `hub::orders`).
+#[derive(Debug, Clone, Serialize)]
+pub struct BoxCopy {
+    pub box_id: String,
+    /// The calls' ids on that box.
+    pub box_call_ids: Vec<i64>,
+    pub order_id: String,
+    /// `removed` (the box acked and applied it), `refused` (the box acked but would not, with
+    /// why in the ack) or `pending` (no ack yet: `callrec erase --complete` finishes the record).
+    pub status: String,
+    /// The box's ack body, exactly as it signed it (what it deleted and scrubbed).
+    pub ack: Option<serde_json::Value>,
+    /// The box's Ed25519 signature over the ack body, hex; the box key is in the hub's index.
+    pub ack_signature_hex: Option<String>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ErasureError {
@@ -80,6 +99,9 @@ pub struct Receipt {
     /// Every object version removed from the archive (S3) for these calls; only in v2.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub archive_removed: Vec<crate::store::archive::RemovedCall>,
+    /// The copies on each box; only in v3 (at the hub).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub box_copies: Vec<BoxCopy>,
     pub kept: Vec<&'static str>,
     pub ledger_head_sha256: Option<String>,
     pub signature: &'static str,
@@ -198,6 +220,21 @@ pub fn erase_with_archive(
     req: &Request,
     archive_removed: &[crate::store::archive::RemovedCall],
 ) -> Result<Erased, ErasureError> {
+    erase_with_copies(conn, storage_dir, key, box_id, req, archive_removed, &[])
+}
+
+/// [`erase_with_archive`] at the fleet's hub: `conn` is the hub's index (its rows are
+/// scrubbed, its cache files deleted) and the receipt (format v3) also lists the copies on
+/// each box.
+pub fn erase_with_copies(
+    conn: &Connection,
+    storage_dir: &Path,
+    key: &BoxKey,
+    box_id: &str,
+    req: &Request,
+    archive_removed: &[crate::store::archive::RemovedCall],
+    box_copies: &[BoxCopy],
+) -> Result<Erased, ErasureError> {
     let Request {
         number,
         reference,
@@ -218,12 +255,15 @@ pub fn erase_with_archive(
     lifecycle::scrub_rows(conn, &found.already_deleted, actor, now_utc)?;
     lifecycle::finish_garbage(conn, storage_dir, now_utc)?;
     let receipt = Receipt {
-        format: if archive_removed.is_empty() {
+        format: if !box_copies.is_empty() {
+            RECEIPT_FORMAT_FLEET
+        } else if archive_removed.is_empty() {
             RECEIPT_FORMAT
         } else {
             RECEIPT_FORMAT_ARCHIVE
         },
         archive_removed: archive_removed.to_vec(),
+        box_copies: box_copies.to_vec(),
         box_id: box_id.to_owned(),
         deletion_id: marked.deletion_id,
         request_reference: reference.to_owned(),

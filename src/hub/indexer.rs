@@ -237,7 +237,7 @@ pub fn rebuild(cfg: &Config, clock: Arc<dyn Clock>) -> Result<Rebuilt, HubError>
 }
 
 /// The indexer thread of `callrec hub`: a sweep at start, then a poll every `hub.poll_s` and a
-/// sweep every `hub.sweep_s`, until `stop`. Store or index errors are logged and retried at the
+/// sweep every `hub.sweep_s`, and a round of orders to the boxes (`hub::orders`), until `stop`. Store or index errors are logged and retried at the
 /// next poll; they never end the loop.
 pub fn run(cfg: Config, stop: Arc<AtomicBool>, clock: Arc<dyn Clock>) -> Result<(), HubError> {
     let settings = super::settings(&cfg);
@@ -272,6 +272,16 @@ pub fn run(cfg: Config, stop: Arc<AtomicBool>, clock: Arc<dyn Clock>) -> Result<
                 }
             }
             Err(e) => tracing::error!("hub indexer: {e}; retried in {} s", settings.poll_s),
+        }
+        // Orders to the boxes (holds, releases, erasures): published, and their acks read.
+        match super::orders::round(&conn, &cfg, &crate::clock::format_utc(chrono::Utc::now())) {
+            Ok(r) if r.published + r.acked > 0 => tracing::info!(
+                published = r.published,
+                acked = r.acked,
+                "hub: orders to the boxes"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("hub orders: {e}; retried in {} s", settings.poll_s),
         }
         let until = Instant::now() + poll;
         while Instant::now() < until && !stop.load(Ordering::Relaxed) {

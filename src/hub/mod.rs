@@ -9,11 +9,17 @@
 //! streams audio from the store with Range passed through and keeps the bounded on-disk cache
 //! for readers of whole files; `backup` writes and restores the hub's own state.
 //!
-//! This module must never write to the bucket except under `<prefix>hub/` (its backups), never
-//! delete an object, and never delete a `calls` row (QA rows may point at it).
+//! `orders` carries legal holds, releases and erasures made at the hub to the boxes, and is the
+//! fleet's one deleter of archive objects (erasure, archive retention).
+//!
+//! This module must never write to the bucket except under `<prefix>hub/` (its backups and
+//! key) and `<prefix>orders/`, never delete an object except through `orders` (which never
+//! deletes one under a hold or a COMPLIANCE date), and never delete a `calls` row (QA rows
+//! may point at it).
 
 pub mod backup;
 pub mod indexer;
+pub mod orders;
 pub mod remote;
 pub mod sidecar;
 
@@ -59,6 +65,12 @@ pub fn store_client(cfg: &Config) -> Result<Arc<dyn ObjectStore>, HubError> {
 pub(crate) fn prefix_path(prefix: &str) -> Option<object_store::path::Path> {
     let p = prefix.trim_end_matches('/');
     (!p.is_empty()).then(|| object_store::path::Path::from(p))
+}
+
+/// Whether `cfg` is the fleet hub's: it has `[hub]`, or `callrec hub` has run on its storage
+/// dir. Holds, erasure and archive retention then run the hub's way (`orders`).
+pub fn is_hub(cfg: &Config) -> bool {
+    cfg.hub.is_some() || lock_path(&cfg.storage.dir).exists()
 }
 
 /// `<storage dir>/hub.lock`: held (flock) by a running `callrec hub`.

@@ -37,7 +37,7 @@ pub enum HoldError {
 }
 
 /// What a hold covers.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(tag = "scope", rename_all = "lowercase")]
 pub enum Scope {
     Call {
@@ -182,6 +182,19 @@ fn require_admin(conn: &Connection, username: &str) -> Result<(), HoldError> {
     }
 }
 
+/// Who places or releases a hold: an admin account of this index, or the fleet's hub through a
+/// signed order (`archive::orders`), whose admins are the hub's accounts, not this box's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Authority {
+    LocalAdmin,
+    HubOrder,
+}
+
+/// The name a hub admin's act carries on a box: `hub:<username>`, never a local account name.
+pub fn hub_actor(hub_username: &str) -> String {
+    format!("hub:{hub_username}")
+}
+
 /// Places a hold; returns its id. `by` must be an enabled admin account with its own password.
 pub fn place(
     conn: &Connection,
@@ -190,12 +203,38 @@ pub fn place(
     by: &str,
     now_utc: &str,
 ) -> Result<i64, HoldError> {
+    place_as(conn, scope, reason, by, now_utc, Authority::LocalAdmin)
+}
+
+/// Places a hold a verified hub order carries (`archive::orders`): `hub_username` is the hub
+/// admin who placed it at the hub (already checked there); recorded as `hub:<name>`.
+pub fn place_from_hub(
+    conn: &Connection,
+    scope: &Scope,
+    reason: &str,
+    hub_username: &str,
+    now_utc: &str,
+) -> Result<i64, HoldError> {
+    let by = hub_actor(hub_username);
+    place_as(conn, scope, reason, &by, now_utc, Authority::HubOrder)
+}
+
+fn place_as(
+    conn: &Connection,
+    scope: &Scope,
+    reason: &str,
+    by: &str,
+    now_utc: &str,
+    authority: Authority,
+) -> Result<i64, HoldError> {
     if reason.trim().is_empty() {
         return Err(HoldError::NoReason);
     }
     let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
         .map_err(StoreError::from)?;
-    require_admin(&tx, by)?;
+    if authority == Authority::LocalAdmin {
+        require_admin(&tx, by)?;
+    }
     let (kind, call_id, agent, from, to) = match scope {
         Scope::Call { call_id } => {
             super::get_call_row(&tx, *call_id)?;
@@ -240,12 +279,39 @@ pub fn release(
     reason: &str,
     now_utc: &str,
 ) -> Result<Hold, HoldError> {
+    release_as(conn, hold_id, by, reason, now_utc, Authority::LocalAdmin)
+}
+
+/// Releases a hold a hub order placed, as the hub admin `hub_username` (`hub:<name>`); the
+/// four-eyes rule still holds here (and in the database's triggers): the releasing hub admin
+/// is not the placing one.
+pub fn release_from_hub(
+    conn: &Connection,
+    hold_id: i64,
+    hub_username: &str,
+    reason: &str,
+    now_utc: &str,
+) -> Result<Hold, HoldError> {
+    let by = hub_actor(hub_username);
+    release_as(conn, hold_id, &by, reason, now_utc, Authority::HubOrder)
+}
+
+fn release_as(
+    conn: &Connection,
+    hold_id: i64,
+    by: &str,
+    reason: &str,
+    now_utc: &str,
+    authority: Authority,
+) -> Result<Hold, HoldError> {
     if reason.trim().is_empty() {
         return Err(HoldError::NoReason);
     }
     let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)
         .map_err(StoreError::from)?;
-    require_admin(&tx, by)?;
+    if authority == Authority::LocalAdmin {
+        require_admin(&tx, by)?;
+    }
     let hold = tx
         .query_row(
             &format!("SELECT {HOLD_COLUMNS} FROM legal_holds WHERE id = ?1"),

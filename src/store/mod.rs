@@ -25,6 +25,7 @@ pub mod ledger;
 pub mod lifecycle;
 pub mod metrics;
 pub mod notes;
+pub mod orders;
 pub mod outcomes;
 pub mod pseudonym;
 pub mod qa;
@@ -84,6 +85,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!("0016_agent_states.sql"),
     migration!("0017_hub_calls.sql"),
     migration!("0018_archive_lock.sql"),
+    migration!("0019_orders.sql"),
 ];
 
 pub fn schema_version() -> i64 {

@@ -268,6 +268,42 @@ pub fn archive_plan(
     archive_keep_days: Option<u32>,
     now: DateTime<Utc>,
 ) -> Result<Plan, StoreError> {
+    archive_plan_where(
+        conn,
+        cfg,
+        archive_keep_days,
+        now,
+        "id IN (SELECT call_id FROM archive_uploads WHERE state = 'archived' AND removed_by IS NULL)
+         AND started_at_utc < ?1",
+    )
+}
+
+/// [`archive_plan`] at the fleet's hub: over the hub's calls whose objects it has not removed
+/// yet (a hub call row goes to `deleted` when its objects go), by the same rules and the hub's
+/// own legal holds.
+pub fn hub_archive_plan(
+    conn: &Connection,
+    cfg: &RetentionConfig,
+    archive_keep_days: Option<u32>,
+    now: DateTime<Utc>,
+) -> Result<Plan, StoreError> {
+    archive_plan_where(
+        conn,
+        cfg,
+        archive_keep_days,
+        now,
+        "id IN (SELECT call_id FROM hub_calls) AND status IN ('complete', 'interrupted')
+         AND started_at_utc < ?1",
+    )
+}
+
+fn archive_plan_where(
+    conn: &Connection,
+    cfg: &RetentionConfig,
+    archive_keep_days: Option<u32>,
+    now: DateTime<Utc>,
+    filter: &str,
+) -> Result<Plan, StoreError> {
     let mut out = Plan {
         now_utc: format_utc(now),
         delete: Vec::new(),
@@ -275,12 +311,7 @@ pub fn archive_plan(
         not_archived: Vec::new(),
     };
     let active = holds::active(conn)?;
-    let calls = calls_where(
-        conn,
-        "id IN (SELECT call_id FROM archive_uploads WHERE state = 'archived' AND removed_by IS NULL)
-         AND started_at_utc < ?1",
-        &out.now_utc,
-    )?;
+    let calls = calls_where(conn, filter, &out.now_utc)?;
     for c in calls {
         let Some(kept) = archive_keep(cfg, archive_keep_days, &c) else {
             continue;

@@ -259,6 +259,67 @@ fn archive_box_key_writes_only_under_its_own_prefix_and_never_deletes() {
             "listing the bucket: {listed}"
         );
     });
+    // Orders (issue 13 item 4): the hub (the bucket owner here) writes under orders/<box>/;
+    // a box lists and reads only its own, and cannot write orders for itself.
+    let owner = client(bucket);
+    let my_order = ObjPath::from("fleet/orders/test-box/000000000001-a.json");
+    let their_order = ObjPath::from("fleet/orders/other-box/000000000001-b.json");
+    rt().block_on(async {
+        use futures_util::StreamExt;
+        owner
+            .put(&my_order, PutPayload::from_static(b"{}"))
+            .await
+            .unwrap();
+        owner
+            .put(&their_order, PutPayload::from_static(b"{}"))
+            .await
+            .unwrap();
+        let mine_listed: Vec<_> = mine
+            .list(Some(&ObjPath::from("fleet/orders/test-box")))
+            .collect()
+            .await;
+        let keys: Vec<String> = mine_listed
+            .into_iter()
+            .map(|m| m.unwrap().location.to_string())
+            .collect();
+        assert_eq!(
+            keys,
+            vec![my_order.to_string()],
+            "a box lists its own orders"
+        );
+        assert_eq!(
+            mine.get(&my_order)
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()
+                .as_ref(),
+            b"{}"
+        );
+        let read = mine.get(&their_order).await.map(|_| ());
+        assert!(
+            matches!(read, Err(object_store::Error::PermissionDenied { .. })),
+            "read of another box's order: {read:?}"
+        );
+        let listed = format!(
+            "{:?}",
+            mine.list(Some(&ObjPath::from("fleet/orders/other-box")))
+                .next()
+                .await
+        );
+        assert!(
+            listed.contains("status: 403"),
+            "listing another box's orders: {listed}"
+        );
+        let forged = mine
+            .put(
+                &ObjPath::from("fleet/orders/test-box/000000000002-c.json"),
+                PutPayload::from_static(b"{}"),
+            )
+            .await;
+        assert_eq!(status_of(forged), "denied", "a box writes no orders");
+    });
     // Nothing changed: the other floor's object and this box's audio are as written.
     assert_eq!(get(bucket, theirs.as_ref()), original);
     assert_eq!(

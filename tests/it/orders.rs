@@ -1,0 +1,436 @@
+//! Orders from the hub to the boxes (issue 13 item 4) against the real RGW (harness:
+//! `fleet.rs`): two boxes and a hub over one Object Lock bucket. A hold placed at the hub
+//! reaches the box (its holds table) and blocks local retention and the hub's archive
+//! retention; an erasure at the hub removes the copies on the boxes (file gone, row scrubbed),
+//! in the hub's index and every object version, with one receipt that verifies with OpenSSL; a
+//! box whose shipper was not running applies the order when it starts (`erase --complete`); a
+//! release needs a second admin and propagates; a forged order object is refused and logged.
+
+use crate::common::{cli_with_stdin, Recorder};
+use crate::fleet::*;
+use callrec::archive::orders::{self, Order, What, ORDER_FORMAT};
+use callrec::archive::s3x::{self, S3x};
+use callrec::config::Config;
+use object_store::path::Path as ObjPath;
+use object_store::{ObjectStore, PutPayload};
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const ANN: (&str, &str) = ("ann", "ann-secret-password");
+const BEN: (&str, &str) = ("ben", "ben-secret-password");
+/// The customer whose erasure is asked: called on both floors.
+const NUMBER: &str = "+44 20 7946 0123";
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn ro(db: &Path) -> rusqlite::Connection {
+    rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
+}
+
+/// Waits until `ok()`; panics naming `what` and the logs.
+fn wait_for(what: &str, limit: Duration, logs: &[&Path], ok: impl Fn() -> bool) {
+    let t0 = Instant::now();
+    while !ok() {
+        if t0.elapsed() > limit {
+            let logs: Vec<String> = logs
+                .iter()
+                .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+                .collect();
+            panic!(
+                "{what} not reached in {limit:?}:\n{}",
+                logs.join("\n----\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A box named `id` shipping to `bucket` whose shipper looks for orders every second.
+fn floor(bucket: &str, id: &str, seats: usize) -> Recorder {
+    let rec = box_named(bucket, id, seats);
+    let mut toml = std::fs::read_to_string(&rec.cfg).unwrap();
+    toml.push_str("orders_poll_s = 1\n");
+    std::fs::write(&rec.cfg, toml).unwrap();
+    rec
+}
+
+fn s3(cfg: &Path) -> S3x {
+    let cfg = Config::load(cfg).unwrap();
+    s3x::from_config(cfg.archive.as_ref().unwrap()).unwrap()
+}
+
+fn hold_count(rec: &Recorder, placed_by: &str, released: bool) -> i64 {
+    ro(&rec.db())
+        .query_row(
+            "SELECT count(*) FROM legal_holds WHERE placed_by = ?1 AND (released_at_utc IS NOT NULL) = ?2",
+            rusqlite::params![placed_by, released],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+fn openssl_verify(dir: &Path, json: &str, sig: &str) -> Output {
+    Command::new("openssl")
+        .current_dir(dir)
+        .args([
+            "pkeyutl", "-verify", "-pubin", "-inkey", "box.pub", "-rawin", "-in", json, "-sigfile",
+            sig,
+        ])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn orders_hold_release_and_erasure_reach_the_boxes() {
+    let _shared = OUTAGE.read().unwrap_or_else(|e| e.into_inner());
+    let bucket = "orders-fleet";
+    rgw_sh(&["mkbucket", bucket, "lock"]);
+    let a = floor(bucket, "floor-a", 2);
+    let b = floor(bucket, "floor-b", 1);
+    let a1 = a.start_call("s1", &["--number", NUMBER]);
+    let a2 = a.start_call("s2", &["--number", "+44 20 7946 0999", "--agent", "a-7"]);
+    let b1 = b.start_call("s1", &["--number", NUMBER]);
+    std::thread::sleep(Duration::from_millis(1000));
+    for s in ["s1", "s2"] {
+        a.cmd(&["call", "stop", "--seat", s]);
+    }
+    b.cmd(&["call", "stop", "--seat", "s1"]);
+    let ship_a = Ship::start(&a);
+    let mut ship_b = Some(Ship::start(&b));
+    for (r, n) in [(&a, 2), (&b, 1)] {
+        wait_status(r, Duration::from_secs(30), "every call archived", |s| {
+            s["backlog"]["archived_calls"] == n
+        });
+    }
+
+    // The hub, with archive retention due at once ([retention] default_keep_days = 0).
+    let (dir, cfg, port) = hub_config(bucket);
+    let mut toml = std::fs::read_to_string(&cfg).unwrap();
+    toml.push_str("[retention]\ndefault_keep_days = 0\n");
+    std::fs::write(&cfg, toml).unwrap();
+    let hub = hub_start(dir, cfg, port);
+    wait_hub_calls(&hub, 3, Duration::from_secs(20));
+    for (name, pw) in [ANN, BEN] {
+        let o = hub.cli_with_stdin(
+            &["users", "add", name, "--role", "admin", "--password-stdin"],
+            &format!("{pw}\n"),
+        );
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let hub_id = |box_id: &str, id: i64| -> i64 {
+        hub_rows(&hub.db())
+            .iter()
+            .find(|r| r.1 == box_id && r.2 == id)
+            .unwrap()
+            .0
+    };
+    let (h_a1, h_a2, h_b1) = (
+        hub_id("floor-a", a1),
+        hub_id("floor-a", a2),
+        hub_id("floor-b", b1),
+    );
+    let as_admin = |who: (&str, &str), args: &[&str]| -> Output {
+        let mut v: Vec<&str> = args.to_vec();
+        v.extend_from_slice(&["--by", who.0]);
+        cli_with_stdin(&hub.cfg, &v, &format!("{}\n", who.1))
+    };
+
+    // A hold at the hub on call a2 (hub id): ordered to floor-a only, applied there with its
+    // box call id, and acked.
+    let o = as_admin(
+        ANN,
+        &[
+            "hold",
+            "place",
+            "--call",
+            &h_a2.to_string(),
+            "--reason",
+            "matter 7",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("ordered to box(es) [\"floor-a\"]"),
+        "{}",
+        text(&o)
+    );
+    let logs_a = [a.dir.path().join("ship.log"), hub.log.clone()];
+    let logs_a: Vec<&Path> = logs_a.iter().map(|p| p.as_path()).collect();
+    wait_for(
+        "the hold on floor-a",
+        Duration::from_secs(15),
+        &logs_a,
+        || hold_count(&a, "hub:ann", false) == 1,
+    );
+    let (scope, call_id): (String, i64) = ro(&a.db())
+        .query_row(
+            "SELECT scope, call_id FROM legal_holds WHERE placed_by = 'hub:ann'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((scope.as_str(), call_id), ("call", a2));
+    assert_eq!(hold_count(&b, "hub:ann", false), 0, "floor-b holds no copy");
+    wait_for(
+        "the hold's ack at the hub",
+        Duration::from_secs(10),
+        &logs_a,
+        || {
+            ro(&hub.db())
+            .query_row(
+                "SELECT count(*) FROM hub_orders WHERE kind = 'hold' AND acked_at_utc IS NOT NULL",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap()
+            == 1
+        },
+    );
+
+    // Local retention on floor-a (all due at once in this copy of its config) keeps a2.
+    let due_cfg = a.dir.path().join("due.toml");
+    let mut t = std::fs::read_to_string(&a.cfg).unwrap();
+    t.push_str("[retention]\ndefault_keep_days = 0\n");
+    std::fs::write(&due_cfg, t).unwrap();
+    let o = cli_with_stdin(&due_cfg, &["retention", "run", "--dry-run", "--json"], "");
+    assert!(o.status.success(), "{}", text(&o));
+    let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let held: Vec<i64> = plan["held"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["call_id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(held, vec![a2], "{plan:#}");
+
+    // An erasure at the hub while floor-b's shipper is down: floor-a applies it, floor-b is
+    // pending; the hub deletes every version of a1's and b1's objects itself.
+    ship_b.take().unwrap().stop();
+    let s = s3(&hub.cfg);
+    let key_of = |hid: i64| -> String {
+        hub_rows(&hub.db())
+            .into_iter()
+            .find(|r| r.0 == hid)
+            .unwrap()
+            .4
+    };
+    let (k_a1, k_b1, k_a2) = (key_of(h_a1), key_of(h_b1), key_of(h_a2));
+    let versions = |k: &str| callrec::archive::lock::call_versions(&s, k).unwrap();
+    assert_eq!(versions(&k_a1).len(), 3, "audio, peaks and sidecar");
+    let a1_file = a.file_of(&a.call(a1));
+    let b1_file = b.file_of(&b.call(b1));
+    assert!(a1_file.exists() && b1_file.exists());
+    let out = hub.dir.path().join("receipt");
+    let o = as_admin(
+        ANN,
+        &[
+            "erase",
+            "--number",
+            NUMBER,
+            "--request",
+            "DSR-2026-31",
+            "--out",
+            out.to_str().unwrap(),
+            "--wait-s",
+            "10",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("pending on box(es) [\"floor-b\"]"),
+        "{}",
+        text(&o)
+    );
+    let receipt: Value =
+        serde_json::from_slice(&std::fs::read(out.join("receipt.json")).unwrap()).unwrap();
+    assert_eq!(receipt["format"], "callrec-erasure-receipt-v3");
+    let copies = receipt["box_copies"].as_array().unwrap();
+    let copy = |b: &str| copies.iter().find(|c| c["box_id"] == b).unwrap().clone();
+    assert_eq!(copy("floor-a")["status"], "removed");
+    assert_eq!(copy("floor-a")["box_call_ids"], serde_json::json!([a1]));
+    let a_ack = &copy("floor-a")["ack"];
+    assert_eq!(a_ack["deleted_recordings"][0]["call_id"], a1);
+    assert_eq!(
+        a_ack["deleted_recordings"][0]["file_sha256"],
+        a.call(a1)["sha256"]
+    );
+    assert_eq!(copy("floor-b")["status"], "pending");
+    let mut erased_hub: Vec<i64> = receipt["deleted_recordings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["call_id"].as_i64().unwrap())
+        .collect();
+    erased_hub.sort();
+    assert_eq!(erased_hub, {
+        let mut v = vec![h_a1, h_b1];
+        v.sort();
+        v
+    });
+    let mut archived: Vec<(i64, usize)> = receipt["archive_removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["call_id"].as_i64().unwrap(),
+                c["versions"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    archived.sort();
+    let mut want = vec![(h_a1, 3), (h_b1, 3)];
+    want.sort();
+    assert_eq!(archived, want);
+    let v = openssl_verify(&out, "receipt.json", "receipt.sig");
+    assert!(v.status.success(), "{}", text(&v));
+    assert!(
+        !String::from_utf8_lossy(&std::fs::read(out.join("receipt.json")).unwrap())
+            .contains("7946 0123")
+    );
+    // Every version gone; the held call's untouched.
+    assert!(versions(&k_a1).is_empty() && versions(&k_b1).is_empty());
+    assert_eq!(versions(&k_a2).len(), 3);
+    // floor-a: file gone, row scrubbed. The hub's rows: deleted, number gone.
+    assert!(!a1_file.exists());
+    let row = a.call(a1);
+    assert_eq!(row["status"], "deleted");
+    assert!(row["remote_number"].is_null(), "{row:#}");
+    for hid in [h_a1, h_b1] {
+        let (status, number): (String, Option<String>) = ro(&hub.db())
+            .query_row(
+                "SELECT status, remote_number FROM calls WHERE id = ?1",
+                [hid],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((status.as_str(), number), ("deleted", None));
+    }
+    assert!(b1_file.exists(), "floor-b was offline");
+
+    // floor-b comes back: it applies the pending order; --complete records it, signed.
+    let _ship_b = Ship::start(&b);
+    let o = as_admin(
+        ANN,
+        &[
+            "erase",
+            "--complete",
+            out.to_str().unwrap(),
+            "--wait-s",
+            "20",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let done: Value =
+        serde_json::from_slice(&std::fs::read(out.join("completion.json")).unwrap()).unwrap();
+    assert_eq!(done["still_pending"], serde_json::json!([]));
+    let bc = done["box_copies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["box_id"] == "floor-b")
+        .unwrap()
+        .clone();
+    assert_eq!(bc["status"], "removed");
+    assert_eq!(bc["ack"]["deleted_recordings"][0]["call_id"], b1);
+    assert_eq!(
+        done["receipt_sha256"],
+        sha256_hex(&std::fs::read(out.join("receipt.json")).unwrap())
+    );
+    let v = openssl_verify(&out, "completion.json", "completion.sig");
+    assert!(v.status.success(), "{}", text(&v));
+    assert!(!b1_file.exists());
+    assert_eq!(b.call(b1)["status"], "deleted");
+
+    // Archive retention at the hub: the held call is kept.
+    let run = |_: ()| -> Value {
+        let o = hub.cli_with_stdin(&["archive", "retention", "run", "--json"], "");
+        assert!(o.status.success(), "{}", text(&o));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let r = run(());
+    assert_eq!(r["removed"], serde_json::json!([]), "{r:#}");
+    assert_eq!(r["kept"][0]["call_id"], h_a2, "{r:#}");
+    assert_eq!(versions(&k_a2).len(), 3);
+
+    // Release: not by the admin who placed it; then by a second one, which floor-a applies.
+    let o = as_admin(ANN, &["hold", "release", "1", "--reason", "settled"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("a second admin must release it"),
+        "{}",
+        text(&o)
+    );
+    let o = as_admin(BEN, &["hold", "release", "1", "--reason", "settled"]);
+    assert!(o.status.success(), "{}", text(&o));
+    wait_for(
+        "the release on floor-a",
+        Duration::from_secs(15),
+        &logs_a,
+        || hold_count(&a, "hub:ann", true) == 1,
+    );
+    let by: String = ro(&a.db())
+        .query_row(
+            "SELECT released_by FROM legal_holds WHERE placed_by = 'hub:ann'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(by, "hub:ben");
+
+    // A forged order (signed by another key) in floor-a's orders: refused, logged, not applied.
+    let forger_dir = tempfile::tempdir().unwrap();
+    let (forger, _) = callrec::evidence::key::ensure(forger_dir.path()).unwrap();
+    let forged = Order {
+        format: ORDER_FORMAT.to_owned(),
+        seq: 999,
+        order_id: "forged".to_owned(),
+        box_id: "floor-a".to_owned(),
+        made_by: "mallory".to_owned(),
+        made_at_utc: "2026-12-05T10:00:00.000Z".to_owned(),
+        what: What::Erase {
+            request_reference: "X".to_owned(),
+            box_call_ids: vec![a2],
+        },
+    };
+    let forged_key = orders::order_key("fleet/", "floor-a", 999, "forged");
+    rt().block_on(client(bucket).put(
+        &ObjPath::from(forged_key.as_str()),
+        PutPayload::from(orders::seal(&forger, &forged).into_bytes()),
+    ))
+    .unwrap();
+    wait_for(
+        "the forged order refused",
+        Duration::from_secs(15),
+        &logs_a,
+        || {
+            ro(&a.db())
+                .query_row(
+                    "SELECT count(*) FROM box_orders_refused WHERE object_key = ?1",
+                    [&forged_key],
+                    |r| r.get::<_, i64>(0),
+                )
+                .unwrap()
+                == 1
+        },
+    );
+    assert!(ship_log(&a).contains("refused an order object"));
+    assert_eq!(
+        a.call(a2)["status"],
+        "complete",
+        "the forged erasure did nothing"
+    );
+    let applied: i64 = ro(&a.db())
+        .query_row("SELECT count(*) FROM box_orders", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(applied, 3, "hold, erasure, release: each once");
+    ship_a.stop();
+}
