@@ -7,12 +7,14 @@
 //! input: every field is validated, nothing panics); `indexer` lists the bucket and indexes new
 //! or changed sidecars (`callrec hub`'s indexer thread, and `callrec hub rebuild`); `remote`
 //! streams audio from the store with Range passed through and keeps the bounded on-disk cache
-//! for readers of whole files; `backup` writes and restores the hub's own state.
+//! for readers of whole files; `backup` writes and restores the hub's own state; `export` makes
+//! evidence bundles of archived calls.
 //!
 //! This module must never write to the bucket except under `<prefix>hub/` (its backups), never
 //! delete an object, and never delete a `calls` row (QA rows may point at it).
 
 pub mod backup;
+pub mod export;
 pub mod indexer;
 pub mod remote;
 pub mod sidecar;
