@@ -6,6 +6,7 @@ use super::{cli_actor, open_existing, open_index};
 use anyhow::bail;
 use callrec::config::Config;
 use callrec::evidence::{bundle, key, verify};
+use callrec::hub;
 use clap::Subcommand;
 use std::path::PathBuf;
 
@@ -101,11 +102,25 @@ pub fn export(cfg: &Config, a: ExportArgs) -> anyhow::Result<()> {
         actor: &actor,
         out_dir: &a.out,
         options,
+        archived: None,
     };
+    // At the hub the originals come from the archive: a store client only when a call needs it.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let mut remote = None;
+    for &id in &a.ids {
+        if remote.is_none() && hub::export::lookup(&conn, id)?.is_some() {
+            let _in_rt = rt.enter();
+            remote = Some(hub::remote::Remote::new(cfg)?);
+        }
+    }
+    let prefix = cfg.archive.as_ref().map_or("", |c| c.prefix.as_str());
     let mut done = Vec::new();
     let mut failed = Vec::new();
     for &id in &a.ids {
-        match bundle::export_call(&x, id) {
+        match hub::export::export_call(rt.handle(), remote.as_ref(), prefix, &x, id) {
             Ok(e) => {
                 if !a.json {
                     println!(

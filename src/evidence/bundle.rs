@@ -131,7 +131,35 @@ pub struct Exporter<'a> {
     pub actor: &'a str,
     pub out_dir: &'a Path,
     pub options: Options,
+    /// Set at the hub: the call was recorded by another box and its original fetched from the
+    /// archive (`hub::export`); None on the box that recorded it.
+    pub archived: Option<&'a Archived>,
 }
+
+/// A call exported at the hub rather than on the box that recorded it. The hub signs the
+/// manifest with its own key (`box.pub`, as any exporter); the recording box's signature chain
+/// travels with it: its public key as shipped in the sidecar (`recording-box.pub`) and its
+/// ledger entries for the call, whose `call_id` is the box's own call id.
+#[derive(Debug, Clone)]
+pub struct Archived {
+    /// The original as downloaded from the archive and checked against its sidecar; the export
+    /// moves this file into the bundle (it must be on the same file system as `out_dir`).
+    pub original: PathBuf,
+    pub box_id: String,
+    pub box_call_id: i64,
+    /// The object the original was fetched from.
+    pub audio_key: String,
+    /// (fingerprint, SPKI PEM) of the recording box's key as its sidecar carried it; None when
+    /// the box shipped the call before it had a key.
+    pub box_key: Option<(String, String)>,
+    /// The recording box's ledger entries for the call, as shipped.
+    pub ledger: Vec<Entry>,
+    /// The newest entry of the recording box's chain that the hub has seen.
+    pub ledger_head: Option<Head>,
+}
+
+/// The recording box's public key in a bundle made at the hub.
+pub const RECORDING_BOX_KEY: &str = "recording-box.pub";
 
 /// One file of the bundle as the manifest lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -194,7 +222,22 @@ struct Manifest<'a> {
     evaluations: &'a [qa::Evaluation],
     audit: &'a [audit::Row],
     ledger: LedgerInfo<'a>,
+    /// Only in bundles made at the hub: which box recorded the call, under which id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recorded_by: Option<RecordedBy<'a>>,
     files: &'a [FileEntry],
+}
+
+/// `recorded_by` of a bundle exported at the hub.
+#[derive(Serialize)]
+struct RecordedBy<'a> {
+    box_id: &'a str,
+    /// The box's own id of the call: its ledger entries name this id, not `call_id`.
+    box_call_id: i64,
+    archive_object: &'a str,
+    /// `recording-box.pub`, or None when the box shipped no key.
+    key_file: Option<&'static str>,
+    key_fingerprint_sha256: Option<&'a str>,
 }
 
 const LEDGER_LAYOUT: &str = "entry_sha256 = SHA-256 of the lines 'callrec-ledger-v2', seq, kind, call_id, file_sha256 (empty if none), detail, prev_sha256, at_utc, each followed by a line feed; see VERIFY.md";
@@ -217,30 +260,21 @@ pub fn export_call(x: &Exporter, call_id: i64) -> Result<Exported, ExportError> 
     if std::fs::symlink_metadata(&final_dir).is_ok() {
         return Err(ExportError::Exists(final_dir.display().to_string()));
     }
-    // A row whose path leaves the storage dir exports nothing (it would copy any file out).
-    let src = crate::store::call_file(x.storage_dir, &call.rel_path).ok_or_else(|| {
-        ExportError::Missing {
-            call_id,
-            path: call.rel_path.clone(),
-        }
-    })?;
-    let data = match std::fs::read(&src) {
-        Ok(d) => d,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ExportError::Missing {
+    // The original: the box's stored file, or (at the hub) the copy fetched from the archive. A
+    // row whose path leaves the storage dir exports nothing (it would copy any file out).
+    let src = match x.archived {
+        Some(a) => a.original.clone(),
+        None => crate::store::call_file(x.storage_dir, &call.rel_path).ok_or_else(|| {
+            ExportError::Missing {
                 call_id,
-                path: src.display().to_string(),
-            })
-        }
-        Err(e) => return Err(io_err(&src)(e)),
+                path: call.rel_path.clone(),
+            }
+        })?,
     };
-    let found = sha256_hex(&data);
-    if found != expected {
-        return Err(ExportError::Tampered {
+    if !src.is_file() {
+        return Err(ExportError::Missing {
             call_id,
             path: src.display().to_string(),
-            expected,
-            found,
         });
     }
     std::fs::create_dir_all(x.out_dir).map_err(io_err(x.out_dir))?;
@@ -254,7 +288,8 @@ pub fn export_call(x: &Exporter, call_id: i64) -> Result<Exported, ExportError> 
         std::fs::remove_dir_all(&work).map_err(io_err(&work))?;
     }
     std::fs::create_dir(&work).map_err(io_err(&work))?;
-    let built = build(x, &call, &data, &work, &final_dir, t0);
+    let built = place_original(x, &src, &work, &call, &expected)
+        .and_then(|original| build(x, &call, original, &work, &final_dir, t0));
     let (mut exported, manifest_sha) = match built {
         Ok(v) => v,
         Err(e) => {
@@ -275,6 +310,11 @@ pub fn export_call(x: &Exporter, call_id: i64) -> Result<Exported, ExportError> 
                 "files": exported.files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
                 "wav": x.options.wav,
                 "excerpt_s": x.options.excerpt_s.map(|(a, b)| [a, b]),
+                "recorded_by": x.archived.map(|a| serde_json::json!({
+                    "box_id": a.box_id,
+                    "box_call_id": a.box_call_id,
+                    "archive_object": a.audio_key,
+                })),
             }),
             ip: None,
         },
@@ -296,29 +336,46 @@ pub fn export_call(x: &Exporter, call_id: i64) -> Result<Exported, ExportError> 
 fn build(
     x: &Exporter,
     call: &CallRow,
-    data: &[u8],
+    original_entry: FileEntry,
     work: &Path,
     final_dir: &Path,
     t0: Instant,
 ) -> Result<(Exported, String), ExportError> {
-    let mut timings = Timings::default();
-    let original = format!("call-{}.opus", call.id);
-    let mut files = vec![copy_original(call, data, work, &original)?];
-    timings.copy_ms = t0.elapsed().as_millis() as u64;
-    if x.options.wav {
-        let t = Instant::now();
-        files.push(add_full_wav(call, data, work, &original)?);
-        timings.wav_ms = t.elapsed().as_millis() as u64;
-    }
-    if let Some((from_s, to_s)) = x.options.excerpt_s {
-        let t = Instant::now();
-        files.push(add_excerpt(call, data, work, &original, from_s, to_s)?);
-        timings.excerpt_ms = t.elapsed().as_millis() as u64;
+    let mut timings = Timings {
+        copy_ms: t0.elapsed().as_millis() as u64,
+        ..Timings::default()
+    };
+    let original = original_entry.name.clone();
+    let mut files = vec![original_entry];
+    if x.options.wav || x.options.excerpt_s.is_some() {
+        // Decoding needs the Ogg pages at hand; only then is the recording read whole.
+        let path = work.join(&original);
+        let data = std::fs::read(&path).map_err(io_err(&path))?;
+        if x.options.wav {
+            let t = Instant::now();
+            files.push(add_full_wav(call, &data, work, &original)?);
+            timings.wav_ms = t.elapsed().as_millis() as u64;
+        }
+        if let Some((from_s, to_s)) = x.options.excerpt_s {
+            let t = Instant::now();
+            files.push(add_excerpt(call, &data, work, &original, from_s, to_s)?);
+            timings.excerpt_ms = t.elapsed().as_millis() as u64;
+        }
     }
     files.push(add_public_key(x.key, work)?);
+    if let Some(a) = x.archived {
+        if let Some((fp, pem)) = &a.box_key {
+            files.push(add_recording_box_key(a, fp, pem, work)?);
+        }
+    }
 
     let exported_at_utc = crate::clock::utc_now();
-    let records = CallRecords::read(x.conn, call.id)?;
+    let mut records = CallRecords::read(x.conn, call.id)?;
+    if let Some(a) = x.archived {
+        // The hub keeps no ledger of its own calls: the chain is the recording box's.
+        records.entries = a.ledger.clone();
+        records.head = a.ledger_head.clone();
+    }
     add_documents(x, call, &exported_at_utc, &records, work, &mut files)?;
     let manifest_bytes = write_manifest(x, call, &exported_at_utc, records, work, &files)?;
     let manifest_sha = sha256_hex(&manifest_bytes);
@@ -337,26 +394,49 @@ fn build(
     ))
 }
 
-/// The stored recording, byte for byte, as `original`.
-fn copy_original(
-    call: &CallRow,
-    data: &[u8],
+/// The original into the bundle as `call-<id>.opus`, byte for byte, streamed (a local file is
+/// copied, a file fetched from the archive moved), then hashed from the copy: what the bundle
+/// holds is exactly what was checked against the index's SHA-256.
+fn place_original(
+    x: &Exporter,
+    src: &Path,
     work: &Path,
-    original: &str,
+    call: &CallRow,
+    expected: &str,
 ) -> Result<FileEntry, ExportError> {
-    write_file(&work.join(original), data)?;
-    // These exact bytes were hashed and matched the index before this copy was written, so the
-    // copy is not read back (that would only hash the page cache again).
-    Ok(FileEntry {
-        name: original.to_owned(),
-        kind: "original-recording".into(),
-        derived: false,
-        bytes: data.len() as u64,
-        sha256: call.sha256.clone().unwrap_or_else(|| sha256_hex(data)),
-        description: format!(
+    let name = format!("call-{}.opus", call.id);
+    let dest = work.join(&name);
+    let moved = x.archived.is_some() && std::fs::rename(src, &dest).is_ok();
+    if !moved {
+        std::fs::copy(src, &dest).map_err(io_err(src))?;
+    }
+    sync_path(&dest)?;
+    let (found, bytes) = sha256_file(&dest).map_err(io_err(&dest))?;
+    if found != expected {
+        return Err(ExportError::Tampered {
+            call_id: call.id,
+            path: src.display().to_string(),
+            expected: expected.to_owned(),
+            found,
+        });
+    }
+    let description = match x.archived {
+        None => format!(
             "The recording as stored on box {} at {} (Ogg Opus, RFC 7845; channel 0 agent, channel 1 customer), copied byte for byte.",
             call.box_id, call.rel_path
         ),
+        Some(a) => format!(
+            "The recording of box {}'s call {} (Ogg Opus, RFC 7845; channel 0 agent, channel 1 customer), fetched byte for byte from the archive object {} and checked against the SHA-256 the box shipped.",
+            a.box_id, a.box_call_id, a.audio_key
+        ),
+    };
+    Ok(FileEntry {
+        name,
+        kind: "original-recording".into(),
+        derived: false,
+        bytes,
+        sha256: found,
+        description,
     })
 }
 
@@ -424,6 +504,26 @@ fn add_public_key(key: &BoxKey, work: &Path) -> Result<FileEntry, ExportError> {
     )
 }
 
+/// The recording box's public key (at the hub), as its sidecar carried it.
+fn add_recording_box_key(
+    a: &Archived,
+    fingerprint: &str,
+    pem: &str,
+    work: &Path,
+) -> Result<FileEntry, ExportError> {
+    write_file(&work.join(RECORDING_BOX_KEY), pem.as_bytes())?;
+    entry(
+        work,
+        RECORDING_BOX_KEY,
+        "recording-box-key",
+        false,
+        format!(
+            "The Ed25519 public key of box {} that recorded the call, as the box shipped it (SubjectPublicKeyInfo PEM, RFC 8410); SHA-256 of its DER form: {fingerprint}. Compare it with `callrec key show` on that box.",
+            a.box_id
+        ),
+    )
+}
+
 /// What the index holds about the call besides its row, as the bundle records it.
 struct CallRecords {
     notes: Vec<notes::Note>,
@@ -478,6 +578,7 @@ fn add_documents(
         evaluations: &records.evaluations,
         entries: &records.entries,
         files,
+        archived: x.archived,
     };
     write_file(&work.join(REPORT), report_html(&ctx).as_bytes())?;
     let instructions = verify_md(&ctx);
@@ -529,6 +630,13 @@ fn write_manifest(
             entries: &records.entries,
             head_at_export: records.head,
         },
+        recorded_by: x.archived.map(|a| RecordedBy {
+            box_id: &a.box_id,
+            box_call_id: a.box_call_id,
+            archive_object: &a.audio_key,
+            key_file: a.box_key.as_ref().map(|_| RECORDING_BOX_KEY),
+            key_fingerprint_sha256: a.box_key.as_ref().map(|k| k.0.as_str()),
+        }),
         files,
     };
     let mut manifest_bytes = serde_json::to_vec_pretty(&manifest)?;
@@ -790,6 +898,7 @@ struct Doc<'a> {
     evaluations: &'a [qa::Evaluation],
     entries: &'a [Entry],
     files: &'a [FileEntry],
+    archived: Option<&'a Archived>,
 }
 
 fn esc(s: &str) -> String {
@@ -871,6 +980,15 @@ fn report_head(h: &mut String, d: &Doc) {
         esc(d.actor),
         c.id
     ));
+    if let Some(a) = d.archived {
+        h.push_str(&format!(
+            "<p>Recorded by box <b>{}</b> as its call {}; this bundle was made at the hub from the archive object <code>{}</code>, checked against the SHA-256 the box shipped. The ledger entries below are box {}'s; its public key is <code>{RECORDING_BOX_KEY}</code>.</p>\n",
+            esc(&a.box_id),
+            a.box_call_id,
+            esc(&a.audio_key),
+            esc(&a.box_id),
+        ));
+    }
 }
 
 /// The call's index row as a two-column table.
@@ -1068,7 +1186,7 @@ Check that `box.pub` is the recorder's key:\n\n\
 must print `{fp}`, and the box's administrator must see the same fingerprint with\n\
 `callrec key show` on the box. Compare it over a channel other than this folder (phone, a\n\
 signed letter, an earlier bundle).\n\n\
-## 3. The recording is the one the box recorded when the call ended\n\n\
+{recorded}## 3. The recording is the one the box recorded when the call ended\n\n\
 When the call ended, the box appended an entry with the recording's SHA-256 to its\n\
 append-only, hash-chained ledger. `manifest.json` → `ledger.entries` has the call's entries\n\
 and `ledger.head_at_export` the newest entry of the whole chain at export time. An entry's\n\
@@ -1081,6 +1199,7 @@ SHA-256 of `call-{id}.opus`. To recompute:\n\n",
         actor = d.actor,
         cmd = verify_command(id),
         fp = d.fingerprint,
+        recorded = recorded_md(d),
     );
     for e in d.entries {
         m.push_str(&format!(
@@ -1118,6 +1237,33 @@ Firefox (Ogg Opus, channel 0 = agent, channel 1 = customer).\n\n\
 With callrec: `callrec verify call-{id}` runs all of the checks above on the bundle.\n"
     ));
     m
+}
+
+/// VERIFY.md's section on the recording box, for a bundle made at the hub (empty otherwise).
+fn recorded_md(d: &Doc) -> String {
+    let Some(a) = d.archived else {
+        return String::new();
+    };
+    let key = match &a.box_key {
+        Some((fp, _)) => format!(
+            "The box's own public key, as it shipped it with the call, is `{RECORDING_BOX_KEY}`:\n\n\
+```\nopenssl pkey -pubin -in {RECORDING_BOX_KEY} -outform DER | sha256sum\n```\n\n\
+must print `{fp}`, the same as `callrec key show` on box `{}`.\n\n",
+            a.box_id
+        ),
+        None => "The box shipped this call before it had a key: there is no recording box key.\n\n".into(),
+    };
+    format!(
+        "## 2b. The box that recorded the call\n\n\
+This bundle was made at the hub (`{hub}`), which signed it with its own key (`box.pub` above). The\n\
+call was recorded by box `{b}` as its call {n} and fetched from the archive object `{obj}`,\n\
+checked against the SHA-256 the box shipped. The ledger entries below are box `{b}`'s and name\n\
+its call id {n} (`manifest.json` → `recorded_by`). {key}",
+        hub = d.box_id,
+        b = a.box_id,
+        n = a.box_call_id,
+        obj = a.audio_key,
+    )
 }
 
 /// The bundle folder name for a call.

@@ -170,6 +170,16 @@ struct ManifestView {
     files: Vec<FileEntry>,
     ledger: LedgerView,
     signing_key: KeyView,
+    /// Only in bundles made at the hub (see `bundle::Archived`).
+    #[serde(default)]
+    recorded_by: Option<RecordedByView>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RecordedByView {
+    box_call_id: i64,
+    key_file: Option<String>,
+    key_fingerprint_sha256: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -424,7 +434,40 @@ impl<'a> BundleCheck<'a> {
         let listed = self.check_listed_files(m);
         let original_sha = self.original_sha(m);
         self.check_ledger_entries(m, original_sha);
+        self.check_recording_box_key(m, &listed);
         listed
+    }
+
+    /// At the hub: the recording box's key file is listed and is the key the manifest names.
+    fn check_recording_box_key(&mut self, m: &ManifestView, listed: &HashSet<String>) {
+        let id = Some(m.call_id);
+        let Some(r) = &m.recorded_by else { return };
+        let (Some(file), Some(want)) = (&r.key_file, &r.key_fingerprint_sha256) else {
+            return;
+        };
+        if !listed.contains(file) {
+            self.flag(
+                id,
+                file,
+                "the recording box's key is not a file the manifest lists",
+            );
+            return;
+        }
+        let found = std::fs::read_to_string(self.dir.join(file))
+            .map_err(|e| e.to_string())
+            .and_then(|pem| key::parse_public_pem(&pem).map_err(|e| e.to_string()))
+            .and_then(|vk| key::fingerprint(&vk).map_err(|e| e.to_string()));
+        match found {
+            Ok(fp) if &fp == want => {}
+            Ok(fp) => self.differs(
+                id,
+                file,
+                "the recording box's key is not the one the manifest names",
+                format!("fingerprint {want}"),
+                format!("fingerprint {fp}"),
+            ),
+            Err(e) => self.flag(id, file, e),
+        }
     }
 
     fn check_format_and_key(&mut self, m: &ManifestView) {
@@ -529,6 +572,9 @@ impl<'a> BundleCheck<'a> {
     /// recorded the bundle's original.
     fn check_ledger_entries(&mut self, m: &ManifestView, original_sha: Option<&str>) {
         let id = Some(m.call_id);
+        // A bundle made at the hub carries the recording box's entries, which name the box's
+        // own id of the call.
+        let ledger_call_id = m.recorded_by.as_ref().map_or(m.call_id, |r| r.box_call_id);
         let mut has_call_entry = false;
         for e in &m.ledger.entries {
             self.report.ledger_entries_checked += 1;
@@ -536,8 +582,14 @@ impl<'a> BundleCheck<'a> {
             for p in ledger::check_entry(e) {
                 self.flag(id, &at, p);
             }
-            if e.call_id != m.call_id {
-                self.differs(id, &at, "entry is about another call", m.call_id, e.call_id);
+            if e.call_id != ledger_call_id {
+                self.differs(
+                    id,
+                    &at,
+                    "entry is about another call",
+                    ledger_call_id,
+                    e.call_id,
+                );
             }
             if e.kind == "call" {
                 has_call_entry = true;

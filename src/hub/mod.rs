@@ -7,7 +7,8 @@
 //! input: every field is validated, nothing panics); `indexer` lists the bucket and indexes new
 //! or changed sidecars (`callrec hub`'s indexer thread, and `callrec hub rebuild`); `remote`
 //! streams audio from the store with Range passed through and keeps the bounded on-disk cache
-//! for readers of whole files; `backup` writes and restores the hub's own state.
+//! for readers of whole files; `backup` writes and restores the hub's own state; `export` makes
+//! evidence bundles of archived calls.
 //!
 //! `orders` carries legal holds, releases and erasures made at the hub to the boxes, and is the
 //! fleet's one deleter of archive objects (erasure, archive retention).
@@ -18,6 +19,7 @@
 //! may point at it).
 
 pub mod backup;
+pub mod export;
 pub mod indexer;
 pub mod orders;
 pub mod remote;

@@ -139,7 +139,27 @@ impl Remote {
         Ok(path)
     }
 
-    async fn download(&self, key: &str, to: &Path) -> Result<(String, u64), HubError> {
+    /// A sidecar's bytes and ETag, refused unread beyond `sidecar::MAX_SIDECAR_BYTES`.
+    pub(crate) async fn sidecar(&self, key: &str) -> Result<(Vec<u8>, String), HubError> {
+        let g = self
+            .store
+            .get(&ObjPath::from(key))
+            .await
+            .map_err(|e| self.err(&e))?;
+        if g.meta.size > super::sidecar::MAX_SIDECAR_BYTES {
+            return Err(HubError::Refused(format!(
+                "{key}: {} bytes, more than a sidecar may have",
+                g.meta.size
+            )));
+        }
+        let etag = g.meta.e_tag.clone().unwrap_or_default();
+        let b = g.bytes().await.map_err(|e| self.err(&e))?;
+        Ok((b.to_vec(), etag))
+    }
+
+    /// The whole object at `key` streamed into the new file `to` (never whole in memory);
+    /// its SHA-256 and size.
+    pub(crate) async fn download(&self, key: &str, to: &Path) -> Result<(String, u64), HubError> {
         let g = self
             .store
             .get(&ObjPath::from(key))

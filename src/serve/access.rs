@@ -28,6 +28,9 @@ pub const AUDITORS: &[Role] = &[Role::Admin, Role::Auditor];
 pub const SUPERVISORS: &[Role] = &[Role::Admin, Role::Supervisor];
 pub const ADMINS: &[Role] = &[Role::Admin];
 pub const AGENTS: &[Role] = &[Role::Agent];
+/// Who may download a call's evidence bundle from the browser: leads (supervisors), auditors and
+/// admins; not QA reviewers or agents (issue 13, item 3).
+pub const EXPORTERS: &[Role] = &[Role::Admin, Role::Supervisor, Role::Auditor];
 /// Who sets a call's outcome: the agent who made it and the leads over it (scope decides which
 /// calls); not QA reviewers or auditors, who judge calls rather than record their result.
 pub const OUTCOME_SETTERS: &[Role] = &[Role::Admin, Role::Supervisor, Role::Agent];

@@ -16,6 +16,7 @@ pub mod charts;
 pub mod compliance_api;
 pub mod db;
 pub mod error;
+pub mod export_api;
 pub mod figures_api;
 pub mod guard;
 pub mod html;

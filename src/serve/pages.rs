@@ -331,6 +331,21 @@ pub async fn call(
     } else {
         ""
     };
+    // Leads, auditors and admins download the evidence bundle (whole call or an excerpt).
+    let export_form = match id.csrf() {
+        Some(csrf)
+            if id
+                .role()
+                .is_some_and(|r| super::access::EXPORTERS.contains(&r)) =>
+        {
+            format!(
+                r#"<form id="export" method="post" action="/calls/{id}/export"><input type="hidden" name="csrf" value="{csrf}"><label>From (s) <input name="from" inputmode="decimal" size="6" placeholder="start"></label> <label>to (s) <input name="to" inputmode="decimal" size="6" placeholder="end"></label> <button type="submit">Export evidence (zip)</button> <small>Signed bundle, verifiable with sha256sum and openssl; leave both empty for the whole call. Audited.</small></form>"#,
+                id = c.id,
+                csrf = esc(csrf)
+            )
+        }
+        _ => String::new(),
+    };
     if let Some(del) = &d.deletion {
         return Ok(Html(page(
             Some(&id),
@@ -355,6 +370,7 @@ pub async fn call(
 <a href="/api/calls/{id}/audio?download=1">Download</a>
 </div>
 <audio id="audio" preload="metadata" src="/api/calls/{id}/audio"></audio>
+{export_form}
 <p class="kbd-help">Space play/pause · ←/→ 5 s · Shift+←/→ 1 s · [ ] speed · A/C mute agent/customer · N note</p>
 </section>
 <aside id="notes"><h2>Notes</h2><ul id="note-list"></ul>{note_form}</aside>

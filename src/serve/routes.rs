@@ -6,12 +6,13 @@
 //! has no expectation for.
 
 use super::access::{
-    Access, Rule, ADMINS, AGENTS, AUDITORS, EVERYONE, OUTCOME_SETTERS, REVIEWERS, SUPERVISORS,
+    Access, Rule, ADMINS, AGENTS, AUDITORS, EVERYONE, EXPORTERS, OUTCOME_SETTERS, REVIEWERS,
+    SUPERVISORS,
 };
 use super::state::St;
 use super::{
-    api, calibration_api, compliance_api, figures_api, login, outcomes_api, pages, qa_api,
-    qa_pages, reports, stream, targets_api,
+    api, calibration_api, compliance_api, export_api, figures_api, login, outcomes_api, pages,
+    qa_api, qa_pages, reports, stream, targets_api,
 };
 use axum::handler::Handler;
 use axum::http::Method;
@@ -90,6 +91,11 @@ fn build() -> Builder {
     .get("/calls", Roles(EVERYONE), pages::search)
     .audited()
     .get("/calls/{id}", Roles(EVERYONE), pages::call)
+    .post(
+        "/calls/{id}/export",
+        Roles(EXPORTERS),
+        export_api::export_zip,
+    )
     .get("/api/me", Roles(EVERYONE), api::me)
     .get("/api/calls", Roles(EVERYONE), api::search)
     .audited()

@@ -433,6 +433,29 @@ pub fn box_keys(conn: &Connection, box_id: &str) -> Result<Vec<(String, String)>
     Ok(rows)
 }
 
+/// The sidecar key and ETag a hub call was indexed from; None for a call that is not a hub call.
+pub fn sidecar_of(conn: &Connection, call_id: i64) -> Result<Option<(String, String)>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT sidecar_key, sidecar_etag FROM hub_calls WHERE call_id = ?1")?
+        .query_row([call_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+/// The newest entry of a box's ledger that the hub has seen (from its sidecars).
+pub fn ledger_head(conn: &Connection, box_id: &str) -> Result<Option<ledger::Head>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT seq, entry_sha256 FROM hub_ledger WHERE box_id = ?1 ORDER BY seq DESC LIMIT 1",
+        )?
+        .query_row([box_id], |r| {
+            Ok(ledger::Head {
+                seq: r.get(0)?,
+                entry_sha256: r.get(1)?,
+            })
+        })
+        .optional()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

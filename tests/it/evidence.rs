@@ -36,7 +36,7 @@ fn record(rec: &Recorder, secs: f64, extra: &[&str], pause_at: Option<f64>) -> i
     id
 }
 
-fn run_in(dir: &Path, prog: &str, args: &[&str]) -> Output {
+pub(crate) fn run_in(dir: &Path, prog: &str, args: &[&str]) -> Output {
     Command::new(prog)
         .args(args)
         .current_dir(dir)
@@ -44,7 +44,7 @@ fn run_in(dir: &Path, prog: &str, args: &[&str]) -> Output {
         .unwrap_or_else(|e| panic!("{prog}: {e}"))
 }
 
-fn text(o: &Output) -> String {
+pub(crate) fn text(o: &Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
@@ -53,7 +53,7 @@ fn text(o: &Output) -> String {
 }
 
 /// The exact command of VERIFY.md, through a shell, from the bundle's parent folder.
-fn verify_with_standard_tools(out: &Path, id: i64) -> Output {
+pub(crate) fn verify_with_standard_tools(out: &Path, id: i64) -> Output {
     let cmd = format!("cd call-{id} && sha256sum -c SHA256SUMS && openssl pkeyutl -verify -pubin -inkey box.pub -rawin -in manifest.json -sigfile manifest.sig");
     run_in(out, "sh", &["-c", &cmd])
 }

@@ -161,6 +161,15 @@ fn cases(ids: &Ids, role: &str) -> Vec<Case> {
             String::new(),
             page_all,
         ),
+        // The evidence zip: leads, auditors and admins (supervisor, auditor, admin).
+        c(
+            "POST",
+            "/calls/{id}/export",
+            format!("/calls/{call}/export"),
+            form,
+            String::new(),
+            [303, 200, 403, 403, 200, 403, 200],
+        ),
         c(
             "GET",
             "/api/me",
