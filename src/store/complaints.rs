@@ -22,7 +22,6 @@
 //! caller outside its scope.
 
 use super::audit::{self, Actor};
-use super::figures::team_members;
 use super::search::Scope;
 use super::users::Role;
 use super::StoreError;
@@ -279,7 +278,13 @@ fn in_scope(conn: &Connection, scope: &Scope, agent: &str) -> Result<bool, Store
     Ok(match scope {
         Scope::All => true,
         Scope::Agent(a) => a == agent,
-        Scope::Team(t) => team_members(conn, t)?.iter().any(|m| m == agent),
+        // A team's members as the team scope and store::figures count them.
+        Scope::Team(t) => conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE team = ?1
+                              AND COALESCE(agent_id, username) = ?2)",
+            params![t, agent],
+            |r| r.get(0),
+        )?,
     })
 }
 
@@ -604,19 +609,30 @@ fn lead_over(
     Ok(())
 }
 
+/// Whose step on which complaint, when.
+struct Ctx<'a> {
+    id: i64,
+    now_utc: &'a str,
+    by: Actor<'a>,
+    who: &'a Who,
+}
+
 /// One step: checks, the update, the audit row, in one transaction.
 fn step(
     conn: &Connection,
-    id: i64,
-    now_utc: &str,
-    by: Actor,
+    cx: Ctx,
     action: &'static str,
     check: impl FnOnce(&Connection, &Complaint) -> Result<(), ComplaintError>,
     sql: &str,
     args: &[&dyn rusqlite::ToSql],
     detail: serde_json::Value,
-    who: &Who,
 ) -> Result<Complaint, ComplaintError> {
+    let Ctx {
+        id,
+        now_utc,
+        by,
+        who,
+    } = cx;
     let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     let c = for_step(&tx, who, id, now_utc)?;
     check(&tx, &c)?;
@@ -653,9 +669,12 @@ pub fn acknowledge(
 ) -> Result<Complaint, ComplaintError> {
     step(
         conn,
-        id,
-        now_utc,
-        by,
+        Ctx {
+            id,
+            now_utc,
+            by,
+            who,
+        },
         "complaint.acknowledge",
         |tx, c| {
             must_be(c, &[Status::Filed], "acknowledge")?;
@@ -665,7 +684,6 @@ pub fn acknowledge(
              acknowledged_at_utc = ?3 WHERE id = ?1",
         &[&id, &who.name, &now_utc],
         serde_json::json!({}),
-        who,
     )
 }
 
@@ -679,9 +697,12 @@ pub fn investigate(
 ) -> Result<Complaint, ComplaintError> {
     step(
         conn,
-        id,
-        now_utc,
-        by,
+        Ctx {
+            id,
+            now_utc,
+            by,
+            who,
+        },
         "complaint.investigate",
         |tx, c| {
             must_be(c, &[Status::Filed, Status::Acknowledged], "investigate")?;
@@ -693,7 +714,6 @@ pub fn investigate(
              acknowledged_at_utc = COALESCE(acknowledged_at_utc, ?3) WHERE id = ?1",
         &[&id, &who.name, &now_utc],
         serde_json::json!({}),
-        who,
     )
 }
 
@@ -709,9 +729,12 @@ pub fn respond(
     let text = text_ok("the response", text)?;
     step(
         conn,
-        id,
-        now_utc,
-        by,
+        Ctx {
+            id,
+            now_utc,
+            by,
+            who,
+        },
         "complaint.respond",
         |_, c| {
             if who.role != Role::Agent || who.agent != c.agent {
@@ -736,7 +759,6 @@ pub fn respond(
         "UPDATE complaints SET response = ?2, responded_at_utc = ?3 WHERE id = ?1",
         &[&id, &text, &now_utc],
         serde_json::json!({"text": text}),
-        who,
     )
 }
 
@@ -754,9 +776,12 @@ pub fn rule(
     let reason = text_ok("the reason", reason)?;
     step(
         conn,
-        id,
-        now_utc,
-        by,
+        Ctx {
+            id,
+            now_utc,
+            by,
+            who,
+        },
         "complaint.rule",
         |tx, c| {
             must_be(
@@ -772,7 +797,6 @@ pub fn rule(
              acknowledged_at_utc = COALESCE(acknowledged_at_utc, ?5) WHERE id = ?1",
         &[&id, &ruling.as_str(), &reason, &who.name, &now_utc],
         serde_json::json!({"ruling": ruling, "reason": reason}),
-        who,
     )
 }
 
@@ -788,9 +812,12 @@ pub fn appeal(
     let text = text_ok("the appeal", text)?;
     step(
         conn,
-        id,
-        now_utc,
-        by,
+        Ctx {
+            id,
+            now_utc,
+            by,
+            who,
+        },
         "complaint.appeal",
         |_, c| {
             must_be(c, &[Status::Ruled], "appeal")?;
@@ -806,7 +833,6 @@ pub fn appeal(
              appealed_at_utc = ?4 WHERE id = ?1",
         &[&id, &text, &who.name, &now_utc],
         serde_json::json!({"text": text}),
-        who,
     )
 }
 
@@ -823,9 +849,12 @@ pub fn decide(
     let reason = text_ok("the reason", reason)?;
     step(
         conn,
-        id,
-        now_utc,
-        by,
+        Ctx {
+            id,
+            now_utc,
+            by,
+            who,
+        },
         "complaint.decide",
         |tx, c| {
             must_be(c, &[Status::Appealed], "decide")?;
@@ -841,7 +870,6 @@ pub fn decide(
              decided_by = ?4, decided_at_utc = ?5 WHERE id = ?1",
         &[&id, &ruling.as_str(), &reason, &who.name, &now_utc],
         serde_json::json!({"ruling": ruling, "reason": reason}),
-        who,
     )
 }
 
