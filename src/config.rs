@@ -52,6 +52,31 @@ pub struct Config {
     /// `callrec hub` only (the fleet's QA hub); absent: defaults.
     #[serde(default)]
     pub hub: Option<HubConfig>,
+    /// The complaints register (store::complaints); absent: defaults.
+    #[serde(default)]
+    pub complaints: ComplaintsConfig,
+}
+
+/// `[complaints]`: the register's final-response deadline.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComplaintsConfig {
+    /// Days from filing to the final response (the ruling); later is overdue. Default 56
+    /// (8 weeks, FCA DISP 1.6.2 R).
+    #[serde(default = "default_complaint_response_days")]
+    pub response_days: u32,
+}
+
+impl Default for ComplaintsConfig {
+    fn default() -> Self {
+        ComplaintsConfig {
+            response_days: default_complaint_response_days(),
+        }
+    }
+}
+
+fn default_complaint_response_days() -> u32 {
+    56
 }
 
 /// `[hub]`: how `callrec hub` follows the archive. Optional; `callrec hub` needs `[archive]`
@@ -265,6 +290,9 @@ pub struct RetentionConfig {
     pub default_keep_days: Option<u32>,
     #[serde(default, rename = "rule")]
     pub rules: Vec<RetentionRule>,
+    /// How long a settled complaint (store::complaints) is kept after filing; unset: 3 years.
+    #[serde(default)]
+    pub complaint_keep_days: Option<u32>,
     /// Set by [`Config::parse`] when `[archive]` is configured, never read from the file: local
     /// retention and the disk guard then delete only calls whose archive copy is confirmed.
     #[serde(skip)]
@@ -956,6 +984,18 @@ impl Config {
             ));
         }
         self.retention.validate().map_err(|(k, m)| bad(k, m))?;
+        if self.complaints.response_days == 0 {
+            return Err(bad(
+                "complaints.response_days".into(),
+                "must be at least 1 (default 56: 8 weeks)".into(),
+            ));
+        }
+        if self.retention.complaint_keep_days == Some(0) {
+            return Err(bad(
+                "retention.complaint_keep_days".into(),
+                "must be at least 1 (default 1095: 3 years)".into(),
+            ));
+        }
         self.encoder.validate().map_err(|(k, m)| bad(k, m))?;
         self.server.validate().map_err(|(k, m)| bad(k, m))?;
         if let Some(h) = &self.hub {

@@ -96,7 +96,15 @@ fn print(f: &Figures) {
                 f.compliance_checks
             ),
         ),
-        ("complaints", "- (not recorded yet)".into()),
+        (
+            "complaints",
+            f.complaints.as_ref().map_or("-".into(), |k| {
+                format!(
+                    "{} filed, {} justified, {} partly, {} not, {} pending, {} overdue",
+                    k.filed, k.justified, k.partly_justified, k.not_justified, k.pending, k.overdue
+                )
+            }),
+        ),
     ];
     for (k, v) in rows {
         println!("  {k:<26} {v}");

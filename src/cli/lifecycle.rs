@@ -133,6 +133,13 @@ pub fn retention(cfg: &Config, cmd: RetentionCmd) -> anyhow::Result<()> {
             ""
         }
     );
+    if !out.deleted_complaints.is_empty() {
+        println!(
+            "deleted {} settled complaint(s) past their keep period: {:?}",
+            out.deleted_complaints.len(),
+            out.deleted_complaints
+        );
+    }
     Ok(())
 }
 

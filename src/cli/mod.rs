@@ -7,6 +7,7 @@
 mod accounts;
 mod archive;
 mod calls;
+mod complaints;
 mod evidence;
 mod figures;
 mod hub;
@@ -105,6 +106,12 @@ enum Cmd {
         #[command(subcommand)]
         cmd: targets::TargetsCmd,
     },
+    /// The complaints register: file, acknowledge, investigate, respond, rule, appeal, decide,
+    /// list, show (each step for an account: `--as USER`).
+    Complaints {
+        #[command(subcommand)]
+        cmd: complaints::ComplaintsCmd,
+    },
     /// Call outcomes (disposition codes): per-campaign lists and the dialler/CRM back-fill.
     Outcomes {
         #[command(subcommand)]
@@ -181,6 +188,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Tokens { cmd } => accounts::tokens(&load()?, cmd),
         Cmd::Audit { cmd } => accounts::audit(&load()?, cmd),
         Cmd::Outcomes { cmd } => outcomes::outcomes(&load()?, cmd),
+        Cmd::Complaints { cmd } => complaints::complaints(&load()?, cmd),
         Cmd::Figures(a) => figures::figures(&load()?, a),
         Cmd::Targets { cmd } => targets::targets(&load()?, cmd),
         Cmd::Qa { cmd } => qa::qa(&load()?, cmd),

@@ -5,7 +5,7 @@
 //! overrides erasure) or still recording, deletes the live ones through `store::lifecycle` (kind
 //! `erasure`: audio, peaks and transcript gone, number, CTI id, note and notes text scrubbed,
 //! ledger tombstones, audit rows) and scrubs the same fields from calls that retention already
-//! deleted. The receipt lists what was removed and what was kept, is signed with the box key
+//! deleted, and empties the text of every complaint about those calls. The receipt lists what was removed and what was kept, is signed with the box key
 //! (Ed25519, RFC 8032) and is stored in the `deletions` row, so the same bytes can be handed out
 //! again later.
 //!
@@ -95,6 +95,10 @@ pub struct Receipt {
     pub deleted_recordings: Vec<MarkedCall>,
     /// Calls whose recordings were already gone; their remaining personal fields were scrubbed.
     pub scrubbed_rows: Vec<i64>,
+    /// Complaints about these calls whose text (complaint, response, reasons, appeal) was
+    /// emptied (store::complaints); absent when there were none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub complaints_scrubbed: Vec<i64>,
     pub removed: Vec<&'static str>,
     /// Every object version removed from the archive (S3) for these calls; only in v2.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -254,7 +258,15 @@ pub fn erase_with_copies(
     let marked = lifecycle::mark_garbage(conn, &found.live, &d)?;
     lifecycle::scrub_rows(conn, &found.already_deleted, actor, now_utc)?;
     lifecycle::finish_garbage(conn, storage_dir, now_utc)?;
-    let receipt = Receipt {
+    let all_calls: Vec<i64> = found
+        .live
+        .iter()
+        .chain(&found.already_deleted)
+        .copied()
+        .collect();
+    let complaints_scrubbed =
+        crate::store::complaints::scrub_for_calls(conn, &all_calls, actor, now_utc)?;
+    let mut receipt = Receipt {
         format: if !box_copies.is_empty() {
             RECEIPT_FORMAT_FLEET
         } else if archive_removed.is_empty() {
@@ -271,6 +283,7 @@ pub fn erase_with_copies(
         executed_at_utc: now_utc.to_owned(),
         deleted_recordings: marked.calls,
         scrubbed_rows: found.already_deleted,
+        complaints_scrubbed,
         removed: vec![
             "the audio file (Ogg Opus) and its waveform peaks",
             "the transcript, its words in the full-text index included",
@@ -288,6 +301,9 @@ pub fn erase_with_copies(
         ledger_head_sha256: crate::store::ledger::head(conn)?.map(|h| h.entry_sha256),
         signature: "Ed25519 (RFC 8032) over the exact bytes of receipt.json, in receipt.sig (64 raw bytes); public key in box.pub",
     };
+    if !receipt.complaints_scrubbed.is_empty() {
+        receipt.removed.push("the text of complaints about these calls: the complaint, the agent's response, the rulings' reasons and the appeal (the complaint's category, dates and rulings are kept for the agent's record)");
+    }
     let mut receipt_json = serde_json::to_vec_pretty(&receipt).unwrap_or_default();
     receipt_json.push(b'\n');
     let signature = key.sign(&receipt_json);

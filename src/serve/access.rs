@@ -34,6 +34,9 @@ pub const EXPORTERS: &[Role] = &[Role::Admin, Role::Supervisor, Role::Auditor];
 /// Who sets a call's outcome: the agent who made it and the leads over it (scope decides which
 /// calls); not QA reviewers or auditors, who judge calls rather than record their result.
 pub const OUTCOME_SETTERS: &[Role] = &[Role::Admin, Role::Supervisor, Role::Agent];
+/// Who may appeal a complaint's ruling (the store then admits only the agent concerned and
+/// whoever filed it): every role but the auditor, who reads.
+pub const APPELLANTS: &[Role] = &[Role::Admin, Role::Supervisor, Role::Qa, Role::Agent];
 
 #[derive(Debug, Clone)]
 pub struct Rule {

@@ -21,8 +21,34 @@ fn forbidden(why: &str) -> AppError {
     AppError::api(StatusCode::FORBIDDEN, why)
 }
 
+/// Whether a caller with call scope `scope` may see the figures of `subject` (403 otherwise):
+/// agents their own, a lead with team scope their team's or a member's, everyone else all.
+pub(super) fn may_see(
+    c: &rusqlite::Connection,
+    scope: &Scope,
+    subject: &Subject,
+) -> Result<(), AppError> {
+    match (&scope, &subject) {
+        (Scope::All, _) => {}
+        (Scope::Agent(me), Subject::Agent(a)) if a == me => {}
+        (Scope::Agent(_), _) => {
+            return Err(forbidden("agents see their own figures only"));
+        }
+        (Scope::Team(t), Subject::Team(x)) if x == t => {}
+        (Scope::Team(t), Subject::Agent(a)) => {
+            if !figures::team_members(c, t)?.contains(a) {
+                return Err(forbidden(&format!("agent {a} is not in your team {t}")));
+            }
+        }
+        (Scope::Team(t), _) => {
+            return Err(forbidden(&format!("you see the figures of team {t} only")));
+        }
+    }
+    Ok(())
+}
+
 /// The period: `from` defaults to 30 days ago, `to` to tomorrow (as the reports).
-fn period(q: &HashMap<String, String>) -> Result<(String, String), AppError> {
+pub(super) fn period(q: &HashMap<String, String>) -> Result<(String, String), AppError> {
     let bound = |k: &str, days_ago: i64| -> Result<String, AppError> {
         match q.get(k).filter(|v| !v.is_empty()) {
             Some(v) => crate::clock::parse_bound(v).ok_or_else(|| {
@@ -75,22 +101,7 @@ pub async fn get_figures(
     };
     st.db
         .read(move |c| {
-            match (&scope, &subject) {
-                (Scope::All, _) => {}
-                (Scope::Agent(me), Subject::Agent(a)) if a == me => {}
-                (Scope::Agent(_), _) => {
-                    return Err(forbidden("agents see their own figures only"));
-                }
-                (Scope::Team(t), Subject::Team(x)) if x == t => {}
-                (Scope::Team(t), Subject::Agent(a)) => {
-                    if !figures::team_members(c, t)?.contains(a) {
-                        return Err(forbidden(&format!("agent {a} is not in your team {t}")));
-                    }
-                }
-                (Scope::Team(t), _) => {
-                    return Err(forbidden(&format!("you see the figures of team {t} only")));
-                }
-            }
+            may_see(c, &scope, &subject)?;
             let now = crate::clock::utc_now();
             Ok(Json(figures::compute(c, &subject, &from, &to, &now)?))
         })

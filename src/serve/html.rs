@@ -49,7 +49,7 @@ fn nav(id: &Identity) -> String {
     let Some(role) = id.role() else {
         return String::new();
     };
-    let mut links = vec![("/calls", "Calls")];
+    let mut links = vec![("/calls", "Calls"), ("/complaints", "Complaints")];
     if matches!(role, Role::Admin | Role::Supervisor | Role::Qa) {
         links.push(("/qa", "Review queue"));
         links.push(("/reports", "Reports"));

@@ -64,17 +64,7 @@ impl Identity {
 
     /// Which calls this caller may see. API tokens drive seats but read no calls.
     pub fn scope(&self, reviewer: ReviewerScope) -> Option<Scope> {
-        let user = self.user()?;
-        Some(match user.role {
-            Role::Admin | Role::Auditor => Scope::All,
-            Role::Agent => Scope::Agent(user.agent_id.clone()),
-            Role::Qa | Role::Supervisor => match (reviewer, &user.team) {
-                (ReviewerScope::All, _) => Scope::All,
-                (ReviewerScope::Team, Some(t)) => Scope::Team(t.clone()),
-                // A reviewer without a team sees only their own calls as an agent would.
-                (ReviewerScope::Team, None) => Scope::Agent(user.agent_id.clone()),
-            },
-        })
+        self.user().map(|u| Scope::of(u, reviewer))
     }
 
     /// This identity as the author of a change the store audits.

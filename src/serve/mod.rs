@@ -13,6 +13,7 @@ pub mod access;
 pub mod api;
 pub mod calibration_api;
 pub mod charts;
+pub mod complaints_api;
 pub mod compliance_api;
 pub mod db;
 pub mod error;
@@ -23,6 +24,7 @@ pub mod html;
 pub mod identity;
 pub mod login;
 pub mod metrics;
+pub mod operator;
 pub mod outcomes_api;
 pub mod pages;
 pub mod qa_api;
@@ -167,6 +169,10 @@ async fn serve(
     let scripts = db.write_blocking(crate::store::compliance::seed_default_scripts)??;
     if !scripts.is_empty() {
         tracing::info!(scripts = ?scripts, "installed the default call scripts");
+    }
+    let categories = db.write_blocking(crate::store::complaints::seed_categories)??;
+    if categories > 0 {
+        tracing::info!(categories, "installed the default complaint categories");
     }
     let lists = db.write_blocking(crate::store::outcomes::seed_defaults)??;
     if !lists.is_empty() {

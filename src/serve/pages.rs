@@ -24,6 +24,7 @@ const APP_CSS: &str = include_str!("assets/app.css");
 const EVALUATE_JS: &str = include_str!("assets/evaluate.js");
 const COMPLIANCE_JS: &str = include_str!("assets/compliance.js");
 const OUTCOME_JS: &str = include_str!("assets/outcome.js");
+const COMPLAINT_JS: &str = include_str!("assets/complaint.js");
 const QA_JS: &str = include_str!("assets/qa.js");
 
 /// `GET /static/{name}`: a fixed set of names; nothing is read from disk.
@@ -35,6 +36,7 @@ pub async fn static_asset(Path(name): Path<String>) -> Response {
         "evaluate.js" => (EVALUATE_JS, "text/javascript; charset=utf-8"),
         "compliance.js" => (COMPLIANCE_JS, "text/javascript; charset=utf-8"),
         "outcome.js" => (OUTCOME_JS, "text/javascript; charset=utf-8"),
+        "complaint.js" => (COMPLAINT_JS, "text/javascript; charset=utf-8"),
         "qa.js" => (QA_JS, "text/javascript; charset=utf-8"),
         _ => return AppError::not_found("no such asset").into_response(),
     };
@@ -356,23 +358,7 @@ pub async fn call(
     let body = format!(
         r##"<main id="call" data-call-id="{id}" data-duration-ms="{dur}" data-can-note="{can}">
 <h1>Call {id}</h1>
-<section id="player">
-<canvas id="wave" height="160"></canvas>
-<div class="controls">
-<button id="play" type="button">Play</button>
-<button id="back5" type="button">−5 s</button>
-<button id="fwd5" type="button">+5 s</button>
-<label>Speed <select id="speed"><option>0.5</option><option>0.75</option><option selected>1</option><option>1.25</option><option>1.5</option><option>2</option></select></label>
-<span class="lane-ctl">Agent <button id="mute-agent" type="button" aria-pressed="false">Mute</button><button id="solo-agent" type="button" aria-pressed="false">Solo</button></span>
-<span class="lane-ctl">Customer <button id="mute-customer" type="button" aria-pressed="false">Mute</button><button id="solo-customer" type="button" aria-pressed="false">Solo</button></span>
-<span id="time">0:00 / {total}</span>
-<a id="share" href="#t=0">Link to this moment</a>
-<a href="/api/calls/{id}/audio?download=1">Download</a>
-</div>
-<audio id="audio" preload="metadata" src="/api/calls/{id}/audio"></audio>
-{export_form}
-<p class="kbd-help">Space play/pause · ←/→ 5 s · Shift+←/→ 1 s · [ ] speed · A/C mute agent/customer · N note</p>
-</section>
+{player}{export_form}
 <aside id="notes"><h2>Notes</h2><ul id="note-list"></ul>{note_form}</aside>
 {outcome_form}
 <section id="evaluations" data-role="{role}" data-agent-id="{agent_id}"><h2>Evaluations</h2></section>
@@ -388,11 +374,46 @@ pub async fn call(
         id = c.id,
         dur = c.duration_ms,
         can = u8::from(can_note),
-        total = clock(c.duration_ms),
+        player = player_section(c.id, c.duration_ms),
         role = id.role().map(|r| r.as_str()).unwrap_or_default(),
         agent_id = esc(id.user().map(|u| u.agent_id.as_str()).unwrap_or_default()),
     );
     Ok(Html(page(Some(&id), &format!("Call {}", c.id), &body)))
+}
+
+/// The player of the call page (player.js drives it): waveform, controls, the audio element.
+fn player_section(call_id: i64, duration_ms: i64) -> String {
+    format!(
+        r##"<section id="player">
+<canvas id="wave" height="160"></canvas>
+<div class="controls">
+<button id="play" type="button">Play</button>
+<button id="back5" type="button">−5 s</button>
+<button id="fwd5" type="button">+5 s</button>
+<label>Speed <select id="speed"><option>0.5</option><option>0.75</option><option selected>1</option><option>1.25</option><option>1.5</option><option>2</option></select></label>
+<span class="lane-ctl">Agent <button id="mute-agent" type="button" aria-pressed="false">Mute</button><button id="solo-agent" type="button" aria-pressed="false">Solo</button></span>
+<span class="lane-ctl">Customer <button id="mute-customer" type="button" aria-pressed="false">Mute</button><button id="solo-customer" type="button" aria-pressed="false">Solo</button></span>
+<span id="time">0:00 / {total}</span>
+<a id="share" href="#t=0">Link to this moment</a>
+<a href="/api/calls/{call_id}/audio?download=1">Download</a>
+</div>
+<audio id="audio" preload="metadata" src="/api/calls/{call_id}/audio"></audio>
+<p class="kbd-help">Space play/pause · ←/→ 5 s · Shift+←/→ 1 s · [ ] speed · A/C mute agent/customer · N note</p>
+</section>
+"##,
+        total = clock(duration_ms),
+    )
+}
+
+/// The call page's player with the hooks player.js looks for (`#call[data-call-id]`, an empty
+/// notes list), for pages that embed a call (the complaint page); notes are added on the call
+/// page itself.
+pub fn player_html(call_id: i64, duration_ms: i64) -> String {
+    format!(
+        r#"<div id="call" data-call-id="{call_id}" data-duration-ms="{duration_ms}" data-can-note="0">
+{player}<aside id="notes"><h2>Notes</h2><ul id="note-list"></ul></aside></div>"#,
+        player = player_section(call_id, duration_ms),
+    )
 }
 
 /// The outcome form of the call page (outcome.js drives it): the campaign's outcomes, the

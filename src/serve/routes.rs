@@ -6,13 +6,13 @@
 //! has no expectation for.
 
 use super::access::{
-    Access, Rule, ADMINS, AGENTS, AUDITORS, EVERYONE, EXPORTERS, OUTCOME_SETTERS, REVIEWERS,
-    SUPERVISORS,
+    Access, Rule, ADMINS, AGENTS, APPELLANTS, AUDITORS, EVERYONE, EXPORTERS, OUTCOME_SETTERS,
+    REVIEWERS, SUPERVISORS,
 };
 use super::state::St;
 use super::{
-    api, calibration_api, compliance_api, export_api, figures_api, login, outcomes_api, pages,
-    qa_api, qa_pages, reports, stream, targets_api,
+    api, calibration_api, complaints_api, compliance_api, export_api, figures_api, login, operator,
+    outcomes_api, pages, qa_api, qa_pages, reports, stream, targets_api,
 };
 use axum::handler::Handler;
 use axum::http::Method;
@@ -195,6 +195,57 @@ fn build() -> Builder {
     // Leads set goals (their team's, under team scope); reviewers read them in their scope.
     .put("/api/targets", Roles(SUPERVISORS), targets_api::put_target)
     .get("/api/targets", Roles(REVIEWERS), targets_api::get_targets)
+    // The complaints register: the store decides who may take which step (scope, filer, the
+    // lead who ruled); these rules keep each step to the roles that can ever take it.
+    .get("/api/complaints", Roles(EVERYONE), complaints_api::list)
+    .post("/api/complaints", Roles(REVIEWERS), complaints_api::file)
+    .get("/api/complaints/{id}", Roles(EVERYONE), complaints_api::get)
+    .post(
+        "/api/complaints/{id}/acknowledge",
+        Roles(SUPERVISORS),
+        complaints_api::acknowledge,
+    )
+    .post(
+        "/api/complaints/{id}/investigate",
+        Roles(SUPERVISORS),
+        complaints_api::investigate,
+    )
+    .post(
+        "/api/complaints/{id}/respond",
+        Roles(AGENTS),
+        complaints_api::respond,
+    )
+    .post(
+        "/api/complaints/{id}/rule",
+        Roles(SUPERVISORS),
+        complaints_api::rule,
+    )
+    .post(
+        "/api/complaints/{id}/appeal",
+        Roles(APPELLANTS),
+        complaints_api::appeal,
+    )
+    .post(
+        "/api/complaints/{id}/decide",
+        Roles(SUPERVISORS),
+        complaints_api::decide,
+    )
+    .get(
+        "/api/complaint-categories",
+        Roles(EVERYONE),
+        complaints_api::categories,
+    )
+    .get("/complaints", Roles(EVERYONE), complaints_api::page_list)
+    .get(
+        "/complaints/{id}",
+        Roles(EVERYONE),
+        complaints_api::page_one,
+    )
+    // The operator's page; the handler narrows to the caller's scope (403 outside it).
+    .get("/agents/{agent}", Roles(EVERYONE), operator::agent_page)
+    .audited()
+    .get("/teams/{team}", Roles(EVERYONE), operator::team_page)
+    .audited()
     .get("/api/reports/agents", Roles(REVIEWERS), reports::agents)
     .get(
         "/api/reports/questions",

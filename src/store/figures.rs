@@ -1,7 +1,7 @@
 //! The operator's figures over a period `[from, to)`, for one agent or a team: volume (calls,
 //! talk, hold, after-call work, AHT, logged-in time, calls per logged-in hour, occupancy),
-//! targets (conversion, survey response rate) and quality (mean QA score, QA pass rate,
-//! compliance pass rate). One definition per figure, in [`DEFINITIONS`] (the README and
+//! targets (conversion, survey response rate), quality (mean QA score, QA pass rate,
+//! compliance pass rate) and complaints (filed, justified, pending, overdue). One definition per figure, in [`DEFINITIONS`] (the README and
 //! `callrec figures` print the same text); the tests compute each by hand.
 //!
 //! Pure SQL and arithmetic over what the index holds: this module reads, never writes, and
@@ -35,14 +35,8 @@ pub enum Subject {
     Campaign(String),
 }
 
-/// Complaints (filed, justified, pending): the complaints register is issue 14's item 5; until
-/// it lands the figure is absent (`null`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Complaints {
-    pub filed: i64,
-    pub justified: i64,
-    pub pending: i64,
-}
+/// Complaints about the subject's agents (store::complaints::counts).
+pub use super::complaints::Counts as Complaints;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Figures {
@@ -82,7 +76,7 @@ pub struct Figures {
     pub qa_pass_rate_percent: Option<f64>,
     pub compliance_checks: i64,
     pub compliance_pass_rate_percent: Option<f64>,
-    /// Issue 14 item 5 (the complaints register) fills this in.
+    /// Complaints about the agents (null for a campaign: complaints are about agents).
     pub complaints: Option<Complaints>,
 }
 
@@ -102,7 +96,10 @@ pub const DEFINITIONS: &[(&str, &str)] = &[
     ("qa_mean_percent", "mean score of the agent's evaluations submitted in [from, to) (not drafts, not calibrations), as the reports page"),
     ("qa_pass_rate_percent", "evaluations passed ÷ evaluations × 100"),
     ("compliance_pass_rate_percent", "submitted compliance spot checks passed ÷ checks × 100"),
-    ("complaints", "filed, justified, pending: the complaints register (issue 14 item 5), not yet here: null"),
+    ("complaints_filed", "complaints about the agent whose call (or the time named) is in [from, to), whoever filed them"),
+    ("complaints_justified", "of those, the ones whose standing ruling is justified (upheld): the appeal's decision once given, else the first ruling; partly justified and not justified are counted apart; one under appeal is pending, not justified"),
+    ("complaints_pending", "of those, the ones without a standing ruling: filed, acknowledged, investigating, or under appeal"),
+    ("complaints_overdue", "of those, the ones not ruled by their final-response deadline (filing + [complaints] response_days, default 56 days = 8 weeks, FCA DISP 1.6.2 R), as of now"),
 ];
 
 /// The agent ids of a team's members (`COALESCE(agent_id, username)`, as the team scope).
@@ -261,6 +258,16 @@ pub fn compute(
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     let logged_in = logged_in_ms(conn, &agents_json, from, to, now_utc)?;
+    let complaints = match subject {
+        Subject::Campaign(_) => None,
+        _ => Some(super::complaints::counts(
+            conn,
+            &agents_json,
+            from,
+            to,
+            now_utc,
+        )?),
+    };
     let handle = talk + hold + acw;
     Ok(Figures {
         subject: subject.clone(),
@@ -290,7 +297,7 @@ pub fn compute(
         qa_pass_rate_percent: qa_pass,
         compliance_checks: checks,
         compliance_pass_rate_percent: checks_pass,
-        complaints: None,
+        complaints,
     })
 }
 
@@ -330,7 +337,10 @@ mod tests {
         assert_eq!(f.survey_response_rate_percent, None);
         assert_eq!((f.qa_mean_percent, f.qa_pass_rate_percent), (None, None));
         assert_eq!(f.compliance_pass_rate_percent, None);
-        assert_eq!(f.complaints, None);
+        assert_eq!(
+            f.complaints.map(|c| (c.filed, c.justified, c.pending)),
+            Some((0, 0, 0))
+        );
         let f = compute(&conn, &Subject::Team("nobody".into()), FROM, TO, NOW)?;
         assert!(f.agents.is_empty());
         assert_eq!(f.calls_handled, 0);
@@ -504,7 +514,7 @@ mod tests {
         assert_eq!(f.conversion_percent, None);
         let json = serde_json::to_value(&f)?;
         assert!(json["occupancy_percent"].is_null());
-        assert!(json["complaints"].is_null());
+        assert_eq!(json["complaints"]["filed"], 0);
         Ok(())
     }
 

@@ -15,6 +15,7 @@ pub mod alarms;
 pub mod archive;
 pub mod audit;
 pub mod calibration;
+pub mod complaints;
 pub mod compliance;
 pub mod error;
 pub mod figures;
@@ -86,6 +87,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!("0017_hub_calls.sql"),
     migration!("0018_archive_lock.sql"),
     migration!("0019_orders.sql"),
+    migration!("0020_complaints.sql"),
 ];
 
 pub fn schema_version() -> i64 {

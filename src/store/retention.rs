@@ -15,6 +15,9 @@
 //! `default_keep_days`, else forever. It dates the objects' S3 Object Lock retention and says
 //! when `callrec archive retention run` removes them.
 //!
+//! Complaints (store::complaints) have their own keep period, `complaint_keep_days` (default 3
+//! years from filing); a run removes the settled ones past it.
+//!
 //! Every function takes `now` so tests run on a fake clock. This module never deletes anything
 //! itself: [`run`] hands the due calls to `lifecycle::delete_calls`, one deletion per rule.
 
@@ -64,6 +67,9 @@ pub struct Outcome {
     pub deletions: Vec<i64>,
     pub deleted_calls: usize,
     pub freed_bytes: i64,
+    /// Settled complaints older than `complaint_keep_days` (default 3 years) removed by this
+    /// run (store::complaints::purge); none in a dry run.
+    pub deleted_complaints: Vec<i64>,
 }
 
 struct Call {
@@ -348,11 +354,19 @@ pub fn run(
         deletions: Vec::new(),
         deleted_calls: 0,
         freed_bytes: 0,
+        deleted_complaints: Vec::new(),
         plan,
     };
     if dry_run {
         return Ok(out);
     }
+    out.deleted_complaints = super::complaints::purge(
+        conn,
+        cfg.complaint_keep_days
+            .unwrap_or(super::complaints::DEFAULT_KEEP_DAYS),
+        now,
+        actor,
+    )?;
     let mut by_rule: BTreeMap<(&str, u32), Vec<i64>> = BTreeMap::new();
     for d in &out.plan.delete {
         by_rule
@@ -501,6 +515,7 @@ mod tests {
                 },
             ],
             require_archived: false,
+            complaint_keep_days: None,
         };
         assert_eq!(
             keep_for(&cfg, &call(Some("sales"), &[])),

@@ -25,6 +25,25 @@ pub enum Scope {
     Team(String),
 }
 
+impl Scope {
+    /// Which calls `user` may see under `[server] reviewer_scope` (the web service's and the
+    /// command line's one rule): admins and auditors all; agents their own; qa and supervisors
+    /// all, or their team's with `reviewer_scope = "team"` (their own without a team).
+    pub fn of(user: &super::users::User, reviewer: crate::config::ReviewerScope) -> Scope {
+        use super::users::Role;
+        use crate::config::ReviewerScope;
+        match user.role {
+            Role::Admin | Role::Auditor => Scope::All,
+            Role::Agent => Scope::Agent(user.agent_id.clone()),
+            Role::Qa | Role::Supervisor => match (reviewer, &user.team) {
+                (ReviewerScope::All, _) => Scope::All,
+                (ReviewerScope::Team, Some(t)) => Scope::Team(t.clone()),
+                (ReviewerScope::Team, None) => Scope::Agent(user.agent_id.clone()),
+            },
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SortKey {
     #[default]
@@ -65,6 +84,8 @@ impl SortKey {
 #[derive(Debug, Clone, Default)]
 pub struct Query {
     pub agent: Option<String>,
+    /// The calls of a team's members (users with that team, by agent id), as the team scope.
+    pub team: Option<String>,
     pub seat: Option<String>,
     /// The box (floor) that recorded the call; a comma-separated list names several. On a box
     /// every call is its own; at the hub this is the floor filter.
@@ -102,10 +123,11 @@ pub struct Query {
 pub struct BadQuery(pub String);
 
 /// The search parameters a query string may carry.
-pub const SEARCH_KEYS: [&str; 22] = [
+pub const SEARCH_KEYS: [&str; 23] = [
     "min_dead_air_s",
     "min_overtalk_s",
     "agent",
+    "team",
     "seat",
     "box",
     "from",
@@ -214,6 +236,7 @@ pub fn parse_params(q: &HashMap<String, String>) -> Result<Query, BadQuery> {
     }
     Ok(Query {
         agent: text("agent", 128)?,
+        team: text("team", 128)?,
         seat: text("seat", 128)?,
         box_id: text("box", 256)?,
         since_utc: date("from")?,
@@ -282,6 +305,12 @@ fn where_clause(q: &Query, scope: &Scope) -> (String, Vec<Value>) {
     let text = |v: &Option<String>| v.clone().map(Value::from);
     if let Some(v) = text(&q.agent) {
         push("agent = ?", vec![v]);
+    }
+    if let Some(v) = text(&q.team) {
+        push(
+            "agent IN (SELECT COALESCE(agent_id, username) FROM users WHERE team = ?)",
+            vec![v],
+        );
     }
     // A seat group is a comma-separated list (`seat01,seat02`): the seats of one team or floor.
     match &q.seat {

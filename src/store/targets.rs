@@ -38,7 +38,20 @@ pub const TARGETABLE: &[&str] = &[
     "qa_mean_percent",
     "qa_pass_rate_percent",
     "compliance_pass_rate_percent",
+    "complaints_filed",
+    "complaints_justified",
+    "complaints_pending",
+    "complaints_overdue",
 ];
+
+/// A figure's value by its target name; `complaints_<count>` reads the complaints counts.
+pub fn figure_value(f: &figures::Figures, figure: &str) -> Option<f64> {
+    let v = serde_json::to_value(f).ok()?;
+    match figure.strip_prefix("complaints_") {
+        Some(count) => v.get("complaints")?.get(count)?.as_f64(),
+        None => v.get(figure)?.as_f64(),
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -331,9 +344,7 @@ pub fn report(
                 crate::clock::format_utc(p.next(start)),
             );
             let f = figures::compute(conn, &subject, &from, &to, now_utc)?;
-            let actual = serde_json::to_value(&f)
-                .ok()
-                .and_then(|v| v.get(&target.figure).and_then(|x| x.as_f64()));
+            let actual = figure_value(&f, &target.figure);
             points.push(Point {
                 from_utc: from,
                 to_utc: to,

@@ -13,6 +13,7 @@ mod campaign;
 mod check;
 mod cli;
 mod common;
+mod complaints;
 mod crash;
 mod disk_full;
 mod erasure;

@@ -61,6 +61,8 @@ struct Ids {
     check_draft: i64,
     /// A calibration session on `call` with reviewers qa1 and writer.
     calibration: i64,
+    /// A complaint about alice's `call`, filed by writer (qa).
+    complaint: i64,
 }
 
 fn cases(ids: &Ids, role: &str) -> Vec<Case> {
@@ -499,6 +501,102 @@ fn cases(ids: &Ids, role: &str) -> Vec<Case> {
             String::new(),
             [401, 200, 200, 403, 403, 403, 200],
         ),
+        // The complaints register. Roles run in ROLES order on one complaint (filed by writer
+        // about alice's call): supervisor1 acknowledges, investigates and rules it; alice
+        // appeals (too late to respond); admin, another lead, decides the appeal. The store
+        // refuses steps out of order (409) and people it does not admit (403).
+        c("GET", "/api/complaints", "/api/complaints".into(), "", String::new(), api_all),
+        c(
+            "POST",
+            "/api/complaints",
+            "/api/complaints".into(),
+            json,
+            format!(r#"{{"call_id":{call},"source":"customer","category":"billing","text":"x"}}"#),
+            [401, 201, 201, 403, 403, 403, 201],
+        ),
+        c(
+            "GET",
+            "/api/complaints/{id}",
+            format!("/api/complaints/{}", ids.complaint),
+            "",
+            String::new(),
+            api_all,
+        ),
+        c(
+            "POST",
+            "/api/complaints/{id}/acknowledge",
+            format!("/api/complaints/{}/acknowledge", ids.complaint),
+            json,
+            String::new(),
+            [401, 200, 403, 403, 403, 403, 409],
+        ),
+        c(
+            "POST",
+            "/api/complaints/{id}/investigate",
+            format!("/api/complaints/{}/investigate", ids.complaint),
+            json,
+            String::new(),
+            [401, 200, 403, 403, 403, 403, 409],
+        ),
+        c(
+            "POST",
+            "/api/complaints/{id}/respond",
+            format!("/api/complaints/{}/respond", ids.complaint),
+            json,
+            r#"{"text":"my side"}"#.into(),
+            [401, 403, 403, 409, 403, 403, 403],
+        ),
+        c(
+            "POST",
+            "/api/complaints/{id}/rule",
+            format!("/api/complaints/{}/rule", ids.complaint),
+            json,
+            r#"{"ruling":"justified","reason":"heard it"}"#.into(),
+            [401, 200, 403, 403, 403, 403, 409],
+        ),
+        c(
+            "POST",
+            "/api/complaints/{id}/appeal",
+            format!("/api/complaints/{}/appeal", ids.complaint),
+            json,
+            r#"{"text":"not so"}"#.into(),
+            [401, 403, 403, 200, 403, 403, 409],
+        ),
+        c(
+            "POST",
+            "/api/complaints/{id}/decide",
+            format!("/api/complaints/{}/decide", ids.complaint),
+            json,
+            r#"{"ruling":"not_justified","reason":"line dropped"}"#.into(),
+            [401, 409, 403, 403, 403, 403, 200],
+        ),
+        c(
+            "GET",
+            "/api/complaint-categories",
+            "/api/complaint-categories".into(),
+            "",
+            String::new(),
+            api_all,
+        ),
+        c("GET", "/complaints", "/complaints".into(), "", String::new(), page_all),
+        c(
+            "GET",
+            "/complaints/{id}",
+            format!("/complaints/{}", ids.complaint),
+            "",
+            String::new(),
+            page_all,
+        ),
+        // The operator's page: alice's own, and a team's (not for agents).
+        c("GET", "/agents/{agent}", "/agents/alice".into(), "", String::new(), page_all),
+        c(
+            "GET",
+            "/teams/{team}",
+            "/teams/red".into(),
+            "",
+            String::new(),
+            [303, 200, 200, 403, 200, 403, 200],
+        ),
         c(
             "GET",
             "/api/reports/agents",
@@ -867,6 +965,12 @@ fn every_route_with_every_role() {
     );
     assert_eq!(r.status, 201, "{}", r.body_text());
     let calibration = r.json()["id"].as_i64().unwrap();
+    let r = writer.post_json(
+        "/api/complaints",
+        &format!(r#"{{"call_id":{call},"source":"customer","category":"rudeness","text":"rude at 0:01"}}"#),
+    );
+    assert_eq!(r.status, 201, "{}", r.body_text());
+    let complaint = r.json()["id"].as_i64().unwrap();
     let ids = Ids {
         call,
         note,
@@ -880,6 +984,7 @@ fn every_route_with_every_role() {
         check_done,
         check_draft,
         calibration,
+        complaint,
     };
 
     // Every rule has an expectation and every expectation a rule.
