@@ -8,7 +8,8 @@
 //! or changed sidecars (`callrec hub`'s indexer thread, and `callrec hub rebuild`); `remote`
 //! streams audio from the store with Range passed through and keeps the bounded on-disk cache
 //! for readers of whole files; `backup` writes and restores the hub's own state; `export` makes
-//! evidence bundles of archived calls.
+//! evidence bundles of archived calls; `restore` rebuilds a replaced box's index from the archive
+//! (`callrec archive restore`).
 //!
 //! This module must never write to the bucket except under `<prefix>hub/` (its backups), never
 //! delete an object, and never delete a `calls` row (QA rows may point at it).
@@ -17,6 +18,7 @@ pub mod backup;
 pub mod export;
 pub mod indexer;
 pub mod remote;
+pub mod restore;
 pub mod sidecar;
 
 use crate::archive::{self, ArchiveError, Credentials};
