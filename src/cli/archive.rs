@@ -53,10 +53,71 @@ pub enum ArchiveCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Rebuild a replaced box's index from the archive (calls, intervals, tags, metrics, ledger;
+    /// marked archived) and optionally its recent recordings. Run on the new box, configured
+    /// with the old box's id, before `callrec record` starts.
+    Restore {
+        /// The box to restore: this box's own id (`[box] id`).
+        #[arg(long = "box")]
+        box_id: String,
+        /// Also download the recordings (and peaks) of calls started within this many days,
+        /// each checked against its SHA-256.
+        #[arg(long)]
+        recordings_since: Option<u32>,
+        /// Restore into an index that already holds calls (adds what is missing).
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn archive(cfg: &Config, cmd: ArchiveCmd) -> anyhow::Result<()> {
     match cmd {
+        ArchiveCmd::Restore {
+            box_id,
+            recordings_since,
+            force,
+            json,
+        } => {
+            let conn = super::open_index(cfg)?;
+            let o = callrec::hub::restore::Options {
+                box_id,
+                recordings_since_days: recordings_since,
+                force,
+            };
+            let r = callrec::hub::restore::restore(cfg, &conn, &o)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                for (key, why) in &r.refused {
+                    println!("refused sidecar {key}: {why}");
+                }
+                println!(
+                    "box {}: {} sidecar(s), {} call(s) restored, {} ledger entr(ies) of {} found, {} segment(s); {} recording(s) downloaded ({} bytes), {} already in place",
+                    r.box_id,
+                    r.sidecars,
+                    r.written.calls,
+                    r.written.ledger_entries,
+                    r.ledger_entries_found,
+                    r.written.segments,
+                    r.recordings,
+                    r.recording_bytes,
+                    r.recordings_present
+                );
+                if let Some(seq) = r.ledger_broken_at_seq {
+                    println!("the archived ledger is not whole from entry {seq} on: entries from there were not restored; `callrec verify --store` names the calls without one. Do not start recording before the box's administrator has looked (new entries would reuse those numbers)");
+                }
+            }
+            if !r.refused.is_empty() {
+                anyhow::bail!(
+                    "{} sidecar(s) refused (listed above); run `callrec archive verify --box {}`",
+                    r.refused.len(),
+                    r.box_id
+                );
+            }
+            Ok(())
+        }
         ArchiveCmd::Verify {
             box_id,
             since,

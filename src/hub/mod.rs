@@ -8,7 +8,8 @@
 //! or changed sidecars (`callrec hub`'s indexer thread, and `callrec hub rebuild`); `remote`
 //! streams audio from the store with Range passed through and keeps the bounded on-disk cache
 //! for readers of whole files; `backup` writes and restores the hub's own state; `export` makes
-//! evidence bundles of archived calls.
+//! evidence bundles of archived calls; `restore` rebuilds a replaced box's index from the archive
+//! (`callrec archive restore`).
 //!
 //! `orders` carries legal holds, releases and erasures made at the hub to the boxes, and is the
 //! fleet's one deleter of archive objects (erasure, archive retention).
@@ -23,6 +24,7 @@ pub mod export;
 pub mod indexer;
 pub mod orders;
 pub mod remote;
+pub mod restore;
 pub mod sidecar;
 
 use crate::archive::{self, ArchiveError, Credentials};

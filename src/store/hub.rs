@@ -269,7 +269,7 @@ fn write_hub_row(
 
 /// The metrics document into `call_metrics`: the searchable figures by name, the whole
 /// document as `detail` (what `metrics::get` returns), as `metrics::put` lays them out.
-fn put_metrics_json(
+pub(super) fn put_metrics_json(
     tx: &Connection,
     call_id: i64,
     m: &serde_json::Value,

@@ -31,6 +31,7 @@ pub mod outcomes;
 pub mod pseudonym;
 pub mod qa;
 pub mod recovery;
+pub mod restore;
 pub mod retention;
 pub mod sampling;
 pub mod search;

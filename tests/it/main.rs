@@ -6,6 +6,7 @@
 mod alsa;
 mod archive;
 mod archive_lock;
+mod archive_restore;
 mod archive_verify;
 mod attack;
 mod browser;
