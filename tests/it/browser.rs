@@ -1302,7 +1302,8 @@ fn reviewer_scores_agent_disputes_in_chromium() {
         .and_then(|x| x.parse::<i64>().ok())
         .expect("a complaint id in the address");
     browser_logout(&b, &wb);
-    browser_login(&b, &wb, "lead", &format!("/complaints/{complaint}?t=2"));
+    browser_login(&b, &wb, "lead", "/complaints");
+    b.goto(&wb.url(&format!("/complaints/{complaint}?t=2")));
     b.wait_js("the moment from ?t=", "location.hash === '#t=2'");
     b.wait_js(
         "the embedded player to be ready",
