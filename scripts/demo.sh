@@ -96,29 +96,47 @@ rec=$!
 stop() { kill -TERM "$rec" 2>/dev/null || true; wait "$rec" 2>/dev/null || true; kill "$cti" 2>/dev/null || true; }
 trap stop INT TERM
 for _ in $(seq 100); do [ -S "$demo/store/control.sock" ] && break; sleep 0.1; done
-# The pretend CTI: a call on seat01 and seat04 every 30 s, with a PCI pause in seat01's calls.
+# The pretend CTI: agents log in; a call on seat01 and seat04 every 30 s, with a PCI pause and a
+# hold in seat01's calls; each call stops with an outcome of its campaign's list (seeded defaults:
+# `callrec outcomes list`), then wrap-up and ready, so handle time and conversion have data.
+$cli call login --seat seat01 --agent sam >/dev/null || true
+$cli call login --seat seat04 --agent ana >/dev/null || true
 (
   n=0
   while true; do
     n=$((n + 1))
-    $cli call start --seat seat01 --agent sam --direction inbound --number "+1555123$((4000 + n))" --campaign support --tag demo >/dev/null || true
-    $cli call start --seat seat04 --agent ana --direction outbound --number "+1555987$((1000 + n))" --campaign renewals >/dev/null || true
-    sleep 8
+    $cli call start --seat seat01 --direction inbound --number "+1555123$((4000 + n))" --campaign information --tag demo >/dev/null || true
+    $cli call start --seat seat04 --direction outbound --number "+1555987$((1000 + n))" --campaign telesales >/dev/null || true
+    sleep 4
+    $cli call hold --seat seat01 --reason "checking the tariff" >/dev/null || true
+    sleep 3
+    $cli call unhold --seat seat01 >/dev/null || true
+    sleep 1
     $cli call pause --seat seat01 --by cti --reason "card number" >/dev/null || true
     sleep 4
     $cli call resume --seat seat01 >/dev/null || true
     sleep 8
-    $cli call stop --seat seat01 >/dev/null || true
-    $cli call stop --seat seat04 >/dev/null || true
+    $cli call stop --seat seat01 --outcome "$([ $((n % 3)) = 0 ] && echo promotion_accepted || echo information_given)" >/dev/null || true
+    if [ $((n % 2)) = 1 ]; then
+      $cli call stop --seat seat04 --outcome sale --amount 49.90 >/dev/null || true
+    else
+      $cli call stop --seat seat04 --outcome not_interested >/dev/null || true
+    fi
+    $cli call wrapup --seat seat01 >/dev/null || true
+    $cli call wrapup --seat seat04 >/dev/null || true
+    sleep 3
+    $cli call ready --seat seat01 >/dev/null || true
+    $cli call ready --seat seat04 >/dev/null || true
     echo "--- $(date -u +%H:%M:%S) calls so far:"
     $cli calls list --limit 6 || true
     if [ "$n" = 1 ]; then
       # QA content once the first calls exist: accounts, a sampling plan drawn with a fixed
-      # seed, evaluations (one acknowledged, one disputed) and a spot check. Runs only once.
+      # seed, evaluations (one acknowledged, one disputed), a spot check, and a complaint filed
+      # and ruled justified (the operator's page, /agents/sam). Runs only once.
       echo "--- demo QA content (Review queue and Reports in the web UI):"
       $cli qa seed-demo || true
     fi
-    sleep 10
+    sleep 7
   done
 ) &
 cti=$!

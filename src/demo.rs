@@ -1,7 +1,7 @@
 //! Demo content for `make demo` (`callrec qa seed-demo`): a lead, two reviewers and the two
 //! demo agents, a sampling plan drawn with a fixed seed, evaluations of the drawn calls (one
-//! acknowledged by its agent, one disputed), and a script spot check — so a new user finds the
-//! QA workflow populated. Everything goes through the same store functions the web service
+//! acknowledged by its agent, one disputed), a script spot check and a complaint filed and
+//! ruled justified — so a new user finds the QA workflow and the operator's record populated. Everything goes through the same store functions the web service
 //! uses, and is audited as the CLI user.
 //!
 //! Only for a demo box's own index: it must never run from the recorder or the server.
@@ -26,6 +26,8 @@ pub struct Seeded {
     pub assignments: usize,
     pub evaluations: Vec<i64>,
     pub checks: Vec<i64>,
+    /// The complaint filed (by qa1, for a customer) and ruled justified (by lead).
+    pub complaint: Option<i64>,
 }
 
 /// Seeds once: `None` when the demo plan exists already (nothing is changed then).
@@ -97,6 +99,7 @@ pub fn seed(conn: &Connection, actor: &str) -> anyhow::Result<Option<Seeded>> {
     }
     if let Some(a) = draw.assignments.first() {
         out.checks.extend(spot_check(conn, a.call_id, &a.reviewer)?);
+        out.complaint = Some(complaint(conn, a.call_id, actor)?);
     }
     audit::append(
         conn,
@@ -110,6 +113,46 @@ pub fn seed(conn: &Connection, actor: &str) -> anyhow::Result<Option<Seeded>> {
         },
     )?;
     Ok(Some(out))
+}
+
+/// A customer's complaint about `call`, filed by qa1 and ruled justified by lead, through the
+/// register's own rules (store::complaints).
+fn complaint(conn: &Connection, call: i64, actor: &str) -> anyhow::Result<i64> {
+    use crate::store::complaints::{self, NewComplaint, Ruling, Source, Who};
+    let who = |name: &str| -> anyhow::Result<Who> {
+        let u = users::get_user(conn, name)?.with_context(|| format!("demo account {name}"))?;
+        Ok(Who::of(&u, crate::config::ReviewerScope::All))
+    };
+    complaints::seed_categories(conn)?;
+    let now = crate::clock::utc_now();
+    let by = crate::store::audit::Actor::local(actor);
+    let k = complaints::file(
+        conn,
+        &who("qa1")?,
+        &NewComplaint {
+            call_id: Some(call),
+            agent: None,
+            at_utc: None,
+            source: Source::Customer,
+            category: "wrong_information".into(),
+            text: "The customer says the agent quoted the old tariff at 0:05.".into(),
+        },
+        complaints::DEFAULT_RESPONSE_DAYS,
+        &now,
+        by,
+    )?;
+    let lead = who("lead")?;
+    complaints::acknowledge(conn, &lead, k.id, &now, by)?;
+    complaints::rule(
+        conn,
+        &lead,
+        k.id,
+        Ruling::Justified,
+        "The recording at 0:05 gives last year's tariff.",
+        &now,
+        by,
+    )?;
+    Ok(k.id)
 }
 
 fn accounts(conn: &Connection) -> anyhow::Result<Vec<(String, Role, String)>> {

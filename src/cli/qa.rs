@@ -43,6 +43,9 @@ pub fn qa(cfg: &Config, cmd: QaCmd) -> anyhow::Result<()> {
         s.evaluations.len(),
         s.checks.len()
     );
+    if let Some(k) = s.complaint {
+        println!("demo complaint {k}: filed by qa1, ruled justified by lead (see /complaints/{k})");
+    }
     Ok(())
 }
 

@@ -1279,10 +1279,18 @@ mod tests {
         let c = &store.conn;
         let a = Actor::local("t");
         let admin = who("ada", Role::Admin, None, Scope::All);
-        let k = file(c, &admin, &new(call), 56, T0, a)?;
-        let before = "2027-01-26T09:59:59.999Z";
-        let at = "2027-01-26T10:00:00.000Z";
+        // A simulated clock (crate::clock::SimClock) files at T0 and moves 8 weeks on.
+        use crate::clock::Clock;
+        let clock = crate::clock::SimClock::at(parse_utc(T0)?);
+        let k = file(c, &admin, &new(call), 56, &clock.utc_string(), a)?;
+        clock.advance(56 * 86_400_000 - 1);
+        let before_s = clock.utc_string();
+        let before = before_s.as_str();
+        assert_eq!(before, "2027-01-26T09:59:59.999Z");
         assert!(!get(c, &admin, k.id, before)?.overdue);
+        clock.advance(1);
+        let at_s = clock.utc_string();
+        let at = at_s.as_str();
         assert!(get(c, &admin, k.id, at)?.overdue);
         let od = Filter {
             overdue: true,

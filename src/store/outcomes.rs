@@ -198,6 +198,50 @@ pub fn defaults() -> Vec<(&'static str, List)> {
             ]),
         ),
         (
+            // Inbound consulting and information on services, tariffs and promotions: a
+            // question answered is the goal; a tariff change or an accepted promotion is also
+            // a sale (with its value).
+            "information",
+            list(vec![
+                o("information_given", "Information given", Positive, false),
+                o("tariff_changed", "Tariff changed", Positive, true),
+                o("promotion_accepted", "Promotion accepted", Positive, true),
+                o("promotion_declined", "Promotion declined", Negative, false),
+                o("follow_up", "Follow-up promised", Callback, false),
+                o("not_answered", "Question not answered", Negative, false),
+                o("transferred", "Transferred", Other, false),
+            ]),
+        ),
+        (
+            // Order taking (inbound): an order, with its value.
+            "orders",
+            list(vec![
+                o("order_taken", "Order taken", Positive, true),
+                o("order_changed", "Order changed", Positive, false),
+                o("order_cancelled", "Order cancelled", Negative, false),
+                o("no_order", "No order", Negative, false),
+                o("callback", "Callback", Callback, false),
+            ]),
+        ),
+        (
+            // Outbound informing (notices, appointments, service changes): reaching the
+            // customer is the goal.
+            "informing",
+            list(vec![
+                o("informed", "Customer informed", Positive, false),
+                o("refused", "Refused to listen", Negative, false),
+                o("callback", "Callback", Callback, false),
+                o("do_not_call", "Do not call", DoNotCall, false),
+                o(
+                    "answering_machine",
+                    "Answering machine",
+                    NotRightParty,
+                    false,
+                ),
+                o("wrong_number", "Wrong number", NotRightParty, false),
+            ]),
+        ),
+        (
             // Resolved on the call is the complaint desk's goal; a referral is neither won nor
             // lost; a rejected complaint is the customer not getting what they asked for.
             "complaints",
@@ -670,7 +714,16 @@ mod tests {
         let added = seed_defaults(&conn)?;
         assert_eq!(
             added,
-            ["default", "telesales", "surveys", "service", "complaints"]
+            [
+                "default",
+                "telesales",
+                "surveys",
+                "service",
+                "information",
+                "orders",
+                "informing",
+                "complaints"
+            ]
         );
         assert!(
             seed_defaults(&conn)?.is_empty(),

@@ -1270,6 +1270,86 @@ fn reviewer_scores_agent_disputes_in_chromium() {
         );
     }
 
+    // 12. The operator's record: rita files a customer's complaint about alice's call on the
+    // complaints page; lead (another person: nobody rules what they filed) opens it, hears the
+    // call in the embedded player, rules it justified; alice's page now counts it.
+    browser_logout(&b, &wb);
+    browser_login(&b, &wb, "lead", "/agents/alice");
+    assert_eq!(
+        b.js("return document.getElementById('fig-complaints-justified').textContent;"),
+        "0",
+        "no complaint yet\n{}",
+        b.context()
+    );
+    browser_logout(&b, &wb);
+    browser_login(&b, &wb, "rita", "/complaints");
+    b.type_into("#complaint-call", &call_id.to_string());
+    b.js("document.getElementById('complaint-category').value = 'rudeness';");
+    b.type_into(
+        "#complaint-text",
+        "The customer says the agent was curt at 0:02.",
+    );
+    b.click("#complaint-form button[type=submit]");
+    let complaint_url = b.wait("the new complaint's page", || {
+        let u = b.url();
+        (u.starts_with(&wb.url("/complaints/")) && !u.ends_with("/complaints/"))
+            .then(|| u.clone())
+            .ok_or(u)
+    });
+    let complaint = complaint_url
+        .rsplit('/')
+        .next()
+        .and_then(|x| x.parse::<i64>().ok())
+        .expect("a complaint id in the address");
+    browser_logout(&b, &wb);
+    browser_login(&b, &wb, "lead", "/complaints");
+    b.goto(&wb.url(&format!("/complaints/{complaint}?t=2")));
+    b.wait_js("the moment from ?t=", "location.hash === '#t=2'");
+    b.wait_js(
+        "the embedded player to be ready",
+        "document.body.dataset.playerReady === '1' || document.body.dataset.playerError",
+    );
+    let err = b.js("return document.body.dataset.playerError || null;");
+    assert!(
+        err.is_null(),
+        "the complaint page's player failed: {err}\n{}",
+        b.context()
+    );
+    assert_eq!(
+        b.js("return document.querySelector('a.moment').getAttribute('href');"),
+        "#t=2"
+    );
+    b.js("document.querySelector('form.step[data-step=rule] select[name=ruling]').value = 'justified';");
+    b.type_into(
+        "form.step[data-step=rule] textarea[name=reason]",
+        "Heard at 0:02: curt and dismissive.",
+    );
+    b.click("form.step[data-step=rule] button[type=submit]");
+    b.wait_js(
+        "the ruling on the page",
+        "document.getElementById('complaint-status') && document.getElementById('complaint-status').textContent === 'ruled'",
+    );
+    b.save_screenshot("complaint.png");
+    b.goto(&wb.url("/agents/alice"));
+    b.wait_js(
+        "the operator's page",
+        "document.getElementById('fig-complaints-justified')",
+    );
+    assert_eq!(
+        b.js("return document.getElementById('fig-complaints-justified').textContent;"),
+        "1",
+        "the justified complaint counts on alice's page\n{}",
+        b.context()
+    );
+    assert!(
+        b.js("return document.querySelectorAll('#operator svg.chart').length;")
+            .as_i64()
+            .is_some_and(|n| n >= 3),
+        "the operator's page draws its charts"
+    );
+    b.save_screenshot("operator.png");
+    b.assert_no_console_errors("on the complaint and operator's pages");
+
     eprintln!(
         "evaluation test: evaluation {ev} of call {call_id} scored {percent:.2} % then 100 % after the dispute; \
          screenshot {}; took {:.1} s",

@@ -201,7 +201,30 @@ fn complaint_life_cycle_permissions_deadline_figures_and_the_operators_page() {
         page.contains("/complaints?agent=alice&amp;from=2020-01-01"),
         "{page}"
     );
+    // A "no justified complaints" target for red: missed this month.
+    let r = lead_r.send(
+        "PUT",
+        "/api/targets",
+        "application/json",
+        r#"{"team":"red","figure":"complaints_justified","period":"month","goal":0,"direction":"lower"}"#,
+        true,
+    );
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    let t = lead_r.get("/api/targets?team=red").json();
+    assert_eq!(
+        (
+            t[0]["current"]["actual"].as_f64(),
+            t[0]["current"]["verdict"].as_str()
+        ),
+        (Some(1.0), Some("missed")),
+        "{t}"
+    );
     let team = lead_r.get("/teams/red?from=2020-01-01").body_text();
+    assert!(
+        team.contains("complaints_justified per month")
+            && team.contains(r#"<span class="badge missed">missed</span>"#),
+        "{team}"
+    );
     assert!(
         team.contains(r#"id="fig-complaints-justified">1<"#),
         "{team}"

@@ -2027,7 +2027,15 @@ fn transcripts_search_and_demo_content() {
         out.contains("2 call(s) assigned, 2 evaluated, 1 spot check(s)"),
         "{out}"
     );
+    assert!(out.contains("ruled justified by lead"), "{out}");
     let db = wb.db();
+    assert_eq!(
+        sqlite(
+            &db,
+            "SELECT status || ' ' || ruling || ' ' || filed_by || ' ' || ruled_by FROM complaints"
+        ),
+        "ruled justified qa1 lead"
+    );
     assert_eq!(
         sqlite(
             &db,
