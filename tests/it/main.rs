@@ -26,6 +26,7 @@ mod isolation;
 mod layers;
 mod lifecycle;
 mod modes;
+mod multichannel;
 mod outcomes;
 mod quiet;
 mod stalled;
