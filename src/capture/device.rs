@@ -332,3 +332,86 @@ impl Default for Supervisor {
         Self::new()
     }
 }
+
+/// Every capture device with what `callrec devices --propose` needs: its native channel
+/// count (from `channels`, `ID=N` pairs the technician gave, for converting PCMs), a rate
+/// (48 kHz when offered) and, for a card, where it is plugged in.
+pub fn survey(channels: &[(String, u16)]) -> Result<Vec<super::survey::Found>, CaptureError> {
+    let host = cpal::default_host();
+    let devices = host.input_devices().map_err(|e| dev_err("(host)", e))?;
+    let mut out = Vec::new();
+    for d in devices {
+        let Ok(id) = d.id() else { continue };
+        let id = id.to_string();
+        let ranges: Vec<_> = d
+            .supported_input_configs()
+            .map(|c| c.collect())
+            .unwrap_or_default();
+        let mut counts: Vec<u16> = ranges.iter().map(|r| r.channels()).collect();
+        counts.sort_unstable();
+        counts.dedup();
+        // A converting PCM (ALSA plug) offers every count up to dozens: its own is unknown.
+        let native = match counts.last() {
+            Some(&max) if counts.len() < 8 => Some(max),
+            _ => None,
+        };
+        let given = channels.iter().find(|(i, _)| *i == id).map(|(_, n)| *n);
+        let offers = |hz: u32| {
+            ranges
+                .iter()
+                .any(|r| (r.min_sample_rate()..=r.max_sample_rate()).contains(&hz))
+        };
+        let rate_hz = [48_000, 44_100, 32_000, 16_000]
+            .into_iter()
+            .find(|hz| offers(*hz))
+            .or_else(|| ranges.iter().map(|r| r.max_sample_rate()).max())
+            .unwrap_or(48_000);
+        let card = super::survey::card_of(&id)
+            .and_then(|c| super::survey::card_info(std::path::Path::new("/"), c));
+        out.push(super::survey::Found {
+            description: d.description().map(|x| x.to_string()).unwrap_or_default(),
+            channels: given.or(native),
+            rate_hz,
+            card,
+            id,
+        });
+    }
+    Ok(out)
+}
+
+/// A device opened for `callrec devices --listen`: all its channels into one ring.
+pub struct Listening {
+    /// Kept open while listening; dropped to close the device.
+    pub stream: cpal::Stream,
+    pub samples: rtrb::Consumer<f32>,
+    pub shared: Arc<InputShared>,
+}
+
+/// Opens `pcm` with `channels` channels at `rate_hz` for a live level meter (the recorder must
+/// not hold it: `hw:` devices open once).
+pub fn listen(pcm: &str, channels: u16, rate_hz: u32) -> Result<Listening, CaptureError> {
+    let cfg = DeviceConfig {
+        name: "listen".into(),
+        pcm: pcm.into(),
+        channels,
+        rate_hz,
+        buffer_frames: rate_hz / 50,
+    };
+    let shared = Arc::new(InputShared::default());
+    let tap = Tap {
+        shared: shared.clone(),
+        map: (0..usize::from(channels)).collect(),
+    };
+    let stream = open(&cfg, std::slice::from_ref(&tap))?;
+    let samples = shared
+        .new_consumer
+        .lock()
+        .ok()
+        .and_then(|mut s| s.take())
+        .ok_or_else(|| dev_err(pcm, "the capture ring was not handed over"))?;
+    Ok(Listening {
+        stream,
+        samples,
+        shared,
+    })
+}

@@ -268,3 +268,101 @@ customer_channel = 1
         assert_own_tone(&customer, fc, &not(fc), 40.0, "customer");
     }
 }
+
+#[test]
+fn the_proposed_seat_map_passes_config_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = alsa_config(dir.path(), &[("desk16", 16), ("head01", 1), ("tap01", 1)]);
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(bin())
+            .args(args)
+            .env("ALSA_CONFIG_PATH", &cfg)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // The test PCMs convert any channel count (ALSA plug): their own counts are given.
+    let channels = [
+        "--channels",
+        "alsa:desk16=16",
+        "--channels",
+        "alsa:head01=1",
+        "--channels",
+        "alsa:tap01=1",
+    ];
+    let mut args = vec!["devices", "--propose"];
+    args.extend(channels);
+    let proposed = run(&args);
+    assert_eq!(proposed.matches("[[seat]]").count(), 9, "{proposed}");
+    assert!(
+        proposed
+            .contains("agent_device = \"head01\"\nagent_channel = 0\ncustomer_device = \"tap01\""),
+        "{proposed}"
+    );
+    let path = dir.path().join("proposed.toml");
+    std::fs::write(&path, format!("{}{proposed}", header(dir.path(), ""))).unwrap();
+    let checked = run(&["--config", path.to_str().unwrap(), "config", "check"]);
+    assert!(checked.contains(": ok (9 seat(s)"), "{checked}");
+    // No USB card here: nothing to pin, and the rules file says so.
+    args.push("--udev");
+    let rules = run(&args);
+    assert!(rules.contains("no USB sound card found"), "{rules}");
+    assert!(rules.contains("LABEL=\"callrec_seats_end\""), "{rules}");
+}
+
+#[test]
+fn listen_shows_a_loud_channel_above_a_silent_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = alsa_config(dir.path(), &[("lst", 2)]);
+    let mut fixture = tones(&[1000.0, 1000.0], 0.5);
+    for v in fixture.iter_mut().skip(1).step_by(2) {
+        *v = 0.0; // channel 1 silent
+    }
+    let _feed = fed_pcm(dir.path(), "lst", fixture, 2);
+    let out = std::process::Command::new(bin())
+        .args([
+            "devices",
+            "--listen",
+            "alsa:lst",
+            "--channels",
+            "2",
+            "--seconds",
+            "1",
+        ])
+        .env("ALSA_CONFIG_PATH", &cfg)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let level = |ch: &str| -> Vec<f32> {
+        text.lines()
+            .filter(|l| l.trim_start().starts_with(ch))
+            .filter_map(|l| {
+                l.split("dBFS")
+                    .next()?
+                    .split_whitespace()
+                    .last()?
+                    .parse()
+                    .ok()
+            })
+            .collect()
+    };
+    let (loud, silent) = (level("ch  0"), level("ch  1"));
+    // About 5 refreshes in 1 s.
+    assert!((4..=6).contains(&loud.len()), "{text}");
+    let (l, s) = (loud[loud.len() - 1], silent[silent.len() - 1]);
+    assert!(
+        l > -10.0 && s < -60.0 && l - s > 50.0,
+        "loud {l} vs silent {s}:\n{text}"
+    );
+    assert!(text.contains("(input  1)") && text.contains('#'), "{text}");
+}
