@@ -366,3 +366,69 @@ fn listen_shows_a_loud_channel_above_a_silent_one() {
     );
     assert!(text.contains("(input  1)") && text.contains('#'), "{text}");
 }
+
+/// The recorder's CPU seconds (user + system) so far, from /proc/PID/stat.
+fn cpu_s(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 (utime, stime) are 11 and 12 after the state field.
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// Measurement, not a check (run by hand: `-- --ignored cpu_of_eight`): the recorder's CPU for
+/// eight recording seats on one 16-channel device against eight 2-channel devices.
+#[test]
+#[ignore]
+fn cpu_of_eight_seats_on_one_device_and_on_eight() {
+    let measure = |shared: bool| -> f64 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut feeds = Vec::new();
+        let mut seats = String::new();
+        let cfg = if shared {
+            feeds.push(fed_pcm(
+                dir.path(),
+                "desk16",
+                tones(&DESK_FREQS_HZ, 0.3),
+                16,
+            ));
+            seats.push_str("[[device]]\nname = \"desk16\"\npcm = \"alsa:desk16\"\nchannels = 16\n");
+            for k in 0..8 {
+                seats.push_str(&format!(
+                    "[[seat]]\nid = \"d{k}\"\ndevice = \"desk16\"\nagent_channel = {}\ncustomer_channel = {}\n",
+                    2 * k,
+                    2 * k + 1
+                ));
+            }
+            alsa_config(dir.path(), &[("desk16", 16)])
+        } else {
+            let names: Vec<String> = (0..8).map(|k| format!("pair{k}")).collect();
+            for (k, n) in names.iter().enumerate() {
+                let f = &DESK_FREQS_HZ[2 * k..2 * k + 2];
+                feeds.push(fed_pcm(dir.path(), n, tones(f, 0.3), 2));
+                seats.push_str(&format!(
+                    "[[seat]]\nid = \"d{k}\"\n[[seat.input]]\nkind = \"device\"\ndevice = \"alsa:{n}\"\nchannels = 2\nagent_channel = 0\ncustomer_channel = 1\n"
+                ));
+            }
+            let pcms: Vec<(&str, u16)> = names.iter().map(|n| (n.as_str(), 2)).collect();
+            alsa_config(dir.path(), &pcms)
+        };
+        let mut rec = Recorder::start(&seats, alsa_env(&cfg));
+        std::thread::sleep(Duration::from_millis(1500));
+        for k in 0..8 {
+            rec.start_call(&format!("d{k}"), &[]);
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        let pid = rec.child.as_ref().unwrap().id();
+        let (c0, t0) = (cpu_s(pid), Instant::now());
+        std::thread::sleep(Duration::from_secs(15));
+        let pct = (cpu_s(pid) - c0) / t0.elapsed().as_secs_f64() * 100.0;
+        rec.stop();
+        drop(feeds);
+        pct
+    };
+    let one = measure(true);
+    let eight = measure(false);
+    eprintln!("8 seats recording, CPU % of one core: one 16-channel device {one:.1}, eight 2-channel devices {eight:.1}");
+}
