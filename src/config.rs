@@ -40,6 +40,9 @@ pub struct Config {
     pub storage: StorageConfig,
     #[serde(default)]
     pub encoder: EncoderConfig,
+    /// Capture devices named once and shared by several seats (`[[device]]`).
+    #[serde(default, rename = "device")]
+    pub devices: Vec<DeviceConfig>,
     #[serde(default, rename = "seat")]
     pub seats: Vec<SeatConfig>,
     #[serde(default)]
@@ -776,6 +779,28 @@ pub enum SeatMode {
     Continuous,
 }
 
+/// `[[device]]`: one capture device (a multichannel interface: USB, ADAT, a Dante/AES67
+/// virtual card) opened once by the recorder, its channels mapped to seats by `[[seat]]
+/// device` / `agent_device` / `customer_device` and `agent_channel` / `customer_channel`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceConfig {
+    /// What seats call it: a-z, A-Z, 0-9, '-', '_', up to 64 characters.
+    pub name: String,
+    /// cpal device id, e.g. "alsa:hw:CARD=desk1,DEV=0" (see `callrec devices`).
+    pub pcm: String,
+    /// Channels the device is opened with (1..=64); seats use channels 0 ..= channels-1.
+    pub channels: u16,
+    #[serde(default = "default_input_rate_hz")]
+    pub rate_hz: u32,
+    /// Device period in frames (cpal `BufferSize::Fixed`).
+    #[serde(default = "default_buffer_frames")]
+    pub buffer_frames: u32,
+}
+
+/// Most channels a `[[device]]` may be opened with: a MADI or 64-channel Dante card.
+pub const MAX_DEVICE_CHANNELS: u16 = 64;
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeatConfig {
@@ -783,8 +808,25 @@ pub struct SeatConfig {
     #[serde(default = "default_mode")]
     pub mode: SeatMode,
     /// One input carrying both parties, or two inputs (agent headset + customer line tap).
-    #[serde(rename = "input")]
+    /// Empty when the seat maps channels of `[[device]]`s instead.
+    #[serde(default, rename = "input")]
     pub inputs: Vec<InputConfig>,
+    /// The `[[device]]` carrying both parties (instead of `[[seat.input]]`).
+    #[serde(default)]
+    pub device: Option<String>,
+    /// The `[[device]]` carrying the agent, when the parties are on two devices (a headset
+    /// interface and a line interface); goes with `customer_device`.
+    #[serde(default)]
+    pub agent_device: Option<String>,
+    /// The `[[device]]` carrying the customer; goes with `agent_device`.
+    #[serde(default)]
+    pub customer_device: Option<String>,
+    /// The agent's channel (0-based) on its `[[device]]`.
+    #[serde(default)]
+    pub agent_channel: Option<u16>,
+    /// The customer's channel (0-based) on its `[[device]]`.
+    #[serde(default)]
+    pub customer_channel: Option<u16>,
     /// Activity threshold for `vox` mode, dBFS RMS over a 20 ms frame.
     #[serde(default = "default_vox_threshold_dbfs")]
     pub vox_threshold_dbfs: f32,
@@ -877,6 +919,31 @@ fn default_channels() -> u16 {
 }
 fn default_buffer_frames() -> u32 {
     960
+}
+
+impl SeatConfig {
+    /// The seat's parties on `[[device]]`s, agent first: (party, device name, channel). Empty
+    /// for a seat with `[[seat.input]]` sections.
+    pub fn device_parties(&self) -> Vec<(Party, &str, u16)> {
+        let mut v = Vec::new();
+        let agent = self.agent_device.as_deref().or(self.device.as_deref());
+        let customer = self.customer_device.as_deref().or(self.device.as_deref());
+        if let (Some(d), Some(c)) = (agent, self.agent_channel) {
+            v.push((Party::Agent, d, c));
+        }
+        if let (Some(d), Some(c)) = (customer, self.customer_channel) {
+            v.push((Party::Customer, d, c));
+        }
+        v
+    }
+
+    fn maps_devices(&self) -> bool {
+        self.device.is_some()
+            || self.agent_device.is_some()
+            || self.customer_device.is_some()
+            || self.agent_channel.is_some()
+            || self.customer_channel.is_some()
+    }
 }
 
 impl InputConfig {
@@ -1023,6 +1090,7 @@ impl Config {
                 format!("{:?} is reserved in the archive (the hub keeps its own objects under it): choose another box id", self.box_.id),
             ));
         }
+        self.validate_devices().map_err(|(k, m)| bad(k, m))?;
         let mut seen = HashSet::new();
         for (i, seat) in self.seats.iter().enumerate() {
             let key = |field: &str| format!("seat[{i}].{field}");
@@ -1050,10 +1118,181 @@ impl Config {
                     "must be between -100 and 0 dBFS".into(),
                 ));
             }
-            validate_inputs(seat).map_err(|(k, m)| bad(key(&k), m))?;
+            if seat.inputs.is_empty() && seat.maps_devices() {
+                validate_mapping(seat, &self.devices).map_err(|(k, m)| bad(key(&k), m))?;
+            } else if seat.maps_devices() {
+                return Err(bad(
+                    key("device"),
+                    "a seat takes either [[seat.input]] sections or device/agent_device/customer_device with agent_channel/customer_channel, not both".into(),
+                ));
+            } else {
+                validate_inputs(seat).map_err(|(k, m)| bad(key(&k), m))?;
+            }
+        }
+        self.validate_channel_use().map_err(|(k, m)| bad(k, m))
+    }
+
+    /// `[[device]]` sections: names unique, values usable, each device opened by one section
+    /// only (a second open of an `hw:` device fails, and two rings would see one clock twice).
+    fn validate_devices(&self) -> Result<(), (String, String)> {
+        let mut names = HashSet::new();
+        let mut pcms = HashSet::new();
+        for (i, d) in self.devices.iter().enumerate() {
+            let key = |field: &str| format!("device[{i}].{field}");
+            if !valid_seat_id(&d.name) {
+                return Err((
+                    key("name"),
+                    format!(
+                        "{:?} must be 1-64 characters of a-z, A-Z, 0-9, '-', '_'",
+                        d.name
+                    ),
+                ));
+            }
+            if !names.insert(d.name.as_str()) {
+                return Err((
+                    key("name"),
+                    format!("device name {:?} is used twice", d.name),
+                ));
+            }
+            if d.pcm.trim().is_empty() {
+                return Err((
+                    key("pcm"),
+                    "needs a cpal device id such as \"alsa:hw:CARD=desk1,DEV=0\" (see `callrec devices`)".into(),
+                ));
+            }
+            if !pcms.insert(d.pcm.as_str()) {
+                return Err((
+                    key("pcm"),
+                    format!("{:?} is already opened by another [[device]]: name it once and map its channels to seats", d.pcm),
+                ));
+            }
+            if d.channels == 0 || d.channels > MAX_DEVICE_CHANNELS {
+                return Err((
+                    key("channels"),
+                    format!("must be 1..={MAX_DEVICE_CHANNELS}"),
+                ));
+            }
+            if !(4000..=192_000).contains(&d.rate_hz) {
+                return Err((
+                    key("rate_hz"),
+                    format!(
+                        "{} Hz is not a usable capture rate (4000-192000)",
+                        d.rate_hz
+                    ),
+                ));
+            }
+            if !(16..=96_000).contains(&d.buffer_frames) {
+                return Err((key("buffer_frames"), "must be 16..=96000 frames".into()));
+            }
+        }
+        for (i, seat) in self.seats.iter().enumerate() {
+            for (j, inp) in seat.inputs.iter().enumerate() {
+                if let Some(d) = self
+                    .devices
+                    .iter()
+                    .find(|d| inp.device.as_deref() == Some(d.pcm.as_str()))
+                {
+                    return Err((
+                        format!("seat[{i}].input[{j}].device"),
+                        format!("{:?} is opened by [[device]] {:?}: map the seat to it with device = {:?} and agent_channel / customer_channel", d.pcm, d.name, d.name),
+                    ));
+                }
+            }
         }
         Ok(())
     }
+
+    /// No channel of a `[[device]]` carries two parties (two seats, or both parties of one).
+    fn validate_channel_use(&self) -> Result<(), (String, String)> {
+        let mut used: std::collections::HashMap<(&str, u16), (&str, Party)> =
+            std::collections::HashMap::new();
+        for (i, seat) in self.seats.iter().enumerate() {
+            for (party, dev, ch) in seat.device_parties() {
+                if let Some((other, other_party)) = used.insert((dev, ch), (&seat.id, party)) {
+                    return Err((
+                        format!("seat[{i}].{}_channel", party_name(party)),
+                        format!(
+                            "channel {ch} of device {dev:?} is already seat {other:?}'s {} channel",
+                            party_name(other_party)
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn party_name(p: Party) -> &'static str {
+    match p {
+        Party::Agent => "agent",
+        Party::Customer => "customer",
+    }
+}
+
+/// A seat mapped to `[[device]]` channels: both parties present, on devices that exist, on
+/// channels those devices have.
+fn validate_mapping(seat: &SeatConfig, devices: &[DeviceConfig]) -> Result<(), (String, String)> {
+    if seat.device.is_some() && (seat.agent_device.is_some() || seat.customer_device.is_some()) {
+        return Err((
+            "device".into(),
+            "set either device (both parties on one device) or agent_device and customer_device, not both".into(),
+        ));
+    }
+    for (party, dev_key, dev, ch) in [
+        (
+            Party::Agent,
+            "agent_device",
+            seat.agent_device.as_ref().or(seat.device.as_ref()),
+            seat.agent_channel,
+        ),
+        (
+            Party::Customer,
+            "customer_device",
+            seat.customer_device.as_ref().or(seat.device.as_ref()),
+            seat.customer_channel,
+        ),
+    ] {
+        let ch_key = format!("{}_channel", party_name(party));
+        let Some(dev) = dev else {
+            return Err((
+                dev_key.into(),
+                format!("the {} needs a device: set device = \"<[[device]] name>\" (or agent_device and customer_device)", party_name(party)),
+            ));
+        };
+        let Some(ch) = ch else {
+            return Err((
+                ch_key,
+                format!(
+                    "missing: which channel of device {dev:?} carries the {} (0-based)",
+                    party_name(party)
+                ),
+            ));
+        };
+        let key = if seat.device.is_some() {
+            "device"
+        } else {
+            dev_key
+        };
+        let Some(d) = devices.iter().find(|d| &d.name == dev) else {
+            let known: Vec<&str> = devices.iter().map(|d| d.name.as_str()).collect();
+            return Err((
+                key.into(),
+                format!("no [[device]] named {dev:?} (configured: {known:?})"),
+            ));
+        };
+        if ch >= d.channels {
+            return Err((
+                ch_key,
+                format!(
+                    "channel {ch} does not exist on device {dev:?} ({} channels: 0..={})",
+                    d.channels,
+                    d.channels - 1
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl EncoderConfig {
@@ -1095,7 +1334,7 @@ fn validate_inputs(seat: &SeatConfig) -> Result<(), (String, String)> {
     if seat.inputs.is_empty() || seat.inputs.len() > 2 {
         return Err((
             "input".into(),
-            "a seat needs one input carrying both parties or two inputs (agent, customer)".into(),
+            "a seat needs one input carrying both parties or two inputs (agent, customer), or device = \"<[[device]] name>\" with agent_channel and customer_channel".into(),
         ));
     }
     let mut agents = 0;
@@ -1335,6 +1574,156 @@ customer_channel = 1
         let e = err(&GOOD.replace("customer_channel = 1", ""));
         assert!(
             e.contains("seat[0].input") && e.contains("customer_channel"),
+            "{e}"
+        );
+    }
+
+    const DESK: &str = r#"
+[box]
+id = "floor-1"
+[storage]
+dir = "/tmp/x"
+[[device]]
+name = "desk"
+pcm = "alsa:hw:CARD=desk,DEV=0"
+channels = 4
+[[device]]
+name = "heads"
+pcm = "alsa:hw:CARD=heads,DEV=0"
+channels = 2
+rate_hz = 44100
+[[device]]
+name = "lines"
+pcm = "alsa:hw:CARD=lines,DEV=0"
+channels = 2
+[[seat]]
+id = "s1"
+device = "desk"
+agent_channel = 0
+customer_channel = 1
+[[seat]]
+id = "s2"
+device = "desk"
+agent_channel = 3
+customer_channel = 2
+[[seat]]
+id = "s3"
+agent_device = "heads"
+agent_channel = 1
+customer_device = "lines"
+customer_channel = 1
+"#;
+
+    #[test]
+    fn seats_map_channels_of_named_devices() -> Result<(), ConfigError> {
+        let c = Config::parse(DESK, Path::new("t.toml"))?;
+        assert_eq!(c.devices.len(), 3);
+        assert_eq!(
+            (c.devices[0].rate_hz, c.devices[0].buffer_frames),
+            (48000, 960)
+        );
+        assert_eq!(c.devices[1].rate_hz, 44100);
+        assert_eq!(
+            c.seats[1].device_parties(),
+            vec![(Party::Agent, "desk", 3), (Party::Customer, "desk", 2)]
+        );
+        assert_eq!(
+            c.seats[2].device_parties(),
+            vec![(Party::Agent, "heads", 1), (Party::Customer, "lines", 1)]
+        );
+        assert!(c.seats[2].inputs.is_empty());
+        // Today's seats with their own [[seat.input]] sit beside them unchanged.
+        let legacy = GOOD[GOOD.find("[[seat]]").unwrap_or(0)..].replace("\"s1\"", "\"s4\"");
+        let mixed = format!("{DESK}{legacy}");
+        let c = Config::parse(&mixed, Path::new("t.toml"))?;
+        assert!(c.seats[3].device_parties().is_empty());
+        assert_eq!(c.seats[3].inputs.len(), 1);
+        Ok(())
+    }
+
+    #[test]
+    fn device_mapping_mistakes_name_their_key() {
+        for (from, to, key, hint) in [
+            (
+                "agent_channel = 3",
+                "agent_channel = 4",
+                "seat[1].agent_channel",
+                "channel 4 does not exist on device \"desk\" (4 channels: 0..=3)",
+            ),
+            (
+                "agent_channel = 3",
+                "agent_channel = 1",
+                "seat[1].agent_channel",
+                "channel 1 of device \"desk\" is already seat \"s1\"'s customer channel",
+            ),
+            (
+                "customer_channel = 2",
+                "customer_channel = 3",
+                "seat[1].customer_channel",
+                "already seat \"s2\"'s agent channel",
+            ),
+            (
+                "customer_device = \"lines\"",
+                "customer_device = \"line\"",
+                "seat[2].customer_device",
+                "no [[device]] named \"line\"",
+            ),
+            (
+                "id = \"s2\"\ndevice = \"desk\"",
+                "id = \"s2\"\ndevice = \"desk2\"",
+                "seat[1].device",
+                "no [[device]] named \"desk2\"",
+            ),
+            (
+                "customer_channel = 2\n",
+                "\n",
+                "seat[1].customer_channel",
+                "missing",
+            ),
+            (
+                "channels = 4",
+                "channels = 65",
+                "device[0].channels",
+                "1..=64",
+            ),
+            (
+                "name = \"lines\"",
+                "name = \"heads\"",
+                "device[2].name",
+                "used twice",
+            ),
+            (
+                "pcm = \"alsa:hw:CARD=lines,DEV=0\"",
+                "pcm = \"alsa:hw:CARD=desk,DEV=0\"",
+                "device[2].pcm",
+                "already opened by another [[device]]",
+            ),
+            (
+                "id = \"s3\"\n",
+                "id = \"s3\"\ndevice = \"desk\"\n",
+                "seat[2].device",
+                "not both",
+            ),
+        ] {
+            assert!(DESK.contains(from), "{from}");
+            let e = err(&DESK.replacen(from, to, 1));
+            assert!(e.contains(key) && e.contains(hint), "{to}: {e}");
+        }
+        // A seat cannot mix the two ways, nor open a named device's pcm on its own.
+        let mixed = format!(
+            "{DESK}[[seat.input]]\nkind = \"synthetic\"\nagent_channel = 0\ncustomer_channel = 1\n"
+        );
+        let e = err(&mixed);
+        assert!(
+            e.contains("seat[2].device") && e.contains("not both"),
+            "{e}"
+        );
+        let again = format!(
+            "{DESK}[[seat]]\nid = \"s9\"\n[[seat.input]]\nkind = \"device\"\ndevice = \"alsa:hw:CARD=desk,DEV=0\"\nchannels = 4\nagent_channel = 0\ncustomer_channel = 1\n"
+        );
+        let e = err(&again);
+        assert!(
+            e.contains("seat[3].input[0].device") && e.contains("opened by [[device]] \"desk\""),
             "{e}"
         );
     }

@@ -5,4 +5,5 @@
 pub mod device;
 pub mod ring;
 pub mod sim;
+pub mod survey;
 pub mod synth;

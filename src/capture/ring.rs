@@ -4,6 +4,9 @@
 //! locks, allocates, logs or does I/O (invariant 1). When the ring is full, the frames that do not
 //! fit are counted in `dropped_frames` and discarded. Everything else on `InputShared` is read
 //! by the workers and the device supervisor.
+//!
+//! One device can feed many seats ([`Fanout`]): its callback de-interleaves each callback
+//! buffer straight into every seat's ring, with no intermediate buffer and no allocation.
 
 use rtrb::{Consumer, Producer, RingBuffer};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -104,6 +107,38 @@ impl RingWriter {
     }
 }
 
+/// One ring fed by a device: the seat input it belongs to and the device channel of each of
+/// its party channels, in ring order (agent first).
+pub struct Tap {
+    pub shared: std::sync::Arc<InputShared>,
+    pub map: Vec<usize>,
+}
+
+/// The callback side of one device shared by several seats: a ring writer per tap.
+pub struct Fanout {
+    writers: Vec<RingWriter>,
+}
+
+impl Fanout {
+    /// Fresh rings for every tap of a `device_channels`-channel device at `rate_hz`; the
+    /// consumers come back in tap order.
+    pub fn new(rate_hz: u32, device_channels: usize, taps: &[Tap]) -> (Fanout, Vec<Consumer<f32>>) {
+        let (writers, consumers) = taps
+            .iter()
+            .map(|t| RingWriter::new(rate_hz, device_channels, t.map.clone(), t.shared.clone()))
+            .unzip();
+        (Fanout { writers }, consumers)
+    }
+
+    /// Audio thread: every tap takes its channels from the callback's interleaved buffer,
+    /// converted on the way into its ring (no copy in between, no allocation, no lock).
+    pub fn push<T: Copy>(&mut self, data: &[T], to_f32: impl Fn(T) -> f32) {
+        for w in &mut self.writers {
+            w.push(data, &to_f32);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +157,65 @@ mod tests {
         w.push(&frames, f32::from); // 1500 more frames, room for 501
         assert_eq!(shared.dropped_frames.load(Ordering::Relaxed), 999);
         assert_eq!(shared.frames_in.load(Ordering::Relaxed), 3000);
+    }
+
+    /// Counts allocations made by the current thread, so the audio-thread path can be shown to
+    /// make none.
+    struct Counting;
+
+    thread_local! {
+        static ALLOCS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+
+    unsafe impl std::alloc::GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+            let _ = ALLOCS.try_with(|a| a.set(a.get() + 1));
+            unsafe { std::alloc::System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+            unsafe { std::alloc::System.dealloc(ptr, layout) }
+        }
+    }
+
+    #[global_allocator]
+    static COUNTING: Counting = Counting;
+
+    fn allocs() -> u64 {
+        ALLOCS.with(|a| a.get())
+    }
+
+    #[test]
+    fn fanout_splits_one_device_into_seat_rings_without_allocating() {
+        // A 6-channel device: seat A = ch 0 + 1, seat B = ch 3 (agent) + 2, seat C = only ch 5.
+        let shared: Vec<Arc<InputShared>> =
+            (0..3).map(|_| Arc::new(InputShared::default())).collect();
+        let maps = [vec![0, 1], vec![3, 2], vec![5]];
+        let taps: Vec<Tap> = shared
+            .iter()
+            .zip(maps)
+            .map(|(s, map)| Tap {
+                shared: s.clone(),
+                map,
+            })
+            .collect();
+        let (mut fan, mut rings) = Fanout::new(1000, 6, &taps);
+        // Sample value = 100 * frame + channel.
+        let data: Vec<i16> = (0..10 * 6).map(|i| (i / 6 * 100 + i % 6) as i16).collect();
+        let before = allocs();
+        fan.push(&data, f32::from);
+        assert_eq!(allocs(), before, "the callback path allocated");
+        let pop_all =
+            |r: &mut Consumer<f32>| -> Vec<f32> { std::iter::from_fn(|| r.pop().ok()).collect() };
+        let a = pop_all(&mut rings[0]);
+        let b = pop_all(&mut rings[1]);
+        let c = pop_all(&mut rings[2]);
+        assert_eq!(a.len(), 20);
+        assert_eq!(&a[..4], &[0.0, 1.0, 100.0, 101.0]);
+        assert_eq!(&b[..4], &[3.0, 2.0, 103.0, 102.0]);
+        assert_eq!(&c[..3], &[5.0, 105.0, 205.0]);
+        for s in &shared {
+            assert_eq!(s.frames_in.load(Ordering::Relaxed), 10);
+            assert_eq!(s.dropped_frames.load(Ordering::Relaxed), 0);
+        }
     }
 }

@@ -74,11 +74,9 @@ enum Cmd {
         #[command(subcommand)]
         cmd: accounts::AuditCmd,
     },
-    /// List capture devices with their supported channels, rates and formats.
-    Devices {
-        #[arg(long)]
-        json: bool,
-    },
+    /// List capture devices with their supported channels, rates and formats; propose a seat
+    /// map (--propose), or show live levels per channel (--listen DEVICE).
+    Devices(media::DevicesArgs),
     /// Configuration commands.
     Config {
         #[command(subcommand)]
@@ -196,7 +194,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Import(a) => media::import(&load()?, a),
         // Encoding needs no box: the config's encoder section when there is a config.
         Cmd::Encode(a) => media::encode(path.exists().then(load).transpose()?, a),
-        Cmd::Devices { json } => media::devices(json),
+        Cmd::Devices(a) => media::devices(a),
         Cmd::Config {
             cmd: ConfigCmd::Check,
         } => {

@@ -19,9 +19,9 @@ pub mod syncer;
 pub mod worker;
 
 use crate::capture::device::Supervisor;
-use crate::capture::ring::InputShared;
+use crate::capture::ring::{InputShared, Tap};
 use crate::capture::sim::Simulator;
-use crate::config::{Config, InputKind, Party};
+use crate::config::{Config, DeviceConfig, InputKind, Party};
 use crate::dsp::align::Aligner;
 use crate::store;
 use anyhow::Context;
@@ -43,11 +43,16 @@ fn sd_notify(state: &str) {
     let _ = sock.send_to(state.as_bytes(), path);
 }
 
+/// Seat inputs fed by each `[[device]]`, by device name: gathered over all seats, so each
+/// device is opened once however many seats it feeds.
+type DeviceTaps = HashMap<String, Vec<Tap>>;
+
 fn build_seat(
     cfg: &Config,
     seat_cfg: &crate::config::SeatConfig,
     sim: &mut Simulator,
     sup: &mut Supervisor,
+    device_taps: &mut DeviceTaps,
 ) -> anyhow::Result<Seat> {
     let mut inputs = Vec::new();
     let mut rates = [0u32; 2];
@@ -59,14 +64,63 @@ fn build_seat(
             rates[p.index()] = inp.rate_hz;
         }
         match inp.kind {
-            InputKind::Device => sup.add(label.clone(), inp.clone(), shared.clone()),
+            // A device of its own: opened for this seat input alone, as it always was.
+            InputKind::Device => {
+                let dev = DeviceConfig {
+                    name: label.clone(),
+                    pcm: inp.device.clone().unwrap_or_default(),
+                    channels: inp.channels,
+                    rate_hz: inp.rate_hz,
+                    buffer_frames: inp.buffer_frames,
+                };
+                let map = parties.iter().map(|(_, c)| usize::from(*c)).collect();
+                sup.add(
+                    label.clone(),
+                    dev,
+                    vec![Tap {
+                        shared: shared.clone(),
+                        map,
+                    }],
+                )
+            }
             InputKind::File | InputKind::Synthetic => sim
                 .add(inp, &shared)
                 .with_context(|| format!("seat {}", seat_cfg.id))?,
         }
         inputs.push(SeatInput::new(label, shared, &parties, inp.rate_hz));
     }
-    let two_clocks = seat_cfg.inputs.len() == 2;
+    // Channels of shared devices: one input (and ring) per device the seat uses, labelled with
+    // the device's name, so a fault shows as "desk-16 down" on every seat it feeds.
+    let mapped = seat_cfg.device_parties();
+    let mut seat_devices: Vec<&str> = mapped.iter().map(|(_, d, _)| *d).collect();
+    seat_devices.dedup();
+    for name in &seat_devices {
+        let dev = cfg
+            .devices
+            .iter()
+            .find(|d| d.name == *name)
+            .with_context(|| format!("seat {}: no [[device]] {name:?}", seat_cfg.id))?;
+        let parties: Vec<(Party, u16)> = mapped
+            .iter()
+            .filter(|(_, d, _)| d == name)
+            .map(|(p, _, c)| (*p, *c))
+            .collect();
+        for (p, _) in &parties {
+            rates[p.index()] = dev.rate_hz;
+        }
+        let shared = Arc::new(InputShared::default());
+        device_taps.entry(dev.name.clone()).or_default().push(Tap {
+            shared: shared.clone(),
+            map: parties.iter().map(|(_, c)| usize::from(*c)).collect(),
+        });
+        inputs.push(SeatInput::new(
+            dev.name.clone(),
+            shared,
+            &parties,
+            dev.rate_hz,
+        ));
+    }
+    let two_clocks = inputs.len() == 2;
     let aligner = Aligner::new(
         rates[Party::Agent.index()],
         rates[Party::Customer.index()],
@@ -194,8 +248,16 @@ fn build_seats(cfg: &Config) -> anyhow::Result<(Vec<Seat>, Simulator, Supervisor
     let mut sim = Simulator::new();
     let mut sup = Supervisor::new();
     let mut seats = Vec::new();
+    let mut device_taps = DeviceTaps::new();
     for s in &cfg.seats {
-        seats.push(build_seat(cfg, s, &mut sim, &mut sup)?);
+        seats.push(build_seat(cfg, s, &mut sim, &mut sup, &mut device_taps)?);
+    }
+    // Each `[[device]]` a seat uses is opened once; one no seat uses is not opened at all.
+    for dev in &cfg.devices {
+        if let Some(taps) = device_taps.remove(&dev.name) {
+            tracing::info!(device = %dev.name, pcm = %dev.pcm, seats = taps.len(), "shared capture device");
+            sup.add(dev.name.clone(), dev.clone(), taps);
+        }
     }
     Ok((seats, sim, sup))
 }

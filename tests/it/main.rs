@@ -29,6 +29,7 @@ mod isolation;
 mod layers;
 mod lifecycle;
 mod modes;
+mod multichannel;
 mod orders;
 mod outcomes;
 mod quiet;
