@@ -18,6 +18,7 @@ pub mod db;
 pub mod error;
 pub mod figures_api;
 pub mod guard;
+pub mod holds_pages;
 pub mod html;
 pub mod identity;
 pub mod login;

@@ -10,8 +10,8 @@ use super::access::{
 };
 use super::state::St;
 use super::{
-    api, calibration_api, compliance_api, figures_api, login, outcomes_api, pages, qa_api,
-    qa_pages, reports, stream, targets_api,
+    api, calibration_api, compliance_api, figures_api, holds_pages, login, outcomes_api, pages,
+    qa_api, qa_pages, reports, stream, targets_api,
 };
 use axum::handler::Handler;
 use axum::http::Method;
@@ -121,6 +121,13 @@ fn build() -> Builder {
     .get("/admin/users", Roles(ADMINS), pages::users)
     .post("/admin/users", Roles(ADMINS), pages::add_user)
     .post("/admin/users/{name}", Roles(ADMINS), pages::change_user)
+    .get("/admin/holds", Roles(ADMINS), holds_pages::list)
+    .post("/admin/holds", Roles(ADMINS), holds_pages::place)
+    .post(
+        "/admin/holds/{id}/release",
+        Roles(ADMINS),
+        holds_pages::release,
+    )
     .get("/admin/tokens", Roles(ADMINS), pages::tokens)
     .post("/admin/tokens", Roles(ADMINS), pages::add_token)
     .post(
