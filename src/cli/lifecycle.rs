@@ -162,6 +162,7 @@ pub fn hold(cfg: &Config, cmd: HoldCmd) -> anyhow::Result<()> {
             authenticate_admin(&conn, &by)?;
             if hub::is_hub(cfg) {
                 let p = hub::orders::place_hold(&conn, cfg, &scope, &reason, &by, &utc_now())?;
+                hub::orders::publish_now(&conn, cfg, &utc_now());
                 println!(
                     "legal hold #{} placed by {by} at the hub: {}; ordered to box(es) {:?}{}",
                     p.hold_id,
@@ -180,6 +181,7 @@ pub fn hold(cfg: &Config, cmd: HoldCmd) -> anyhow::Result<()> {
             authenticate_admin(&conn, &by)?;
             if hub::is_hub(cfg) {
                 let (h, p) = hub::orders::release_hold(&conn, cfg, id, &by, &reason, &utc_now())?;
+                hub::orders::publish_now(&conn, cfg, &utc_now());
                 println!(
                     "legal hold #{id} ({}) placed by {} released by {by} at the hub; ordered to box(es) {:?}",
                     describe(&h.scope),

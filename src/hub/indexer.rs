@@ -237,8 +237,9 @@ pub fn rebuild(cfg: &Config, clock: Arc<dyn Clock>) -> Result<Rebuilt, HubError>
 }
 
 /// The indexer thread of `callrec hub`: a sweep at start, then a poll every `hub.poll_s` and a
-/// sweep every `hub.sweep_s`, and a round of orders to the boxes (`hub::orders`), until `stop`. Store or index errors are logged and retried at the
-/// next poll; they never end the loop.
+/// sweep every `hub.sweep_s`, each followed by a round of orders to the boxes (`hub::orders`),
+/// until `stop`. Store or index errors are logged and retried at the next poll; they never end
+/// the loop.
 pub fn run(cfg: Config, stop: Arc<AtomicBool>, clock: Arc<dyn Clock>) -> Result<(), HubError> {
     let settings = super::settings(&cfg);
     let ix = Indexer::new(&cfg, clock)?;

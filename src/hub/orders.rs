@@ -235,7 +235,8 @@ pub struct Placed {
     pub boxes: Vec<String>,
 }
 
-/// Places a hold at the hub (`by` authenticated by the caller) and orders the boxes.
+/// Places a hold at the hub (`by` authenticated by the caller) and writes the orders for the
+/// boxes ([`round`] publishes them).
 pub fn place_hold(
     conn: &Connection,
     cfg: &Config,
@@ -280,7 +281,6 @@ pub fn place_hold(
         let key = hub_key(cfg)?;
         Some(issue(conn, &key, &prefix(cfg), by, now_utc, &orders)?)
     };
-    publish_now(conn, cfg, now_utc);
     Ok(Placed {
         hold_id,
         order_id,
@@ -317,7 +317,6 @@ pub fn release_hold(
         let key = hub_key(cfg)?;
         Some(issue(conn, &key, &prefix(cfg), by, now_utc, &orders)?)
     };
-    publish_now(conn, cfg, now_utc);
     Ok((
         h,
         Placed {
@@ -329,7 +328,9 @@ pub fn release_hold(
 }
 
 /// One round now; a failure is logged, and the hub's own rounds publish the orders later.
-fn publish_now(conn: &Connection, cfg: &Config, now_utc: &str) {
+/// (The CLI calls it after an order; the web service leaves it to `callrec hub`'s rounds, so
+/// that no request to the store runs on the index's writer thread.)
+pub fn publish_now(conn: &Connection, cfg: &Config, now_utc: &str) {
     if let Err(e) = round(conn, cfg, now_utc) {
         tracing::warn!("orders: not published yet (callrec hub publishes them): {e}");
     }

@@ -60,6 +60,7 @@ fn nav(id: &Identity) -> String {
     if role == Role::Admin {
         links.push(("/admin/users", "Users"));
         links.push(("/admin/tokens", "API tokens"));
+        links.push(("/admin/holds", "Legal holds"));
     }
     let items: String = links
         .iter()

@@ -20,6 +20,7 @@ pub mod error;
 pub mod export_api;
 pub mod figures_api;
 pub mod guard;
+pub mod holds_pages;
 pub mod html;
 pub mod identity;
 pub mod login;

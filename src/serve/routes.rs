@@ -11,8 +11,8 @@ use super::access::{
 };
 use super::state::St;
 use super::{
-    api, calibration_api, complaints_api, compliance_api, export_api, figures_api, login, operator,
-    outcomes_api, pages, qa_api, qa_pages, reports, stream, targets_api,
+    api, calibration_api, complaints_api, compliance_api, export_api, figures_api, holds_pages,
+    login, operator, outcomes_api, pages, qa_api, qa_pages, reports, stream, targets_api,
 };
 use axum::handler::Handler;
 use axum::http::Method;
@@ -127,6 +127,13 @@ fn build() -> Builder {
     .get("/admin/users", Roles(ADMINS), pages::users)
     .post("/admin/users", Roles(ADMINS), pages::add_user)
     .post("/admin/users/{name}", Roles(ADMINS), pages::change_user)
+    .get("/admin/holds", Roles(ADMINS), holds_pages::list)
+    .post("/admin/holds", Roles(ADMINS), holds_pages::place)
+    .post(
+        "/admin/holds/{id}/release",
+        Roles(ADMINS),
+        holds_pages::release,
+    )
     .get("/admin/tokens", Roles(ADMINS), pages::tokens)
     .post("/admin/tokens", Roles(ADMINS), pages::add_token)
     .post(

@@ -434,3 +434,78 @@ fn orders_hold_release_and_erasure_reach_the_boxes() {
     assert_eq!(applied, 3, "hold, erasure, release: each once");
     ship_a.stop();
 }
+
+/// The legal-hold forms of the web UI (`/admin/holds`): the admin's password is typed again
+/// (wrong: 403), the placing admin cannot release (403), a second admin can (303), a release
+/// is final (409); every act is audited.
+#[test]
+fn web_hold_forms_check_the_password_and_four_eyes() {
+    use crate::webbox::{WebBox, PASSWORD};
+    let wb = WebBox::start("");
+    wb.add_user("ann", "admin", &[]);
+    wb.add_user("ben", "admin", &[]);
+    let mut ann = wb.login("ann", PASSWORD);
+    assert_eq!(ann.get("/admin/holds").status, 200);
+    let csrf = ann.csrf.clone().unwrap();
+    let place = |s: &mut crate::webbox::Session, password: &str| {
+        s.post_form(
+            "/admin/holds",
+            &[
+                ("scope", "agent"),
+                ("value", "a-9"),
+                ("reason", "matter 12"),
+                ("password", password),
+                ("csrf", &csrf),
+            ],
+        )
+    };
+    let r = place(&mut ann, "not my password");
+    assert_eq!(r.status, 403, "{}", r.body_text());
+    assert!(r.body_text().contains("wrong password"));
+    let r = place(&mut ann, PASSWORD);
+    assert_eq!(r.status, 303, "{}", r.body_text());
+    let page = ann.get("/admin/holds").body_text();
+    assert!(page.contains("every call of agent a-9") && page.contains("matter 12"));
+    let release = |s: &mut crate::webbox::Session, csrf: &str| {
+        s.post_form(
+            "/admin/holds/1/release",
+            &[
+                ("reason", "settled"),
+                ("password", PASSWORD),
+                ("csrf", csrf),
+            ],
+        )
+    };
+    let r = release(&mut ann, &csrf);
+    assert_eq!(r.status, 403, "{}", r.body_text());
+    assert!(r.body_text().contains("a second admin must release it"));
+    let mut ben = wb.login("ben", PASSWORD);
+    assert_eq!(ben.get("/admin/holds").status, 200);
+    let ben_csrf = ben.csrf.clone().unwrap();
+    assert_eq!(release(&mut ben, &ben_csrf).status, 303);
+    let r = release(&mut ben, &ben_csrf);
+    assert_eq!(r.status, 409, "{}", r.body_text());
+    let c = ro(&wb.db());
+    let (placed_by, released_by): (String, String) = c
+        .query_row(
+            "SELECT placed_by, released_by FROM legal_holds WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((placed_by.as_str(), released_by.as_str()), ("ann", "ben"));
+    let acts: Vec<(String, String)> = c
+        .prepare("SELECT actor, action FROM audit WHERE action LIKE 'hold.%' ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(
+        acts,
+        vec![
+            ("ann".to_owned(), "hold.place".to_owned()),
+            ("ben".to_owned(), "hold.release".to_owned())
+        ]
+    );
+}
