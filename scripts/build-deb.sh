@@ -20,7 +20,7 @@
 #   /etc/callrec/callrec.toml                 conffile: hw/callrec.example.toml with [box] id
 #                                             commented out, so `callrec config check` (and so
 #                                             every unit's ExecStartPre) refuses it until edited
-#   /usr/share/doc/callrec/                   copyright, changelog.gz, README.md, hw-README.md
+#   /usr/share/doc/callrec/                   copyright, changelog.gz, README.md, hw-README.md, docs/*.md
 #   maintainer scripts                        packaging/deb/{postinst,prerm,postrm}
 set -eu
 cd "$(dirname "$0")/.."
@@ -87,6 +87,11 @@ doc=$root/usr/share/doc/callrec
 install -d -m 0755 "$doc"
 install -m 0644 README.md "$doc/README.md"
 install -m 0644 hw/README.md "$doc/hw-README.md"
+# The guides per reader, under docs/ so that the README's links resolve.
+install -d -m 0755 "$doc/docs"
+for guide in admin qa-lead compliance integration internals; do
+  install -m 0644 "docs/$guide.md" "$doc/docs/$guide.md"
+done
 first=$(git log --reverse --format=%ad --date=format:%Y 2>/dev/null | head -1)
 last=$(git log -1 --format=%ad --date=format:%Y 2>/dev/null || date +%Y)
 years=${first:-$last}; [ "$years" = "$last" ] || years="$years-$last"

@@ -41,7 +41,7 @@ pub enum ArchiveError {
     #[error("archive store client: {0}")]
     Client(String),
     #[error(
-        "no [archive] section in the config: nothing to ship to (see the README, \"Archive (S3)\")"
+        "no [archive] section in the config: nothing to ship to (see docs/admin.md, \"Archive (S3)\")"
     )]
     NotConfigured,
 }

@@ -189,7 +189,7 @@ pub fn archive(cfg: &Config, cmd: ArchiveCmd) -> anyhow::Result<()> {
         }
         ArchiveCmd::Status { json } => {
             let a = cfg.archive.as_ref().context(
-                "no [archive] section in the config: nothing is shipped (see the README, \"Archive (S3)\")",
+                "no [archive] section in the config: nothing is shipped (see docs/admin.md, \"Archive (S3)\")",
             )?;
             let conn = super::open_existing(cfg, ": start the recorder first")?;
             let b = store::archive::backlog(&conn, chrono::Utc::now())?;
@@ -241,7 +241,7 @@ fn verify(
     json: bool,
 ) -> anyhow::Result<()> {
     let a = cfg.archive.as_ref().context(
-        "no [archive] section in the config: no bucket to verify (see the README, \"Archive (S3)\")",
+        "no [archive] section in the config: no bucket to verify (see docs/admin.md, \"Archive (S3)\")",
     )?;
     if let Some(d) = &since {
         chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")

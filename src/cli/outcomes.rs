@@ -21,7 +21,7 @@ pub enum OutcomesCmd {
         json: bool,
     },
     /// Replace a campaign's list with the one in a TOML or JSON file (`[[outcome]]` entries with
-    /// code, label, class and optionally amount = true; see the README). Audited.
+    /// code, label, class and optionally amount = true; see docs/qa-lead.md). Audited.
     Set {
         #[arg(long)]
         campaign: String,

@@ -7,7 +7,7 @@
 //! ever. When a call ends, [`settle_call`] stores its talk and hold; when its wrap-up ends, its
 //! after-call work.
 //!
-//! Definitions (the README's "The operator's record" repeats them):
+//! Definitions (docs/qa-lead.md, "The operator's record", repeats them):
 //! - **logged-in time**: from a `login` to the seat's next `login` or `logout`. A login at a
 //!   seat where someone is logged in logs that agent out first; a recorder start logs every
 //!   seat out ([`end_all_at_start`]), since the seats forget their agents then.

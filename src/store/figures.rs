@@ -1,7 +1,7 @@
 //! The operator's figures over a period `[from, to)`, for one agent or a team: volume (calls,
 //! talk, hold, after-call work, AHT, logged-in time, calls per logged-in hour, occupancy),
 //! targets (conversion, survey response rate), quality (mean QA score, QA pass rate,
-//! compliance pass rate) and complaints (filed, justified, pending, overdue). One definition per figure, in [`DEFINITIONS`] (the README and
+//! compliance pass rate) and complaints (filed, justified, pending, overdue). One definition per figure, in [`DEFINITIONS`] (docs/qa-lead.md and
 //! `callrec figures` print the same text); the tests compute each by hand.
 //!
 //! Pure SQL and arithmetic over what the index holds: this module reads, never writes, and
