@@ -312,6 +312,32 @@ fn cases(ids: &Ids, role: &str) -> Vec<Case> {
         ),
         c(
             "GET",
+            "/admin/holds",
+            "/admin/holds".into(),
+            "",
+            String::new(),
+            [303, 403, 403, 403, 403, 403, 200],
+        ),
+        // An admin passes the access rule and then fails on the form: no scope (400), a hold
+        // that does not exist (404, after the password typed again was checked).
+        c(
+            "POST",
+            "/admin/holds",
+            "/admin/holds".into(),
+            form,
+            "scope=&value=&reason=matrix".into(),
+            [303, 403, 403, 403, 403, 403, 400],
+        ),
+        c(
+            "POST",
+            "/admin/holds/{id}/release",
+            "/admin/holds/999999/release".into(),
+            form,
+            "reason=matrix&password=test+password+1234".into(),
+            [303, 403, 403, 403, 403, 403, 404],
+        ),
+        c(
+            "GET",
             "/admin/tokens",
             "/admin/tokens".into(),
             "",
