@@ -283,6 +283,73 @@ pub struct RetentionOutcome {
     pub removal_id: Option<i64>,
 }
 
+impl RetentionOutcome {
+    /// A run's outcome before any call: the held calls of `plan` already listed as kept, each
+    /// with `held_why(hold id)`.
+    pub fn start(
+        plan: &retention::Plan,
+        now_utc: &str,
+        dry_run: bool,
+        held_why: impl Fn(i64) -> String,
+    ) -> RetentionOutcome {
+        let kept = plan
+            .held
+            .iter()
+            .map(|d| Kept {
+                call_id: d.call_id,
+                due_at_utc: d.due_at_utc.clone(),
+                why: held_why(d.held_by.unwrap_or_default()),
+            })
+            .collect();
+        RetentionOutcome {
+            now_utc: now_utc.to_owned(),
+            dry_run,
+            removed: Vec::new(),
+            kept,
+            removal_id: None,
+        }
+    }
+
+    /// One due call whose audio object is `audio_key`: kept (with the reason) while a version
+    /// is under a retention date or an object legal hold, else every version removed (on a
+    /// dry run only listed). Returns whether it was removed.
+    pub fn remove_due(
+        &mut self,
+        s3: &S3x,
+        audio_key: &str,
+        d: &retention::Due,
+        now: DateTime<Utc>,
+    ) -> Result<bool, LockError> {
+        let versions = call_versions(s3, audio_key)?;
+        if let Some(why) = retention_blocker(s3, &versions, now)? {
+            self.kept.push(Kept {
+                call_id: d.call_id,
+                due_at_utc: d.due_at_utc.clone(),
+                why,
+            });
+            return Ok(false);
+        }
+        let versions = if self.dry_run {
+            versions
+                .iter()
+                .map(|v| RemovedVersion {
+                    key: v.key.clone(),
+                    version_id: v.version_id.clone(),
+                    delete_marker: v.delete_marker,
+                })
+                .collect()
+        } else {
+            // Past their date: no bypass needed, none sent.
+            delete_all(s3, &versions, false)?
+        };
+        self.removed.push(RemovedCall {
+            call_id: d.call_id,
+            versions,
+        });
+        Ok(true)
+    }
+}
+
 #[derive(Serialize)]
 struct Record<'a> {
     format: &'static str,
@@ -358,51 +425,14 @@ pub fn retention_run(
     let s3 = super::s3x::from_config(a)?;
     let plan = retention::archive_plan(conn, &cfg.retention, a.keep_days, now)?;
     let now_utc = format_utc(now);
-    let mut out = RetentionOutcome {
-        now_utc: now_utc.clone(),
-        dry_run,
-        removed: Vec::new(),
-        kept: Vec::new(),
-        removal_id: None,
-    };
-    for d in &plan.held {
-        out.kept.push(Kept {
-            call_id: d.call_id,
-            due_at_utc: d.due_at_utc.clone(),
-            why: format!("on legal hold #{}", d.held_by.unwrap_or_default()),
-        });
-    }
+    let mut out = RetentionOutcome::start(&plan, &now_utc, dry_run, |hold| {
+        format!("on legal hold #{hold}")
+    });
     let uploads = queue::all(conn)?;
     for d in &plan.delete {
-        let Some(up) = uploads.iter().find(|u| u.call_id == d.call_id) else {
-            continue;
-        };
-        let versions = call_versions(&s3, &up.object_key)?;
-        if let Some(why) = retention_blocker(&s3, &versions, now)? {
-            out.kept.push(Kept {
-                call_id: d.call_id,
-                due_at_utc: d.due_at_utc.clone(),
-                why,
-            });
-            continue;
+        if let Some(up) = uploads.iter().find(|u| u.call_id == d.call_id) {
+            out.remove_due(&s3, &up.object_key, d, now)?;
         }
-        let versions = if dry_run {
-            versions
-                .iter()
-                .map(|v| RemovedVersion {
-                    key: v.key.clone(),
-                    version_id: v.version_id.clone(),
-                    delete_marker: v.delete_marker,
-                })
-                .collect()
-        } else {
-            // Past their date: no bypass needed, none sent.
-            delete_all(&s3, &versions, false)?
-        };
-        out.removed.push(RemovedCall {
-            call_id: d.call_id,
-            versions,
-        });
     }
     if !dry_run && !out.removed.is_empty() {
         let rules: std::collections::BTreeSet<String> = plan
@@ -531,7 +561,7 @@ pub fn check_erasable(
 
 /// Why archive retention must keep these versions now (an object legal hold, a retain-until
 /// date not passed), or None when they may go.
-pub fn retention_blocker(
+fn retention_blocker(
     s3: &S3x,
     versions: &[Version],
     now: DateTime<Utc>,

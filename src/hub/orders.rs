@@ -25,7 +25,7 @@
 //! (a deleted call's row stays, as on a box, without its personal fields).
 
 use super::HubError;
-use crate::archive::lock::{self, Kept, LockError, RetentionOutcome};
+use crate::archive::lock::{self, LockError, RetentionOutcome};
 use crate::archive::orders::{self as proto, What, ORDER_FORMAT};
 use crate::archive::s3x::{S3Error, S3x};
 use crate::clock::format_utc;
@@ -36,7 +36,7 @@ use crate::store::archive::RemovedCall;
 use crate::store::holds::{self, HoldError, Scope};
 use crate::store::lifecycle::{self, Deletion, DeletionKind};
 use crate::store::orders::{self as sql, NewHubOrder};
-use crate::store::{self, hub as hubsql, retention, StoreError};
+use crate::store::{hub as hubsql, retention, StoreError};
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 use serde::Serialize;
@@ -595,54 +595,17 @@ pub fn retention_run(
     let s3 = s3_of(cfg)?;
     let plan = retention::hub_archive_plan(conn, &cfg.retention, a.keep_days, now)?;
     let now_utc = format_utc(now);
-    let mut out = RetentionOutcome {
-        now_utc: now_utc.clone(),
-        dry_run,
-        removed: Vec::new(),
-        kept: Vec::new(),
-        removal_id: None,
-    };
-    for d in &plan.held {
-        out.kept.push(Kept {
-            call_id: d.call_id,
-            due_at_utc: d.due_at_utc.clone(),
-            why: format!(
-                "on legal hold #{} at the hub",
-                d.held_by.unwrap_or_default()
-            ),
-        });
-    }
+    let mut out = RetentionOutcome::start(&plan, &now_utc, dry_run, |hold| {
+        format!("on legal hold #{hold} at the hub")
+    });
     let mut gone = Vec::new();
     for d in &plan.delete {
         let Some(o) = hubsql::objects_of(conn, d.call_id)? else {
             continue;
         };
-        let versions = lock::call_versions(&s3, &o.audio_key)?;
-        if let Some(why) = lock::retention_blocker(&s3, &versions, now)? {
-            out.kept.push(Kept {
-                call_id: d.call_id,
-                due_at_utc: d.due_at_utc.clone(),
-                why,
-            });
-            continue;
+        if out.remove_due(&s3, &o.audio_key, d, now)? {
+            gone.push(d.call_id);
         }
-        let versions = if dry_run {
-            versions
-                .iter()
-                .map(|v| store::archive::RemovedVersion {
-                    key: v.key.clone(),
-                    version_id: v.version_id.clone(),
-                    delete_marker: v.delete_marker,
-                })
-                .collect()
-        } else {
-            lock::delete_versions(&s3, &versions, false)?
-        };
-        gone.push(d.call_id);
-        out.removed.push(RemovedCall {
-            call_id: d.call_id,
-            versions,
-        });
     }
     if !dry_run && !out.removed.is_empty() {
         let reason = "archive retention at the hub: keep period passed";
