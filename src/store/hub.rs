@@ -92,6 +92,59 @@ pub fn known_etag(conn: &Connection, sidecar_key: &str) -> Result<Option<String>
         .optional()?)
 }
 
+/// The columns of `calls` a sidecar sets, in the order of [`call_values`].
+const CALL_COLUMNS: &str = "box_id, seat_id, mode, status, started_at_utc, started_mono_ms, \
+     ended_at_utc, duration_ms, bytes, sha256, dropped_frames, rate_hz, bitrate_bps, agent, \
+     direction, remote_number, campaign, external_id, end_reason, note, rel_path";
+/// `?1, ?2, …` for [`CALL_COLUMNS`], numbered from `first`.
+fn call_placeholders(first: usize) -> String {
+    (first..first + CALL_VALUES)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+const CALL_VALUES: usize = 21;
+
+/// The values of [`CALL_COLUMNS`] for a call from a sidecar whose file is at `rel_path`.
+pub(super) fn call_values<'a>(
+    c: &'a HubCall,
+    rel_path: &'a dyn rusqlite::ToSql,
+) -> [&'a dyn rusqlite::ToSql; CALL_VALUES] {
+    [
+        &c.box_id,
+        &c.seat_id,
+        &c.mode,
+        &c.status,
+        &c.started_at_utc,
+        &c.started_mono_ms,
+        &c.ended_at_utc,
+        &c.duration_ms,
+        &c.bytes,
+        &c.sha256,
+        &c.dropped_frames,
+        &c.rate_hz,
+        &c.bitrate_bps,
+        &c.meta.agent,
+        &c.meta.direction,
+        &c.meta.remote_number,
+        &c.meta.campaign,
+        &c.meta.external_id,
+        &c.end_reason,
+        &c.note,
+        rel_path,
+    ]
+}
+
+/// `INSERT … INTO calls` of [`CALL_COLUMNS`], with `id` first when `with_id`.
+pub(super) fn insert_call_sql(verb: &str, with_id: bool) -> String {
+    let (id_col, first) = if with_id { ("id, ", 2) } else { ("", 1) };
+    let id_val = if with_id { "?1, " } else { "" };
+    format!(
+        "{verb} INTO calls ({id_col}{CALL_COLUMNS}) VALUES ({id_val}{})",
+        call_placeholders(first)
+    )
+}
+
 /// Inserts or updates the hub call of one sidecar, in one transaction.
 pub fn upsert(conn: &Connection, c: &HubCall, now_utc: &str) -> Result<Indexed, StoreError> {
     let tx = conn.unchecked_transaction()?;
@@ -103,6 +156,7 @@ pub fn upsert(conn: &Connection, c: &HubCall, now_utc: &str) -> Result<Indexed, 
             Ok((r.get(0)?, r.get(1)?))
         })
         .optional()?;
+    let rel_path = cache_rel_path(&c.box_id, c.box_call_id);
     let outcome = match known {
         Some((id, sha)) if sha == c.sidecar_sha256 => {
             tx.execute(
@@ -113,34 +167,13 @@ pub fn upsert(conn: &Connection, c: &HubCall, now_utc: &str) -> Result<Indexed, 
         }
         Some((id, _)) => {
             tx.execute(
-                "UPDATE calls SET seat_id = ?2, mode = ?3, status = ?4, started_at_utc = ?5,
-                     started_mono_ms = ?6, ended_at_utc = ?7, duration_ms = ?8, bytes = ?9,
-                     sha256 = ?10, dropped_frames = ?11, rate_hz = ?12, bitrate_bps = ?13,
-                     agent = ?14, direction = ?15, remote_number = ?16, campaign = ?17,
-                     external_id = ?18, end_reason = ?19, note = ?20
-                 WHERE id = ?1",
-                params![
-                    id,
-                    c.seat_id,
-                    c.mode,
-                    c.status,
-                    c.started_at_utc,
-                    c.started_mono_ms,
-                    c.ended_at_utc,
-                    c.duration_ms,
-                    c.bytes,
-                    c.sha256,
-                    c.dropped_frames,
-                    c.rate_hz,
-                    c.bitrate_bps,
-                    c.meta.agent,
-                    c.meta.direction,
-                    c.meta.remote_number,
-                    c.meta.campaign,
-                    c.meta.external_id,
-                    c.end_reason,
-                    c.note
-                ],
+                &format!(
+                    "UPDATE calls SET ({CALL_COLUMNS}) = ({}) WHERE id = ?1",
+                    call_placeholders(2)
+                ),
+                rusqlite::params_from_iter(
+                    std::iter::once(&id as &dyn rusqlite::ToSql).chain(call_values(c, &rel_path)),
+                ),
             )?;
             tx.execute("DELETE FROM call_tags WHERE call_id = ?1", [id])?;
             tx.execute("DELETE FROM call_intervals WHERE call_id = ?1", [id])?;
@@ -150,34 +183,8 @@ pub fn upsert(conn: &Connection, c: &HubCall, now_utc: &str) -> Result<Indexed, 
         }
         None => {
             tx.execute(
-                "INSERT INTO calls (box_id, seat_id, mode, status, started_at_utc, started_mono_ms,
-                     ended_at_utc, duration_ms, bytes, sha256, dropped_frames, rate_hz, bitrate_bps,
-                     agent, direction, remote_number, campaign, external_id, rel_path, end_reason, note)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                     ?18, ?19, ?20, ?21)",
-                params![
-                    c.box_id,
-                    c.seat_id,
-                    c.mode,
-                    c.status,
-                    c.started_at_utc,
-                    c.started_mono_ms,
-                    c.ended_at_utc,
-                    c.duration_ms,
-                    c.bytes,
-                    c.sha256,
-                    c.dropped_frames,
-                    c.rate_hz,
-                    c.bitrate_bps,
-                    c.meta.agent,
-                    c.meta.direction,
-                    c.meta.remote_number,
-                    c.meta.campaign,
-                    c.meta.external_id,
-                    cache_rel_path(&c.box_id, c.box_call_id),
-                    c.end_reason,
-                    c.note
-                ],
+                &insert_call_sql("INSERT", false),
+                call_values(c, &rel_path).as_slice(),
             )?;
             let id = tx.last_insert_rowid();
             write_hub_row(&tx, id, c, now_utc, false)?;

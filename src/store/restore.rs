@@ -56,36 +56,11 @@ pub fn write(
     for r in calls {
         let c = r.call;
         let new = tx.execute(
-            "INSERT OR IGNORE INTO calls (id, box_id, seat_id, mode, status, started_at_utc,
-                 started_mono_ms, ended_at_utc, duration_ms, bytes, sha256, dropped_frames, rate_hz,
-                 bitrate_bps, agent, direction, remote_number, campaign, external_id, rel_path,
-                 end_reason, note)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                 ?18, ?19, ?20, ?21, ?22)",
-            params![
-                c.box_call_id,
-                c.box_id,
-                c.seat_id,
-                c.mode,
-                c.status,
-                c.started_at_utc,
-                c.started_mono_ms,
-                c.ended_at_utc,
-                c.duration_ms,
-                c.bytes,
-                c.sha256,
-                c.dropped_frames,
-                c.rate_hz,
-                c.bitrate_bps,
-                c.meta.agent,
-                c.meta.direction,
-                c.meta.remote_number,
-                c.meta.campaign,
-                c.meta.external_id,
-                r.rel_path,
-                c.end_reason,
-                c.note
-            ],
+            &super::hub::insert_call_sql("INSERT OR IGNORE", true),
+            rusqlite::params_from_iter(
+                std::iter::once(&c.box_call_id as &dyn rusqlite::ToSql)
+                    .chain(super::hub::call_values(c, &r.rel_path)),
+            ),
         )?;
         if new == 0 {
             continue;
