@@ -617,6 +617,17 @@ struct Ctx<'a> {
     who: &'a Who,
 }
 
+impl<'a> Ctx<'a> {
+    fn new(id: i64, now_utc: &'a str, by: Actor<'a>, who: &'a Who) -> Ctx<'a> {
+        Ctx {
+            id,
+            now_utc,
+            by,
+            who,
+        }
+    }
+}
+
 /// One step: checks, the update, the audit row, in one transaction.
 fn step(
     conn: &Connection,
@@ -669,12 +680,7 @@ pub fn acknowledge(
 ) -> Result<Complaint, ComplaintError> {
     step(
         conn,
-        Ctx {
-            id,
-            now_utc,
-            by,
-            who,
-        },
+        Ctx::new(id, now_utc, by, who),
         "complaint.acknowledge",
         |tx, c| {
             must_be(c, &[Status::Filed], "acknowledge")?;
@@ -697,12 +703,7 @@ pub fn investigate(
 ) -> Result<Complaint, ComplaintError> {
     step(
         conn,
-        Ctx {
-            id,
-            now_utc,
-            by,
-            who,
-        },
+        Ctx::new(id, now_utc, by, who),
         "complaint.investigate",
         |tx, c| {
             must_be(c, &[Status::Filed, Status::Acknowledged], "investigate")?;
@@ -729,12 +730,7 @@ pub fn respond(
     let text = text_ok("the response", text)?;
     step(
         conn,
-        Ctx {
-            id,
-            now_utc,
-            by,
-            who,
-        },
+        Ctx::new(id, now_utc, by, who),
         "complaint.respond",
         |_, c| {
             if who.role != Role::Agent || who.agent != c.agent {
@@ -776,12 +772,7 @@ pub fn rule(
     let reason = text_ok("the reason", reason)?;
     step(
         conn,
-        Ctx {
-            id,
-            now_utc,
-            by,
-            who,
-        },
+        Ctx::new(id, now_utc, by, who),
         "complaint.rule",
         |tx, c| {
             must_be(
@@ -812,12 +803,7 @@ pub fn appeal(
     let text = text_ok("the appeal", text)?;
     step(
         conn,
-        Ctx {
-            id,
-            now_utc,
-            by,
-            who,
-        },
+        Ctx::new(id, now_utc, by, who),
         "complaint.appeal",
         |_, c| {
             must_be(c, &[Status::Ruled], "appeal")?;
@@ -849,12 +835,7 @@ pub fn decide(
     let reason = text_ok("the reason", reason)?;
     step(
         conn,
-        Ctx {
-            id,
-            now_utc,
-            by,
-            who,
-        },
+        Ctx::new(id, now_utc, by, who),
         "complaint.decide",
         |tx, c| {
             must_be(c, &[Status::Appealed], "decide")?;
