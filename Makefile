@@ -9,7 +9,7 @@ BUILD_APT_PKGS := pkg-config libasound2-dev cmake
 DEB_APT_PKGS := dpkg-dev binutils
 # What the tests add: encoders and probes for fixtures and checks, the browser of the UI tests,
 # systemd-analyze for the units, lintian for the package, unzip for the browser's evidence zip.
-TEST_APT_PKGS := opus-tools ffmpeg sqlite3 espeak-ng sox alsa-utils chromium chromium-driver curl openssl systemd lintian unzip
+TEST_APT_PKGS := opus-tools ffmpeg sqlite3 espeak-ng sox alsa-utils chromium chromium-driver curl jq openssl systemd lintian unzip
 # What `make demo` adds: espeak-ng and sox make fixtures/demo-call.wav on the first run.
 DEMO_APT_PKGS := espeak-ng sox
 CARGO ?= cargo

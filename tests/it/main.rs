@@ -17,6 +17,7 @@ mod common;
 mod complaints;
 mod crash;
 mod disk_full;
+mod docs;
 mod erasure;
 mod evidence;
 mod figures;
