@@ -210,7 +210,10 @@ fn docs_config_examples_pass_config_check_and_fit_the_units() {
 
         // Where it writes: the storage dir (index, calls, keys, tls/) and the control socket.
         let storage_dir = PathBuf::from(cfg["storage"]["dir"].as_str().unwrap());
-        let hub = example.contains_key("hub") || text.contains("hub.toml");
+        // The hub's config: named so (`# /etc/callrec/hub.toml`), or a `[hub]` without seats
+        // (the reference shows `[hub]` beside a box's seats: that one is a box's).
+        let hub = text.contains("hub.toml")
+            || (example.contains_key("hub") && !example.contains_key("seat"));
         if hub {
             assert_fits(&at, "storage.dir", &storage_dir, &["callrec-hub.service"]);
         } else {
@@ -530,5 +533,153 @@ fn docs_http_examples_answer_as_documented_on_a_live_server() {
         examples.len() >= 12,
         "only {} HTTP examples found",
         examples.len()
+    );
+}
+
+// ---- The configuration reference -------------------------------------------------------------
+
+/// The keys `callrec config check` accepts in the section at `path` (each element a table name
+/// and whether it is an array of tables), read from serde's own refusal of an unknown key
+/// (every config struct is `deny_unknown_fields`); None when `path` is not a table.
+fn accepted_keys(dir: &Path, path: &[(String, bool)]) -> Option<Vec<String>> {
+    let mut text = String::new();
+    for i in 0..path.len() {
+        let name: Vec<&str> = path[..=i].iter().map(|(n, _)| n.as_str()).collect();
+        let (open, close) = if path[i].1 { ("[[", "]]") } else { ("[", "]") };
+        text.push_str(&format!("{open}{}{close}\n", name.join(".")));
+    }
+    text.push_str("zz_probe = 1\n");
+    let file = dir.join("probe.toml");
+    std::fs::write(&file, &text).unwrap();
+    let o = Command::new(bin())
+        .arg("--config")
+        .arg(&file)
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    let listed = err.split("unknown field `zz_probe`, expected").nth(1)?;
+    let listed = listed.split('|').next().unwrap_or(listed);
+    Some(
+        listed
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+/// Every key the binary accepts, as dotted paths (`seat.input.kind`), found section by section.
+fn all_accepted(dir: &Path, path: &mut Vec<(String, bool)>, out: &mut Vec<String>) {
+    let keys = accepted_keys(dir, path).unwrap_or_else(|| panic!("no key list for {path:?}"));
+    for k in keys {
+        let dotted: Vec<&str> = path
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .chain([k.as_str()])
+            .collect();
+        out.push(dotted.join("."));
+        for array in [false, true] {
+            path.push((k.clone(), array));
+            let table = accepted_keys(dir, path).is_some();
+            if table {
+                all_accepted(dir, path, out);
+            }
+            path.pop();
+            if table {
+                break;
+            }
+        }
+    }
+}
+
+/// The keys the reference block shows, set or commented out (`# cert_path / key_path`,
+/// `# seed = 1`), as dotted paths.
+fn reference_keys(b: &Block) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut section = String::new();
+    for line in &b.lines {
+        let t = line.trim();
+        if t.starts_with('[') {
+            let head = t.split('#').next().unwrap().trim();
+            section = head.trim_matches(['[', ']']).to_owned();
+            continue;
+        }
+        let (names, commented) = match t.strip_prefix('#') {
+            Some(c) => (c.trim_start(), true),
+            None => (t, false),
+        };
+        let first: String = names
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let rest = names[first.len()..].trim_start();
+        if first.is_empty() || !(rest.starts_with('=') || (commented && rest.starts_with('/'))) {
+            continue;
+        }
+        let mut keys = vec![first];
+        if commented {
+            if let Some(second) = rest.strip_prefix('/') {
+                let second: String = second
+                    .trim_start()
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                keys.push(second);
+            }
+        }
+        for k in keys {
+            out.push(if section.is_empty() {
+                k
+            } else {
+                format!("{section}.{k}")
+            });
+        }
+    }
+    // Each section header names its key too.
+    for line in &b.lines {
+        let t = line.trim();
+        if t.starts_with('[') {
+            out.push(
+                t.split('#')
+                    .next()
+                    .unwrap()
+                    .trim()
+                    .trim_matches(['[', ']'])
+                    .to_owned(),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn docs_admin_reference_shows_every_key_the_binary_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut accepted = Vec::new();
+    all_accepted(dir.path(), &mut Vec::new(), &mut accepted);
+    // Sanity: the probe sees nested sections, or it would pass by seeing nothing.
+    for k in ["server.bind", "seat.input.kind", "retention.rule.keep_days"] {
+        assert!(
+            accepted.contains(&k.to_owned()),
+            "probe missed {k}: {accepted:?}"
+        );
+    }
+    let refs: Vec<Block> = blocks()
+        .into_iter()
+        .filter(|b| b.lang() == "toml" && b.info.split_whitespace().any(|w| w == "reference"))
+        .collect();
+    assert_eq!(
+        refs.len(),
+        1,
+        "exactly one ```toml reference block (docs/admin.md, \"Configuration\")"
+    );
+    let shown = reference_keys(&refs[0]);
+    let missing: Vec<&String> = accepted.iter().filter(|k| !shown.contains(k)).collect();
+    assert!(
+        missing.is_empty(),
+        "{}: the configuration reference lacks keys `callrec config check` accepts: {missing:?}",
+        refs[0].at(0)
     );
 }
