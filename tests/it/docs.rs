@@ -683,3 +683,110 @@ fn docs_admin_reference_shows_every_key_the_binary_accepts() {
         refs[0].at(0)
     );
 }
+
+// ---- Figures ---------------------------------------------------------------------------------
+
+/// Units whose figures in the docs are measurements, each with the words RESULTS.md uses for that
+/// measure; a figure must be a number on a line of benches/RESULTS.md (or a table row under a
+/// header) holding one of them. The rest were checked by hand (issue 16 item 7); arithmetic is
+/// labelled as such in the text.
+const MEASURED_UNITS: &[(&str, &[&str])] = &[
+    ("MB per call-hour", &["call-hour"]),
+    ("% of one core", &["CPU", "core"]),
+    ("requests/s", &["req"]),
+    ("ms p95", &["p95"]),
+    ("MB RSS", &["RSS"]),
+];
+
+/// Numbers in `text` (digits with `.` decimals and spaces grouping thousands, `20 300`) with the
+/// byte offset where each ends.
+fn numbers(text: &str) -> Vec<(f64, usize, usize)> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_digit()
+            && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'.'))
+        {
+            let mut s = String::new();
+            while i < b.len() {
+                if b[i].is_ascii_digit() {
+                    s.push(b[i] as char);
+                    i += 1;
+                } else if b[i] == b'.' && i + 1 < b.len() && b[i + 1].is_ascii_digit() {
+                    s.push('.');
+                    i += 1;
+                } else if b[i] == b' '
+                    && !s.contains('.')
+                    && b.get(i + 1..i + 4)
+                        .is_some_and(|g| g.iter().all(u8::is_ascii_digit))
+                    && !b.get(i + 4).is_some_and(u8::is_ascii_digit)
+                {
+                    i += 1;
+                } else {
+                    break;
+                }
+            }
+            let decimals = s.split('.').nth(1).map_or(0, str::len);
+            if let Ok(v) = s.parse() {
+                out.push((v, decimals, i));
+            }
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Each line of RESULTS.md with its context: a table row with its header row.
+fn with_context(results: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut header: Option<&str> = None;
+    for line in results.lines() {
+        if line.starts_with('|') {
+            let h = *header.get_or_insert(line);
+            out.push(format!("{h}\n{line}"));
+        } else {
+            header = None;
+            out.push(line.to_owned());
+        }
+    }
+    out
+}
+
+#[test]
+fn docs_measured_figures_are_from_benches_results() {
+    let results =
+        with_context(&std::fs::read_to_string(repo().join("benches/RESULTS.md")).unwrap());
+    let mut checked = 0;
+    for path in documents() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (v, decimals, end) in numbers(&text) {
+            let after = text[end..].trim_start_matches([' ', '\u{a0}']);
+            let Some((unit, words)) = MEASURED_UNITS.iter().find(|(u, _)| after.starts_with(u))
+            else {
+                continue;
+            };
+            // Rounded as written: 1.2 stands for 1.15..1.25, 20 300 for 20 300 ± 1 %.
+            let tolerance = if decimals > 0 {
+                0.5 * 10f64.powi(-(decimals as i32))
+            } else {
+                (v * 0.01).max(0.5)
+            };
+            let found = results.iter().any(|l| {
+                words.iter().any(|w| l.contains(w))
+                    && numbers(l)
+                        .iter()
+                        .any(|(m, _, _)| (m - v).abs() <= tolerance + 1e-9)
+            });
+            let line = text[..end].lines().count();
+            assert!(
+                found,
+                "{}:{line}: {v} {unit}: no line of benches/RESULTS.md about {words:?} has it",
+                path.strip_prefix(repo()).unwrap().display(),
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "only {checked} measured figures found");
+}
