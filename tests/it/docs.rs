@@ -418,7 +418,8 @@ fn script_of(b: &Block, examples: &mut Vec<Example>) -> Option<String> {
 
 /// Runs the documented command line with curl, only pointed at the test server: the URL's
 /// scheme://host:port, `--cacert`, a bearer token and `-b` cookie file are replaced; the status
-/// and body of each call go to $LOG.
+/// and body of each call go to $LOG. Each call may take 20 s at most (a streaming route would
+/// otherwise hang the test: such an example must bound itself, e.g. with `--max-time`).
 const CURL_SHIM: &str = r#"
 __curl() {
   local n=$1; shift
@@ -437,7 +438,7 @@ __curl() {
     args+=("$a")
   done
   local body="$PWD/.body-$n-$RANDOM" head="$PWD/.head-$n-$RANDOM"
-  command curl -sS -D "$head" "${args[@]}" > "$body" || { echo "curl failed: example $n" >&2; return 1; }
+  command curl -sS --max-time 20 -D "$head" "${args[@]}" > "$body" || { echo "curl failed: example $n" >&2; return 1; }
   printf '%s\t%s\t%s\n' "$n" "$(awk 'toupper($1) ~ /^HTTP/ {s=$2} END {print s}' "$head")" "$body" >> "$LOG"
   cat "$body"
 }
