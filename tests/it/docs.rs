@@ -1,9 +1,11 @@
 //! The guides' examples are run, not trusted (issue 16 item 7): every example config in the docs
 //! passes the real `callrec config check` and writes only where the shipped systemd units allow,
 //! and every HTTP example (a `curl` command line in a fenced block) runs, as written, against a
-//! live `callrec run` and gets the status and JSON keys the guide shows.
+//! live `callrec run` and gets the status and JSON keys the guide shows. The admin guide's
+//! configuration reference shows every key the binary accepts, and figures in measured units are
+//! numbers of benches/RESULTS.md.
 //!
-//! The conventions the guides follow (docs/internals.md, "Tests of the guides"):
+//! The conventions the guides follow (docs/internals.md, "Tests", "The guides' examples"):
 //! - A ```` ```toml ```` block is a callrec config. With `[box]` and `[storage]` it is complete;
 //!   otherwise it is a fragment, checked merged into a minimal base (`[box] id`, `[storage] dir`).
 //!   A TOML block that is another file (an outcome list, a call script) says so in its info
@@ -15,6 +17,8 @@
 //!   object, which the real answer must have. The reader's own values are `$CALL` (a call id),
 //!   `$CSRF` (the session's token), `jar` / `cookies` (a logged-in session's cookie file); any
 //!   host:port, `--cacert` file and bearer token are replaced by the test server's.
+//! - Exactly one ```` ```toml reference ```` block (docs/admin.md, "Configuration") lists every
+//!   key, set or commented out (`# key = …`).
 //!
 //! This module must never edit the docs or accept an example it did not run.
 
