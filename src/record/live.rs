@@ -234,7 +234,10 @@ mod tests {
         assert_eq!(pcm, vec![16383, -8191, 16383, -8191]);
         let second = &bytes[frame_bytes(2)..];
         assert_eq!(header(second), (2, FLAG_PAUSED | FLAG_CALL, 2, 7));
-        assert!(second[16..].iter().all(|b| *b == 0), "paused frame not silent");
+        assert!(
+            second[16..].iter().all(|b| *b == 0),
+            "paused frame not silent"
+        );
     }
 
     #[test]
@@ -272,9 +275,7 @@ mod tests {
         }
         assert_eq!(held.len(), MAX_TOTAL - 3);
         assert_eq!(
-            Arc::new(LiveTap::default())
-                .subscribe("y", 2, &total)
-                .err(),
+            Arc::new(LiveTap::default()).subscribe("y", 2, &total).err(),
             Some(ListenError::BoxFull)
         );
     }

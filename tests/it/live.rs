@@ -194,7 +194,11 @@ fn a_listener_that_stops_reading_never_slows_the_seat() {
     assert!(st["max_lag_ms"].as_u64().unwrap() < 200, "{st}");
     rec.cmd(&["call", "stop", "--seat", "s1"]);
     let wall_ms = t0.elapsed().as_millis() as i64;
-    assert_eq!(keeps_up.join().unwrap(), 0, "the reading listener lost frames");
+    assert_eq!(
+        keeps_up.join().unwrap(),
+        0,
+        "the reading listener lost frames"
+    );
 
     // The stalled listener was cut off: what it can still read ends (EOF) well short of the
     // 12 s that went by.
@@ -232,7 +236,11 @@ fn live_audit(db: &Path) -> Vec<Value> {
     if text.trim().is_empty() {
         return Vec::new();
     }
-    serde_json::from_str::<Value>(&text).unwrap().as_array().cloned().unwrap()
+    serde_json::from_str::<Value>(&text)
+        .unwrap()
+        .as_array()
+        .cloned()
+        .unwrap()
 }
 
 /// A GET on the live stream with `s`'s session; the open response.
@@ -259,7 +267,9 @@ fn a_supervisor_listens_over_http_and_it_is_audited() {
     let mut s = wb.login("sup", PASSWORD);
     let page = s.get("/live/seat02");
     assert_eq!(page.status, 200);
-    assert!(page.body_text().contains(r#"<main id="live" data-seat="seat02">"#));
+    assert!(page
+        .body_text()
+        .contains(r#"<main id="live" data-seat="seat02">"#));
     assert_eq!(s.get("/live/nosuch").status, 404);
     let id: i64 = wb
         .cli(&["call", "start", "--seat", "seat02"])
@@ -301,9 +311,15 @@ fn a_supervisor_listens_over_http_and_it_is_audited() {
     let d: Value = serde_json::from_str(rows[1]["detail"].as_str().unwrap()).unwrap();
     assert_eq!(d["seat"], "seat02");
     assert_eq!(d["calls"], serde_json::json!([id]));
-    assert!(d["from_utc"].as_str().unwrap() < d["to_utc"].as_str().unwrap(), "{d}");
+    assert!(
+        d["from_utc"].as_str().unwrap() < d["to_utc"].as_str().unwrap(),
+        "{d}"
+    );
     let ms = d["duration_ms"].as_u64().unwrap();
-    assert!(ms + 100 >= held_ms && ms < held_ms + 5000, "{d} over {held_ms} ms");
+    assert!(
+        ms + 100 >= held_ms && ms < held_ms + 5000,
+        "{d} over {held_ms} ms"
+    );
     assert!(d["frames"].as_u64().unwrap() >= 75, "{d}");
     wb.cli(&["call", "stop", "--seat", "seat02"]);
 }

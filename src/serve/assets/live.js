@@ -60,6 +60,7 @@
     loudHeardAt: null,
     contextState: () => (ctx ? ctx.state : 'none'),
     contextTime: () => (ctx ? ctx.currentTime : 0),
+    outputLatencyMs: () => outputLatencyS() * 1000,
     gain: (lane) => (gains[lane] ? gains[lane].gain.value : null),
     arm: () => {
       state.loudScheduledAt = null;
