@@ -349,3 +349,21 @@ fn live_listening_switched_off_is_refused_and_not_linked() {
     assert!(live_audit(&wb.db()).is_empty());
     wb.cli(&["call", "stop", "--seat", "seat02"]);
 }
+
+#[test]
+fn the_hub_has_no_live_listening() {
+    let (dir, cfg, port) = crate::fleet::hub_config("live-hub");
+    let hub = crate::fleet::hub_start(dir, cfg, port);
+    hub.add_user("lead", "supervisor", &[]);
+    let mut s = hub.login("lead", PASSWORD);
+    for path in ["/live/seat01", "/api/live/seat01/audio"] {
+        let r = s.get(path);
+        assert_eq!(r.status, 404, "{path}");
+        assert!(
+            r.body_text()
+                .contains("live listening is a box feature: the hub has no seats"),
+            "{path}: {}",
+            r.body_text()
+        );
+    }
+}
