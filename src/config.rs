@@ -395,6 +395,10 @@ pub struct ServerConfig {
     /// client is its TCP peer. A request through one of them never counts as loopback.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// Supervisors and admins may listen to a seat live (`/live/{seat}`, audited). `false`:
+    /// the routes answer 404 and no page links to them.
+    #[serde(default = "default_true")]
+    pub live_listen: bool,
 }
 
 /// An address block (`10.1.0.0/16`, `fd00::/8`; a bare address is a /32 or /128).
@@ -510,6 +514,7 @@ impl Default for ServerConfig {
             max_body_bytes: default_max_body_bytes(),
             max_header_bytes: default_max_header_bytes(),
             trusted_proxies: Vec::new(),
+            live_listen: true,
         }
     }
 }

@@ -9,6 +9,7 @@
 //! process holds the index's write lock, and `call status` must still answer meanwhile. These
 //! threads may wait; the workers never do.
 
+use super::live::{self, LiveTap};
 use crate::store::CallMeta;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -101,6 +102,14 @@ pub enum Request {
         by: Option<String>,
     },
     Status,
+    /// Live listening: the reply line is followed by the seat's frames (`record::live` wire
+    /// format) until the client closes, `max_s` (at most [`LISTEN_MAX`]) ends, or the client
+    /// stops reading for [`LISTEN_WRITE_TIMEOUT`].
+    Listen {
+        seat: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_s: Option<u64>,
+    },
 }
 
 impl Request {
@@ -116,7 +125,8 @@ impl Request {
             | Request::Login { seat, .. }
             | Request::Logout { seat, .. }
             | Request::Wrapup { seat, .. }
-            | Request::Ready { seat, .. } => Some(seat),
+            | Request::Ready { seat, .. }
+            | Request::Listen { seat, .. } => Some(seat),
             Request::Status => None,
         }
     }
@@ -155,6 +165,22 @@ pub struct Response {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub seats: Vec<SeatStatus>,
+    /// The answer to `listen`: what the frames that follow hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveFormat>,
+}
+
+/// The frames of a `listen` stream: `rate_hz` samples per second and channel, two channels
+/// (agent, customer), `frame_samples` per channel in each frame of `frame_bytes` bytes
+/// (`header_bytes` of them the header); the stream ends after `max_s` at the latest.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LiveFormat {
+    pub rate_hz: u32,
+    pub channels: u16,
+    pub frame_samples: usize,
+    pub header_bytes: usize,
+    pub frame_bytes: usize,
+    pub max_s: u64,
 }
 
 impl Response {
@@ -185,7 +211,22 @@ pub type Routed = (Request, Sender<Response>);
 pub struct Router {
     pub workers: HashMap<String, Sender<Routed>>,
     pub status: Vec<Arc<Mutex<SeatStatus>>>,
+    /// Each seat's live tap, for `listen`.
+    pub live: HashMap<String, Arc<LiveTap>>,
+    /// The encoder's rate and frame length: what the seats' frames are.
+    pub rate_hz: u32,
+    pub frame_samples: usize,
+    /// Live listeners of the whole box right now (bounded by `live::MAX_TOTAL`).
+    pub live_total: Arc<AtomicUsize>,
 }
+
+/// The longest a `listen` stream lasts; a client that wants more asks again.
+pub const LISTEN_MAX: Duration = Duration::from_secs(4 * 3600);
+/// A listener that takes none of its frames for this long (beyond what the socket buffers) is
+/// cut off: its thread is not parked on it.
+pub const LISTEN_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a listener's thread looks for new frames (the worker publishes every 10 ms).
+const LISTEN_POLL: Duration = Duration::from_millis(5);
 
 /// Connections served at once; more are refused at once (the socket is local and group-only:
 /// this only bounds a runaway client).
@@ -210,11 +251,11 @@ pub fn serve(listener: UnixListener, router: Router, stop: Arc<AtomicBool>) {
                     let _ = refuse_busy(stream);
                     continue;
                 }
-                let (r, n) = (router.clone(), in_flight.clone());
+                let (r, n, st) = (router.clone(), in_flight.clone(), stop.clone());
                 let spawned = std::thread::Builder::new()
                     .name("control-req".into())
                     .spawn(move || {
-                        if let Err(e) = handle(stream, &r) {
+                        if let Err(e) = handle(stream, &r, &st) {
                             tracing::warn!("control request: {e}");
                         }
                         n.fetch_sub(1, Ordering::AcqRel);
@@ -243,7 +284,7 @@ fn refuse_busy(stream: UnixStream) -> std::io::Result<()> {
     (&stream).write_all(&out)
 }
 
-fn handle(stream: UnixStream, router: &Router) -> std::io::Result<()> {
+fn handle(stream: UnixStream, router: &Router, stop: &AtomicBool) -> std::io::Result<()> {
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut line = String::new();
@@ -265,11 +306,90 @@ fn handle(stream: UnixStream, router: &Router) -> std::io::Result<()> {
                 .collect(),
             ..Default::default()
         },
+        Ok(Request::Listen { seat, max_s }) => return listen(&stream, router, &seat, max_s, stop),
         Ok(req) => route(req, router),
     };
     let mut out = serde_json::to_vec(&resp).unwrap_or_default();
     out.push(b'\n');
     (&stream).write_all(&out)
+}
+
+/// Serves one `listen`: the reply line, then the seat's frames as they come, until the client
+/// closes (a write fails), stops reading for [`LISTEN_WRITE_TIMEOUT`], the time limit passes or
+/// the recorder stops. The worker never waits for any of this (see `record::live`).
+fn listen(
+    stream: &UnixStream,
+    router: &Router,
+    seat: &str,
+    max_s: Option<u64>,
+    stop: &AtomicBool,
+) -> std::io::Result<()> {
+    let limit = max_s
+        .map(Duration::from_secs)
+        .unwrap_or(LISTEN_MAX)
+        .min(LISTEN_MAX);
+    let subscribed = match router.live.get(seat) {
+        None => Err(format!("no seat {seat:?} on this box")),
+        Some(tap) => tap
+            .subscribe(seat, router.frame_samples, &router.live_total)
+            .map_err(|e| e.to_string()),
+    };
+    let mut listener = match subscribed {
+        Ok(l) => l,
+        Err(why) => {
+            let mut out = serde_json::to_vec(&Response::refused(why)).unwrap_or_default();
+            out.push(b'\n');
+            return (&*stream).write_all(&out);
+        }
+    };
+    let frame_bytes = live::frame_bytes(router.frame_samples);
+    let resp = Response {
+        ok: true,
+        live: Some(LiveFormat {
+            rate_hz: router.rate_hz,
+            channels: 2,
+            frame_samples: router.frame_samples,
+            header_bytes: live::HEADER_BYTES,
+            frame_bytes,
+            max_s: limit.as_secs(),
+        }),
+        ..Default::default()
+    };
+    stream.set_write_timeout(Some(LISTEN_WRITE_TIMEOUT))?;
+    let mut out = serde_json::to_vec(&resp).unwrap_or_default();
+    out.push(b'\n');
+    (&*stream).write_all(&out)?;
+    tracing::info!(seat, max_s = limit.as_secs(), "live listener connected");
+    let started = std::time::Instant::now();
+    let mut buf = vec![0u8; frame_bytes * live::RING_FRAMES];
+    let outcome = loop {
+        if stop.load(Ordering::Relaxed) {
+            break "the recorder is stopping";
+        }
+        if started.elapsed() >= limit {
+            break "time limit reached";
+        }
+        let n = listener.frames.pop_partial_slice(&mut buf).0.len();
+        if n == 0 {
+            std::thread::sleep(LISTEN_POLL);
+            continue;
+        }
+        if let Err(e) = (&*stream).write_all(&buf[..n]) {
+            break match e.kind() {
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                    "the listener stopped reading"
+                }
+                _ => "the listener went away",
+            };
+        }
+    };
+    tracing::info!(
+        seat,
+        seconds = started.elapsed().as_secs(),
+        dropped_frames = listener.dropped_frames.load(Ordering::Relaxed),
+        "live listener disconnected: {outcome}"
+    );
+    Ok(())
 }
 
 use std::io::Read as _;

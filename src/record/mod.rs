@@ -12,6 +12,7 @@ pub mod call;
 pub mod control;
 pub mod disk_guard;
 pub mod indexer;
+pub mod live;
 pub mod seat;
 pub mod seat_error;
 pub mod seat_io;
@@ -372,6 +373,7 @@ impl Workers {
         let mut per_worker: Vec<Vec<Seat>> = (0..n_workers).map(|_| Vec::new()).collect();
         let mut routes = HashMap::new();
         let mut status = Vec::new();
+        let mut live = HashMap::new();
         let mut senders = Vec::new();
         let mut receivers = Vec::new();
         for _ in 0..n_workers {
@@ -382,6 +384,7 @@ impl Workers {
         for (i, seat) in seats.into_iter().enumerate() {
             routes.insert(seat.cfg.id.clone(), senders[i % n_workers].clone());
             status.push(seat.status.clone());
+            live.insert(seat.cfg.id.clone(), seat.live_tap.clone());
             per_worker[i % n_workers].push(seat);
         }
         drop(senders);
@@ -400,6 +403,10 @@ impl Workers {
         let router = control::Router {
             workers: routes,
             status,
+            live,
+            rate_hz: ctx.encoder.rate_hz,
+            frame_samples: ctx.encoder.frame_samples(),
+            live_total: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         };
         Ok((
             Workers {

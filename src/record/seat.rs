@@ -15,6 +15,7 @@
 
 use super::control::SeatStatus;
 use super::indexer::{CallToken, IntervalToken, StopOutcome};
+use super::live::{LiveTap, Publisher};
 pub use super::seat_error::{CallName, SeatError};
 use super::seat_io::SeatIo;
 use crate::capture::device::STALL_MS;
@@ -119,6 +120,9 @@ pub struct Seat {
     /// Frames the side dropped (a call's backlog full while the index kept it from opening),
     /// counted with the rings' drops in the status.
     held_dropped_frames: u64,
+    /// Where listeners get this seat's frames live (the control socket subscribes them).
+    pub live_tap: Arc<LiveTap>,
+    live: Publisher,
 }
 
 /// Pause between automatic start attempts after one failed.
@@ -141,7 +145,10 @@ impl Seat {
             ..Default::default()
         }));
         let frame = vec![0.0; aligner.frame_samples() * 2];
+        let live_tap = Arc::new(LiveTap::default());
         Seat {
+            live: Publisher::new(live_tap.clone()),
+            live_tap,
             cfg,
             inputs,
             aligner,
@@ -226,6 +233,7 @@ impl Seat {
         while self.aligner.pop_frame(&mut self.frame) {
             let frame = std::mem::take(&mut self.frame);
             self.on_frame(io, &frame);
+            self.publish_live(io, &frame);
             self.frame = frame;
         }
         self.max_lag_ms = self.max_lag_ms.max(lag_ms);
@@ -356,6 +364,18 @@ impl Seat {
             }
         }
         self.write(io, frame);
+    }
+
+    /// The frame for live listeners, after pause handling: silence while the call is paused,
+    /// as on disk (invariant 6). Costs an atomic load while no one listens.
+    fn publish_live(&mut self, io: &dyn SeatIo, frame: &[f32]) {
+        let paused = self
+            .call
+            .as_ref()
+            .is_some_and(|c| c.pause_interval.is_some());
+        let call = self.call.as_ref().map(|c| c.id);
+        let row = || call.and_then(|c| io.row_id(c));
+        self.live.publish(frame, paused, row, call.is_some());
     }
 
     fn write(&mut self, io: &mut dyn SeatIo, frame: &[f32]) {

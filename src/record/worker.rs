@@ -149,9 +149,9 @@ fn execute(seats: &mut [Seat], io: &mut dyn SeatIo, req: Request, reply: Reply) 
             io.agent_state(&name, change, reply);
             return;
         }
-        Request::Status => {
+        Request::Status | Request::Listen { .. } => {
             let _ = reply.send(Response::refused(
-                "status is answered by the control thread",
+                "status and listen are answered by the control thread",
             ));
             return;
         }

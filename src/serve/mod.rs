@@ -23,6 +23,7 @@ pub mod guard;
 pub mod holds_pages;
 pub mod html;
 pub mod identity;
+mod live;
 pub mod login;
 pub mod metrics;
 pub mod operator;

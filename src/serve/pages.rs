@@ -26,6 +26,7 @@ const COMPLIANCE_JS: &str = include_str!("assets/compliance.js");
 const OUTCOME_JS: &str = include_str!("assets/outcome.js");
 const COMPLAINT_JS: &str = include_str!("assets/complaint.js");
 const QA_JS: &str = include_str!("assets/qa.js");
+const LIVE_JS: &str = include_str!("assets/live.js");
 
 /// `GET /static/{name}`: a fixed set of names; nothing is read from disk.
 pub async fn static_asset(Path(name): Path<String>) -> Response {
@@ -38,6 +39,7 @@ pub async fn static_asset(Path(name): Path<String>) -> Response {
         "outcome.js" => (OUTCOME_JS, "text/javascript; charset=utf-8"),
         "complaint.js" => (COMPLAINT_JS, "text/javascript; charset=utf-8"),
         "qa.js" => (QA_JS, "text/javascript; charset=utf-8"),
+        "live.js" => (LIVE_JS, "text/javascript; charset=utf-8"),
         _ => return AppError::not_found("no such asset").into_response(),
     };
     (
@@ -348,6 +350,21 @@ pub async fn call(
         }
         _ => String::new(),
     };
+    // While it records, leads may listen to the call live on its seat (serve::live).
+    let live_link = if c.status == CallStatus::Recording
+        && st.cfg.server.live_listen
+        && st.hub.is_none()
+        && id
+            .role()
+            .is_some_and(|r| super::access::SUPERVISORS.contains(&r))
+    {
+        format!(
+            r#"<p id="live-link"><a href="/live/{seat}">Listen live</a> (recording now on seat {seat})</p>"#,
+            seat = esc(&c.seat_id)
+        )
+    } else {
+        String::new()
+    };
     if let Some(del) = &d.deletion {
         return Ok(Html(page(
             Some(&id),
@@ -358,7 +375,7 @@ pub async fn call(
     let body = format!(
         r##"<main id="call" data-call-id="{id}" data-duration-ms="{dur}" data-can-note="{can}">
 <h1>Call {id}</h1>
-{player}{export_form}
+{live_link}{player}{export_form}
 <aside id="notes"><h2>Notes</h2><ul id="note-list"></ul>{note_form}</aside>
 {outcome_form}
 <section id="evaluations" data-role="{role}" data-agent-id="{agent_id}"><h2>Evaluations</h2></section>

@@ -12,7 +12,7 @@ use super::access::{
 use super::state::St;
 use super::{
     api, calibration_api, complaints_api, compliance_api, export_api, figures_api, holds_pages,
-    login, operator, outcomes_api, pages, qa_api, qa_pages, reports, stream, targets_api,
+    live, login, operator, outcomes_api, pages, qa_api, qa_pages, reports, stream, targets_api,
 };
 use axum::handler::Handler;
 use axum::http::Method;
@@ -124,6 +124,10 @@ fn build() -> Builder {
     .get("/api/audit", Roles(AUDITORS), api::audit)
     .audited()
     .get("/api/seats", Roles(SUPERVISORS), api::seats)
+    // Live listening (404 while `[server] live_listen` is false, and at the hub): audited.
+    .get("/live/{seat}", Roles(SUPERVISORS), live::page_view)
+    .get("/api/live/{seat}/audio", Roles(SUPERVISORS), live::audio)
+    .audited()
     .get("/admin/users", Roles(ADMINS), pages::users)
     .post("/admin/users", Roles(ADMINS), pages::add_user)
     .post("/admin/users/{name}", Roles(ADMINS), pages::change_user)

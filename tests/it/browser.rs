@@ -1452,3 +1452,184 @@ fn hub_replays_an_archived_call_in_chromium() {
     drop(hub);
     rec.stop();
 }
+
+/// A seat on an ALSA `file` PCM fed through a FIFO (see common::fed_pcm): the tone burst the
+/// test switches on goes through capture, the worker, the live tap, the control socket, the
+/// web relay and Web Audio before the page can hear it.
+const LIVE_SEAT: &str = r#"
+[[seat]]
+id = "live01"
+mode = "control"
+[[seat.input]]
+kind = "device"
+device = "alsa:live01"
+channels = 2
+agent_channel = 0
+customer_channel = 1
+"#;
+
+fn epoch_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1000.0
+}
+
+/// Switches the feeder to the tone at a known moment and waits for the page to hear it;
+/// returns (heard, scheduled) delays in ms from the switch.
+fn burst_delay(b: &Browser, mode: &std::sync::atomic::AtomicU8) -> (f64, f64) {
+    use std::sync::atomic::Ordering;
+    b.js("window.callrecLive.arm(); return true;");
+    let t_inject = epoch_ms();
+    mode.store(super::common::FEED_TONE, Ordering::Relaxed);
+    let heard = num(&b.wait_js(
+        "the tone burst to be played",
+        "window.callrecLive.loudHeardAt",
+    ));
+    let scheduled = num(&b.js("return window.callrecLive.loudScheduledAt;"));
+    mode.store(super::common::FEED_FIXTURE, Ordering::Relaxed);
+    (heard - t_inject, scheduled - t_inject)
+}
+
+#[test]
+fn supervisor_listens_live_in_chromium_within_two_seconds() {
+    use std::sync::atomic::Ordering;
+    let alsa_dir = tempfile::tempdir().unwrap();
+    let asound = super::common::alsa_config(alsa_dir.path(), &[("live01", 2)]);
+    // Silence until the test switches the tone on.
+    let feeder = super::common::fed_pcm(alsa_dir.path(), "live01", vec![0.0; 96_000], 2);
+    let env = vec![("ALSA_CONFIG_PATH".to_owned(), asound.display().to_string())];
+    let wb = WebBox::start_with("", LIVE_SEAT, &env);
+    wb.add_user("lead", "supervisor", &[]);
+    let id: i64 = wb
+        .cli(&["call", "start", "--seat", "live01"])
+        .trim()
+        .parse()
+        .unwrap();
+
+    let b = Browser::start();
+    browser_login(&b, &wb, "lead", "/live/live01");
+    b.click("#listen");
+    b.wait_js(
+        "a second of live frames, played by a running AudioContext",
+        "window.callrecLive.frames > 50 && window.callrecLive.contextState() === 'running'",
+    );
+    let t0 = num(&b.js("return window.callrecLive.contextTime();"));
+    std::thread::sleep(Duration::from_millis(500));
+    let t1 = num(&b.js("return window.callrecLive.contextTime();"));
+    assert!(
+        t1 - t0 > 0.3,
+        "the AudioContext does not advance ({t0} -> {t1}): not a real playback path"
+    );
+    // The waveform scrolls: columns are added as frames are played.
+    let cols0 = num(&b.js("return window.callrecLive.drawnColumns;"));
+    std::thread::sleep(Duration::from_millis(400));
+    let cols1 = num(&b.js("return window.callrecLive.drawnColumns;"));
+    assert!(
+        cols1 > cols0,
+        "the waveform does not scroll ({cols0} -> {cols1})"
+    );
+    assert_eq!(
+        num(&b.js("return window.callrecLive.call;")),
+        id as f64,
+        "{}",
+        b.context()
+    );
+
+    // Lanes: mute and solo set the parties' gains.
+    let gains = |b: &Browser| {
+        let v =
+            b.js("return [window.callrecLive.gain('agent'), window.callrecLive.gain('customer')];");
+        (num(&v[0]), num(&v[1]))
+    };
+    assert_eq!(gains(&b), (1.0, 1.0));
+    b.click("#mute-agent");
+    assert_eq!(gains(&b), (0.0, 1.0));
+    b.click("#solo-agent");
+    assert_eq!(gains(&b), (1.0, 0.0), "solo makes a muted party audible");
+    b.click("#solo-agent");
+    assert_eq!(gains(&b), (1.0, 1.0));
+
+    // The delay: tone on at a known moment, heard in the page. Three bursts, the worst counts.
+    let mut worst = 0.0f64;
+    for i in 0..3 {
+        std::thread::sleep(Duration::from_millis(1500));
+        let (heard, scheduled) = burst_delay(&b, &feeder.mode);
+        println!(
+            "live delay, burst {i}: heard {heard:.0} ms after injection (scheduled for {scheduled:.0} ms)"
+        );
+        worst = worst.max(heard);
+        assert!(
+            heard > 0.0 && heard <= 2000.0,
+            "burst {i}: heard {heard:.0} ms after injection\n{}",
+            b.context()
+        );
+    }
+    let out_ms = num(&b.js("return window.callrecLive.outputLatencyMs();"));
+    println!(
+        "live delay (worst of 3, sound in -> audible in Chromium): {worst:.0} ms (of which the browser's output latency {out_ms:.0} ms, jitter buffer 300 ms)"
+    );
+    assert_eq!(num(&b.js("return window.callrecLive.missedFrames;")), 0.0);
+
+    // A paused (PCI) call: the burst is not heard, only silence.
+    wb.cli(&["call", "pause", "--seat", "live01"]);
+    b.wait_js("the page to see the pause", "window.callrecLive.paused");
+    std::thread::sleep(Duration::from_millis(800));
+    b.js("window.callrecLive.arm(); return true;");
+    feeder
+        .mode
+        .store(super::common::FEED_TONE, Ordering::Relaxed);
+    std::thread::sleep(Duration::from_millis(2500));
+    feeder
+        .mode
+        .store(super::common::FEED_FIXTURE, Ordering::Relaxed);
+    let leaked = b.js("return [window.callrecLive.loudHeardAt, window.callrecLive.loudScheduledAt, window.callrecLive.pausedFrames];");
+    assert!(
+        leaked[0].is_null() && leaked[1].is_null() && num(&leaked[2]) > 100.0,
+        "audio during the pause reached the page: {leaked}"
+    );
+    wb.cli(&["call", "resume", "--seat", "live01"]);
+    b.wait_js("the page to see the resume", "!window.callrecLive.paused");
+    std::thread::sleep(Duration::from_millis(800));
+    let (heard, _) = burst_delay(&b, &feeder.mode);
+    assert!(heard <= 2000.0, "after resume: {heard:.0} ms");
+
+    // Leaving the page ends the listen: audited with from–to and the call heard.
+    b.click("#listen");
+    b.wait_js(
+        "the page to stop listening",
+        "!window.callrecLive.listening",
+    );
+    b.assert_no_console_errors("listening live");
+    let t0 = Instant::now();
+    let rows = loop {
+        let rows: Vec<Value> = audit_rows(&wb, id)
+            .into_iter()
+            .filter(|r| {
+                r["action"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("live.")
+            })
+            .collect();
+        if rows.len() >= 2 || t0.elapsed() > WAIT {
+            break rows;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(
+        (rows[0]["actor"].as_str(), rows[0]["action"].as_str()),
+        (Some("lead"), Some("live.start"))
+    );
+    assert_eq!(rows[1]["action"], "live.end");
+    let d: Value = serde_json::from_str(rows[1]["detail"].as_str().unwrap()).unwrap();
+    assert_eq!(d["calls"], json!([id]));
+    assert!(d["paused_frames"].as_u64().unwrap() > 100, "{d}");
+    assert!(d["duration_ms"].as_u64().unwrap() > 8000, "{d}");
+    wb.cli(&["call", "stop", "--seat", "live01"]);
+    drop(b);
+    drop(wb);
+    drop(feeder);
+}

@@ -29,6 +29,7 @@ mod import;
 mod isolation;
 mod layers;
 mod lifecycle;
+mod live;
 mod modes;
 mod multichannel;
 mod orders;

@@ -286,6 +286,24 @@ fn cases(ids: &Ids, role: &str) -> Vec<Case> {
             String::new(),
             [401, 200, 403, 403, 403, 403, 200],
         ),
+        // Live listening: leads only. An unknown seat is 404 once the role passed (a real seat
+        // would stream until closed; tests/it/live.rs listens to one).
+        c(
+            "GET",
+            "/live/{seat}",
+            "/live/nosuch".into(),
+            "",
+            String::new(),
+            [303, 404, 403, 403, 403, 403, 404],
+        ),
+        c(
+            "GET",
+            "/api/live/{seat}/audio",
+            "/api/live/nosuch/audio".into(),
+            "",
+            String::new(),
+            [401, 404, 403, 403, 403, 403, 404],
+        ),
         c(
             "GET",
             "/admin/users",

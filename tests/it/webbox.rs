@@ -67,6 +67,11 @@ customer_channel = 1
 impl WebBox {
     /// Starts `callrec run` with `server_extra` lines added to `[server]`.
     pub fn start(server_extra: &str) -> WebBox {
+        Self::start_with(server_extra, &seats(), &[])
+    }
+
+    /// Starts `callrec run` with these `[[seat]]` sections and environment (an ALSA config).
+    pub fn start_with(server_extra: &str, seats: &str, env: &[(String, String)]) -> WebBox {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let cfg = dir.path().join("callrec.toml");
@@ -75,12 +80,12 @@ impl WebBox {
             format!(
                 "[box]\nid = \"web-box\"\nworkers = 2\n[storage]\ndir = \"{}\"\n[server]\nbind = \"127.0.0.1:{port}\"\ntls = false\n{server_extra}\n{}",
                 dir.path().join("store").display(),
-                seats()
+                seats
             ),
         )
         .unwrap();
         let log = dir.path().join("run.log");
-        let (child, admin_once) = spawn_web(&cfg, "run", &log);
+        let (child, admin_once) = spawn_web_env(&cfg, "run", &log, env);
         let wb = WebBox {
             dir,
             cfg,
@@ -482,7 +487,18 @@ pub fn login_form_body(html: &str, user: &str) -> String {
 /// reads its stdout until the web UI is announced (and the one-time admin password, if one was
 /// made), then keeps draining it so the child never blocks on a full pipe.
 pub fn spawn_web(cfg: &std::path::Path, sub: &str, log: &std::path::Path) -> (Child, String) {
+    spawn_web_env(cfg, sub, log, &[])
+}
+
+/// [`spawn_web`] with extra environment variables.
+pub fn spawn_web_env(
+    cfg: &std::path::Path,
+    sub: &str,
+    log: &std::path::Path,
+    env: &[(String, String)],
+) -> (Child, String) {
     let mut child = Command::new(bin())
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .arg("--config")
         .arg(cfg)
         .arg(sub)
