@@ -67,6 +67,12 @@ customer_channel = 1
 impl WebBox {
     /// Starts `callrec run` with `server_extra` lines added to `[server]`.
     pub fn start(server_extra: &str) -> WebBox {
+        Self::start_with(server_extra, &seats())
+    }
+
+    /// Starts `callrec run` with `server_extra` lines added to `[server]` (which may open
+    /// further sections) and these `[[seat]]`s.
+    pub fn start_with(server_extra: &str, seats: &str) -> WebBox {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let cfg = dir.path().join("callrec.toml");
@@ -75,7 +81,7 @@ impl WebBox {
             format!(
                 "[box]\nid = \"web-box\"\nworkers = 2\n[storage]\ndir = \"{}\"\n[server]\nbind = \"127.0.0.1:{port}\"\ntls = false\n{server_extra}\n{}",
                 dir.path().join("store").display(),
-                seats()
+                seats
             ),
         )
         .unwrap();
