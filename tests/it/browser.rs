@@ -1485,6 +1485,7 @@ fn supervisor_watches_the_floor_in_chromium() {
         &format!("{}.dataset.state === 'recording'", row("busy")),
     );
     let took = t0.elapsed();
+    eprintln!("floor: the seat showed `recording` {took:?} after `callrec call start` returned");
     assert!(
         took <= Duration::from_millis(2500),
         "the floor showed the call after {took:?}"
