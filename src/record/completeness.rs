@@ -209,3 +209,82 @@ impl Rules {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testutil::{TempStore, TestCall, TestResult};
+
+    /// A finished call on s1 at minute `n` with these loudest frames (None: paused throughout).
+    fn call(
+        conn: &Connection,
+        n: u32,
+        secs: u64,
+        agent: Option<f32>,
+        customer: Option<f32>,
+    ) -> TestResult<i64> {
+        let id = TestCall::new()
+            .seat("s1")
+            .started_at(&format!("2026-12-05T10:{n:02}:00.000Z"))
+            .duration_ms(secs * 1000)
+            .finalized("complete")
+            .insert(conn)?
+            .id;
+        conn.execute(
+            "INSERT INTO call_metrics (call_id, agent_talk_ms, customer_talk_ms, dead_air_count,
+                 dead_air_total_ms, dead_air_longest_ms, overtalk_count, overtalk_total_ms,
+                 agent_interruptions, longest_silence_ms, detail)
+             VALUES (?1, 0, 0, 0, 0, 0, 0, 0, 0, 0, '{}')",
+            [id],
+        )?;
+        completeness::put_loudest(conn, id, agent, customer)?;
+        Ok(id)
+    }
+
+    fn silent_alarm(conn: &Connection) -> Option<String> {
+        alarms::active(conn)
+            .ok()?
+            .into_iter()
+            .find(|a| a.kind == alarms::SILENT_CHANNEL && a.subject == "s1")
+            .map(|a| a.detail)
+    }
+
+    #[test]
+    fn a_run_needs_the_same_party_and_a_heard_call_clears() -> TestResult {
+        let TempStore { dir, conn } = TempStore::new()?;
+        let text = format!(
+            "[box]\nid = \"b\"\n[storage]\ndir = {:?}\n[alarms]\nsilent_calls_in_row = 2\n[[seat]]\nid = \"s1\"\n[[seat.input]]\nkind = \"synthetic\"\nagent_channel = 0\ncustomer_channel = 1\n",
+            dir.path().display().to_string()
+        );
+        let rules = Rules::new(&Config::parse(&text, std::path::Path::new("t.toml"))?);
+        let t = "2026-12-05T11:00:00.000Z";
+        let judge = |n, secs, a, c| -> TestResult<Option<String>> {
+            call(&conn, n, secs, a, c)?;
+            rules.after_call(&conn, "s1", t);
+            Ok(silent_alarm(&conn))
+        };
+        // Short calls: the agent unheard, then the customer: two ordinary calls, no run.
+        assert_eq!(judge(1, 5, Some(-120.0), Some(-20.0))?, None);
+        assert_eq!(judge(2, 5, Some(-20.0), Some(-75.0))?, None);
+        // The customer unheard twice in a row: a run of 2.
+        let c3 = call(&conn, 3, 5, Some(-20.0), Some(-61.0))?;
+        rules.after_call(&conn, "s1", t);
+        let expected = format!(
+            "customer under -60 dBFS through the last 2 calls ({c3}, {})",
+            c3 - 1
+        );
+        assert_eq!(silent_alarm(&conn), Some(expected.clone()));
+        // Paused throughout proves nothing: the alarm stays.
+        assert_eq!(judge(4, 5, None, None)?, Some(expected));
+        // Both heard: cleared.
+        assert_eq!(judge(5, 5, Some(-20.0), Some(-30.0))?, None);
+        // One call of the default 30 s or more with the agent unheard is enough.
+        let c6 = call(&conn, 6, 40, Some(-90.0), Some(-30.0))?;
+        rules.after_call(&conn, "s1", t);
+        assert_eq!(
+            silent_alarm(&conn),
+            Some(format!("agent under -60 dBFS through call {c6} (40 s)"))
+        );
+        Ok(())
+    }
+}
