@@ -111,9 +111,54 @@ pub fn parse_bound(s: &str) -> Option<String> {
         .map(|dt| format_utc(dt.and_utc()))
 }
 
+/// The box-local calendar day `day` (`YYYY-MM-DD`; `None`: the day it is at `now`) as the
+/// day and the UTC bounds `[from, to)` of its local midnights (23 or 25 hours across a DST
+/// change). `None` when `day` is not a date.
+pub fn local_day(day: Option<&str>, now: DateTime<Utc>) -> Option<(String, String, String)> {
+    use chrono::{Local, NaiveDate, TimeZone};
+    let date = match day {
+        Some(d) => NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").ok()?,
+        None => now.with_timezone(&Local).date_naive(),
+    };
+    // A midnight skipped by a DST change: the day starts at the first instant after it.
+    let midnight = |d: NaiveDate| {
+        let t = d.and_hms_opt(0, 0, 0)?;
+        Local
+            .from_local_datetime(&t)
+            .earliest()
+            .or_else(|| {
+                Local
+                    .from_local_datetime(&(t + chrono::Duration::hours(1)))
+                    .earliest()
+            })
+            .map(|l| format_utc(l.with_timezone(&Utc)))
+    };
+    let next = date.succ_opt()?;
+    Some((date.to_string(), midnight(date)?, midnight(next)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_local_day_is_its_two_midnights() {
+        let now = Utc::now();
+        let Some((day, from, to)) = local_day(Some("2026-12-05"), now) else {
+            panic!("a date")
+        };
+        assert_eq!(day, "2026-12-05");
+        // December has no DST change anywhere in use: 24 h, in UTC text order.
+        let p = |s: &str| DateTime::parse_from_rfc3339(s).map(|t| t.timestamp());
+        assert_eq!(
+            p(&to).ok().zip(p(&from).ok()).map(|(t, f)| t - f),
+            Some(86_400)
+        );
+        assert!(local_day(Some("5.12.2026"), now).is_none());
+        let today = local_day(None, now).map(|(_, f, t)| (f, t));
+        let now_s = format_utc(now);
+        assert!(today.is_some_and(|(f, t)| f <= now_s && now_s < t));
+    }
 
     #[test]
     fn formats_and_adds() {

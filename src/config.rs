@@ -58,6 +58,144 @@ pub struct Config {
     /// The complaints register (store::complaints); absent: defaults.
     #[serde(default)]
     pub complaints: ComplaintsConfig,
+    /// The completeness alarms (record::completeness); absent: defaults.
+    #[serde(default)]
+    pub alarms: AlarmsConfig,
+}
+
+/// `[alarms]`: when a seat's recording is suspect (docs/admin.md, "Completeness alarms").
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmsConfig {
+    /// A party whose loudest 20 ms frame (RMS) over a call's unpaused audio stays under this
+    /// was not heard at all. Default -60 dBFS: a headset's idle line noise is around -70, the
+    /// quietest speech over -45 (ITU-T P.56 active speech sits near -26 dBov).
+    #[serde(default = "default_noise_floor_dbfs")]
+    pub noise_floor_dbfs: f64,
+    /// Alarm `silent_channel` after one call at least this long with a party not heard.
+    #[serde(default = "default_silent_call_min_s")]
+    pub silent_call_min_s: u64,
+    /// ... or after this many calls in a row, of any length, with the same party not heard.
+    #[serde(default = "default_silent_calls_in_row")]
+    pub silent_calls_in_row: u32,
+    /// Alarm `idle_logged_in` when an agent is logged in at a `control` seat and no call came
+    /// for this long in working hours; 0 turns the alarm off.
+    #[serde(default = "default_idle_logged_in_s")]
+    pub idle_logged_in_s: u64,
+    /// `HH:MM-HH:MM`, the box's local time; `00:00-24:00` is all day, and a start after the
+    /// end spans midnight (`22:00-06:00`).
+    #[serde(default = "default_working_hours")]
+    pub working_hours: String,
+    /// Days the working hours apply (`mon` .. `sun`); default every day.
+    #[serde(default = "default_working_days")]
+    pub working_days: Vec<String>,
+}
+
+impl Default for AlarmsConfig {
+    fn default() -> Self {
+        AlarmsConfig {
+            noise_floor_dbfs: default_noise_floor_dbfs(),
+            silent_call_min_s: default_silent_call_min_s(),
+            silent_calls_in_row: default_silent_calls_in_row(),
+            idle_logged_in_s: default_idle_logged_in_s(),
+            working_hours: default_working_hours(),
+            working_days: default_working_days(),
+        }
+    }
+}
+
+fn default_noise_floor_dbfs() -> f64 {
+    -60.0
+}
+fn default_silent_call_min_s() -> u64 {
+    30
+}
+fn default_silent_calls_in_row() -> u32 {
+    3
+}
+fn default_idle_logged_in_s() -> u64 {
+    1800
+}
+fn default_working_hours() -> String {
+    "08:00-20:00".into()
+}
+const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+fn default_working_days() -> Vec<String> {
+    WEEKDAYS.iter().map(|d| (*d).to_owned()).collect()
+}
+
+/// Minutes of the day of `HH:MM` (`24:00` is 1440).
+fn minute_of(hh_mm: &str) -> Option<u32> {
+    let (h, m) = hh_mm.trim().split_once(':')?;
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    (m < 60 && (h < 24 || (h == 24 && m == 0))).then_some(h * 60 + m)
+}
+
+impl AlarmsConfig {
+    /// `working_hours` as (start, end) minutes of the day.
+    pub fn working_minutes(&self) -> Option<(u32, u32)> {
+        let (a, b) = self.working_hours.split_once('-')?;
+        Some((minute_of(a)?, minute_of(b)?))
+    }
+
+    /// Whether `minute` of a day (0 = midnight) of `weekday` (0 = Monday) is in working hours.
+    /// A span past midnight belongs to the day it starts on.
+    pub fn in_working_hours(&self, weekday: u32, minute: u32) -> bool {
+        let Some((start, end)) = self.working_minutes() else {
+            return false;
+        };
+        let works = |d: u32| {
+            WEEKDAYS
+                .get(d as usize % 7)
+                .is_some_and(|n| self.working_days.iter().any(|w| w == n))
+        };
+        if start <= end {
+            works(weekday) && (start..end).contains(&minute)
+        } else {
+            (works(weekday) && minute >= start) || (works((weekday + 6) % 7) && minute < end)
+        }
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        if !(-120.0..=0.0).contains(&self.noise_floor_dbfs) {
+            return Err((
+                "alarms.noise_floor_dbfs".into(),
+                "must be -120 ..= 0 dBFS (default -60)".into(),
+            ));
+        }
+        if self.silent_call_min_s == 0 {
+            return Err((
+                "alarms.silent_call_min_s".into(),
+                "must be at least 1 s (default 30)".into(),
+            ));
+        }
+        if self.silent_calls_in_row == 0 {
+            return Err((
+                "alarms.silent_calls_in_row".into(),
+                "must be at least 1 (default 3)".into(),
+            ));
+        }
+        if self.working_minutes().is_none() {
+            return Err((
+                "alarms.working_hours".into(),
+                format!(
+                    "{:?} is not HH:MM-HH:MM (default \"08:00-20:00\")",
+                    self.working_hours
+                ),
+            ));
+        }
+        if let Some(d) = self
+            .working_days
+            .iter()
+            .find(|d| !WEEKDAYS.contains(&d.as_str()))
+        {
+            return Err((
+                "alarms.working_days".into(),
+                format!("{d:?} is not one of {}", WEEKDAYS.join(", ")),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `[complaints]`: the register's final-response deadline.
@@ -1069,6 +1207,7 @@ impl Config {
             ));
         }
         self.encoder.validate().map_err(|(k, m)| bad(k, m))?;
+        self.alarms.validate().map_err(|(k, m)| bad(k, m))?;
         self.server.validate().map_err(|(k, m)| bad(k, m))?;
         if let Some(h) = &self.hub {
             h.validate().map_err(|(k, m)| bad(k, m))?;
@@ -1457,6 +1596,46 @@ customer_channel = 1
         // Today's encoder and today's synthetic input unless a config asks otherwise.
         assert_eq!(c.encoder.quiet_frames, QuietFramesMode::Encode);
         assert_eq!(c.seats[0].inputs[0].speech, SyntheticSpeech::Turns);
+        Ok(())
+    }
+
+    #[test]
+    fn alarms_default_and_working_hours() -> Result<(), ConfigError> {
+        let c = Config::parse(GOOD, Path::new("t.toml"))?;
+        assert_eq!(c.alarms.noise_floor_dbfs, -60.0);
+        assert_eq!(c.alarms.silent_call_min_s, 30);
+        assert_eq!(c.alarms.silent_calls_in_row, 3);
+        assert_eq!(c.alarms.idle_logged_in_s, 1800);
+        // 08:00-20:00 every day: 08:00 is in, 20:00 is out.
+        assert!(c.alarms.in_working_hours(6, 8 * 60));
+        assert!(!c.alarms.in_working_hours(0, 20 * 60));
+        let night = GOOD.replace(
+            "[[seat]]",
+            "[alarms]\nworking_hours = \"22:00-06:00\"\nworking_days = [\"fri\"]\n[[seat]]",
+        );
+        let c = Config::parse(&night, Path::new("t.toml"))?;
+        assert!(c.alarms.in_working_hours(4, 23 * 60), "Friday night");
+        assert!(
+            c.alarms.in_working_hours(5, 5 * 60),
+            "its morning is Saturday"
+        );
+        assert!(
+            !c.alarms.in_working_hours(4, 5 * 60),
+            "Thursday's night is off"
+        );
+        let all_day = GOOD.replace(
+            "[[seat]]",
+            "[alarms]\nworking_hours = \"00:00-24:00\"\n[[seat]]",
+        );
+        let c = Config::parse(&all_day, Path::new("t.toml"))?;
+        assert!(c.alarms.in_working_hours(2, 0) && c.alarms.in_working_hours(2, 1439));
+        let bad = GOOD.replace("[[seat]]", "[alarms]\nworking_hours = \"8-20\"\n[[seat]]");
+        assert!(err(&bad).contains("alarms.working_hours"));
+        let bad = GOOD.replace(
+            "[[seat]]",
+            "[alarms]\nworking_days = [\"monday\"]\n[[seat]]",
+        );
+        assert!(err(&bad).contains("alarms.working_days"));
         Ok(())
     }
 

@@ -15,6 +15,7 @@ mod lifecycle;
 mod media;
 mod outcomes;
 mod qa;
+mod report;
 mod targets;
 
 use anyhow::Context;
@@ -99,6 +100,12 @@ enum Cmd {
     /// The operator's figures (calls, talk, hold, ACW, AHT, logged-in time, occupancy,
     /// conversion, survey response rate, QA and compliance) of an agent or a team over a period.
     Figures(figures::FiguresArgs),
+    /// Reports from the index: `completeness` (calls announced vs recorded, one-sided calls,
+    /// gaps and drops per seat for a day).
+    Report {
+        #[command(subcommand)]
+        cmd: report::ReportCmd,
+    },
     /// Goals for the figures of a team or a campaign, and how the actual figures compare.
     Targets {
         #[command(subcommand)]
@@ -189,6 +196,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Complaints { cmd } => complaints::complaints(&load()?, cmd),
         Cmd::Figures(a) => figures::figures(&load()?, a),
         Cmd::Targets { cmd } => targets::targets(&load()?, cmd),
+        Cmd::Report { cmd } => report::report(&load()?, cmd),
         Cmd::Qa { cmd } => qa::qa(&load()?, cmd),
         Cmd::Transcript { cmd } => qa::transcript(&load()?, cmd),
         Cmd::Import(a) => media::import(&load()?, a),

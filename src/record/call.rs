@@ -503,7 +503,22 @@ fn finalize_inner(conn: &Connection, c: Closed, end_reason: &str) -> Result<i64,
     if let Err(e) = store::metrics::put(conn, id, &metrics) {
         tracing::warn!(call_id = id, "storing call metrics: {e}");
     }
+    // Each party's loudest frame: what the completeness alarms and report judge a call by
+    // (record::completeness). Paused frames are -inf: they prove nothing about the input.
+    let (agent, customer) = (loudest(&c.levels.agent), loudest(&c.levels.customer));
+    if let Err(e) = store::completeness::put_loudest(conn, id, agent, customer) {
+        tracing::warn!(call_id = id, "storing the parties' loudest frames: {e}");
+    }
     Ok(id)
+}
+
+/// The highest finite level of a party's frames (dBFS), `None` if every frame was paused.
+fn loudest(levels_dbfs: &[f32]) -> Option<f32> {
+    levels_dbfs
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .reduce(f32::max)
 }
 
 impl Storage {

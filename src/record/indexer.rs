@@ -20,6 +20,7 @@
 //! for, and never drop a job's replies unanswered.
 
 use super::call::{self, CallError, CallWriter, Closed, Storage};
+use super::completeness::Rules;
 use super::control::Response;
 use super::disk_guard;
 use super::seat_error::SeatError;
@@ -119,6 +120,15 @@ pub enum Job {
     },
     /// Durable lengths after the syncer's fsyncs.
     Progress(Vec<Progress>),
+    /// The CTI announced a call at `seat` (a control `start`, at `at_utc`): `Ok` the call it
+    /// made (queued after that call's `Start`), `Err` why the seat refused it.
+    Announced {
+        seat: String,
+        at_utc: String,
+        call: Result<CallToken, String>,
+    },
+    /// Time to evaluate the `idle_logged_in` alarm (record::completeness), at `now`.
+    CheckIdle { now: chrono::DateTime<chrono::Utc> },
 }
 
 impl Job {
@@ -132,7 +142,10 @@ impl Job {
             | Job::Outcome { call, .. }
             | Job::End { call, .. }
             | Job::Reply { call, .. } => Some(*call),
-            Job::AgentState { .. } | Job::Progress(_) => None,
+            Job::AgentState { .. }
+            | Job::Progress(_)
+            | Job::Announced { .. }
+            | Job::CheckIdle { .. } => None,
         }
     }
 
@@ -146,7 +159,10 @@ impl Job {
             | Job::End { replies, .. }
             | Job::AgentState { replies, .. }
             | Job::Reply { replies, .. } => Some(replies),
-            Job::Outcome { .. } | Job::Progress(_) => None,
+            Job::Outcome { .. }
+            | Job::Progress(_)
+            | Job::Announced { .. }
+            | Job::CheckIdle { .. } => None,
         }
     }
 
@@ -188,15 +204,18 @@ pub struct Indexer {
     /// Interval tokens to (call token, interval row id).
     /// Open intervals: their call, row id and kind (`pause`, `hold`, ...).
     intervals: HashMap<IntervalToken, (CallToken, i64, &'static str)>,
+    /// The completeness alarms, judged here where the index is.
+    rules: Rules,
 }
 
 impl Indexer {
-    pub fn new(conn: Connection, storage: Storage) -> Self {
+    pub fn new(conn: Connection, storage: Storage, rules: Rules) -> Self {
         Indexer {
             conn,
             storage,
             calls: HashMap::new(),
             intervals: HashMap::new(),
+            rules,
         }
     }
 
@@ -438,6 +457,8 @@ impl Indexer {
                     if let Err(e) = store::agent_states::settle_call(&self.conn, *row) {
                         tracing::warn!(call_id = row, "storing the call's talk and hold: {e}");
                     }
+                    self.rules
+                        .after_call(&self.conn, &state.seat, &crate::clock::utc_now());
                 }
                 // The call is finished either way; its client learns the outcome is missing.
                 let outcome_error = self
@@ -494,6 +515,21 @@ impl Indexer {
                 let result = self.with_row(call, |_, _, row| Ok(row));
                 answer(replies, result);
             }
+            Job::Announced { seat, at_utc, call } => {
+                let outcome = match &call {
+                    Ok(token) => match self.calls.get(token) {
+                        Some(CallState { row: Some(row), .. }) => Ok(*row),
+                        Some(CallState {
+                            start_error: Some(why),
+                            ..
+                        }) => Err(why.as_str()),
+                        _ => Err("the call ended before the index had it"),
+                    },
+                    Err(why) => Err(why.as_str()),
+                };
+                self.rules.after_start(&self.conn, &seat, &at_utc, outcome);
+            }
+            Job::CheckIdle { now } => self.rules.check_idle(&self.conn, now),
             Job::Progress(batch) => {
                 if let Err(e) = store::update_progress(&self.conn, &batch) {
                     tracing::error!("recording progress in the index: {e}");

@@ -9,6 +9,7 @@
 //! a seat before recovery has run.
 
 pub mod call;
+pub mod completeness;
 pub mod control;
 pub mod disk_guard;
 pub mod indexer;
@@ -185,9 +186,12 @@ pub fn run(
         cfg.encoder.clone(),
         guard_handle.clone(),
     );
+    let rules = completeness::Rules::new(&cfg);
     let indexer = std::thread::Builder::new()
         .name("indexer".into())
-        .spawn(move || indexer::Indexer::new(conn, storage).run(index_rx))?;
+        .spawn(move || indexer::Indexer::new(conn, storage, rules).run(index_rx))?;
+    // The idle alarm is judged on the indexer, every IDLE_CHECK, until the signal to stop.
+    let idle_index = index_tx.clone();
     let (sync_tx, sync_rx) = mpsc::channel();
     let sync_index = index_tx.clone();
     let syncer = std::thread::Builder::new()
@@ -220,7 +224,14 @@ pub fn run(
 
     tracing::info!(seats = cfg.seats.len(), workers = workers.handles.len(), storage = %dir.display(), socket = %sock_path.display(), "recorder running");
     sd_notify("READY=1");
-    wait_for_signal(&term, &workers.heartbeats);
+    let idle_clock = ctx.clock.clone();
+    wait_for_signal(&term, &workers.heartbeats, || {
+        let _ = idle_index.send(indexer::Job::CheckIdle {
+            now: idle_clock.now_utc(),
+        });
+    });
+    // The indexer ends once every sender is gone.
+    drop(idle_index);
 
     tracing::info!("stopping: finishing open calls");
     sd_notify("STOPPING=1");
@@ -441,12 +452,18 @@ fn bind_control_socket(
     Ok(listener)
 }
 
-/// Waits for SIGTERM/SIGINT, telling systemd's watchdog every 2 s that the recorder is alive.
-fn wait_for_signal(term: &AtomicBool, heartbeats: &[Arc<AtomicU64>]) {
+/// Waits for SIGTERM/SIGINT, telling systemd's watchdog every 2 s that the recorder is alive,
+/// and calling `check_idle` every [`completeness::IDLE_CHECK`].
+fn wait_for_signal(term: &AtomicBool, heartbeats: &[Arc<AtomicU64>], mut check_idle: impl FnMut()) {
     let mut last_beats: Vec<u64> = vec![0; heartbeats.len()];
     let mut last_watchdog = Instant::now();
+    let mut last_idle_check = Instant::now();
     while !term.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
+        if last_idle_check.elapsed() >= completeness::IDLE_CHECK {
+            check_idle();
+            last_idle_check = Instant::now();
+        }
         if last_watchdog.elapsed() >= Duration::from_secs(2) {
             // Only tell the watchdog we are alive if every worker made progress.
             let beats: Vec<u64> = heartbeats

@@ -144,6 +144,9 @@ pub trait SeatIo {
     /// Records a state the CTI reported for the seat's agent, timed now, and answers `reply`
     /// once it is stored (or refused: a wrap-up with no call to wrap up).
     fn agent_state(&mut self, seat: &str, change: AgentChange, reply: Reply);
+    /// The CTI announced a call at `seat` (a control `start`, now): `Ok` the call the seat
+    /// started for it, `Err` why the seat refused it. For the completeness report and alarm.
+    fn announced(&mut self, seat: &str, call: Result<CallToken, String>);
 }
 
 /// A CTI agent state for [`SeatIo::agent_state`].
@@ -671,6 +674,15 @@ impl SeatIo for StoreIo<'_> {
             replies: vec![reply],
         });
     }
+
+    fn announced(&mut self, seat: &str, call: Result<CallToken, String>) {
+        // Queued after the call's start, so the indexer knows its row (or why it failed).
+        self.outbox.push(Job::Announced {
+            seat: seat.to_owned(),
+            at_utc: self.ctx.clock.utc_string(),
+            call,
+        });
+    }
 }
 
 /// Sets in `into` the fields `from` names (as `store::update_meta` does in the row).
@@ -725,7 +737,8 @@ mod tests {
             guard.clone(),
         );
         let (index_tx, index_rx) = mpsc::channel();
-        let indexer = std::thread::spawn(move || Indexer::new(conn, storage).run(index_rx));
+        let rules = crate::record::completeness::Rules::new(&cfg);
+        let indexer = std::thread::spawn(move || Indexer::new(conn, storage, rules).run(index_rx));
         let (sync_tx, _sync_rx) = mpsc::channel();
         let ctx = CallContext::new(
             dir.path().to_owned(),

@@ -80,13 +80,21 @@ fn execute(seats: &mut [Seat], io: &mut dyn SeatIo, req: Request, reply: Reply) 
         return;
     };
     let result: Result<CallToken, _> = match req {
-        Request::Start { meta, tags, .. } => seat.start(io, meta.clone()).and_then(|id| {
-            if tags.is_empty() {
-                Ok(id)
-            } else {
-                seat.tag(io, &tags, &meta)
-            }
-        }),
+        Request::Start { meta, tags, .. } => {
+            let started = seat.start(io, meta.clone());
+            // Every announced call is counted, recorded or not (record::completeness).
+            io.announced(
+                &name,
+                started.as_ref().copied().map_err(ToString::to_string),
+            );
+            started.and_then(|id| {
+                if tags.is_empty() {
+                    Ok(id)
+                } else {
+                    seat.tag(io, &tags, &meta)
+                }
+            })
+        }
         Request::Stop {
             meta,
             outcome,

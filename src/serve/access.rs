@@ -31,6 +31,10 @@ pub const AGENTS: &[Role] = &[Role::Agent];
 /// Who may download a call's evidence bundle from the browser: leads (supervisors), auditors and
 /// admins; not QA reviewers or agents (issue 13, item 3).
 pub const EXPORTERS: &[Role] = &[Role::Admin, Role::Supervisor, Role::Auditor];
+/// Who reads the completeness report (calls announced vs recorded, one-sided calls, gaps): the
+/// leads who run the floor, and auditors who must show that recording is complete; not QA
+/// reviewers or agents (issue 16 item 4).
+pub const COMPLETENESS_READERS: &[Role] = &[Role::Admin, Role::Supervisor, Role::Auditor];
 /// Who sets a call's outcome: the agent who made it and the leads over it (scope decides which
 /// calls); not QA reviewers or auditors, who judge calls rather than record their result.
 pub const OUTCOME_SETTERS: &[Role] = &[Role::Admin, Role::Supervisor, Role::Agent];

@@ -113,7 +113,8 @@ pub async fn run_search(
 }
 
 /// `GET /healthz` (public, for monitoring): 200 `ok`, or 503 naming each active alarm (disk
-/// full, disk pressure the guard could not relieve) and since when. Details stay behind login.
+/// full, disk pressure the guard could not relieve, a seat's completeness alarms with the seat)
+/// and since when. Details stay behind login.
 pub async fn healthz(State(st): State<St>) -> Response {
     let alarms = st
         .db
@@ -124,7 +125,10 @@ pub async fn healthz(State(st): State<St>) -> Response {
         Ok(a) => (
             StatusCode::SERVICE_UNAVAILABLE,
             a.iter()
-                .map(|a| format!("alarm {} since {}\n", a.kind, a.raised_at_utc))
+                .map(|a| match a.subject.as_str() {
+                    "" => format!("alarm {} since {}\n", a.kind, a.raised_at_utc),
+                    seat => format!("alarm {} seat {seat} since {}\n", a.kind, a.raised_at_utc),
+                })
                 .collect(),
         ),
         Err(_) => (
@@ -691,7 +695,8 @@ pub async fn metrics(State(st): State<St>) -> Response {
         .read_quick(|c| store::alarms::active(c).map_err(AppError::from))
         .await
         .unwrap_or_default();
-    super::metrics::render_alarms(&mut out, &alarms);
+    let seats: Vec<String> = st.cfg.seats.iter().map(|s| s.id.clone()).collect();
+    super::metrics::render_alarms(&mut out, &alarms, &seats);
     if st.cfg.archive.is_some() {
         let now = st.clock.now_utc();
         if let Ok(b) = st

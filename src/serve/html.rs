@@ -54,6 +54,9 @@ fn nav(id: &Identity) -> String {
         links.push(("/qa", "Review queue"));
         links.push(("/reports", "Reports"));
     }
+    if matches!(role, Role::Admin | Role::Supervisor) {
+        links.push(("/floor", "Floor"));
+    }
     if matches!(role, Role::Admin | Role::Auditor) {
         links.push(("/audit", "Audit log"));
     }

@@ -200,22 +200,39 @@ pub fn render_archive(out: &mut String, b: &crate::store::archive::Backlog) {
 }
 
 /// One gauge per alarm kind callrec raises: 1 while active, 0 otherwise, so an alerting rule
-/// (`callrec_alarm_active == 1`) fires on either.
-pub fn render_alarms(out: &mut String, active: &[crate::store::alarms::Alarm]) {
-    let _ = writeln!(out, "# HELP callrec_alarm_active 1 while the alarm is raised (disk_full: recording stopped; disk_pressure: the guard cannot free enough space; archive_backlog: calls wait too long to be shipped).\n# TYPE callrec_alarm_active gauge");
-    let mut kinds: Vec<&str> = vec![
-        crate::store::alarms::DISK_FULL,
-        crate::store::alarms::DISK_PRESSURE,
-        crate::store::alarms::ARCHIVE_BACKLOG,
-    ];
-    for a in active {
+/// (`callrec_alarm_active == 1`) fires on either. Box-wide kinds carry `kind` only (as they
+/// always did); the seat kinds carry `kind` and `seat`, one series per configured seat (and per
+/// other seat with an active alarm).
+pub fn render_alarms(out: &mut String, active: &[crate::store::alarms::Alarm], seats: &[String]) {
+    use crate::store::alarms::{BOX_KINDS, SEAT_KINDS};
+    let _ = writeln!(out, "# HELP callrec_alarm_active 1 while the alarm is raised (disk_full: recording stopped; disk_pressure: the guard cannot free enough space; archive_backlog: calls wait too long to be shipped; per seat: silent_channel: a party under the noise floor through a call; idle_logged_in: an agent logged in without calls; start_refused: an announced call not recorded).\n# TYPE callrec_alarm_active gauge");
+    let mut kinds: Vec<&str> = BOX_KINDS.to_vec();
+    for a in active.iter().filter(|a| a.subject.is_empty()) {
         if !kinds.contains(&a.kind.as_str()) {
-            kinds.push(&a.kind);
+            kinds.push(a.kind.as_str());
         }
     }
     for k in kinds {
-        let on = u8::from(active.iter().any(|a| a.kind == k));
+        let on = u8::from(active.iter().any(|a| a.kind == k && a.subject.is_empty()));
         let _ = writeln!(out, "callrec_alarm_active{{kind=\"{}\"}} {on}", label(k));
+    }
+    let mut pairs: Vec<(&str, &str)> = SEAT_KINDS
+        .iter()
+        .flat_map(|k| seats.iter().map(move |s| (*k, s.as_str())))
+        .collect();
+    for a in active.iter().filter(|a| !a.subject.is_empty()) {
+        if !pairs.contains(&(a.kind.as_str(), a.subject.as_str())) {
+            pairs.push((a.kind.as_str(), a.subject.as_str()));
+        }
+    }
+    for (k, seat) in pairs {
+        let on = u8::from(active.iter().any(|a| a.kind == k && a.subject == seat));
+        let _ = writeln!(
+            out,
+            "callrec_alarm_active{{kind=\"{}\",seat=\"{}\"}} {on}",
+            label(k),
+            label(seat)
+        );
     }
 }
 
@@ -248,7 +265,8 @@ mod tests {
             assert!(out.lines().any(|l| l == line), "{line} missing in:\n{out}");
         }
         let mut alarms = String::new();
-        render_alarms(&mut alarms, &[]);
+        render_alarms(&mut alarms, &[], &["s1".to_owned()]);
         assert!(alarms.contains("callrec_alarm_active{kind=\"archive_backlog\"} 0"));
+        assert!(alarms.contains("callrec_alarm_active{kind=\"silent_channel\",seat=\"s1\"} 0"));
     }
 }

@@ -19,6 +19,7 @@ pub mod db;
 pub mod error;
 pub mod export_api;
 pub mod figures_api;
+pub mod floor;
 pub mod guard;
 pub mod holds_pages;
 pub mod html;

@@ -27,6 +27,7 @@ const OUTCOME_JS: &str = include_str!("assets/outcome.js");
 const COMPLAINT_JS: &str = include_str!("assets/complaint.js");
 const QA_JS: &str = include_str!("assets/qa.js");
 const LIVE_JS: &str = include_str!("assets/live.js");
+const FLOOR_JS: &str = include_str!("assets/floor.js");
 
 /// `GET /static/{name}`: a fixed set of names; nothing is read from disk.
 pub async fn static_asset(Path(name): Path<String>) -> Response {
@@ -40,6 +41,7 @@ pub async fn static_asset(Path(name): Path<String>) -> Response {
         "complaint.js" => (COMPLAINT_JS, "text/javascript; charset=utf-8"),
         "qa.js" => (QA_JS, "text/javascript; charset=utf-8"),
         "live.js" => (LIVE_JS, "text/javascript; charset=utf-8"),
+        "floor.js" => (FLOOR_JS, "text/javascript; charset=utf-8"),
         _ => return AppError::not_found("no such asset").into_response(),
     };
     (

@@ -6,13 +6,14 @@
 //! has no expectation for.
 
 use super::access::{
-    Access, Rule, ADMINS, AGENTS, APPELLANTS, AUDITORS, EVERYONE, EXPORTERS, OUTCOME_SETTERS,
-    REVIEWERS, SUPERVISORS,
+    Access, Rule, ADMINS, AGENTS, APPELLANTS, AUDITORS, COMPLETENESS_READERS, EVERYONE, EXPORTERS,
+    OUTCOME_SETTERS, REVIEWERS, SUPERVISORS,
 };
 use super::state::St;
 use super::{
-    api, calibration_api, complaints_api, compliance_api, export_api, figures_api, holds_pages,
-    live, login, operator, outcomes_api, pages, qa_api, qa_pages, reports, stream, targets_api,
+    api, calibration_api, complaints_api, compliance_api, export_api, figures_api, floor,
+    holds_pages, live, login, operator, outcomes_api, pages, qa_api, qa_pages, reports, stream,
+    targets_api,
 };
 use axum::handler::Handler;
 use axum::http::Method;
@@ -124,6 +125,13 @@ fn build() -> Builder {
     .get("/api/audit", Roles(AUDITORS), api::audit)
     .audited()
     .get("/api/seats", Roles(SUPERVISORS), api::seats)
+    .get("/api/floor", Roles(SUPERVISORS), floor::api_floor)
+    .get("/floor", Roles(SUPERVISORS), floor::page_floor)
+    .get(
+        "/api/reports/completeness",
+        Roles(COMPLETENESS_READERS),
+        floor::api_completeness,
+    )
     // Live listening (404 while `[server] live_listen` is false, and at the hub): audited.
     .get("/live/{seat}", Roles(SUPERVISORS), live::page_view)
     .get("/api/live/{seat}/audio", Roles(SUPERVISORS), live::audio)

@@ -16,6 +16,7 @@ pub mod archive;
 pub mod audit;
 pub mod calibration;
 pub mod complaints;
+pub mod completeness;
 pub mod compliance;
 pub mod error;
 pub mod figures;
@@ -89,6 +90,7 @@ const MIGRATIONS: &[Migration] = &[
     migration!("0018_archive_lock.sql"),
     migration!("0019_orders.sql"),
     migration!("0020_complaints.sql"),
+    migration!("0021_completeness_alarms.sql"),
 ];
 
 pub fn schema_version() -> i64 {

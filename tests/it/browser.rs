@@ -1632,4 +1632,78 @@ fn supervisor_listens_live_in_chromium_within_two_seconds() {
     drop(b);
     drop(wb);
     drop(feeder);
+
+/// A supervisor watches the floor (`/floor`) in Chromium: every seat is listed with its state,
+/// a seat turns from idle to recording within ~2 s of `callrec call start` without a reload, a
+/// seat's `silent_channel` alarm appears on its row, and each row links to `/live/{seat}`.
+#[test]
+fn supervisor_watches_the_floor_in_chromium() {
+    let wav_dir = tempfile::tempdir().unwrap();
+    let wb = WebBox::start_with(
+        "\n[alarms]\nsilent_call_min_s = 1\nidle_logged_in_s = 0\n",
+        &super::completeness::quiet_seats(wav_dir.path(), 60.0),
+        &[],
+    );
+    wb.add_user("sup", "supervisor", &[]);
+    let b = Browser::start();
+    browser_login(&b, &wb, "sup", "/floor");
+    let row =
+        |seat: &str| format!("document.querySelector('#floor-seats tr[data-seat=\"{seat}\"]')");
+    b.wait_js(
+        "both seats listed, idle",
+        &format!(
+            "document.querySelectorAll('#floor-seats tr').length === 2 && {}.dataset.state === 'idle' && {}.dataset.state === 'idle'",
+            row("quiet"),
+            row("busy")
+        ),
+    );
+    // Set on this document: still there afterwards means the page was never reloaded.
+    b.js("window.floorNotReloaded = true; return true;");
+    wb.cli(&["call", "start", "--seat", "busy"]);
+    let t0 = Instant::now();
+    b.wait_js(
+        "busy recording",
+        &format!("{}.dataset.state === 'recording'", row("busy")),
+    );
+    let took = t0.elapsed();
+    eprintln!("floor: the seat showed `recording` {took:?} after `callrec call start` returned");
+    assert!(
+        took <= Duration::from_millis(2500),
+        "the floor showed the call after {took:?}"
+    );
+    assert_eq!(b.js("return window.floorNotReloaded === true;"), true);
+    // The recording row shows its levels as meters.
+    let meters = b.js(&format!(
+        "return {}.querySelectorAll('meter.level').length;",
+        row("busy")
+    ));
+    assert_eq!(meters, 2);
+    wb.cli(&["call", "stop", "--seat", "busy"]);
+
+    // A call on quiet, whose customer channel is silent: its alarm shows on its row.
+    wb.record_call("quiet", 1.5, &[]);
+    let kind = b.wait_js(
+        "the silent_channel alarm on quiet's row",
+        &format!(
+            "{}.querySelector('li.alarm') && {}.querySelector('li.alarm').dataset.kind",
+            row("quiet"),
+            row("quiet")
+        ),
+    );
+    assert_eq!(kind, "silent_channel");
+    assert_eq!(
+        b.js(&format!(
+            "return {}.querySelectorAll('li.alarm').length;",
+            row("busy")
+        )),
+        0
+    );
+    let href = b.js(&format!(
+        "return {}.querySelector('a[href^=\"/live/\"]').getAttribute('href');",
+        row("quiet")
+    ));
+    assert_eq!(href, "/live/quiet");
+    assert_eq!(b.js("return window.floorNotReloaded === true;"), true);
+    b.save_screenshot("floor.png");
+    b.assert_no_console_errors("on the floor page");
 }

@@ -15,6 +15,7 @@ mod check;
 mod cli;
 mod common;
 mod complaints;
+mod completeness;
 mod crash;
 mod disk_full;
 mod docs;

@@ -303,6 +303,31 @@ fn cases(ids: &Ids, role: &str) -> Vec<Case> {
             "",
             String::new(),
             [401, 404, 403, 403, 403, 403, 404],
+        // The floor overview: supervisors and admins (as /api/seats).
+        c(
+            "GET",
+            "/api/floor",
+            "/api/floor".into(),
+            "",
+            String::new(),
+            [401, 200, 403, 403, 403, 403, 200],
+        ),
+        c(
+            "GET",
+            "/floor",
+            "/floor".into(),
+            "",
+            String::new(),
+            [303, 200, 403, 403, 403, 403, 200],
+        ),
+        // The completeness report: supervisors, auditors and admins.
+        c(
+            "GET",
+            "/api/reports/completeness",
+            "/api/reports/completeness?day=2026-12-05".into(),
+            "",
+            String::new(),
+            [401, 200, 403, 403, 200, 403, 200],
         ),
         c(
             "GET",

@@ -258,6 +258,9 @@ impl SeatIo for Rows {
 
     fn set_outcome(&mut self, _call: i64, _outcome: crate::record::indexer::StopOutcome) {}
 
+    // The announcement log is the indexer's (record::completeness); the seat only reports it.
+    fn announced(&mut self, _seat: &str, _call: Result<i64, String>) {}
+
     fn agent_state(
         &mut self,
         _seat: &str,
