@@ -22,6 +22,9 @@
 # HOW TO RUN
 #   benches/quiet_quality.sh
 #   PYTHON=/path/to/venv/bin/python benches/quiet_quality.sh      # a Python with numpy + pesq
+#   MODES="encode low:1 low:3" benches/quiet_quality.sh                # which quiet_frames modes;
+#                                           low:N = quiet frames at complexity N (default
+#                                           "encode low low:2 dtx")
 #
 # Needs: espeak-ng, sox, opusinfo, opusdec, ffmpeg, ffprobe, python3 with numpy and pesq
 # (`pip install numpy pesq`).
@@ -33,6 +36,7 @@ CALLREC=${CALLREC:-$repo/target/release/callrec}
 COMPLEXITY=${COMPLEXITY:-5}
 PYTHON=${PYTHON:-python3}
 KEEP=${KEEP:-0}
+MODES=${MODES:-encode low low:2 dtx}
 
 die() { echo "quiet_quality: FAIL: $*" >&2; exit 1; }
 log() { echo "quiet_quality: $*" >&2; }
@@ -111,9 +115,12 @@ EOF
 
 declare -a REPORT=()
 for case_ in normal quiet; do
-    for mode in encode low dtx; do
+    for mode in $MODES; do
+        # `low:N` = quiet frames at complexity N (`encoder.quiet_complexity`).
+        args=(--quiet-frames "${mode%%:*}")
+        [[ $mode != *:* ]] || args+=(--quiet-complexity "${mode#*:}")
         out=$work/${case_}_$mode.opus
-        "$CALLREC" encode --complexity "$COMPLEXITY" --quiet-frames "$mode" "$work/$case_.wav" "$out" >/dev/null
+        "$CALLREC" encode --complexity "$COMPLEXITY" "${args[@]}" "$work/$case_.wav" "$out" >/dev/null
         info=$(opusinfo "$out" 2>&1) || { echo "$info" >&2; die "opusinfo rejected $out"; }
         if grep -qi WARNING <<<"$info"; then grep -i WARNING <<<"$info" >&2; die "opusinfo warnings for $out"; fi
         dur=$(ffprobe -v error -show_entries format=duration -of default=nw=1:nk=1 "$out")

@@ -46,6 +46,9 @@
 #   QUIET      [encoder] quiet_frames (src/codec/quiet.rs): encode (callrec's default: every frame
 #              encoded alike), low (a party's quiet frames at complexity 0) or dtx (quiet frames
 #              skip the encoder); unset = the binary's default
+#   RATE       the synthetic inputs' capture rate_hz; unset = left out of the config, so the
+#              recorder captures at the encoder's rate (16000, no resampling; src/capture/rate.rs);
+#              RATE=48000 = every figure before issue 9 item 3 (48 kHz capture, resampled)
 #   TASKSET    CPU list to pin the daemon to (e.g. 0 for one core); unset = all cores
 #   TMPROOT    where temporary stores are created (default /tmp); each is removed afterwards
 #   KEEP=1     keep the temporary stores and daemon logs (their paths are printed)
@@ -63,6 +66,7 @@ WORKERS=${WORKERS:-0}
 COMPLEXITY=${COMPLEXITY:-5}
 INPUT=${INPUT:-conversation}
 QUIET=${QUIET:-}
+RATE=${RATE:-}
 TASKSET=${TASKSET:-}
 TMPROOT=${TMPROOT:-/tmp}
 KEEP=${KEEP:-0}
@@ -125,6 +129,7 @@ write_config() {
             printf '\n[[seat]]\nid = "seat%03d"\nmode = "continuous"\nroll_interval_s = 3600\n' "$i"
             printf '[[seat.input]]\nkind = "synthetic"\nseed = %d\nagent_channel = 0\ncustomer_channel = 1\n' "$i"
             [[ $INPUT == turns ]] || printf 'speech = "%s"\n' "$INPUT"
+            [[ -z $RATE ]] || printf 'rate_hz = %d\n' "$RATE"
         done
     } >"$cfg"
 }
@@ -275,7 +280,7 @@ EOF
 done
 
 echo
-echo "### Seat capacity — INPUT=$INPUT, QUIET=${QUIET:-default}, synthetic 48 kHz 2-ch inputs, continuous mode, ${DURATION} s after ${WARMUP} s warm-up, $NCPU CPU(s)${TASKSET:+ (taskset -c $TASKSET)}, workers = $WORKERS, encoder complexity = $COMPLEXITY"
+echo "### Seat capacity — INPUT=$INPUT, QUIET=${QUIET:-default}, synthetic 2-ch inputs at ${RATE:-the encoder rate}, continuous mode, ${DURATION} s after ${WARMUP} s warm-up, $NCPU CPU(s)${TASKSET:+ (taskset -c $TASKSET)}, workers = $WORKERS, encoder complexity = $COMPLEXITY"
 echo
 echo "| seats | dropped frames | worst max_lag_ms | worst max_page_latency_ms | RSS MB | peak RSS MB | CPU % | CPU % per seat | MB per call-hour | load avg at end (1/5/15 min) | result |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"

@@ -839,6 +839,11 @@ pub struct EncoderConfig {
     /// encoder. Both save CPU and cost some PESQ (benches/RESULTS.md, issue 9).
     #[serde(default)]
     pub quiet_frames: QuietFramesMode,
+    /// With `quiet_frames = "low"`: the complexity quiet frames are encoded at (0 ..=
+    /// `complexity`). 0 saves the most CPU; 2 keeps PESQ-WB within 0.03 of encoding every
+    /// frame (benches/RESULTS.md, issue 9).
+    #[serde(default)]
+    pub quiet_complexity: u32,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -871,6 +876,7 @@ impl Default for EncoderConfig {
             complexity: default_complexity(),
             frame_ms: default_frame_ms(),
             quiet_frames: QuietFramesMode::default(),
+            quiet_complexity: 0,
         }
     }
 }
@@ -934,12 +940,23 @@ pub struct DeviceConfig {
     pub pcm: String,
     /// Channels the device is opened with (1..=64); seats use channels 0 ..= channels-1.
     pub channels: u16,
-    #[serde(default = "default_input_rate_hz")]
+    /// Capture rate; absent (or 0): the encoder's rate when the device offers it, otherwise
+    /// 48000 Hz (see [`AUTO_RATE_HZ`]).
+    #[serde(default)]
     pub rate_hz: u32,
     /// Device period in frames (cpal `BufferSize::Fixed`).
     #[serde(default = "default_buffer_frames")]
     pub buffer_frames: u32,
 }
+
+/// `rate_hz` absent or 0 on an input or `[[device]]`: the recorder picks the capture rate when
+/// it starts (`capture::rate::resolve`): the encoder's rate when the device offers it, so
+/// nothing has to be resampled (issue 9 item 3), otherwise [`FALLBACK_CAPTURE_RATE_HZ`]; a
+/// synthetic input takes the encoder's rate, a file input its WAV's rate.
+pub const AUTO_RATE_HZ: u32 = 0;
+/// The capture rate when the encoder's is not offered (or the device is absent at start):
+/// what nearly every USB, PCIe and AES67 interface offers.
+pub const FALLBACK_CAPTURE_RATE_HZ: u32 = 48_000;
 
 /// Most channels a `[[device]]` may be opened with: a MADI or 64-channel Dante card.
 pub const MAX_DEVICE_CHANNELS: u16 = 64;
@@ -1019,7 +1036,8 @@ pub struct InputConfig {
     pub device: Option<String>,
     /// WAV path for `file` inputs.
     pub path: Option<PathBuf>,
-    #[serde(default = "default_input_rate_hz")]
+    /// Capture rate; absent (or 0): picked at start (see [`AUTO_RATE_HZ`]).
+    #[serde(default)]
     pub rate_hz: u32,
     #[serde(default = "default_channels")]
     pub channels: u16,
@@ -1054,9 +1072,6 @@ pub enum SyntheticSpeech {
     Continuous,
 }
 
-fn default_input_rate_hz() -> u32 {
-    48000
-}
 fn default_channels() -> u16 {
     2
 }
@@ -1316,11 +1331,11 @@ impl Config {
                     format!("must be 1..={MAX_DEVICE_CHANNELS}"),
                 ));
             }
-            if !(4000..=192_000).contains(&d.rate_hz) {
+            if d.rate_hz != AUTO_RATE_HZ && !(4000..=192_000).contains(&d.rate_hz) {
                 return Err((
                     key("rate_hz"),
                     format!(
-                        "{} Hz is not a usable capture rate (4000-192000)",
+                        "{} Hz is not a usable capture rate (4000-192000; leave it out to let the recorder pick)",
                         d.rate_hz
                     ),
                 ));
@@ -1459,6 +1474,12 @@ impl EncoderConfig {
         if self.complexity > 10 {
             return Err(("encoder.complexity".into(), "must be 0..=10".into()));
         }
+        if self.quiet_complexity > self.complexity {
+            return Err((
+                "encoder.quiet_complexity".into(),
+                format!("must be 0..={} (encoder.complexity)", self.complexity),
+            ));
+        }
         if ![10, 20, 40, 60].contains(&self.frame_ms) {
             return Err(("encoder.frame_ms".into(), "must be 10, 20, 40 or 60".into()));
         }
@@ -1485,11 +1506,11 @@ fn validate_inputs(seat: &SeatConfig) -> Result<(), (String, String)> {
     let mut customers = 0;
     for (j, input) in seat.inputs.iter().enumerate() {
         let key = |field: &str| format!("input[{j}].{field}");
-        if !(4000..=192_000).contains(&input.rate_hz) {
+        if input.rate_hz != AUTO_RATE_HZ && !(4000..=192_000).contains(&input.rate_hz) {
             return Err((
                 key("rate_hz"),
                 format!(
-                    "{} Hz is not a usable capture rate (4000-192000)",
+                    "{} Hz is not a usable capture rate (4000-192000; leave it out to let the recorder pick)",
                     input.rate_hz
                 ),
             ));
@@ -1681,6 +1702,13 @@ customer_channel = 1
 
     #[test]
     fn bad_rate_named() {
+        let e = err(&format!(
+            "{GOOD}\n[encoder]\nquiet_frames = \"low\"\nquiet_complexity = 6\n"
+        ));
+        assert!(
+            e.contains("encoder.quiet_complexity") && e.contains("0..=5"),
+            "{e}"
+        );
         let e = err(&format!("{GOOD}\n[encoder]\nrate_hz = 44100\n"));
         assert!(e.contains("encoder.rate_hz") && e.contains("44100"), "{e}");
         let e = err(&GOOD.replace("agent_channel = 0", "agent_channel = 0\nrate_hz = 100"));
@@ -1804,7 +1832,7 @@ customer_channel = 1
         assert_eq!(c.devices.len(), 3);
         assert_eq!(
             (c.devices[0].rate_hz, c.devices[0].buffer_frames),
-            (48000, 960)
+            (AUTO_RATE_HZ, 960)
         );
         assert_eq!(c.devices[1].rate_hz, 44100);
         assert_eq!(

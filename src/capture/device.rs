@@ -151,6 +151,24 @@ fn pick_format(
         })
 }
 
+/// Whether the device offers `rate_hz` with `channels` channels in a sample format the
+/// recorder takes (asks only: opens no stream).
+pub fn offers_rate(id: &str, channels: u16, rate_hz: u32) -> Result<bool, CaptureError> {
+    let dev = find_device(id)?;
+    let probe = DeviceConfig {
+        name: String::new(),
+        pcm: id.into(),
+        channels,
+        rate_hz,
+        buffer_frames: rate_hz / 50,
+    };
+    match pick_format(&dev, id, &probe) {
+        Ok(_) => Ok(true),
+        Err(CaptureError::Unsupported { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Opens and starts a capture stream that fans out into a fresh ring per tap; returns the
 /// stream. Each tap's new consumer is left in its `InputShared` for the worker to take.
 pub fn open(cfg: &DeviceConfig, taps: &[Tap]) -> Result<cpal::Stream, CaptureError> {

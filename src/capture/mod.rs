@@ -3,6 +3,7 @@
 //! ring per input ([`ring::RingWriter`]), so the rest of the pipeline cannot tell them apart.
 
 pub mod device;
+pub mod rate;
 pub mod ring;
 pub mod sim;
 pub mod survey;

@@ -60,9 +60,12 @@ pub struct EncodeArgs {
     #[arg(long)]
     complexity: Option<u32>,
     /// Override encoder.quiet_frames: `dtx` (quiet frames skip the encoder), `low`
-    /// (complexity 0 for them) or `encode`.
+    /// (`--quiet-complexity` for them) or `encode`.
     #[arg(long, value_parser = ["dtx", "low", "encode"])]
     quiet_frames: Option<String>,
+    /// Override encoder.quiet_complexity: the complexity of quiet frames with `--quiet-frames low`
+    #[arg(long)]
+    quiet_complexity: Option<u32>,
     #[arg(long)]
     json: bool,
 }
@@ -108,6 +111,14 @@ pub fn encode(cfg: Option<Config>, a: EncodeArgs) -> anyhow::Result<()> {
     enc.rate_hz = a.rate_hz.unwrap_or(enc.rate_hz);
     enc.bitrate_bps = a.bitrate_bps.unwrap_or(enc.bitrate_bps);
     enc.complexity = a.complexity.unwrap_or(enc.complexity);
+    enc.quiet_complexity = a.quiet_complexity.unwrap_or(enc.quiet_complexity);
+    anyhow::ensure!(
+        enc.quiet_complexity <= enc.complexity,
+        "--quiet-complexity {} is above the complexity {}: give 0..={}",
+        enc.quiet_complexity,
+        enc.complexity,
+        enc.complexity
+    );
     match a.quiet_frames.as_deref() {
         Some("dtx") => enc.quiet_frames = QuietFramesMode::Dtx,
         Some("low") => enc.quiet_frames = QuietFramesMode::Low,

@@ -14,9 +14,6 @@ use ogg::writing::{PacketWriteEndInfo, PacketWriter};
 use std::collections::VecDeque;
 use std::io::Write;
 
-/// Complexity for quiet frames with `quiet_frames = "low"`.
-const QUIET_COMPLEXITY: i32 = 0;
-
 /// A page ends at least this often; half the "≤ 1 s" durability goal leaves room for lag.
 pub const PAGE_MS: u32 = 500;
 
@@ -90,6 +87,8 @@ pub struct OpusFileWriter<W: Write> {
     quiet_mode: QuietFramesMode,
     /// The configured complexity, for every frame that is not quiet.
     complexity: i32,
+    /// `low` mode's complexity for quiet frames (`encoder.quiet_complexity`).
+    quiet_complexity: i32,
     held: VecDeque<Held>,
     spare: Option<Vec<f32>>,
     /// Frames taken in (`push_*`); the timeline of the call.
@@ -144,6 +143,7 @@ impl<W: Write> OpusFileWriter<W> {
             quiet: QuietFrames::new(frame_ms, e.quiet_frames != QuietFramesMode::Encode),
             quiet_mode: e.quiet_frames,
             complexity: e.complexity as i32,
+            quiet_complexity: e.quiet_complexity.min(e.complexity) as i32,
             held: VecDeque::new(),
             spare: None,
             frames_in: 0,
@@ -207,7 +207,7 @@ impl<W: Write> OpusFileWriter<W> {
                 _ => {
                     let complexity = if quiet && self.quiet_mode == QuietFramesMode::Low {
                         self.skipped += 1;
-                        QUIET_COMPLEXITY
+                        self.quiet_complexity
                     } else {
                         self.encoded += 1;
                         self.complexity
@@ -257,7 +257,7 @@ impl<W: Write> OpusFileWriter<W> {
     }
 
     /// Party frames encoded at the configured complexity, and quiet party frames (stored as DTX
-    /// or encoded at complexity 0), so far.
+    /// or encoded at `quiet_complexity`), so far.
     pub fn party_frames(&self) -> (u64, u64) {
         (self.encoded, self.skipped)
     }

@@ -176,7 +176,8 @@ pub fn run(
         .name("disk-guard".into())
         .spawn(move || guard.run())?;
 
-    let (seats, sim, sup) = build_seats(&cfg)?;
+    // Inputs that leave their rate out are captured at the encoder's rate where they can be.
+    let (seats, sim, sup) = build_seats(&crate::capture::rate::resolve(&cfg))?;
 
     // The indexer owns the recorder's index connection: no worker ever waits for it.
     let (index_tx, index_rx) = mpsc::channel();

@@ -18,6 +18,7 @@ const STEREO_SEAT: &str = r#"
 id = "s1"
 [[seat.input]]
 kind = "device"
+rate_hz = 48000
 device = "alsa:line01"
 channels = 2
 agent_channel = 0
@@ -29,11 +30,13 @@ const TWO_DEVICE_SEAT: &str = r#"
 id = "s2"
 [[seat.input]]
 kind = "device"
+rate_hz = 48000
 device = "alsa:head02"
 channels = 1
 agent_channel = 0
 [[seat.input]]
 kind = "device"
+rate_hz = 48000
 device = "alsa:tap02"
 channels = 1
 customer_channel = 0

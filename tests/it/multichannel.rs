@@ -173,10 +173,12 @@ fn seats_across_a_headset_and_a_line_device_go_down_together_when_one_stalls() {
 name = "heads"
 pcm = "alsa:heads"
 channels = 2
+rate_hz = 48000
 [[device]]
 name = "lines"
 pcm = "alsa:lines"
 channels = 2
+rate_hz = 48000
 [[seat]]
 id = "h1"
 agent_device = "heads"
@@ -393,7 +395,9 @@ fn cpu_of_eight_seats_on_one_device_and_on_eight() {
                 tones(&DESK_FREQS_HZ, 0.3),
                 16,
             ));
-            seats.push_str("[[device]]\nname = \"desk16\"\npcm = \"alsa:desk16\"\nchannels = 16\n");
+            seats.push_str(
+                "[[device]]\nname = \"desk16\"\npcm = \"alsa:desk16\"\nchannels = 16\nrate_hz = 48000\n",
+            );
             for k in 0..8 {
                 seats.push_str(&format!(
                     "[[seat]]\nid = \"d{k}\"\ndevice = \"desk16\"\nagent_channel = {}\ncustomer_channel = {}\n",
@@ -408,7 +412,7 @@ fn cpu_of_eight_seats_on_one_device_and_on_eight() {
                 let f = &DESK_FREQS_HZ[2 * k..2 * k + 2];
                 feeds.push(fed_pcm(dir.path(), n, tones(f, 0.3), 2));
                 seats.push_str(&format!(
-                    "[[seat]]\nid = \"d{k}\"\n[[seat.input]]\nkind = \"device\"\ndevice = \"alsa:{n}\"\nchannels = 2\nagent_channel = 0\ncustomer_channel = 1\n"
+                    "[[seat]]\nid = \"d{k}\"\n[[seat.input]]\nkind = \"device\"\ndevice = \"alsa:{n}\"\nchannels = 2\nrate_hz = 48000\nagent_channel = 0\ncustomer_channel = 1\n"
                 ));
             }
             let pcms: Vec<(&str, u16)> = names.iter().map(|n| (n.as_str(), 2)).collect();
