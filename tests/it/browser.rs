@@ -1463,6 +1463,7 @@ mode = "control"
 [[seat.input]]
 kind = "device"
 device = "alsa:live01"
+rate_hz = 48000
 channels = 2
 agent_channel = 0
 customer_channel = 1
