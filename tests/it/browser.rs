@@ -1633,6 +1633,7 @@ fn supervisor_listens_live_in_chromium_within_two_seconds() {
     drop(b);
     drop(wb);
     drop(feeder);
+}
 
 /// A supervisor watches the floor (`/floor`) in Chromium: every seat is listed with its state,
 /// a seat turns from idle to recording within ~2 s of `callrec call start` without a reload, a

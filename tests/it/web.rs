@@ -303,6 +303,7 @@ fn cases(ids: &Ids, role: &str) -> Vec<Case> {
             "",
             String::new(),
             [401, 404, 403, 403, 403, 403, 404],
+        ),
         // The floor overview: supervisors and admins (as /api/seats).
         c(
             "GET",
