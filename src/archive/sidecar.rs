@@ -67,7 +67,7 @@ pub fn build(
         format: FORMAT,
         box_id: &call.box_id,
         call,
-        metrics: store::metrics::get(conn, call.id)?,
+        metrics: store::metrics::get_for_archive(conn, call.id)?,
         ledger: ledger::entries_for_call(conn, call.id)?,
         box_key,
         audio,

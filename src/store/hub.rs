@@ -281,6 +281,18 @@ pub(super) fn put_metrics_json(
     call_id: i64,
     m: &serde_json::Value,
 ) -> Result<(), StoreError> {
+    // The loudest frames ride in the archive's document (`metrics::get_for_archive`): back to
+    // their columns, and the document stored as the box stored it.
+    let mut m = m.clone();
+    let loudest = m
+        .as_object_mut()
+        .and_then(|o| o.remove(super::metrics::LOUDEST_KEY));
+    let party = |p: &str| {
+        loudest
+            .as_ref()
+            .and_then(|l| l.get(p))
+            .and_then(serde_json::Value::as_f64)
+    };
     let int = |k: &str| m.get(k).and_then(serde_json::Value::as_i64);
     let (Some(agent), Some(customer)) = (int("agent_talk_ms"), int("customer_talk_ms")) else {
         // Not the layout this version knows: no searchable figures rather than wrong ones.
@@ -289,8 +301,9 @@ pub(super) fn put_metrics_json(
     tx.execute(
         "INSERT OR REPLACE INTO call_metrics (call_id, agent_talk_ms, customer_talk_ms, talk_ratio,
              dead_air_count, dead_air_total_ms, dead_air_longest_ms, overtalk_count, overtalk_total_ms,
-             agent_interruptions, response_latency_mean_ms, response_latency_max_ms, longest_silence_ms, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             agent_interruptions, response_latency_mean_ms, response_latency_max_ms, longest_silence_ms, detail,
+             agent_loudest_dbfs, customer_loudest_dbfs)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         params![
             call_id,
             agent,
@@ -305,7 +318,9 @@ pub(super) fn put_metrics_json(
             int("response_latency_mean_ms"),
             int("response_latency_max_ms"),
             int("longest_silence_ms").unwrap_or(0),
-            m.to_string()
+            m.to_string(),
+            party("agent"),
+            party("customer")
         ],
     )?;
     Ok(())

@@ -44,3 +44,34 @@ pub fn get(conn: &Connection, call_id: i64) -> Result<Option<serde_json::Value>,
         .optional()?;
     Ok(detail.and_then(|d| serde_json::from_str(&d).ok()))
 }
+
+/// The key under which [`get_for_archive`] adds each party's loudest frame to the document.
+pub const LOUDEST_KEY: &str = "loudest_dbfs";
+
+/// The metrics document as the archive carries it (the sidecar): [`get`]'s document plus each
+/// party's loudest 20 ms frame (`store::completeness`), so an index rebuilt from the archive
+/// judges one-sided calls as the box did. `hub::put_metrics_json` takes the key out again.
+pub fn get_for_archive(
+    conn: &Connection,
+    call_id: i64,
+) -> Result<Option<serde_json::Value>, StoreError> {
+    let Some(mut doc) = get(conn, call_id)? else {
+        return Ok(None);
+    };
+    let loudest: Option<(Option<f64>, Option<f64>)> = conn
+        .query_row(
+            "SELECT agent_loudest_dbfs, customer_loudest_dbfs FROM call_metrics WHERE call_id = ?1",
+            [call_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if let (Some((agent, customer)), Some(obj)) = (loudest, doc.as_object_mut()) {
+        if agent.is_some() || customer.is_some() {
+            obj.insert(
+                LOUDEST_KEY.into(),
+                serde_json::json!({ "agent": agent, "customer": customer }),
+            );
+        }
+    }
+    Ok(Some(doc))
+}

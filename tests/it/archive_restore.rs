@@ -40,7 +40,11 @@ const TAGS: &str = "SELECT call_id, tag FROM call_tags ORDER BY call_id, tag";
 const INTERVALS: &str =
     "SELECT call_id, kind, start_ms, end_ms, by, reason FROM call_intervals ORDER BY call_id, start_ms";
 const LEDGER: &str = "SELECT * FROM ledger ORDER BY seq";
-const METRICS: &str = "SELECT * FROM call_metrics ORDER BY call_id";
+// The document (`detail`) last: the check below compares it as JSON.
+const METRICS: &str = "SELECT call_id, agent_talk_ms, customer_talk_ms, talk_ratio, dead_air_count,
+    dead_air_total_ms, dead_air_longest_ms, overtalk_count, overtalk_total_ms, agent_interruptions,
+    response_latency_mean_ms, response_latency_max_ms, longest_silence_ms, agent_loudest_dbfs,
+    customer_loudest_dbfs, detail FROM call_metrics ORDER BY call_id";
 
 #[test]
 fn a_replaced_box_restores_its_index_and_recordings_from_the_archive() {
