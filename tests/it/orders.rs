@@ -5,6 +5,8 @@
 //! in the hub's index and every object version, with one receipt that verifies with OpenSSL; a
 //! box whose shipper was not running applies the order when it starts (`erase --complete`); a
 //! release needs a second admin and propagates; a forged order object is refused and logged.
+//! The hub sets the archive's object legal hold itself (before the box is online), and the web
+//! UI's erasure and "complete" (`/admin/erasure`) work at the hub as the CLI's do.
 
 use crate::common::{cli_with_stdin, Recorder};
 use crate::fleet::*;
@@ -432,6 +434,134 @@ fn orders_hold_release_and_erasure_reach_the_boxes() {
         .query_row("SELECT count(*) FROM box_orders", [], |r| r.get(0))
         .unwrap();
     assert_eq!(applied, 3, "hold, erasure, release: each once");
+
+    // The hub sets the archive's object legal hold itself: a hold placed at the hub while
+    // floor-a's shipper is stopped is ON on every version at once, and OFF at its release.
+    ship_a.stop();
+    let legal = |k: &str| -> Vec<bool> {
+        versions(k)
+            .iter()
+            .filter(|v| !v.delete_marker)
+            .map(|v| s.legal_hold(&v.key, &v.version_id).unwrap())
+            .collect()
+    };
+    assert_eq!(legal(&k_a2), vec![false; 3], "hold 1 was released");
+    let o = as_admin(
+        ANN,
+        &[
+            "hold",
+            "place",
+            "--call",
+            &h_a2.to_string(),
+            "--reason",
+            "matter 9",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        legal(&k_a2),
+        vec![true; 3],
+        "set by the hub, before floor-a is online"
+    );
+
+    // The web erasure at the hub: refused with the reason while the hold is in force.
+    let mut web = hub.login(ANN.0, ANN.1);
+    let csrf = web.csrf.clone().unwrap();
+    let web_erase = |s: &mut crate::webbox::Session| {
+        s.post_form(
+            "/admin/erasure",
+            &[
+                ("number", "+44 20 7946 0999"),
+                ("request", "DSR-2026-40"),
+                ("wait_s", "0"),
+                ("password", ANN.1),
+                ("csrf", &csrf),
+            ],
+        )
+    };
+    let r = web_erase(&mut web);
+    assert_eq!(r.status, 409, "{}", r.body_text());
+    assert!(r.body_text().contains("on legal hold"), "{}", r.body_text());
+    assert_eq!(versions(&k_a2).len(), 3);
+    let o = as_admin(BEN, &["hold", "release", "2", "--reason", "settled"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(legal(&k_a2), vec![false; 3], "no other hold covers a2");
+
+    // Erased from the web while floor-a is offline: every archive version gone, the hub's
+    // row scrubbed, floor-a pending on the receipt's page; the receipt verifies.
+    let a2_file = a.file_of(&a.call(a2));
+    let r = web_erase(&mut web);
+    assert_eq!(r.status, 303, "{}", r.body_text());
+    let to = r.header("location").unwrap().to_owned();
+    let shown = web.get(&to).body_text();
+    assert!(
+        shown.contains("Pending") && shown.contains("floor-a"),
+        "{shown}"
+    );
+    let wdir = hub.dir.path().join("web-receipt");
+    download_receipt(
+        &mut web,
+        &to,
+        &wdir,
+        &["receipt.json", "receipt.sig", "box.pub"],
+    );
+    let v = openssl_verify(&wdir, "receipt.json", "receipt.sig");
+    assert!(v.status.success(), "{}", text(&v));
+    let receipt: Value =
+        serde_json::from_slice(&std::fs::read(wdir.join("receipt.json")).unwrap()).unwrap();
+    assert_eq!(receipt["format"], "callrec-erasure-receipt-v3");
+    assert_eq!(receipt["requested_by"], "ann");
+    assert_eq!(receipt["box_copies"][0]["box_id"], "floor-a");
+    assert_eq!(receipt["box_copies"][0]["status"], "pending");
+    assert_eq!(receipt["archive_removed"][0]["call_id"], h_a2);
+    assert_eq!(
+        receipt["archive_removed"][0]["versions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(versions(&k_a2).is_empty());
+    let (status, number): (String, Option<String>) = ro(&hub.db())
+        .query_row(
+            "SELECT status, remote_number FROM calls WHERE id = ?1",
+            [h_a2],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((status.as_str(), number), ("deleted", None));
+    assert!(a2_file.exists(), "floor-a was offline");
+
+    // floor-a comes back and applies the order; "complete" records its ack, signed.
+    let ship_a = Ship::start(&a);
+    let r = web.post_form(
+        &format!("{to}/complete"),
+        &[("wait_s", "30"), ("password", ANN.1), ("csrf", &csrf)],
+    );
+    assert_eq!(r.status, 303, "{}", r.body_text());
+    let shown = web.get(&to).body_text();
+    assert!(!shown.contains("Pending"), "{shown}");
+    download_receipt(&mut web, &to, &wdir, &["completion.json", "completion.sig"]);
+    let v = openssl_verify(&wdir, "completion.json", "completion.sig");
+    assert!(v.status.success(), "{}", text(&v));
+    let done: Value =
+        serde_json::from_slice(&std::fs::read(wdir.join("completion.json")).unwrap()).unwrap();
+    assert_eq!(done["still_pending"], serde_json::json!([]));
+    assert_eq!(done["box_copies"][0]["status"], "removed");
+    assert_eq!(
+        done["box_copies"][0]["ack"]["deleted_recordings"][0]["call_id"],
+        a2
+    );
+    assert!(!a2_file.exists());
+    assert_eq!(a.call(a2)["status"], "deleted");
+    let completes: i64 = ro(&hub.db())
+        .query_row(
+            "SELECT count(*) FROM audit WHERE actor = 'ann' AND action = 'erasure.complete'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(completes, 2, "the CLI's --complete and the web's");
     ship_a.stop();
 }
 
