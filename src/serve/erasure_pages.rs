@@ -291,7 +291,8 @@ pub async fn show(
     };
     let r: serde_json::Value = serde_json::from_str(&json).map_err(internal)?;
     let completion: Option<serde_json::Value> =
-        std::fs::read(folder(&st.cfg, deletion_id).join("completion.json"))
+        tokio::fs::read(folder(&st.cfg, deletion_id).join("completion.json"))
+            .await
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
     let ids = |k: &str| -> Vec<i64> {
@@ -424,7 +425,7 @@ pub async fn file(
             .public_pem()
             .as_bytes()
             .to_vec(),
-        _ => std::fs::read(folder(&st.cfg, deletion_id).join(name)).map_err(|_| {
+        _ => tokio::fs::read(folder(&st.cfg, deletion_id).join(name)).await.map_err(|_| {
             AppError::page(
                 StatusCode::NOT_FOUND,
                 "this erasure has no completion record (only a hub erasure that waited for its boxes has one)",
