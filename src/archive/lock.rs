@@ -11,7 +11,9 @@
 //!   existing longer date is kept (COMPLIANCE dates cannot be shortened, and we never try).
 //! - **Legal holds**: a call under a hold in force gets PutObjectLegalHold ON before it is marked
 //!   archived; holds placed or released later reach the store through [`sync_holds`]
-//!   (migration 16's `archive_hold_sync`: pending until applied, across restarts).
+//!   (migration 16's `archive_hold_sync`: pending until applied, across restarts), which also
+//!   sets ON again the calls already held (the hub may have set them OFF at the release of a
+//!   hold of its own: `hub::orders::sync_object_holds`).
 //! - **Removal** ([`retention_run`], [`erase`]): every version (and delete marker) of a call's
 //!   objects is deleted by version id — a delete without one only adds a delete marker. Nothing
 //!   is deleted while a local hold or an object legal hold covers it, nor before its
@@ -176,7 +178,9 @@ pub fn sync_holds(conn: &Connection, s3: Option<&S3x>) -> Result<Option<usize>, 
         let want = active
             .iter()
             .any(|h| h.covers(a.call_id, a.agent.as_deref(), a.remote_number.as_deref()));
-        if want == a.legal_hold {
+        // A call a hold here covers is set ON again even when it was already: the fleet's hub
+        // sets OFF at a release of its own hold without knowing this box's holds.
+        if !want && !a.legal_hold {
             continue;
         }
         for v in call_versions(s3, &a.object_key)?

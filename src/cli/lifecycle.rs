@@ -278,7 +278,7 @@ pub fn erase(cfg: &Config, a: EraseArgs) -> anyhow::Result<()> {
         let by = a.by.unwrap_or_default();
         authenticate_admin(&conn, &by)?;
         let key = hub::orders::hub_key(cfg)?;
-        let c = hub::orders::complete(cfg, &conn, &key, dir, a.wait_s)?;
+        let c = hub::orders::complete(cfg, &conn, &key, dir, a.wait_s, &by)?;
         if a.json {
             println!("{}", serde_json::to_string_pretty(&c)?);
         } else {

@@ -6,6 +6,11 @@
 //!   (same four-eyes rules and triggers as on a box; the hub's admins), then one signed order
 //!   per box: the box holding the call for a call hold, every box the hub knows for an agent or
 //!   number hold. A release goes to the boxes the hold went to.
+//! - **Object legal holds** ([`sync_object_holds`], in every [`round`]): the hub itself sets
+//!   S3 legal hold ON on every version of the objects of each call a hold at the hub covers, so
+//!   the archive copy is protected before any box is online, and OFF again at release for calls
+//!   no other hold at the hub covers (a box re-asserts its own holds when it applies the
+//!   release: `archive::lock::sync_holds`). Pending in `archive_hold_sync` until applied.
 //! - **Publishing and acks** ([`round`]): orders not yet in the bucket are put there, and acks
 //!   are read back and checked against the box's key (from its sidecars). `callrec hub` runs a
 //!   round every `hub.poll_s`; the CLI runs one right after making an order.
@@ -156,11 +161,66 @@ fn issue(
 pub struct Round {
     pub published: usize,
     pub acked: usize,
+    /// Calls whose objects' S3 legal hold was set ON or OFF.
+    pub object_holds: usize,
+}
+
+/// Brings the archive's object legal holds in line with the holds at the hub when they
+/// changed since the last time (module docs); returns how many calls were set. Every call a
+/// hold ever covered is visited (ON when a hold in force covers it, else OFF): holds are few,
+/// and a PutObjectLegalHold that changes nothing is harmless. A failed request leaves the work
+/// pending, so the next round tries again. With Object Lock off there is nothing to set.
+pub fn sync_object_holds(conn: &Connection, cfg: &Config, s3: &S3x) -> Result<usize, OrderError> {
+    let Some(seq) = crate::store::archive::hold_sync_due(conn)? else {
+        return Ok(0);
+    };
+    let a = cfg
+        .archive
+        .as_ref()
+        .ok_or(crate::archive::ArchiveError::NotConfigured)
+        .map_err(HubError::from)?;
+    if lock::resolve_mode(a, s3)?.is_none() {
+        crate::store::archive::hold_synced(conn, seq)?;
+        return Ok(0);
+    }
+    let all = holds::list(conn)?;
+    let in_force: Vec<&holds::Hold> = all.iter().filter(|h| h.released_at_utc.is_none()).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for h in &all {
+        for c in hubsql::hold_candidates(conn, &h.scope)? {
+            let (agent, number) = (c.agent.as_deref(), c.remote_number.as_deref());
+            if !h.covers(c.call_id, agent, number) || !seen.insert(c.call_id) {
+                continue;
+            }
+            let on = in_force.iter().any(|f| f.covers(c.call_id, agent, number));
+            for v in lock::call_versions(s3, &c.audio_key)?
+                .iter()
+                .filter(|v| !v.delete_marker)
+            {
+                s3.put_legal_hold(&v.key, &v.version_id, on)?;
+            }
+            tracing::info!(
+                call_id = c.call_id,
+                legal_hold = if on { "ON" } else { "OFF" },
+                "hub: object legal hold set"
+            );
+        }
+    }
+    crate::store::archive::hold_synced(conn, seq)?;
+    Ok(seen.len())
 }
 
 /// Publishes the hub key and every order not yet in the bucket, then reads the acks there.
 pub fn round(conn: &Connection, cfg: &Config, now_utc: &str) -> Result<Round, OrderError> {
     let mut r = Round::default();
+    if crate::store::archive::hold_sync_due(conn)?.is_some() {
+        // Orders are still published when the store refuses a legal hold (e.g. the hub's
+        // store user lacks s3:PutObjectLegalHold): logged, tried again next round.
+        match sync_object_holds(conn, cfg, &s3_of(cfg)?) {
+            Ok(n) => r.object_holds = n,
+            Err(e) => tracing::warn!("hub: object legal holds not brought in line yet: {e}"),
+        }
+    }
     let pending = sql::unpublished(conn)?;
     let unacked = sql::unacked(conn)?;
     if pending.is_empty() && unacked.is_empty() {
@@ -506,14 +566,16 @@ pub struct Completion {
     pub signature: &'static str,
 }
 
-/// `callrec erase --complete DIR`: reads DIR/receipt.json, waits (bounded) for the acks of its
-/// pending boxes, and writes DIR/completion.json and completion.sig (signed with the hub key).
+/// `callrec erase --complete DIR` (and the web UI's "complete"): reads DIR/receipt.json, waits
+/// (bounded) for the acks of its pending boxes, and writes DIR/completion.json and
+/// completion.sig (signed with the hub key); audited with `actor`.
 pub fn complete(
     cfg: &Config,
     conn: &Connection,
     key: &BoxKey,
     dir: &Path,
     wait_s: u64,
+    actor: &str,
 ) -> Result<Completion, OrderError> {
     let bad = |p: &Path, detail: String| OrderError::Receipt {
         path: p.display().to_string(),
@@ -567,7 +629,7 @@ pub fn complete(
     crate::store::audit::append(
         conn,
         &crate::store::audit::Event {
-            actor: "cli",
+            actor,
             action: "erasure.complete",
             call_id: None,
             detail: serde_json::json!({"request_reference": c.request_reference,

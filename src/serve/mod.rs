@@ -16,6 +16,7 @@ pub mod charts;
 pub mod complaints_api;
 pub mod compliance_api;
 pub mod db;
+pub mod erasure_pages;
 pub mod error;
 pub mod export_api;
 pub mod figures_api;

@@ -11,9 +11,9 @@ use super::access::{
 };
 use super::state::St;
 use super::{
-    api, calibration_api, complaints_api, compliance_api, export_api, figures_api, floor,
-    holds_pages, live, login, operator, outcomes_api, pages, qa_api, qa_pages, reports, stream,
-    targets_api,
+    api, calibration_api, complaints_api, compliance_api, erasure_pages, export_api, figures_api,
+    floor, holds_pages, live, login, operator, outcomes_api, pages, qa_api, qa_pages, reports,
+    stream, targets_api,
 };
 use axum::handler::Handler;
 use axum::http::Method;
@@ -145,6 +145,19 @@ fn build() -> Builder {
         "/admin/holds/{id}/release",
         Roles(ADMINS),
         holds_pages::release,
+    )
+    .get("/admin/erasure", Roles(ADMINS), erasure_pages::list)
+    .post("/admin/erasure", Roles(ADMINS), erasure_pages::erase)
+    .get("/admin/erasure/{id}", Roles(ADMINS), erasure_pages::show)
+    .get(
+        "/admin/erasure/{id}/{file}",
+        Roles(ADMINS),
+        erasure_pages::file,
+    )
+    .post(
+        "/admin/erasure/{id}/complete",
+        Roles(ADMINS),
+        erasure_pages::complete,
     )
     .get("/admin/tokens", Roles(ADMINS), pages::tokens)
     .post("/admin/tokens", Roles(ADMINS), pages::add_token)

@@ -562,3 +562,47 @@ mod tests {
         Ok(())
     }
 }
+
+/// A live hub call a legal hold may cover: what a hold matches on, and its audio object's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldCandidate {
+    pub call_id: i64,
+    pub agent: Option<String>,
+    pub remote_number: Option<String>,
+    pub audio_key: String,
+}
+
+/// The live hub calls (objects not removed) that `scope` may cover: the call of a call hold,
+/// the agent's calls, or every call with a number for a number range (the caller matches the
+/// range with `holds::Hold::covers`, which compares digits).
+pub fn hold_candidates(
+    conn: &Connection,
+    scope: &super::holds::Scope,
+) -> Result<Vec<HoldCandidate>, StoreError> {
+    use super::holds::Scope;
+    let base = "SELECT c.id, c.agent, c.remote_number, h.audio_key FROM calls c
+                JOIN hub_calls h ON h.call_id = c.id
+                WHERE c.status IN ('complete', 'interrupted')";
+    let (sql, arg): (String, Option<rusqlite::types::Value>) = match scope {
+        Scope::Call { call_id } => (format!("{base} AND c.id = ?1"), Some((*call_id).into())),
+        Scope::Agent { agent } => (
+            format!("{base} AND c.agent = ?1"),
+            Some(agent.clone().into()),
+        ),
+        Scope::Numbers { .. } => (format!("{base} AND c.remote_number IS NOT NULL"), None),
+    };
+    let mut st = conn.prepare(&sql)?;
+    let row = |r: &rusqlite::Row| {
+        Ok(HoldCandidate {
+            call_id: r.get(0)?,
+            agent: r.get(1)?,
+            remote_number: r.get(2)?,
+            audio_key: r.get(3)?,
+        })
+    };
+    let rows = match arg {
+        Some(a) => st.query_map([a], row)?.collect::<Result<_, _>>()?,
+        None => st.query_map([], row)?.collect::<Result<_, _>>()?,
+    };
+    Ok(rows)
+}

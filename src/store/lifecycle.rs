@@ -442,3 +442,48 @@ pub fn pressure_candidates(
     }
     Ok(out)
 }
+
+/// One erasure request carried out here, as the web UI lists it (`serve::erasure_pages`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ErasureRecord {
+    pub deletion_id: i64,
+    /// `erasure request <reference>` (the reference never holds the number).
+    pub reason: String,
+    pub requested_by: String,
+    pub created_at_utc: String,
+    pub calls: i64,
+}
+
+/// Every erasure request with a signed receipt, newest first.
+pub fn erasures(conn: &Connection) -> Result<Vec<ErasureRecord>, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT id, reason, requested_by, created_at_utc, calls FROM deletions
+         WHERE kind = 'erasure' AND receipt IS NOT NULL ORDER BY id DESC",
+    )?;
+    let rows = st
+        .query_map([], |r| {
+            Ok(ErasureRecord {
+                deletion_id: r.get(0)?,
+                reason: r.get(1)?,
+                requested_by: r.get(2)?,
+                created_at_utc: r.get(3)?,
+                calls: r.get(4)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// The signed receipt of erasure `deletion_id`: the exact JSON text and the signature (hex).
+pub fn erasure_receipt(
+    conn: &Connection,
+    deletion_id: i64,
+) -> Result<Option<(String, String)>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT receipt, receipt_sig FROM deletions
+             WHERE id = ?1 AND kind = 'erasure' AND receipt IS NOT NULL AND receipt_sig IS NOT NULL",
+        )?
+        .query_row([deletion_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}

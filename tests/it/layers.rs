@@ -50,6 +50,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "serve",
         &[
             "clock", "hash", "config", "codec", "dsp", "qa", "store", "evidence", "record", "hub",
+            // The web erasure on a box runs the CLI's `archive::lock::erase`, which removes
+            // the archived versions too (serve::erasure_pages).
+            "archive",
         ],
     ),
     (

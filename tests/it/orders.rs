@@ -5,6 +5,8 @@
 //! in the hub's index and every object version, with one receipt that verifies with OpenSSL; a
 //! box whose shipper was not running applies the order when it starts (`erase --complete`); a
 //! release needs a second admin and propagates; a forged order object is refused and logged.
+//! The hub sets the archive's object legal hold itself (before the box is online), and the web
+//! UI's erasure and "complete" (`/admin/erasure`) work at the hub as the CLI's do.
 
 use crate::common::{cli_with_stdin, Recorder};
 use crate::fleet::*;
@@ -432,6 +434,134 @@ fn orders_hold_release_and_erasure_reach_the_boxes() {
         .query_row("SELECT count(*) FROM box_orders", [], |r| r.get(0))
         .unwrap();
     assert_eq!(applied, 3, "hold, erasure, release: each once");
+
+    // The hub sets the archive's object legal hold itself: a hold placed at the hub while
+    // floor-a's shipper is stopped is ON on every version at once, and OFF at its release.
+    ship_a.stop();
+    let legal = |k: &str| -> Vec<bool> {
+        versions(k)
+            .iter()
+            .filter(|v| !v.delete_marker)
+            .map(|v| s.legal_hold(&v.key, &v.version_id).unwrap())
+            .collect()
+    };
+    assert_eq!(legal(&k_a2), vec![false; 3], "hold 1 was released");
+    let o = as_admin(
+        ANN,
+        &[
+            "hold",
+            "place",
+            "--call",
+            &h_a2.to_string(),
+            "--reason",
+            "matter 9",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        legal(&k_a2),
+        vec![true; 3],
+        "set by the hub, before floor-a is online"
+    );
+
+    // The web erasure at the hub: refused with the reason while the hold is in force.
+    let mut web = hub.login(ANN.0, ANN.1);
+    let csrf = web.csrf.clone().unwrap();
+    let web_erase = |s: &mut crate::webbox::Session| {
+        s.post_form(
+            "/admin/erasure",
+            &[
+                ("number", "+44 20 7946 0999"),
+                ("request", "DSR-2026-40"),
+                ("wait_s", "0"),
+                ("password", ANN.1),
+                ("csrf", &csrf),
+            ],
+        )
+    };
+    let r = web_erase(&mut web);
+    assert_eq!(r.status, 409, "{}", r.body_text());
+    assert!(r.body_text().contains("on legal hold"), "{}", r.body_text());
+    assert_eq!(versions(&k_a2).len(), 3);
+    let o = as_admin(BEN, &["hold", "release", "2", "--reason", "settled"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(legal(&k_a2), vec![false; 3], "no other hold covers a2");
+
+    // Erased from the web while floor-a is offline: every archive version gone, the hub's
+    // row scrubbed, floor-a pending on the receipt's page; the receipt verifies.
+    let a2_file = a.file_of(&a.call(a2));
+    let r = web_erase(&mut web);
+    assert_eq!(r.status, 303, "{}", r.body_text());
+    let to = r.header("location").unwrap().to_owned();
+    let shown = web.get(&to).body_text();
+    assert!(
+        shown.contains("Pending") && shown.contains("floor-a"),
+        "{shown}"
+    );
+    let wdir = hub.dir.path().join("web-receipt");
+    download_receipt(
+        &mut web,
+        &to,
+        &wdir,
+        &["receipt.json", "receipt.sig", "box.pub"],
+    );
+    let v = openssl_verify(&wdir, "receipt.json", "receipt.sig");
+    assert!(v.status.success(), "{}", text(&v));
+    let receipt: Value =
+        serde_json::from_slice(&std::fs::read(wdir.join("receipt.json")).unwrap()).unwrap();
+    assert_eq!(receipt["format"], "callrec-erasure-receipt-v3");
+    assert_eq!(receipt["requested_by"], "ann");
+    assert_eq!(receipt["box_copies"][0]["box_id"], "floor-a");
+    assert_eq!(receipt["box_copies"][0]["status"], "pending");
+    assert_eq!(receipt["archive_removed"][0]["call_id"], h_a2);
+    assert_eq!(
+        receipt["archive_removed"][0]["versions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(versions(&k_a2).is_empty());
+    let (status, number): (String, Option<String>) = ro(&hub.db())
+        .query_row(
+            "SELECT status, remote_number FROM calls WHERE id = ?1",
+            [h_a2],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((status.as_str(), number), ("deleted", None));
+    assert!(a2_file.exists(), "floor-a was offline");
+
+    // floor-a comes back and applies the order; "complete" records its ack, signed.
+    let ship_a = Ship::start(&a);
+    let r = web.post_form(
+        &format!("{to}/complete"),
+        &[("wait_s", "30"), ("password", ANN.1), ("csrf", &csrf)],
+    );
+    assert_eq!(r.status, 303, "{}", r.body_text());
+    let shown = web.get(&to).body_text();
+    assert!(!shown.contains("Pending"), "{shown}");
+    download_receipt(&mut web, &to, &wdir, &["completion.json", "completion.sig"]);
+    let v = openssl_verify(&wdir, "completion.json", "completion.sig");
+    assert!(v.status.success(), "{}", text(&v));
+    let done: Value =
+        serde_json::from_slice(&std::fs::read(wdir.join("completion.json")).unwrap()).unwrap();
+    assert_eq!(done["still_pending"], serde_json::json!([]));
+    assert_eq!(done["box_copies"][0]["status"], "removed");
+    assert_eq!(
+        done["box_copies"][0]["ack"]["deleted_recordings"][0]["call_id"],
+        a2
+    );
+    assert!(!a2_file.exists());
+    assert_eq!(a.call(a2)["status"], "deleted");
+    let completes: i64 = ro(&hub.db())
+        .query_row(
+            "SELECT count(*) FROM audit WHERE actor = 'ann' AND action = 'erasure.complete'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(completes, 2, "the CLI's --complete and the web's");
     ship_a.stop();
 }
 
@@ -508,4 +638,154 @@ fn web_hold_forms_check_the_password_and_four_eyes() {
             ("ben".to_owned(), "hold.release".to_owned())
         ]
     );
+}
+
+/// The receipt files a web erasure's page offers, downloaded into `dir` as the CLI writes them.
+fn download_receipt(s: &mut crate::webbox::Session, page: &str, dir: &Path, files: &[&str]) {
+    std::fs::create_dir_all(dir).unwrap();
+    for f in files {
+        let r = s.get(&format!("{page}/{f}"));
+        assert_eq!(r.status, 200, "{f}: {}", r.body_text());
+        assert!(r
+            .header("content-disposition")
+            .is_some_and(|h| h.contains(f)));
+        std::fs::write(dir.join(f), &r.body).unwrap();
+    }
+}
+
+/// Erasure from the web UI on a box (`/admin/erasure`, no archive): the admin's password is
+/// typed again (wrong: 403), the CSRF token is required (403), a non-admin is refused (403), a
+/// held call refuses the whole request (409 naming the hold); once released, the erasure
+/// deletes the file, scrubs the row, audits it under the admin's name, and the receipt page
+/// offers the signed receipt, which verifies with OpenSSL and never holds the number.
+#[test]
+fn web_erasure_checks_the_password_refuses_a_hold_and_signs_a_receipt() {
+    use crate::webbox::{WebBox, PASSWORD};
+    let wb = WebBox::start("");
+    wb.add_user("ann", "admin", &[]);
+    wb.add_user("ben", "admin", &[]);
+    wb.add_user("quinn", "qa", &[]);
+    let call = wb.record_call("seat02", 1.0, &["--number", NUMBER]);
+    let (rel, sha): (String, String) = ro(&wb.db())
+        .query_row(
+            "SELECT rel_path, sha256 FROM calls WHERE id = ?1",
+            [call],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let file = wb.dir.path().join("store").join(rel);
+    assert!(file.exists());
+    let mut ann = wb.login("ann", PASSWORD);
+    let page = ann.get("/admin/erasure");
+    assert_eq!(page.status, 200);
+    assert!(page.body_text().contains("Carry out a request"));
+    let csrf = ann.csrf.clone().unwrap();
+    let erase = |s: &mut crate::webbox::Session, password: &str, csrf: Option<&str>| {
+        let mut f = vec![
+            ("number", NUMBER),
+            ("request", "DSR-2026-77"),
+            ("password", password),
+        ];
+        if let Some(c) = csrf {
+            f.push(("csrf", c));
+        }
+        s.post_form("/admin/erasure", &f)
+    };
+    let r = erase(&mut ann, "not my password", Some(&csrf));
+    assert_eq!(r.status, 403, "{}", r.body_text());
+    assert!(r.body_text().contains("wrong password"));
+    assert_eq!(erase(&mut ann, PASSWORD, None).status, 403, "no CSRF token");
+    let mut quinn = wb.login("quinn", PASSWORD);
+    let q_csrf = quinn.csrf.clone().unwrap();
+    assert_eq!(quinn.get("/admin/erasure").status, 403);
+    assert_eq!(erase(&mut quinn, PASSWORD, Some(&q_csrf)).status, 403);
+    assert!(file.exists(), "nothing erased yet");
+
+    // A hold on the call: the erasure is refused with the reason, and nothing changes.
+    let r = ann.post_form(
+        "/admin/holds",
+        &[
+            ("scope", "call"),
+            ("value", &call.to_string()),
+            ("reason", "matter 12"),
+            ("password", PASSWORD),
+            ("csrf", &csrf),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.body_text());
+    let r = erase(&mut ann, PASSWORD, Some(&csrf));
+    assert_eq!(r.status, 409, "{}", r.body_text());
+    assert!(
+        r.body_text().contains("on legal hold") && r.body_text().contains("Art. 17(3)(e)"),
+        "{}",
+        r.body_text()
+    );
+    assert!(file.exists());
+    let mut ben = wb.login("ben", PASSWORD);
+    let b_csrf = ben.csrf.clone().unwrap();
+    let r = ben.post_form(
+        "/admin/holds/1/release",
+        &[
+            ("reason", "settled"),
+            ("password", PASSWORD),
+            ("csrf", &b_csrf),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.body_text());
+
+    // The erasure: 303 to its receipt's page.
+    let r = erase(&mut ann, PASSWORD, Some(&csrf));
+    assert_eq!(r.status, 303, "{}", r.body_text());
+    let to = r.header("location").unwrap().to_owned();
+    assert!(to.starts_with("/admin/erasure/"), "{to}");
+    let shown = ann.get(&to).body_text();
+    assert!(
+        shown.contains("DSR-2026-77") && shown.contains(&format!("[{call}]")),
+        "{shown}"
+    );
+    assert!(!shown.contains("7946 0123") && !shown.contains("79460123"));
+    assert!(!shown.contains("Pending"), "a box has no boxes to wait for");
+    let dir = wb.dir.path().join("web-receipt");
+    download_receipt(
+        &mut ann,
+        &to,
+        &dir,
+        &["receipt.json", "receipt.sig", "box.pub"],
+    );
+    let v = openssl_verify(&dir, "receipt.json", "receipt.sig");
+    assert!(v.status.success(), "{}", text(&v));
+    let receipt: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("receipt.json")).unwrap()).unwrap();
+    assert_eq!(receipt["format"], "callrec-erasure-receipt-v1");
+    assert_eq!(receipt["requested_by"], "ann");
+    assert_eq!(receipt["deleted_recordings"][0]["call_id"], call);
+    assert_eq!(receipt["deleted_recordings"][0]["file_sha256"], sha);
+    assert!(
+        !String::from_utf8_lossy(&std::fs::read(dir.join("receipt.json")).unwrap())
+            .contains("79460123")
+    );
+    assert_eq!(ann.get(&format!("{to}/completion.json")).status, 404);
+    assert_eq!(ann.get(&format!("{to}/../../callrec.db")).status, 404);
+    // File gone, row scrubbed, audited under ann's name.
+    assert!(!file.exists());
+    let c = ro(&wb.db());
+    let (status, number): (String, Option<String>) = c
+        .query_row(
+            "SELECT status, remote_number FROM calls WHERE id = ?1",
+            [call],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((status.as_str(), number), ("deleted", None));
+    let audited: i64 = c
+        .query_row(
+            "SELECT count(*) FROM audit WHERE actor = 'ann' AND call_id = ?1 AND action = 'delete'
+             AND json_extract(detail, '$.kind') = 'erasure'",
+            [call],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(audited, 1, "the erasure is audited under the admin's name");
+    let list = ann.get("/admin/erasure").body_text();
+    assert!(list.contains("erasure request DSR-2026-77"), "{list}");
 }

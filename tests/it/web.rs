@@ -382,6 +382,48 @@ fn cases(ids: &Ids, role: &str) -> Vec<Case> {
         ),
         c(
             "GET",
+            "/admin/erasure",
+            "/admin/erasure".into(),
+            "",
+            String::new(),
+            [303, 403, 403, 403, 403, 403, 200],
+        ),
+        // An admin passes the access rule and then fails on the form (no number: 400) or on
+        // an erasure that does not exist (404); "complete" is the hub's only (404 on a box).
+        c(
+            "POST",
+            "/admin/erasure",
+            "/admin/erasure".into(),
+            form,
+            "number=&request=matrix".into(),
+            [303, 403, 403, 403, 403, 403, 400],
+        ),
+        c(
+            "GET",
+            "/admin/erasure/{id}",
+            "/admin/erasure/999999".into(),
+            "",
+            String::new(),
+            [303, 403, 403, 403, 403, 403, 404],
+        ),
+        c(
+            "GET",
+            "/admin/erasure/{id}/{file}",
+            "/admin/erasure/999999/receipt.json".into(),
+            "",
+            String::new(),
+            [303, 403, 403, 403, 403, 403, 404],
+        ),
+        c(
+            "POST",
+            "/admin/erasure/{id}/complete",
+            "/admin/erasure/999999/complete".into(),
+            form,
+            "password=test+password+1234".into(),
+            [303, 403, 403, 403, 403, 403, 404],
+        ),
+        c(
+            "GET",
             "/admin/tokens",
             "/admin/tokens".into(),
             "",
