@@ -279,16 +279,7 @@ pub async fn show(
     Path(deletion_id): Path<i64>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Html<String>, AppError> {
-    let Some((json, _)) = st
-        .db
-        .read(move |c| lifecycle::erasure_receipt(c, deletion_id).map_err(AppError::from))
-        .await?
-    else {
-        return Err(AppError::page(
-            StatusCode::NOT_FOUND,
-            &format!("no erasure receipt #{deletion_id}"),
-        ));
-    };
+    let (json, _) = receipt(&st, deletion_id).await?;
     let r: serde_json::Value = serde_json::from_str(&json).map_err(internal)?;
     let completion: Option<serde_json::Value> =
         tokio::fs::read(folder(&st.cfg, deletion_id).join("completion.json"))
@@ -407,16 +398,7 @@ pub async fn file(
             "no such receipt file",
         ));
     };
-    let Some((json, sig_hex)) = st
-        .db
-        .read(move |c| lifecycle::erasure_receipt(c, deletion_id).map_err(AppError::from))
-        .await?
-    else {
-        return Err(AppError::page(
-            StatusCode::NOT_FOUND,
-            &format!("no erasure receipt #{deletion_id}"),
-        ));
-    };
+    let (json, sig_hex) = receipt(&st, deletion_id).await?;
     let bytes = match name {
         "receipt.json" => json.into_bytes(),
         "receipt.sig" => hex::decode(&sig_hex).map_err(internal)?,
@@ -498,4 +480,17 @@ pub async fn complete(
     })
     .await?;
     Ok(Redirect::to(&format!("/admin/erasure/{deletion_id}")))
+}
+
+/// The erasure's signed receipt (JSON, signature hex) from the index, or a 404 page.
+async fn receipt(st: &St, deletion_id: i64) -> Result<(String, String), AppError> {
+    st.db
+        .read(move |c| lifecycle::erasure_receipt(c, deletion_id).map_err(AppError::from))
+        .await?
+        .ok_or_else(|| {
+            AppError::page(
+                StatusCode::NOT_FOUND,
+                &format!("no erasure receipt #{deletion_id}"),
+            )
+        })
 }

@@ -581,3 +581,27 @@ pub fn cli_with_stdin(cfg: &Path, args: &[&str], stdin: &str) -> Output {
         .unwrap();
     child.wait_with_output().unwrap()
 }
+
+/// A stereo WAV at 48 kHz for file inputs (which loop): for each `(seconds, agent on, customer
+/// on)` a 440 Hz tone at -10 dBFS on the parties that are on, digital silence on the others.
+pub fn write_wav(path: &std::path::Path, pattern: &[(f32, bool, bool)]) {
+    let spec = hound::WavSpec {
+        channels: 2,
+        sample_rate: 48000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    let mut t = 0usize;
+    for &(secs, a, c) in pattern {
+        for _ in 0..(secs * 48000.0) as usize {
+            let v = (0.3
+                * (2.0 * std::f32::consts::PI * 440.0 * t as f32 / 48000.0).sin()
+                * 32767.0) as i16;
+            w.write_sample(if a { v } else { 0 }).unwrap();
+            w.write_sample(if c { v } else { 0 }).unwrap();
+            t += 1;
+        }
+    }
+    w.finalize().unwrap();
+}

@@ -3,29 +3,6 @@
 use crate::common::*;
 use std::time::Duration;
 
-/// 48 kHz stereo WAV: `pattern` is (seconds, tone on agent?, tone on customer?).
-fn write_wav(path: &std::path::Path, pattern: &[(f32, bool, bool)]) {
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: 48000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    let mut t = 0usize;
-    for &(secs, a, c) in pattern {
-        for _ in 0..(secs * 48000.0) as usize {
-            let v = (0.3
-                * (2.0 * std::f32::consts::PI * 440.0 * t as f32 / 48000.0).sin()
-                * 32767.0) as i16;
-            w.write_sample(if a { v } else { 0 }).unwrap();
-            w.write_sample(if c { v } else { 0 }).unwrap();
-            t += 1;
-        }
-    }
-    w.finalize().unwrap();
-}
-
 #[test]
 fn vox_keeps_the_pre_roll_and_stops_after_silence() {
     let dir = tempfile::tempdir().unwrap();
