@@ -96,8 +96,8 @@ pub fn raise(
 
 /// Raises alarm `kind` about `subject` (idempotent while it is active: only the detail is
 /// refreshed, so a guard that re-raises every tick writes nothing while the situation is
-/// unchanged). A new alarm is logged at error level and audited as `alarm.raise` in the same
-/// transaction.
+/// unchanged). A new alarm is logged (error level box-wide, warning for a seat) and audited as
+/// `alarm.raise` in the same transaction.
 pub fn raise_for(
     conn: &Connection,
     kind: &str,
@@ -139,7 +139,13 @@ pub fn raise_for(
     };
     tx.commit()?;
     match outcome {
-        Raised::New => tracing::error!(alarm = kind, subject, "alarm raised: {detail}"),
+        // A box-wide alarm (disk full, disk pressure, archive backlog) is the recorder in
+        // trouble; a seat's alarm is about that seat's audio or its CTI while the recorder works
+        // (the crash campaigns fail on any error line, and a seat may legitimately be quiet).
+        Raised::New if subject.is_empty() => {
+            tracing::error!(alarm = kind, "alarm raised: {detail}")
+        }
+        Raised::New => tracing::warn!(alarm = kind, subject, "alarm raised: {detail}"),
         Raised::Updated => tracing::debug!(alarm = kind, subject, "alarm still active: {detail}"),
         Raised::Unchanged => {}
     }
