@@ -1,0 +1,7 @@
+int main() {
+    static int x;
+    char a[++x];
+    a[sizeof a - 1] = 0;
+    int N;
+    return a[0];
+}
