@@ -10,14 +10,16 @@
 #   /proc/PID/status (VmRSS, VmHWM) and /proc/PID/stat (utime+stime over the DURATION window),
 #   and stops it with SIGTERM (finalizing every call). Per N it reports:
 #     - total dropped frames (sum over seats, since daemon start, warm-up included)
-#     - worst max_lag_ms (ring backlog: how far the encoders fell behind capture), a maximum
-#       since each seat started: it includes the start-up of N calls at once; the notes also give
-#       the lag sampled every 0.5 s inside the measured window and which seats set a new maximum
-#       after the warm-up
+#     - worst lag in the last 60 s (`max_lag_1m_ms`: ring backlog, how far the encoders fell
+#       behind capture), read at the end: with WARMUP + DURATION >= 65 s that is the measured
+#       window, start-up left out
+#     - worst max_lag_ms, a maximum since each seat started: it also holds the start-up of N
+#       calls at once (all rings catch up together)
 #     - worst max_page_latency_ms (sample entering its ring -> its Ogg page written to the OS)
 #     - RSS MB (VmRSS at the end of the run) and peak RSS MB (VmHWM)
 #     - CPU % of one core over the DURATION window (can exceed 100 on a multi-core box)
-#     - PASS if dropped == 0 and worst max_lag_ms < 200 (page latency is reported, goal <= 1000 ms)
+#     - PASS if dropped == 0 and the worst lag in the last 60 s < 200 ms (shorter runs: worst
+#       max_lag_ms < 200); page latency is reported, goal <= 1000 ms
 #   and finally the largest passing N.
 #   After SIGTERM it also checks the store: the daemon must exit 0, one finalized .opus per seat
 #   must exist under <store>/calls/, a sample of them (SAMPLE, default 5) must pass `opusinfo`
@@ -169,17 +171,7 @@ for n in "${SEATS[@]}"; do
     ticks0=$(cpu_ticks "$pid")
     t0=$EPOCHREALTIME
 
-    # The seats' instantaneous lag, sampled every 0.5 s through the window: `max_lag_ms` is a
-    # maximum since the seat started, so it also holds the start-up of N calls at once.
-    lag_samples=$tmp/lag-samples.jsonl
-    : >"$lag_samples"
-    t_end=$(python3 -c "print($t0 + $DURATION)")
-    while python3 -c "import sys,time; sys.exit(0 if time.time() < $t_end - 0.5 else 1)"; do
-        "$CALLREC" --config "$cfg" call status --json >>"$lag_samples" 2>/dev/null || true
-        echo >>"$lag_samples"
-        sleep 0.5
-    done
-    sleep "$(python3 -c "import time; print(max(0.0, $t_end - time.time()))")"
+    sleep "$DURATION"
     kill -0 "$pid" 2>/dev/null || { cat "$daemon_log" >&2; die "N=$n: recorder died during the run"; }
     ticks1=$(cpu_ticks "$pid")
     t1=$EPOCHREALTIME
@@ -232,7 +224,7 @@ for n in "${SEATS[@]}"; do
     store_bytes_ms=$(sqlite3 "$db" "SELECT coalesce(sum(bytes), 0) || ' ' || coalesce(sum(duration_ms), 0) FROM calls")
     load=$(cut -d' ' -f1-3 /proc/loadavg)
     row=$(python3 - "$n" "$status_warm" "$status_end" "$ticks0" "$ticks1" "$CLK_TCK" "$t0" "$t1" \
-        "$rss_kb" "$hwm_kb" "$t_start" "$t_term" "$t_exit" "$db_dropped" "$store_bytes_ms" "$load" "$lag_samples" "${sample_durs[@]}" <<'EOF'
+        "$rss_kb" "$hwm_kb" "$t_start" "$t_term" "$t_exit" "$db_dropped" "$store_bytes_ms" "$load" "$WARMUP" "${sample_durs[@]}" <<'EOF'
 import json, sys
 a = sys.argv[1:]
 n = int(a[0]); warm = json.loads(a[1]); end = json.loads(a[2])
@@ -242,21 +234,11 @@ rss_kb, hwm_kb = int(a[8]), int(a[9])
 t_start, t_term, t_exit = float(a[10]), float(a[11]), float(a[12])
 db_dropped = int(a[13]); store_bytes, store_ms = (int(x) for x in a[14].split())
 load = a[15]; durs = [float(x) for x in a[17:]]
-# Lag inside the measured window: the sampled instantaneous lag, and whether any seat's
-# max_lag_ms grew after the warm-up (if none did, the worst max_lag_ms is from start-up).
-window_lag, snapshots = 0, 0
-text, pos, dec = open(a[16]).read(), 0, json.JSONDecoder()
-while True:
-    while pos < len(text) and text[pos].isspace():
-        pos += 1
-    if pos >= len(text):
-        break
-    try:
-        snap, pos = dec.raw_decode(text, pos)
-    except ValueError:
-        break
-    snapshots += 1
-    window_lag = max([window_lag] + [s["lag_ms"] for s in snap])
+# The seats' worst lag of the last minute (`max_lag_1m_ms`) covers only the measured window
+# when warm-up + run >= 65 s: then the start-up of N calls at once, which `max_lag_ms` (a
+# maximum since the seat started) also holds, is left out.
+# A callrec older than issue 9 item 4 has no `max_lag_1m_ms`: judged on max_lag_ms then.
+steady = float(a[16]) + (t1 - t0) >= 65 and all("max_lag_1m_ms" in s for s in end)
 problems = []
 if len(end) != n:
     problems.append(f"status lists {len(end)} seats, expected {n}")
@@ -269,10 +251,11 @@ if down:
 dropped = sum(s["dropped_frames"] for s in end)
 dropped_warm = sum(s["dropped_frames"] for s in warm)
 max_lag = max(s["max_lag_ms"] for s in end)
+window_lag = max(s.get("max_lag_1m_ms", -1) for s in end)
 max_page = max(s["max_page_latency_ms"] for s in end)
 worst_lag_seat = max(end, key=lambda s: s["max_lag_ms"])["seat"]
 cpu = (ticks1 - ticks0) / hz / (t1 - t0) * 100
-ok = dropped == 0 and max_lag < 200
+ok = dropped == 0 and (window_lag if steady else max_lag) < 200
 # Files should hold (about) the wall time between the socket appearing and SIGTERM.
 rec_s = t_term - t_start
 dur_note = ""
@@ -282,14 +265,11 @@ if durs:
         problems.append(f"file duration {min(durs):.1f}-{max(durs):.1f} s does not match {rec_s:.1f} s of recording")
 mb = lambda kb: f"{kb / 1024:.1f}"
 mb_per_hour = store_bytes / 1e6 / (store_ms / 3.6e6) if store_ms else 0.0
-print(f"| {n} | {dropped} | {max_lag} | {max_page} | {mb(rss_kb)} | {mb(hwm_kb)} | {cpu:.0f} | {cpu / n:.2f} | {mb_per_hour:.1f} | {load} | {'PASS' if ok else 'FAIL'} |")
-warm_max = {s["seat"]: s["max_lag_ms"] for s in warm}
-grew = [s for s in end if s["max_lag_ms"] > warm_max.get(s["seat"], 0)]
-grew_max = max([s["max_lag_ms"] for s in grew], default=0)
+window_cell = f"{window_lag}" if steady else "n/a"
+print(f"| {n} | {dropped} | {window_cell} | {max_lag} | {max_page} | {mb(rss_kb)} | {mb(hwm_kb)} | {cpu:.0f} | {cpu / n:.2f} | {mb_per_hour:.1f} | {load} | {'PASS' if ok else 'FAIL'} |")
+warm_max = max((s["max_lag_ms"] for s in warm), default=0)
 notes = [f"dropped by end of warm-up {dropped_warm}, in DB rows {db_dropped}",
-         f"lag in the measured window: sampled max {window_lag} ms over {snapshots} snapshots; "
-         f"{len(grew)} seat(s) set a new max_lag_ms after warm-up (highest {grew_max} ms); "
-         f"worst max_lag_ms at the end of warm-up {max(warm_max.values(), default=0)} ms",
+         f"worst max_lag_ms at the end of warm-up {warm_max} ms",
          f"worst lag on {worst_lag_seat}", dur_note, f"SIGTERM->exit {t_exit - t_term:.1f} s",
          f"page latency {'<=' if max_page <= 1000 else '>'} 1000 ms goal"]
 print("; ".join(x for x in notes if x))
@@ -316,12 +296,12 @@ done
 echo
 echo "### Seat capacity — INPUT=$INPUT, QUIET=${QUIET:-default}, synthetic 2-ch inputs at ${RATE:-the encoder rate}, continuous mode, ${DURATION} s after ${WARMUP} s warm-up, $NCPU CPU(s)${TASKSET:+ (taskset -c $TASKSET)}, workers = $WORKERS, encoder complexity = $COMPLEXITY"
 echo
-echo "| seats | dropped frames | worst max_lag_ms | worst max_page_latency_ms | RSS MB | peak RSS MB | CPU % | CPU % per seat | MB per call-hour | load avg at end (1/5/15 min) | result |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| seats | dropped frames | worst lag in the last 60 s, ms | worst max_lag_ms since start | worst max_page_latency_ms | RSS MB | peak RSS MB | CPU % | CPU % per seat | MB per call-hour | load avg at end (1/5/15 min) | result |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
 echo
 printf -- '- %s\n' "${NOTES[@]}"
 echo
-echo "PASS = 0 dropped frames and worst max_lag_ms < 200. CPU % is of one core (max $((NCPU * 100)))."
+echo "PASS = 0 dropped frames and the worst lag in the last 60 s < 200 ms (runs of WARMUP + DURATION >= 65 s, so the window leaves out start-up), else worst max_lag_ms since start < 200. CPU % is of one core (max $((NCPU * 100)))."
 echo "Store checks passed for every N: clean exit on SIGTERM, one complete .opus per seat, opusinfo/ffprobe and row size/SHA-256 on a sample, PRAGMA integrity_check = ok."
 if [[ -n $best ]]; then echo "Largest passing N: $best"; else echo "Largest passing N: none"; fi

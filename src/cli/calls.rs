@@ -335,7 +335,7 @@ fn print_status(seats: Vec<control::SeatStatus>, json: bool) -> anyhow::Result<(
     }
     for s in seats {
         println!(
-            "{:<10} {:<10} {:<9} call {:<6} {:>7.1}s  agent {:>6.1} dBFS  customer {:>6.1} dBFS  dropped {}  lag {} ms (max {}){}",
+            "{:<10} {:<10} {:<9} call {:<6} {:>7.1}s  agent {:>6.1} dBFS  customer {:>6.1} dBFS  dropped {}  lag {} ms (max {} in the last minute, {} since start){}",
             s.seat,
             s.mode,
             s.state,
@@ -345,6 +345,7 @@ fn print_status(seats: Vec<control::SeatStatus>, json: bool) -> anyhow::Result<(
             s.customer_dbfs,
             s.dropped_frames,
             s.lag_ms,
+            s.max_lag_1m_ms,
             s.max_lag_ms,
             if s.inputs_down.is_empty() { String::new() } else { format!("  DOWN: {}", s.inputs_down.join(", ")) }
         );

@@ -141,7 +141,11 @@ pub struct SeatStatus {
     pub call_duration_ms: u64,
     pub dropped_frames: u64,
     pub lag_ms: u64,
+    /// The worst lag since the seat started (start-ups included).
     pub max_lag_ms: u64,
+    /// The worst lag in the last minute (`record::lag_window`): whether the box keeps up now.
+    #[serde(default)]
+    pub max_lag_1m_ms: u64,
     /// Longest time from a sample entering its ring to its Ogg page reaching the OS.
     pub max_page_latency_ms: u64,
     pub agent_dbfs: f32,

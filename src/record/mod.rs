@@ -13,6 +13,7 @@ pub mod completeness;
 pub mod control;
 pub mod disk_guard;
 pub mod indexer;
+pub mod lag_window;
 pub mod live;
 pub mod seat;
 pub mod seat_error;

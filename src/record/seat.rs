@@ -15,6 +15,7 @@
 
 use super::control::SeatStatus;
 use super::indexer::{CallToken, IntervalToken, StopOutcome};
+use super::lag_window::LagWindow;
 use super::live::{LiveTap, Publisher};
 pub use super::seat_error::{CallName, SeatError};
 use super::seat_io::SeatIo;
@@ -110,6 +111,8 @@ pub struct Seat {
     fill: Option<(Instant, usize)>,
     pub status: Arc<Mutex<SeatStatus>>,
     max_lag_ms: u64,
+    /// The worst lag of the last minute (`max_lag_ms` also holds every start-up).
+    lag_window: LagWindow,
     max_page_latency_ms: u64,
     /// When the oldest sample drained in this pass entered its ring (tick start minus backlog).
     captured_at: Instant,
@@ -160,6 +163,7 @@ impl Seat {
             fill: None,
             status,
             max_lag_ms: 0,
+            lag_window: LagWindow::new(Instant::now()),
             max_page_latency_ms: 0,
             captured_at: Instant::now(),
             retry_after: None,
@@ -237,6 +241,7 @@ impl Seat {
             self.frame = frame;
         }
         self.max_lag_ms = self.max_lag_ms.max(lag_ms);
+        self.lag_window.record(Instant::now(), lag_ms);
         self.publish(io, lag_ms);
     }
 
@@ -672,6 +677,7 @@ impl Seat {
             st.dropped_frames = dropped;
             st.lag_ms = lag_ms;
             st.max_lag_ms = self.max_lag_ms;
+            st.max_lag_1m_ms = self.lag_window.max_ms(Instant::now());
             st.max_page_latency_ms = self.max_page_latency_ms;
             st.drift_correction_ppm = correction;
             st.inputs_down = down;

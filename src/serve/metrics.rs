@@ -141,6 +141,12 @@ pub fn render_seats(out: &mut String, seats: Option<&[SeatStatus]>) {
             |s| s.lag_ms,
         ),
         (
+            "callrec_seat_encoder_lag_max_1m_ms",
+            "gauge",
+            "Worst encoder lag in the last minute (a scrape misses short peaks of the lag gauge).",
+            |s| s.max_lag_1m_ms,
+        ),
+        (
             "callrec_seat_inputs_down",
             "gauge",
             "Inputs of the seat that are unplugged or stalled.",
