@@ -22,6 +22,7 @@ use super::db::DbError;
 use super::error::AppError;
 use super::html::{esc, page};
 use super::identity::Identity;
+use super::list_page::{list_page, ListPage};
 use super::state::St;
 use crate::archive::lock::LockError;
 use crate::config::Config;
@@ -153,26 +154,17 @@ pub async fn list(
     State(st): State<St>,
     Extension(id): Extension<Identity>,
 ) -> Result<Html<String>, AppError> {
-    let all = st
-        .db
-        .read(|c| lifecycle::erasures(c).map_err(AppError::from))
-        .await?;
-    let csrf = esc(id.csrf().unwrap_or_default());
-    let rows: String = all
-        .iter()
-        .map(|e| {
-            format!(
-                r#"<tr><td><a href="/admin/erasure/{d}">#{d}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
-                esc(&e.reason),
-                esc(&e.created_at_utc),
-                esc(&e.requested_by),
-                e.calls,
-                d = e.deletion_id
-            )
-        })
-        .collect();
-    let hub = crate::hub::is_hub(&st.cfg);
-    let fleet = if hub {
+    let row = |e: &lifecycle::ErasureRecord| {
+        format!(
+            r#"<tr><td><a href="/admin/erasure/{d}">#{d}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+            esc(&e.reason),
+            esc(&e.created_at_utc),
+            esc(&e.requested_by),
+            e.calls,
+            d = e.deletion_id
+        )
+    };
+    let fleet = if crate::hub::is_hub(&st.cfg) {
         format!(
             r#"<p>This is the fleet's hub: the boxes holding a copy are ordered to erase it, the hub deletes every version in the archive, and the receipt lists each box's copy. A box that has not acked within the wait below is listed as pending; complete the record from the receipt's page once it has.</p>
 <label>Wait for the boxes' acks (s, at most {MAX_WAIT_S}) <input name="wait_s" type="number" min="0" max="{MAX_WAIT_S}" value="{DEFAULT_WAIT_S}"></label>"#
@@ -180,24 +172,30 @@ pub async fn list(
     } else {
         String::new()
     };
-    let body = format!(
-        r#"<main><h1>Erasure requests</h1>
-<p>Erases every recording of one customer's number (GDPR Art. 17): the audio, peaks and transcript, the number and CTI ids in the index{archive}; a signed receipt lists what was removed and kept. A call on legal hold, still recording, or retained by the archive in COMPLIANCE mode refuses the whole request, and nothing is erased.</p>
-<table class="results"><thead><tr><th>Receipt</th><th>Request</th><th>Carried out</th><th>By</th><th>Recordings</th></tr></thead><tbody>{rows}</tbody></table>
-<h2>Carry out a request</h2>
-<form class="filters" method="post" action="/admin/erasure"><input type="hidden" name="csrf" value="{csrf}">
-<label>Customer's number <input name="number" required autocomplete="off"></label>
-<label>Request ticket or case id (not the number) <input name="request" required></label>
-{fleet}
-<label>Your password <input type="password" name="password" required autocomplete="current-password"></label>
-<button type="submit">Erase</button></form></main>"#,
-        archive = if st.cfg.archive.is_some() {
+    let intro = format!(
+        "\n<p>Erases every recording of one customer's number (GDPR Art. 17): the audio, peaks and transcript, the number and CTI ids in the index{}; a signed receipt lists what was removed and kept. A call on legal hold, still recording, or retained by the archive in COMPLIANCE mode refuses the whole request, and nothing is erased.</p>",
+        if st.cfg.archive.is_some() {
             ", and every version of its objects in the archive"
         } else {
             ""
         }
     );
-    Ok(Html(page(Some(&id), "Erasure requests", &body)))
+    let form_fields = format!(
+        r#"<label>Customer's number <input name="number" required autocomplete="off"></label>
+<label>Request ticket or case id (not the number) <input name="request" required></label>
+{fleet}"#
+    );
+    let p = ListPage {
+        title: "Erasure requests",
+        intro: &intro,
+        headers: &["Receipt", "Request", "Carried out", "By", "Recordings"],
+        form_heading: "Carry out a request",
+        form_action: "/admin/erasure",
+        form_fields: &form_fields,
+        form_button: "Erase",
+        outro: "",
+    };
+    list_page(&st, &id, lifecycle::erasures, row, p).await
 }
 
 pub async fn erase(

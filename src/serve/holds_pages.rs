@@ -10,8 +10,9 @@
 //! in the same request, and never decide the four-eyes rule itself (the store does).
 
 use super::error::AppError;
-use super::html::{esc, page};
+use super::html::esc;
 use super::identity::Identity;
+use super::list_page::{list_page, ListPage};
 use super::state::St;
 use crate::store::holds::{self, HoldError, Scope};
 use crate::store::users::{self, UserError};
@@ -63,49 +64,43 @@ pub async fn list(
     State(st): State<St>,
     Extension(id): Extension<Identity>,
 ) -> Result<Html<String>, AppError> {
-    let all = st
-        .db
-        .read(|c| holds::list(c).map_err(AppError::from))
-        .await?;
     let csrf = esc(id.csrf().unwrap_or_default());
-    let rows: String = all
-        .iter()
-        .map(|h| {
-            let state = match (&h.released_at_utc, &h.released_by) {
-                (Some(t), Some(by)) => format!("released {} by {}", esc(t), esc(by)),
-                _ => format!(
-                    r#"in force <form method="post" action="/admin/holds/{hid}/release"><input type="hidden" name="csrf" value="{csrf}"><input name="reason" placeholder="why released" required> <input type="password" name="password" placeholder="your password" required autocomplete="current-password"> <button>Release</button></form>"#,
-                    hid = h.id
-                ),
-            };
-            format!(
-                "<tr><td>#{}</td><td>{}</td><td>{}</td><td>{} by {}</td><td>{state}</td></tr>",
-                h.id,
-                esc(&describe(&h.scope)),
-                esc(&h.reason),
-                esc(&h.placed_at_utc),
-                esc(&h.placed_by)
-            )
-        })
-        .collect();
+    let row = |h: &holds::Hold| {
+        let state = match (&h.released_at_utc, &h.released_by) {
+            (Some(t), Some(by)) => format!("released {} by {}", esc(t), esc(by)),
+            _ => format!(
+                r#"in force <form method="post" action="/admin/holds/{hid}/release"><input type="hidden" name="csrf" value="{csrf}"><input name="reason" placeholder="why released" required> <input type="password" name="password" placeholder="your password" required autocomplete="current-password"> <button>Release</button></form>"#,
+                hid = h.id
+            ),
+        };
+        format!(
+            "<tr><td>#{}</td><td>{}</td><td>{}</td><td>{} by {}</td><td>{state}</td></tr>",
+            h.id,
+            esc(&describe(&h.scope)),
+            esc(&h.reason),
+            esc(&h.placed_at_utc),
+            esc(&h.placed_by)
+        )
+    };
     let fleet = if crate::hub::is_hub(&st.cfg) {
         "<p>This is the fleet's hub: a hold placed here is sent to every box holding a copy (a call hold to the call's box), and applies there within a minute of the box being online.</p>"
     } else {
         ""
     };
-    let body = format!(
-        r#"<main><h1>Legal holds</h1>{fleet}
-<table class="results"><thead><tr><th>Hold</th><th>Covers</th><th>Reason</th><th>Placed</th><th>State</th></tr></thead><tbody>{rows}</tbody></table>
-<h2>Place a hold</h2>
-<form class="filters" method="post" action="/admin/holds"><input type="hidden" name="csrf" value="{csrf}">
-<label>Covers <select name="scope"><option value="call">one call (id)</option><option value="agent">every call of an agent</option><option value="numbers">customer numbers (one, a prefix ending in *, or FROM-TO)</option></select></label>
+    let form_fields = r#"<label>Covers <select name="scope"><option value="call">one call (id)</option><option value="agent">every call of an agent</option><option value="numbers">customer numbers (one, a prefix ending in *, or FROM-TO)</option></select></label>
 <label>Call id, agent or numbers <input name="value" required></label>
-<label>Reason (the matter or case) <input name="reason" required></label>
-<label>Your password <input type="password" name="password" required autocomplete="current-password"></label>
-<button type="submit">Place hold</button></form>
-<p>A hold can only be released by another admin.</p></main>"#
-    );
-    Ok(Html(page(Some(&id), "Legal holds", &body)))
+<label>Reason (the matter or case) <input name="reason" required></label>"#;
+    let p = ListPage {
+        title: "Legal holds",
+        intro: fleet,
+        headers: &["Hold", "Covers", "Reason", "Placed", "State"],
+        form_heading: "Place a hold",
+        form_action: "/admin/holds",
+        form_fields,
+        form_button: "Place hold",
+        outro: "\n<p>A hold can only be released by another admin.</p>",
+    };
+    list_page(&st, &id, holds::list, row, p).await
 }
 
 pub async fn place(

@@ -25,6 +25,7 @@ pub mod guard;
 pub mod holds_pages;
 pub mod html;
 pub mod identity;
+mod list_page;
 mod live;
 pub mod login;
 pub mod metrics;

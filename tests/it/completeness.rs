@@ -6,7 +6,7 @@
 //! are the hand-counted ones, from the API and the CLI alike.
 
 use super::common::{write_wav, Recorder};
-use super::webbox::{Session, WebBox, PASSWORD};
+use super::webbox::{file_and_synthetic_seats, Session, WebBox, PASSWORD};
 use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -67,28 +67,9 @@ fn record(wb: &WebBox, seat: &str, secs: f64) -> i64 {
 pub fn quiet_seats(dir: &Path, silent_s: f32) -> String {
     let wav = dir.join("quiet.wav");
     write_wav(&wav, &[(silent_s, true, false), (8.0, true, true)]);
-    format!(
-        r#"
-[[seat]]
-id = "quiet"
-mode = "control"
-[[seat.input]]
-kind = "file"
-path = "{}"
-agent_channel = 0
-customer_channel = 1
-
-[[seat]]
-id = "busy"
-mode = "control"
-[[seat.input]]
-kind = "synthetic"
-seed = 3
-speech = "continuous"
-agent_channel = 0
-customer_channel = 1
-"#,
-        wav.display()
+    file_and_synthetic_seats(
+        ("quiet", &wav),
+        ("busy", "seed = 3\nspeech = \"continuous\""),
     )
 }
 

@@ -79,6 +79,22 @@ fn hold_count(rec: &Recorder, placed_by: &str, released: bool) -> i64 {
         .unwrap()
 }
 
+/// The call's row in the index at `db` is marked deleted and no longer holds the number.
+fn assert_scrubbed(db: &Path, call_id: i64) {
+    let (status, number): (String, Option<String>) = ro(db)
+        .query_row(
+            "SELECT status, remote_number FROM calls WHERE id = ?1",
+            [call_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (status.as_str(), number),
+        ("deleted", None),
+        "call {call_id}"
+    );
+}
+
 fn openssl_verify(dir: &Path, json: &str, sig: &str) -> Output {
     Command::new("openssl")
         .current_dir(dir)
@@ -307,14 +323,7 @@ fn orders_hold_release_and_erasure_reach_the_boxes() {
     assert_eq!(row["status"], "deleted");
     assert!(row["remote_number"].is_null(), "{row:#}");
     for hid in [h_a1, h_b1] {
-        let (status, number): (String, Option<String>) = ro(&hub.db())
-            .query_row(
-                "SELECT status, remote_number FROM calls WHERE id = ?1",
-                [hid],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .unwrap();
-        assert_eq!((status.as_str(), number), ("deleted", None));
+        assert_scrubbed(&hub.db(), hid);
     }
     assert!(b1_file.exists(), "floor-b was offline");
 
@@ -499,16 +508,7 @@ fn orders_hold_release_and_erasure_reach_the_boxes() {
         "{shown}"
     );
     let wdir = hub.dir.path().join("web-receipt");
-    download_receipt(
-        &mut web,
-        &to,
-        &wdir,
-        &["receipt.json", "receipt.sig", "box.pub"],
-    );
-    let v = openssl_verify(&wdir, "receipt.json", "receipt.sig");
-    assert!(v.status.success(), "{}", text(&v));
-    let receipt: Value =
-        serde_json::from_slice(&std::fs::read(wdir.join("receipt.json")).unwrap()).unwrap();
+    let receipt = verified_download(&mut web, &to, &wdir, "receipt");
     assert_eq!(receipt["format"], "callrec-erasure-receipt-v3");
     assert_eq!(receipt["requested_by"], "ann");
     assert_eq!(receipt["box_copies"][0]["box_id"], "floor-a");
@@ -522,14 +522,7 @@ fn orders_hold_release_and_erasure_reach_the_boxes() {
         3
     );
     assert!(versions(&k_a2).is_empty());
-    let (status, number): (String, Option<String>) = ro(&hub.db())
-        .query_row(
-            "SELECT status, remote_number FROM calls WHERE id = ?1",
-            [h_a2],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    assert_eq!((status.as_str(), number), ("deleted", None));
+    assert_scrubbed(&hub.db(), h_a2);
     assert!(a2_file.exists(), "floor-a was offline");
 
     // floor-a comes back and applies the order; "complete" records its ack, signed.
@@ -541,11 +534,7 @@ fn orders_hold_release_and_erasure_reach_the_boxes() {
     assert_eq!(r.status, 303, "{}", r.body_text());
     let shown = web.get(&to).body_text();
     assert!(!shown.contains("Pending"), "{shown}");
-    download_receipt(&mut web, &to, &wdir, &["completion.json", "completion.sig"]);
-    let v = openssl_verify(&wdir, "completion.json", "completion.sig");
-    assert!(v.status.success(), "{}", text(&v));
-    let done: Value =
-        serde_json::from_slice(&std::fs::read(wdir.join("completion.json")).unwrap()).unwrap();
+    let done = verified_download(&mut web, &to, &wdir, "completion");
     assert_eq!(done["still_pending"], serde_json::json!([]));
     assert_eq!(done["box_copies"][0]["status"], "removed");
     assert_eq!(
@@ -640,10 +629,13 @@ fn web_hold_forms_check_the_password_and_four_eyes() {
     );
 }
 
-/// The receipt files a web erasure's page offers, downloaded into `dir` as the CLI writes them.
-fn download_receipt(s: &mut crate::webbox::Session, page: &str, dir: &Path, files: &[&str]) {
+/// `{stem}.json` and `{stem}.sig` (the receipt or the completion record) from a web erasure's
+/// page, with the `box.pub` they are signed with, downloaded into `dir` as the CLI writes them;
+/// the signature is checked with OpenSSL as a requester would, and the parsed JSON returned.
+fn verified_download(s: &mut crate::webbox::Session, page: &str, dir: &Path, stem: &str) -> Value {
     std::fs::create_dir_all(dir).unwrap();
-    for f in files {
+    let (json, sig) = (format!("{stem}.json"), format!("{stem}.sig"));
+    for f in [json.as_str(), sig.as_str(), "box.pub"] {
         let r = s.get(&format!("{page}/{f}"));
         assert_eq!(r.status, 200, "{f}: {}", r.body_text());
         assert!(r
@@ -651,6 +643,9 @@ fn download_receipt(s: &mut crate::webbox::Session, page: &str, dir: &Path, file
             .is_some_and(|h| h.contains(f)));
         std::fs::write(dir.join(f), &r.body).unwrap();
     }
+    let v = openssl_verify(dir, &json, &sig);
+    assert!(v.status.success(), "{stem}: {}", text(&v));
+    serde_json::from_slice(&std::fs::read(dir.join(&json)).unwrap()).unwrap()
 }
 
 /// Erasure from the web UI on a box (`/admin/erasure`, no archive): the admin's password is
@@ -746,16 +741,7 @@ fn web_erasure_checks_the_password_refuses_a_hold_and_signs_a_receipt() {
     assert!(!shown.contains("7946 0123") && !shown.contains("79460123"));
     assert!(!shown.contains("Pending"), "a box has no boxes to wait for");
     let dir = wb.dir.path().join("web-receipt");
-    download_receipt(
-        &mut ann,
-        &to,
-        &dir,
-        &["receipt.json", "receipt.sig", "box.pub"],
-    );
-    let v = openssl_verify(&dir, "receipt.json", "receipt.sig");
-    assert!(v.status.success(), "{}", text(&v));
-    let receipt: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("receipt.json")).unwrap()).unwrap();
+    let receipt = verified_download(&mut ann, &to, &dir, "receipt");
     assert_eq!(receipt["format"], "callrec-erasure-receipt-v1");
     assert_eq!(receipt["requested_by"], "ann");
     assert_eq!(receipt["deleted_recordings"][0]["call_id"], call);
@@ -768,15 +754,8 @@ fn web_erasure_checks_the_password_refuses_a_hold_and_signs_a_receipt() {
     assert_eq!(ann.get(&format!("{to}/../../callrec.db")).status, 404);
     // File gone, row scrubbed, audited under ann's name.
     assert!(!file.exists());
+    assert_scrubbed(&wb.db(), call);
     let c = ro(&wb.db());
-    let (status, number): (String, Option<String>) = c
-        .query_row(
-            "SELECT status, remote_number FROM calls WHERE id = ?1",
-            [call],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    assert_eq!((status.as_str(), number), ("deleted", None));
     let audited: i64 = c
         .query_row(
             "SELECT count(*) FROM audit WHERE actor = 'ann' AND call_id = ?1 AND action = 'delete'

@@ -5,7 +5,7 @@
 
 use super::common::{bin, repo};
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -40,10 +40,16 @@ pub fn seats() -> String {
             .unwrap();
         assert!(st.success(), "making the demo fixture failed");
     }
+    file_and_synthetic_seats(("seat01", &fixture), ("seat02", "seed = 7"))
+}
+
+/// Two `[[seat]]` sections in control mode, agent on channel 0 and customer on 1: one playing
+/// a WAV file (its id and path), one synthetic (its id and its input's keys, the seed first).
+pub fn file_and_synthetic_seats(file: (&str, &Path), synthetic: (&str, &str)) -> String {
     format!(
         r#"
 [[seat]]
-id = "seat01"
+id = "{}"
 mode = "control"
 [[seat.input]]
 kind = "file"
@@ -52,15 +58,18 @@ agent_channel = 0
 customer_channel = 1
 
 [[seat]]
-id = "seat02"
+id = "{}"
 mode = "control"
 [[seat.input]]
 kind = "synthetic"
-seed = 7
+{}
 agent_channel = 0
 customer_channel = 1
 "#,
-        fixture.display()
+        file.0,
+        file.1.display(),
+        synthetic.0,
+        synthetic.1
     )
 }
 

@@ -1,11 +1,12 @@
 // common.js — what the page scripts share, in one place: building elements (el) and message
 // paragraphs (say), time and date formatting, the page's <meta> values (CSRF token, user), the API fetch wrapper with one
-// set of error messages, HttpError, and the score formula of the evaluation form's live preview
-// (the same formula as src/qa/scorecard.rs `score`).
+// set of error messages, HttpError, the score formula of the evaluation form's live preview
+// (the same formula as src/qa/scorecard.rs `score`), and the per-party mute/solo state applied
+// to the buttons and the Web Audio gains (the player's and the live page's).
 //
-// Loaded before player.js, evaluate.js, compliance.js and qa.js (every page that has one of
-// them lists this first). There are no modules and no build step, so everything is published on
-// one namespace object, window.callrec. Nothing here touches the page when it loads, so node can
+// Loaded before player.js, live.js, evaluate.js, compliance.js and qa.js (every page that has
+// one of them lists this first). There are no modules and no build step, so everything is
+// published on one namespace object, window.callrec. Nothing here touches the page when it loads, so node can
 // run this file with a stub `window` (scripts/check-score-preview.mjs checks the score formula
 // against fixtures/score-cases.json, the cases the Rust unit tests check too).
 'use strict';
@@ -244,6 +245,30 @@
     return { percent, passed, sections, failed_critical: failedCritical, answered, questions };
   }
 
+  // ---------------------------------------------------------------------------------------
+  // Per-party mute/solo (the call page's player.js and the live page's live.js)
+
+  // The parties, in the order of their channels (agent 0, customer 1).
+  const PARTIES = ['agent', 'customer'];
+
+  // Whether `lane` is heard: not muted, and no other party soloed (`solo`: null or a party).
+  function laneAudible(lane, muted, solo) {
+    return !muted[lane] && (solo === null || solo === lane);
+  }
+
+  // Puts the buttons and the Web Audio gains in step with `muted` and `solo`: each button's
+  // aria-pressed, and each party's gain 1 when audible, else 0. `ui.mute` and `ui.solo` map a
+  // party to its button, `gains` to its GainNode (null before the graph exists); what is
+  // missing is skipped.
+  function setLanes(ui, gains, muted, solo) {
+    for (const lane of PARTIES) {
+      if (ui.mute[lane]) ui.mute[lane].setAttribute('aria-pressed', String(muted[lane]));
+      if (ui.solo[lane]) ui.solo[lane].setAttribute('aria-pressed', String(solo === lane));
+      // Set immediately (no ramp) so the state is exact the moment the button is pressed.
+      if (gains[lane]) gains[lane].gain.value = laneAudible(lane, muted, solo) ? 1 : 0;
+    }
+  }
+
   window.callrec = Object.freeze({
     el,
     say,
@@ -258,5 +283,7 @@
     weightOf,
     grade,
     computeScore,
+    laneAudible,
+    setLanes,
   });
 })();

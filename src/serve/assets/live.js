@@ -3,7 +3,8 @@
 // mute/solo, and a scrolling two-lane waveform of what is being played.
 // The stream is the recorder's record::live format (docs/integration.md): per frame a 16-byte
 // header (u32 sequence, u16 flags, u16 samples per channel, i64 call) and s16le agent/customer
-// pairs. Plain ES2020 in one function scope: no build step, nothing from other origins.
+// pairs. Mute/solo is common.js's (window.callrec: laneAudible, setLanes), which the page loads
+// first. Plain ES2020 in one function scope: no build step, nothing from other origins.
 (() => {
   'use strict';
 
@@ -11,6 +12,7 @@
   const canvas = document.getElementById('live-wave');
   if (!root || !canvas) return;
   const $ = (id) => document.getElementById(id);
+  const { laneAudible, setLanes } = window.callrec;
 
   const seat = root.dataset.seat || '';
   const LANES = ['agent', 'customer'];
@@ -75,15 +77,11 @@
   }
 
   function audible(lane) {
-    return !muted[lane] && (solo === null || solo === lane);
+    return laneAudible(lane, muted, solo);
   }
 
   function applyLanes() {
-    for (const lane of LANES) {
-      if (ui.mute[lane]) ui.mute[lane].setAttribute('aria-pressed', String(muted[lane]));
-      if (ui.solo[lane]) ui.solo[lane].setAttribute('aria-pressed', String(solo === lane));
-      if (gains[lane]) gains[lane].gain.value = audible(lane) ? 1 : 0;
-    }
+    setLanes(ui, gains, muted, solo);
   }
 
   for (const lane of LANES) {

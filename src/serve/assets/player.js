@@ -1,9 +1,9 @@
 // player.js — the call page's player: two-party waveform from the peaks file, playback
 // controls, per-party mute/solo through Web Audio, timestamp links, notes, and the audit of
 // which stretches of the call the reviewer actually heard.
-// Uses the shared helpers of common.js (window.callrec: fmtTime, HttpError, request, api),
-// which the page loads first. Plain ES2020 in one function scope: no build step, no modules,
-// nothing from other origins.
+// Uses the shared helpers of common.js (window.callrec: fmtTime, HttpError, request, api,
+// setLanes), which the page loads first. Plain ES2020 in one function scope: no build step, no
+// modules, nothing from other origins.
 (() => {
   'use strict';
 
@@ -13,7 +13,7 @@
   // Only the call page has these; anywhere else a stray include must do nothing at all.
   if (!root || !audio || !canvas) return;
 
-  const { metaContent, fmtTime, HttpError, request, api } = window.callrec;
+  const { metaContent, fmtTime, HttpError, request, api, setLanes } = window.callrec;
   const $ = (id) => document.getElementById(id);
 
   const callId = root.dataset.callId || '';
@@ -695,17 +695,8 @@
     return actx;
   }
 
-  function audible(lane) {
-    return !muted[lane] && (solo === null || solo === lane);
-  }
-
   function applyLanes() {
-    for (const lane of LANES) {
-      if (ui.mute[lane]) ui.mute[lane].setAttribute('aria-pressed', String(muted[lane]));
-      if (ui.solo[lane]) ui.solo[lane].setAttribute('aria-pressed', String(solo === lane));
-      // Set immediately (no ramp) so the state is exact the moment the button is pressed.
-      if (gains[lane]) gains[lane].gain.value = audible(lane) ? 1 : 0;
-    }
+    setLanes(ui, gains, muted, solo);
   }
 
   function toggleMute(lane) {
