@@ -252,6 +252,10 @@ fn build() {
 }
 
 fn run() {
+    // callrec: rebuild libopus when its vendored (patched) sources change; upstream relies on
+    // the registry's sources never changing.
+    println!("cargo:rerun-if-changed=opus");
+    println!("cargo:rerun-if-changed=build.rs");
     generate_lib();
 
     //dont use any dynamic linking if bundling is requested
