@@ -118,6 +118,7 @@ powercut-campaign: build cutfs test-deps
 	CALLREC_CAMPAIGN_CYCLES=$(CYCLES) $(CARGO) test --release -j$(JOBS) --locked --test it -- --exact campaign::powercut::powercut_campaign --nocapture
 
 bench: build test-deps
+	benches/libopus_patch.sh
 	benches/encode_vs_opusenc.sh
 	benches/seat_capacity.sh
 	benches/search_1m.sh

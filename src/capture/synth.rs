@@ -450,6 +450,16 @@ mod tests {
             );
             rms_dbfs(&background[p])
         };
+        assert!(
+            (level(0) - OFFICE_NOISE_DBFS).abs() < 4.0,
+            "office {}",
+            level(0)
+        );
+        assert!(
+            (level(1) - LINE_NOISE_DBFS).abs() < 3.0,
+            "line {}",
+            level(1)
+        );
         // Another seed reads the tables elsewhere.
         let mut c = Conversation::with_speech(10, 16000, SyntheticSpeech::Conversation);
         assert_ne!(c.next_pair(), head[0]);

@@ -1667,6 +1667,16 @@ fn ranges_traversal_audit_chain_control_api_and_metrics() {
     ] {
         assert!(m.contains(needle), "metrics lack {needle:?}:\n{m}");
     }
+    // Every seat has the worst lag of the last minute, a small number on an idle test box.
+    for seat in ["seat01", "seat02"] {
+        let prefix = format!("callrec_seat_encoder_lag_max_1m_ms{{seat=\"{seat}\"}} ");
+        let value: u64 = m
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix:?} in:\n{m}"));
+        assert!(value < 2000, "{seat}: {value} ms");
+    }
 
     // The audit log: one play row per call per session, then verify and tamper.
     let plays = sqlite(
