@@ -104,6 +104,5 @@ echo "|---|---|---|---|"
 echo "| upstream libopus 1.6.1 | $up_s | 1.000 | — |"
 echo "| patched (vendor/opusic-sys) | $pa_s | $(python3 -c "print(f'{$pa_s / $up_s:.3f}')") | identical at complexity 0, 2, 5, 10 (cmp) |"
 echo
-echo "- warped autocorrelation: $(paste -sd ";" <<<"$wac")"
-echo
+echo "- warped autocorrelation: $(paste -sd ";" <<<"$wac" | sed 's/;/; /g')"
 echo "- raw CPU s: upstream ${up[*]}; patched ${pa[*]}; CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
