@@ -160,20 +160,24 @@ fn orders_hold_release_and_erasure_reach_the_boxes() {
         v.extend_from_slice(&["--by", who.0]);
         cli_with_stdin(&hub.cfg, &v, &format!("{}\n", who.1))
     };
+    // Ann places a hold at the hub on call a2 (hub id) for `reason`.
+    let hold_a2 = |reason: &str| {
+        as_admin(
+            ANN,
+            &[
+                "hold",
+                "place",
+                "--call",
+                &h_a2.to_string(),
+                "--reason",
+                reason,
+            ],
+        )
+    };
 
     // A hold at the hub on call a2 (hub id): ordered to floor-a only, applied there with its
     // box call id, and acked.
-    let o = as_admin(
-        ANN,
-        &[
-            "hold",
-            "place",
-            "--call",
-            &h_a2.to_string(),
-            "--reason",
-            "matter 7",
-        ],
-    );
+    let o = hold_a2("matter 7");
     assert!(o.status.success(), "{}", text(&o));
     assert!(
         text(&o).contains("ordered to box(es) [\"floor-a\"]"),
@@ -455,17 +459,7 @@ fn orders_hold_release_and_erasure_reach_the_boxes() {
             .collect()
     };
     assert_eq!(legal(&k_a2), vec![false; 3], "hold 1 was released");
-    let o = as_admin(
-        ANN,
-        &[
-            "hold",
-            "place",
-            "--call",
-            &h_a2.to_string(),
-            "--reason",
-            "matter 9",
-        ],
-    );
+    let o = hold_a2("matter 9");
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(
         legal(&k_a2),
